@@ -1,0 +1,301 @@
+/*
+ * The drain thread: the ring's only consumer. It turns events into trace records (stacks and
+ * modules written the first time an event names them), keeps the set of blocks in use and the
+ * heap counters (what a fork child inherits), and owns the trace file. It never records its own
+ * allocations (its guard is held for its whole life) and blocks every signal, so the program's
+ * signal handling is unchanged.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+#include "hg_trace_format.h"
+
+#define HG_BATCH 256
+#define HG_PENDING_REALLOCS 64
+
+static pthread_t hg_drain_thread;
+static _Atomic bool hg_drain_exists, hg_drain_stop, hg_pause_requested, hg_paused;
+static _Atomic int hg_finished;
+static bool hg_is_fork_child;
+
+/* Owned by the drain thread (or by the single thread of a fork child before it starts one). */
+static bool hg_writing = true;
+static uint32_t hg_generation = 1;
+static uint32_t hg_next_stack_id = 1;
+static uint64_t hg_prev_address;
+static uint64_t hg_events, hg_allocs, hg_frees, hg_bytes_allocated;
+/* Old blocks of reallocs still in flight, keyed by address (a refused realloc gives it back). */
+static hg_block_t hg_pending[HG_PENDING_REALLOCS];
+static unsigned hg_pending_next;
+
+static void hg_write_address(uint64_t address) {
+    hg_writer_sv((int64_t)(address - hg_prev_address));
+    hg_prev_address = address;
+}
+
+static uint32_t hg_write_stack(hg_stack_ref_t ref) {
+    if (ref == 0) return 0;
+    hg_stack_t *stack = hg_stacks_get(ref);
+    if (stack->trace_generation == hg_generation) return stack->trace_id;
+    stack->trace_generation = hg_generation;
+    stack->trace_id = hg_next_stack_id++;
+    hg_writer_byte(HG_REC_STACK);
+    hg_writer_uv(stack->trace_id);
+    hg_writer_uv(stack->depth);
+    hg_writer_uv(stack->ips[0]);
+    for (uint32_t i = 1; i < stack->depth; i++) hg_writer_sv((int64_t)(stack->ips[i] - stack->ips[i - 1]));
+    return stack->trace_id;
+}
+
+static void hg_write_module_load(uint32_t index) {
+    const hg_module_t *module = hg_modules_get(index);
+    hg_writer_byte(HG_REC_MODULE_LOAD);
+    hg_writer_uv(index);
+    hg_writer_uv(module->base);
+    size_t length = strlen(module->path);
+    hg_writer_uv(length);
+    hg_writer_bytes(module->path, length);
+    hg_writer_uv(module->build_id_len);
+    hg_writer_bytes(module->build_id, module->build_id_len);
+    hg_writer_uv(module->segment_count);
+    for (uint32_t i = 0; i < module->segment_count; i++) {
+        hg_writer_uv(module->seg_vaddr[i]);
+        hg_writer_uv(module->seg_memsz[i]);
+    }
+}
+
+static void hg_pending_put(const hg_block_t *block) {
+    hg_pending[hg_pending_next++ % HG_PENDING_REALLOCS] = *block;
+}
+
+static bool hg_pending_take(uint64_t ptr, hg_block_t *out) {
+    for (unsigned i = 0; i < HG_PENDING_REALLOCS; i++) {
+        if (hg_pending[i].ptr == ptr && ptr != 0) {
+            if (out) *out = hg_pending[i];
+            hg_pending[i].ptr = 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void hg_apply(const hg_event_t *event) {
+    hg_events++;
+    switch ((hg_event_kind_t)event->kind) {
+    case HG_EV_ALLOC: {
+        if (hg_writing) {
+            uint32_t stack = hg_write_stack(event->stack);
+            hg_writer_byte(HG_REC_ALLOC);
+            hg_write_address(event->ptr);
+            hg_writer_uv(event->size);
+            hg_writer_uv(stack);
+        }
+        hg_allocs++;
+        hg_bytes_allocated += event->size;
+        hg_liveset_insert(event->ptr, event->size, event->stack);
+        break;
+    }
+    case HG_EV_FREE:
+        if (hg_writing) {
+            hg_writer_byte(HG_REC_FREE);
+            hg_write_address(event->ptr);
+        }
+        hg_frees++;
+        hg_liveset_remove(event->ptr, NULL);
+        break;
+    case HG_EV_REALLOC_FREE: {
+        if (hg_writing) {
+            hg_writer_byte(HG_REC_REALLOC_FREE);
+            hg_write_address(event->ptr);
+        }
+        hg_frees++;
+        hg_block_t old;
+        if (hg_liveset_remove(event->ptr, &old)) hg_pending_put(&old);
+        break;
+    }
+    case HG_EV_REALLOC: {
+        uint32_t stack = 0;
+        if (hg_writing) {
+            if (event->ptr != 0) stack = hg_write_stack(event->stack);
+            hg_writer_byte(HG_REC_REALLOC);
+            hg_write_address(event->ptr);
+            hg_writer_uv(event->ptr ? event->size : 0);
+            hg_writer_uv(stack);
+            hg_writer_sv((int64_t)(event->old_ptr - event->ptr));
+        }
+        hg_block_t old;
+        bool had_old = hg_pending_take(event->old_ptr, &old);
+        if (event->ptr != 0) {
+            hg_allocs++;
+            hg_bytes_allocated += event->size;
+            hg_liveset_insert(event->ptr, event->size, event->stack);
+        } else {
+            hg_frees--; /* glibc refused: the old block was never freed */
+            if (had_old) hg_liveset_insert(old.ptr, old.size, old.stack);
+        }
+        break;
+    }
+    case HG_EV_MODULE_LOAD:
+        if (hg_writing) hg_write_module_load(event->stack);
+        break;
+    case HG_EV_MODULE_UNLOAD:
+        if (hg_writing) {
+            hg_writer_byte(HG_REC_MODULE_UNLOAD);
+            hg_writer_uv(event->stack);
+        }
+        break;
+    default: /* a lost position: nothing to apply */
+        hg_events--;
+        break;
+    }
+}
+
+static void hg_write_command(void) {
+    static char cmdline[65536];
+    size_t length = 0;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n;
+        while (length < sizeof cmdline && (n = read(fd, cmdline + length, sizeof cmdline - length)) > 0) length += (size_t)n;
+        close(fd);
+    }
+    uint64_t argc = 0;
+    for (size_t i = 0; i < length; i++) argc += cmdline[i] == '\0';
+    hg_writer_byte(HG_REC_COMMAND);
+    hg_writer_uv(argc);
+    for (size_t start = 0, i = 0; i < length; i++) {
+        if (cmdline[i] != '\0') continue;
+        hg_writer_uv(i - start);
+        hg_writer_bytes(cmdline + start, i - start);
+        start = i + 1;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe);
+    hg_writer_uv(n > 0 ? (uint64_t)n : 0);
+    if (n > 0) hg_writer_bytes(exe, (size_t)n);
+}
+
+static void hg_write_inherited_block(const hg_block_t *block) {
+    uint32_t stack = hg_write_stack(block->stack);
+    hg_writer_byte(HG_REC_INHERITED_BLOCK);
+    hg_write_address(block->ptr);
+    hg_writer_uv(block->size);
+    hg_writer_uv(stack);
+}
+
+/* Header, command, the modules loaded now and, in a fork child, what it inherited. */
+static void hg_write_preamble(void) {
+    const char *dir = hg_getenv("HEAPGATE_OUT");
+    if (!hg_writer_open(dir, hg_is_fork_child ? HG_TRACE_FLAG_FORKED : 0)) return;
+    hg_write_command();
+    if (!hg_is_fork_child) return; /* the first rescan's MODULE_LOAD events are in the ring */
+    for (uint32_t i = 0; i < hg_modules_count(); i++)
+        if (hg_modules_get(i)->loaded) hg_write_module_load(i);
+    hg_writer_byte(HG_REC_INHERITED);
+    hg_writer_uv(hg_allocs);
+    hg_writer_uv(hg_frees);
+    hg_writer_uv(hg_bytes_allocated);
+    hg_liveset_for_each(hg_write_inherited_block);
+}
+
+static void hg_sleep_us(long microseconds) {
+    struct timespec delay = {0, microseconds * 1000};
+    nanosleep(&delay, NULL);
+}
+
+static void *hg_drain_main(void *unused) {
+    (void)unused;
+    hg_guard_depth = 1; /* everything this thread allocates is the shim's own */
+    hg_write_preamble();
+    hg_event_t batch[HG_BATCH];
+    long idle_us = 0;
+    for (;;) {
+        if (atomic_load(&hg_pause_requested)) {
+            atomic_store(&hg_paused, true);
+            while (atomic_load(&hg_pause_requested)) hg_sleep_us(50);
+            atomic_store(&hg_paused, false);
+        }
+        size_t count = hg_ring_pop(batch, HG_BATCH);
+        for (size_t i = 0; i < count; i++) hg_apply(&batch[i]);
+        if (count > 0) {
+            idle_us = 0;
+            continue;
+        }
+        if (atomic_load(&hg_drain_stop)) break;
+        /* Idle: hand what we have to the kernel, so a process killed now loses little. */
+        if (idle_us >= 2000) hg_writer_flush();
+        long step = idle_us < 100 ? 20 : 500;
+        hg_sleep_us(step);
+        idle_us += step;
+    }
+    return NULL;
+}
+
+void hg_drain_start(void) {
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous); /* the new thread inherits "all blocked" */
+    atomic_store(&hg_drain_stop, false);
+    hg_ring_set_consumer_running(true);
+    bool started = pthread_create(&hg_drain_thread, NULL, hg_drain_main, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (!started) {
+        hg_ring_set_consumer_running(false);
+        atomic_store(&hg_state, HG_FINISHED); /* nothing would drain the ring: stop recording */
+        return;
+    }
+    atomic_store(&hg_drain_exists, true);
+}
+
+void hg_drain_finish(int exit_status) {
+    if (atomic_exchange(&hg_finished, 1)) return;
+    if (!atomic_load(&hg_drain_exists)) return;
+    /* Wait (briefly) for producers that claimed a slot to publish it, then stop. */
+    uint64_t claimed = hg_ring_claimed();
+    atomic_store(&hg_state, HG_FINISHED);
+    for (int i = 0; i < 20000 && hg_ring_consumed() < claimed; i++) hg_sleep_us(50);
+    atomic_store(&hg_drain_stop, true);
+    pthread_join(hg_drain_thread, NULL);
+    atomic_store(&hg_drain_exists, false);
+    hg_ring_set_consumer_running(false);
+    hg_writer_byte(HG_REC_STATS);
+    hg_writer_uv(hg_events);
+    hg_writer_uv(hg_ring_full_waits());
+    hg_writer_uv(hg_ring_lost());
+    hg_writer_byte(HG_REC_END);
+    hg_writer_uv(exit_status < 0 ? UINT32_MAX : (uint32_t)exit_status);
+    hg_writer_close();
+}
+
+void hg_drain_fork_prepare(void) {
+    if (!atomic_load(&hg_drain_exists)) return;
+    atomic_store(&hg_pause_requested, true);
+    while (!atomic_load(&hg_paused)) hg_sleep_us(20);
+}
+
+void hg_drain_fork_parent(void) { atomic_store(&hg_pause_requested, false); }
+
+void hg_drain_fork_child(void) {
+    bool had_drain = atomic_load(&hg_drain_exists);
+    atomic_store(&hg_pause_requested, false);
+    atomic_store(&hg_paused, false);
+    atomic_store(&hg_drain_exists, false);
+    if (!had_drain || atomic_load(&hg_finished)) return;
+    hg_writer_forget_in_child();
+    /* What the parent's other threads published before the fork is the child's history too. */
+    hg_writing = false;
+    hg_ring_reset_in_child(hg_apply);
+    hg_writing = true;
+    hg_is_fork_child = true;
+    hg_generation++;
+    hg_next_stack_id = 1;
+    hg_prev_address = 0;
+    hg_events = 0;
+    hg_drain_start();
+}

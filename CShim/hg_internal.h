@@ -1,0 +1,170 @@
+/* Declarations shared by the shim's translation units. Nothing here is exported. */
+#ifndef HG_INTERNAL_H
+#define HG_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HG_HIDDEN __attribute__((visibility("hidden")))
+#define HG_NOINLINE __attribute__((noinline))
+#define HG_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- hg_real.c: glibc's allocator, found with dlsym(RTLD_NEXT) ---- */
+typedef struct {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*memalign)(size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+    void (*exit_now)(int) __attribute__((noreturn));
+} hg_real_t;
+
+extern hg_real_t hg_real;
+/** Resolves hg_real once; returns false while the resolution is still under way (dlsym allocating). */
+bool hg_real_ready(void);
+
+/* ---- hg_bootstrap.c: memory handed out while dlsym is still resolving ---- */
+void *hg_bootstrap_alloc(size_t size, size_t alignment);
+bool hg_bootstrap_owns(const void *ptr);
+size_t hg_bootstrap_usable_size(const void *ptr);
+
+/* ---- hg_guard.c: per-thread re-entrancy guard ---- */
+/* Set while the shim itself runs on this thread: allocations made meanwhile (by libunwind,
+ * dl_iterate_phdr, the drain thread) are the shim's own and are never recorded. */
+extern __thread int hg_guard_depth __attribute__((tls_model("initial-exec")));
+
+/* ---- hg_ring.c: the lock-free MPSC event ring ---- */
+typedef enum {
+    HG_EV_ALLOC = 1,
+    HG_EV_FREE,
+    HG_EV_REALLOC_FREE, /* the old half of a realloc: recorded before glibc sees it */
+    HG_EV_REALLOC,      /* the new half: ptr is the result (0 when glibc refused), old_ptr the old block */
+    HG_EV_MODULE_LOAD,
+    HG_EV_MODULE_UNLOAD,
+} hg_event_kind_t;
+
+typedef struct {
+    uint32_t kind;       /* hg_event_kind_t */
+    uint32_t stack;      /* hg_stack_ref_t of ALLOC/REALLOC, module index of MODULE_* */
+    uint64_t ptr;
+    uint64_t size;
+    uint64_t old_ptr;    /* REALLOC only */
+} hg_event_t;
+
+void hg_ring_push(const hg_event_t *event);
+/** Consumer side (the drain thread only): copies up to max published events in order. */
+size_t hg_ring_pop(hg_event_t *out, size_t max);
+/** Consumer side in a fork child: takes the published events other (now gone) threads
+ *  left behind, then resets the ring for the child's own events. */
+size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *));
+uint64_t hg_ring_claimed(void);
+uint64_t hg_ring_consumed(void);
+uint64_t hg_ring_full_waits(void);
+uint64_t hg_ring_lost(void);
+void hg_ring_set_consumer_running(bool running);
+
+/* ---- hg_stacks.c: capture and deduplication ---- */
+typedef uint32_t hg_stack_ref_t; /* offset of the stack in the arena, in 8-byte units; 0 = none */
+
+typedef struct {
+    uint64_t hash;
+    uint32_t depth;
+    /* Owned by the drain thread: the stack's id in the trace, valid while trace_generation is
+     * the drain's current generation (a fork child starts a new one instead of walking them). */
+    uint32_t trace_id;
+    uint32_t trace_generation;
+    uint32_t unused;
+    uintptr_t ips[];
+} hg_stack_t;
+
+void hg_stacks_init(void);
+/** Unwinds the caller's stack (skipping the shim's own frames) and returns its deduplicated id. */
+hg_stack_ref_t hg_stacks_capture(void);
+hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
+extern uint32_t hg_stacks_max_depth;
+
+/* ---- hg_modules.c: loaded objects ---- */
+#define HG_MAX_SEGMENTS 16
+typedef struct {
+    uintptr_t base;
+    const char *path;
+    uint8_t build_id[64];
+    uint32_t build_id_len;
+    uint32_t segment_count;
+    uint64_t seg_vaddr[HG_MAX_SEGMENTS];
+    uint64_t seg_memsz[HG_MAX_SEGMENTS];
+    bool loaded;
+} hg_module_t;
+
+void hg_modules_init(void);
+/** Cheap check (one dl_iterate_phdr step); rescans and pushes MODULE_* events when the set changed. */
+void hg_modules_refresh_if_changed(void);
+const hg_module_t *hg_modules_get(uint32_t index);
+uint32_t hg_modules_count(void);
+void hg_modules_fork_prepare(void);
+void hg_modules_fork_parent(void);
+void hg_modules_fork_child(void);
+
+/* ---- hg_liveset.c: blocks in use, kept by the drain thread ---- */
+typedef struct {
+    uint64_t ptr;
+    uint64_t size;
+    hg_stack_ref_t stack;
+    uint32_t unused;
+} hg_block_t;
+
+bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack);
+/** Removes ptr; copies the block to out when out is not null. False if ptr was not in use. */
+bool hg_liveset_remove(uint64_t ptr, hg_block_t *out);
+void hg_liveset_for_each(void (*fn)(const hg_block_t *));
+size_t hg_liveset_count(void);
+
+/* ---- hg_writer.c: the trace file ---- */
+bool hg_writer_open(const char *dir, uint32_t flags);
+bool hg_writer_is_open(void);
+void hg_writer_byte(uint8_t byte);
+void hg_writer_uv(uint64_t value);
+void hg_writer_sv(int64_t value);
+void hg_writer_bytes(const void *data, size_t length);
+void hg_writer_flush(void);
+void hg_writer_close(void);
+/** Forgets the parent's file in a fork child without touching the parent's descriptor state. */
+void hg_writer_forget_in_child(void);
+
+/* ---- hg_drain.c: the thread that moves events from the ring to the trace ---- */
+void hg_drain_start(void);
+/** Drains everything claimed so far, writes STATS and END, closes the trace. Idempotent. */
+void hg_drain_finish(int exit_status);
+void hg_drain_fork_prepare(void);
+void hg_drain_fork_parent(void);
+void hg_drain_fork_child(void);
+
+/* ---- hg_lifecycle.c ---- */
+typedef enum { HG_OFF = 0, HG_RECORDING, HG_FINISHED } hg_state_t;
+extern _Atomic int hg_state;
+const char *hg_getenv(const char *name);
+void hg_lifecycle_start(void);
+
+/* ---- hg_hooks.c: the work behind each interposed entry point ---- */
+void *hg_malloc(size_t size);
+void hg_free(void *ptr);
+void *hg_calloc(size_t count, size_t size);
+void *hg_realloc(void *ptr, size_t size);
+void *hg_reallocarray(void *ptr, size_t count, size_t size);
+int hg_posix_memalign(void **out, size_t alignment, size_t size);
+void *hg_aligned_alloc(size_t alignment, size_t size);
+void *hg_memalign(size_t alignment, size_t size);
+void *hg_valloc(size_t size);
+void *hg_pvalloc(size_t size);
+size_t hg_malloc_usable_size(void *ptr);
+void hg_exit_now(int status) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * Start, fork and exit.
+ *
+ * Recording starts at the first allocation after glibc's allocator is known (so ld.so's and
+ * other constructors' allocations are seen, as memcheck sees them); the drain thread and the
+ * trace file come with the shim's constructor. The trace is closed by the shim's destructor
+ * (after main returned or exit() ran the atexit handlers) or by _exit (a fork child).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+
+_Atomic int hg_state = HG_OFF;
+
+const char *hg_getenv(const char *name) { return getenv(name); }
+
+static void hg_atfork_prepare(void) {
+    hg_guard_depth++;
+    hg_modules_fork_prepare();
+    hg_drain_fork_prepare();
+}
+
+static void hg_atfork_parent(void) {
+    hg_drain_fork_parent();
+    hg_modules_fork_parent();
+    hg_guard_depth--;
+}
+
+static void hg_atfork_child(void) {
+    hg_modules_fork_child();
+    hg_drain_fork_child();
+    hg_guard_depth--;
+}
+
+/* Called by the hooks while hg_state is HG_OFF; the first caller starts recording. */
+void hg_lifecycle_start(void) {
+    static _Atomic int started;
+    if (atomic_exchange(&started, 1)) return;
+    hg_guard_depth++;
+    const char *disabled = hg_getenv("HEAPGATE_DISABLE");
+    if (!(disabled && disabled[0] == '1')) {
+        hg_stacks_init();
+        hg_modules_init();
+        atomic_store(&hg_state, HG_RECORDING);
+    }
+    hg_guard_depth--;
+}
+
+__attribute__((constructor)) static void hg_constructor(void) {
+    hg_guard_depth++;
+    if (hg_real_ready() && atomic_load(&hg_state) == HG_OFF) hg_lifecycle_start();
+    if (atomic_load(&hg_state) == HG_RECORDING) {
+        pthread_atfork(hg_atfork_prepare, hg_atfork_parent, hg_atfork_child);
+        hg_drain_start();
+    }
+    hg_guard_depth--;
+}
+
+__attribute__((destructor)) static void hg_destructor(void) {
+    hg_guard_depth++;
+    hg_drain_finish(-1);
+    hg_guard_depth--;
+}
+
+void hg_exit_now(int status) {
+    hg_guard_depth++;
+    hg_drain_finish(status);
+    if (hg_real.exit_now) hg_real.exit_now(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}

@@ -1,0 +1,79 @@
+/*
+ * The blocks in use, as the drain thread sees them (in ring order, so always a consistent
+ * history). Only the drain thread touches it, so it needs no synchronisation. It gives a fork
+ * child the blocks it inherited and is the set an exit-time scan classifies.
+ *
+ * Open addressing with linear probing and backward-shift deletion (no tombstones), in an
+ * anonymous mapping that doubles when three quarters full. Key 0 marks an empty slot
+ * (no allocation is ever at address 0).
+ */
+#include <string.h>
+#include <sys/mman.h>
+
+#include "hg_internal.h"
+
+static hg_block_t *hg_blocks;
+static size_t hg_capacity; /* a power of two */
+static size_t hg_used;
+
+static size_t hg_slot_of(uint64_t ptr) {
+    uint64_t hash = ptr * 0x9e3779b97f4a7c15ull;
+    return (size_t)(hash >> 20) & (hg_capacity - 1);
+}
+
+static bool hg_liveset_grow(void) {
+    size_t capacity = hg_capacity ? hg_capacity * 2 : (1u << 16);
+    void *map = mmap(NULL, capacity * sizeof(hg_block_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return false;
+    hg_block_t *old = hg_blocks;
+    size_t old_capacity = hg_capacity;
+    hg_blocks = map;
+    hg_capacity = capacity;
+    for (size_t i = 0; i < old_capacity; i++) {
+        if (old[i].ptr == 0) continue;
+        size_t slot = hg_slot_of(old[i].ptr);
+        while (hg_blocks[slot].ptr != 0) slot = (slot + 1) & (hg_capacity - 1);
+        hg_blocks[slot] = old[i];
+    }
+    if (old) munmap(old, old_capacity * sizeof(hg_block_t));
+    return true;
+}
+
+bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {
+    if ((hg_used + 1) * 4 > hg_capacity * 3 && !hg_liveset_grow()) return false;
+    size_t slot = hg_slot_of(ptr);
+    while (hg_blocks[slot].ptr != 0 && hg_blocks[slot].ptr != ptr) slot = (slot + 1) & (hg_capacity - 1);
+    if (hg_blocks[slot].ptr == 0) hg_used++;
+    hg_blocks[slot] = (hg_block_t){.ptr = ptr, .size = size, .stack = stack};
+    return true;
+}
+
+bool hg_liveset_remove(uint64_t ptr, hg_block_t *out) {
+    if (hg_capacity == 0) return false;
+    size_t slot = hg_slot_of(ptr);
+    while (hg_blocks[slot].ptr != ptr) {
+        if (hg_blocks[slot].ptr == 0) return false;
+        slot = (slot + 1) & (hg_capacity - 1);
+    }
+    if (out) *out = hg_blocks[slot];
+    /* Backward-shift: pull later members of the probe run into the hole. */
+    size_t hole = slot;
+    for (size_t next = (hole + 1) & (hg_capacity - 1); hg_blocks[next].ptr != 0; next = (next + 1) & (hg_capacity - 1)) {
+        size_t home = hg_slot_of(hg_blocks[next].ptr);
+        bool movable = hole <= next ? (home <= hole || home > next) : (home <= hole && home > next);
+        if (movable) {
+            hg_blocks[hole] = hg_blocks[next];
+            hole = next;
+        }
+    }
+    memset(&hg_blocks[hole], 0, sizeof hg_blocks[hole]);
+    hg_used--;
+    return true;
+}
+
+void hg_liveset_for_each(void (*fn)(const hg_block_t *)) {
+    for (size_t i = 0; i < hg_capacity; i++)
+        if (hg_blocks[i].ptr != 0) fn(&hg_blocks[i]);
+}
+
+size_t hg_liveset_count(void) { return hg_used; }

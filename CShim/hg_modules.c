@@ -1,0 +1,168 @@
+/*
+ * The loaded objects (path, build-id, load bias, PT_LOAD segments), recorded as they come and
+ * go so that frames in a library dlclose'd before exit still symbolize.
+ *
+ * dlopen is deliberately not interposed (an interposed dlopen resolves RUNPATH relative to
+ * the wrong caller). Instead, whenever a stack is seen for the first time, the dl_iterate_phdr
+ * add/sub counters say whether the set changed; if it did, the list is scanned again under a
+ * mutex (a slow path: new stacks are rare) and MODULE_LOAD/UNLOAD events go into the ring,
+ * ahead of any event that names the new stack.
+ */
+#include <elf.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+
+#define HG_MAX_MODULES 4096
+#define HG_PATH_POOL_BYTES (1u << 20)
+
+static hg_module_t hg_modules[HG_MAX_MODULES];
+static bool hg_module_seen[HG_MAX_MODULES];
+static _Atomic uint32_t hg_module_count;
+static char hg_path_pool[HG_PATH_POOL_BYTES];
+static size_t hg_path_used;
+static char hg_exe_path[4096];
+static pthread_mutex_t hg_modules_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned long long hg_known_adds, hg_known_subs;
+
+typedef struct {
+    unsigned long long adds, subs;
+} hg_dl_counters_t;
+
+static int hg_read_counters(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    hg_dl_counters_t *counters = data;
+    counters->adds = info->dlpi_adds;
+    counters->subs = info->dlpi_subs;
+    return 1; /* the counters are the same on every object: one is enough */
+}
+
+static const char *hg_intern_path(const char *path) {
+    size_t length = strlen(path) + 1;
+    if (hg_path_used + length > HG_PATH_POOL_BYTES) return "";
+    char *copy = hg_path_pool + hg_path_used;
+    memcpy(copy, path, length);
+    hg_path_used += length;
+    return copy;
+}
+
+static void hg_read_build_id(hg_module_t *module, const struct dl_phdr_info *info) {
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
+        if (phdr->p_type != PT_NOTE) continue;
+        const unsigned char *note = (const unsigned char *)(info->dlpi_addr + phdr->p_vaddr);
+        const unsigned char *end = note + phdr->p_memsz;
+        while (note + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *header = (const ElfW(Nhdr) *)note;
+            const unsigned char *name = note + sizeof *header;
+            const unsigned char *desc = name + ((header->n_namesz + 3) & ~3u);
+            if (header->n_type == NT_GNU_BUILD_ID && header->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                header->n_descsz <= sizeof module->build_id && desc + header->n_descsz <= end) {
+                memcpy(module->build_id, desc, header->n_descsz);
+                module->build_id_len = header->n_descsz;
+                return;
+            }
+            note = desc + ((header->n_descsz + 3) & ~3u);
+        }
+    }
+}
+
+static const char *hg_module_name(const struct dl_phdr_info *info) {
+    /* The main program is reported with an empty name. */
+    return (info->dlpi_name && info->dlpi_name[0]) ? info->dlpi_name : hg_exe_path;
+}
+
+static int hg_find_loaded(uintptr_t base, const char *path) {
+    uint32_t count = atomic_load(&hg_module_count);
+    for (uint32_t i = 0; i < count; i++)
+        if (hg_modules[i].loaded && hg_modules[i].base == base && strcmp(hg_modules[i].path, path) == 0) return (int)i;
+    return -1;
+}
+
+typedef struct {
+    uint32_t added[HG_MAX_MODULES];
+    uint32_t added_count;
+    hg_dl_counters_t counters;
+} hg_scan_t;
+
+static int hg_scan_one(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    hg_scan_t *scan = data;
+    scan->counters.adds = info->dlpi_adds;
+    scan->counters.subs = info->dlpi_subs;
+    const char *name = hg_module_name(info);
+    int found = hg_find_loaded(info->dlpi_addr, name);
+    if (found >= 0) {
+        hg_module_seen[found] = true;
+        return 0;
+    }
+    uint32_t index = atomic_load(&hg_module_count);
+    if (index >= HG_MAX_MODULES) return 0;
+    hg_module_t *module = &hg_modules[index];
+    memset(module, 0, sizeof *module);
+    module->base = info->dlpi_addr;
+    module->path = hg_intern_path(name);
+    for (int i = 0; i < info->dlpi_phnum && module->segment_count < HG_MAX_SEGMENTS; i++) {
+        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
+        if (phdr->p_type != PT_LOAD) continue;
+        module->seg_vaddr[module->segment_count] = phdr->p_vaddr;
+        module->seg_memsz[module->segment_count] = phdr->p_memsz;
+        module->segment_count++;
+    }
+    hg_read_build_id(module, info);
+    module->loaded = true;
+    hg_module_seen[index] = true;
+    atomic_store_explicit(&hg_module_count, index + 1, memory_order_release);
+    scan->added[scan->added_count++] = index;
+    return 0;
+}
+
+/* Caller holds hg_modules_lock. Unloads are pushed before loads: a new object may sit at
+ * the address an old one left. */
+static void hg_rescan(void) {
+    static hg_scan_t scan; /* large; only ever used under the lock */
+    uint32_t before = atomic_load(&hg_module_count);
+    memset(hg_module_seen, 0, sizeof hg_module_seen);
+    scan.added_count = 0;
+    dl_iterate_phdr(hg_scan_one, &scan);
+    for (uint32_t i = 0; i < before; i++) {
+        if (hg_modules[i].loaded && !hg_module_seen[i]) {
+            hg_modules[i].loaded = false;
+            hg_event_t event = {.kind = HG_EV_MODULE_UNLOAD, .stack = i};
+            hg_ring_push(&event);
+        }
+    }
+    for (uint32_t i = 0; i < scan.added_count; i++) {
+        hg_event_t event = {.kind = HG_EV_MODULE_LOAD, .stack = scan.added[i]};
+        hg_ring_push(&event);
+    }
+    atomic_store(&hg_known_adds, scan.counters.adds);
+    atomic_store(&hg_known_subs, scan.counters.subs);
+}
+
+void hg_modules_init(void) {
+    ssize_t length = readlink("/proc/self/exe", hg_exe_path, sizeof hg_exe_path - 1);
+    hg_exe_path[length > 0 ? length : 0] = '\0';
+    pthread_mutex_lock(&hg_modules_lock);
+    hg_rescan();
+    pthread_mutex_unlock(&hg_modules_lock);
+}
+
+void hg_modules_refresh_if_changed(void) {
+    hg_dl_counters_t now = {0, 0};
+    dl_iterate_phdr(hg_read_counters, &now);
+    if (now.adds == atomic_load(&hg_known_adds) && now.subs == atomic_load(&hg_known_subs)) return;
+    pthread_mutex_lock(&hg_modules_lock);
+    hg_rescan();
+    pthread_mutex_unlock(&hg_modules_lock);
+}
+
+const hg_module_t *hg_modules_get(uint32_t index) { return &hg_modules[index]; }
+uint32_t hg_modules_count(void) { return atomic_load_explicit(&hg_module_count, memory_order_acquire); }
+
+void hg_modules_fork_prepare(void) { pthread_mutex_lock(&hg_modules_lock); }
+void hg_modules_fork_parent(void) { pthread_mutex_unlock(&hg_modules_lock); }
+void hg_modules_fork_child(void) { pthread_mutex_init(&hg_modules_lock, NULL); }

@@ -1,0 +1,42 @@
+/*
+ * Finds glibc's allocator behind us with dlsym(RTLD_NEXT). Going through dlsym rather than
+ * calling __libc_malloc keeps any allocator that sits after us in the search order
+ * (jemalloc linked into the program, say) working as it did without heapgate.
+ */
+#include <dlfcn.h>
+
+#include "hg_internal.h"
+
+hg_real_t hg_real;
+
+enum { HG_REAL_UNRESOLVED, HG_REAL_RESOLVING, HG_REAL_RESOLVED };
+static _Atomic int hg_real_state;
+
+static void *hg_real_lookup(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+static void hg_real_resolve(void) {
+    hg_real.malloc = hg_real_lookup("malloc");
+    hg_real.free = hg_real_lookup("free");
+    hg_real.calloc = hg_real_lookup("calloc");
+    hg_real.realloc = hg_real_lookup("realloc");
+    hg_real.memalign = hg_real_lookup("memalign");
+    hg_real.posix_memalign = hg_real_lookup("posix_memalign");
+    hg_real.aligned_alloc = hg_real_lookup("aligned_alloc");
+    hg_real.valloc = hg_real_lookup("valloc");
+    hg_real.pvalloc = hg_real_lookup("pvalloc");
+    hg_real.malloc_usable_size = hg_real_lookup("malloc_usable_size");
+    hg_real.exit_now = hg_real_lookup("_exit");
+}
+
+bool hg_real_ready(void) {
+    int state = atomic_load_explicit(&hg_real_state, memory_order_acquire);
+    if (HG_LIKELY(state == HG_REAL_RESOLVED)) return true;
+    int expected = HG_REAL_UNRESOLVED;
+    if (!atomic_compare_exchange_strong(&hg_real_state, &expected, HG_REAL_RESOLVING)) {
+        /* Another thread (or dlsym on this one, recursing into calloc) is resolving. */
+        return false;
+    }
+    hg_real_resolve();
+    atomic_store_explicit(&hg_real_state, HG_REAL_RESOLVED, memory_order_release);
+    return true;
+}

@@ -1,0 +1,130 @@
+/*
+ * One bounded multi-producer / single-consumer ring of fixed 64-byte slots (after Vyukov's
+ * bounded queue). Any thread produces; only the drain thread consumes.
+ *
+ * Why one ring and not one per thread: the order of events across threads matters (a block
+ * freed on one thread may be handed out again on another), and a single claim counter gives
+ * that order for free. The price is one contended fetch_add per event.
+ *
+ * Memory-ordering argument:
+ *  - Producers claim position p with fetch_add on `head` (relaxed: the claim only has to be
+ *    unique; the slot's seq carries all the synchronisation).
+ *  - Slot s = p % N is free for position p when seq == p. The producer reads seq with acquire,
+ *    which pairs with the consumer's release store of seq = p (consumer finished reading the
+ *    previous lap's payload), so the producer's payload writes cannot overtake that read.
+ *  - The producer writes the payload, then stores seq = p + 1 with release. The consumer loads
+ *    seq with acquire and reads the payload only when it sees p + 1, so it sees the whole payload.
+ *  - The consumer then stores seq = p + N with release: the slot is free for the next lap.
+ * Slots are 64 bytes so that two producers never write the same cache line.
+ * When the ring is full a producer waits (yielding); no event is ever dropped, and the waits
+ * are counted. Before the drain thread exists nothing can empty the ring, so a full ring then
+ * loses new events instead of hanging the process; they are counted and reported.
+ */
+#include <sched.h>
+
+#include "hg_internal.h"
+
+#define HG_RING_SLOTS (1u << 15) /* 32 Ki slots x 64 bytes = 2 MiB, touched only as used */
+
+typedef struct {
+    _Atomic uint64_t seq;
+    hg_event_t event;
+    char pad[64 - sizeof(uint64_t) - sizeof(hg_event_t)];
+} hg_slot_t;
+
+_Static_assert(sizeof(hg_slot_t) == 64, "one slot per cache line");
+
+typedef struct {
+    _Alignas(64) _Atomic uint64_t head; /* next position to claim (producers) */
+    _Alignas(64) _Atomic uint64_t tail; /* next position to consume (drain thread) */
+    _Atomic uint64_t full_waits;
+    _Atomic uint64_t lost;
+    _Atomic bool consumer_running;
+    _Atomic bool initialised;
+    _Alignas(64) hg_slot_t slots[HG_RING_SLOTS];
+} hg_ring_t;
+
+static hg_ring_t hg_ring;
+
+/* The seq of slot i must start at i; a zeroed ring is fixed up lazily so that .bss stays free. */
+static void hg_ring_init_slots(void) {
+    if (atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return;
+    static _Atomic int claim;
+    if (atomic_exchange(&claim, 1) == 0) {
+        for (uint64_t i = 0; i < HG_RING_SLOTS; i++)
+            atomic_store_explicit(&hg_ring.slots[i].seq, i, memory_order_relaxed);
+        atomic_store_explicit(&hg_ring.initialised, true, memory_order_release);
+    } else {
+        while (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) sched_yield();
+    }
+}
+
+static void hg_ring_assert(void) {
+#ifdef HG_DEBUG
+    uint64_t head = atomic_load(&hg_ring.head), tail = atomic_load(&hg_ring.tail);
+    if (tail > head || head - tail > HG_RING_SLOTS * 2) __builtin_trap();
+#endif
+}
+
+void hg_ring_push(const hg_event_t *event) {
+    if (HG_UNLIKELY(!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire))) hg_ring_init_slots();
+    if (HG_UNLIKELY(!atomic_load_explicit(&hg_ring.consumer_running, memory_order_acquire)) &&
+        atomic_load(&hg_ring.head) - atomic_load(&hg_ring.tail) >= HG_RING_SLOTS) {
+        /* Nothing will empty the ring (the drain thread has not started): losing the event
+         * is better than hanging the program. Counted and reported in the trace. */
+        atomic_fetch_add_explicit(&hg_ring.lost, 1, memory_order_relaxed);
+        return;
+    }
+    uint64_t pos = atomic_fetch_add_explicit(&hg_ring.head, 1, memory_order_relaxed);
+    hg_slot_t *slot = &hg_ring.slots[pos & (HG_RING_SLOTS - 1)];
+    if (HG_UNLIKELY(atomic_load_explicit(&slot->seq, memory_order_acquire) != pos)) {
+        atomic_fetch_add_explicit(&hg_ring.full_waits, 1, memory_order_relaxed);
+        while (atomic_load_explicit(&slot->seq, memory_order_acquire) != pos) sched_yield();
+    }
+    slot->event = *event;
+    atomic_store_explicit(&slot->seq, pos + 1, memory_order_release);
+}
+
+size_t hg_ring_pop(hg_event_t *out, size_t max) {
+    if (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return 0;
+    uint64_t tail = atomic_load_explicit(&hg_ring.tail, memory_order_relaxed);
+    size_t count = 0;
+    while (count < max) {
+        hg_slot_t *slot = &hg_ring.slots[tail & (HG_RING_SLOTS - 1)];
+        if (atomic_load_explicit(&slot->seq, memory_order_acquire) != tail + 1) break;
+        out[count++] = slot->event;
+        atomic_store_explicit(&slot->seq, tail + HG_RING_SLOTS, memory_order_release);
+        tail++;
+    }
+    atomic_store_explicit(&hg_ring.tail, tail, memory_order_release);
+    hg_ring_assert();
+    return count;
+}
+
+size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
+    if (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return 0;
+    uint64_t head = atomic_load(&hg_ring.head);
+    uint64_t tail = atomic_load(&hg_ring.tail);
+    size_t applied = 0;
+    /* Slots claimed by threads that do not exist in the child may never be published:
+     * take the published ones and skip the rest. */
+    for (uint64_t pos = tail; pos < head; pos++) {
+        hg_slot_t *slot = &hg_ring.slots[pos & (HG_RING_SLOTS - 1)];
+        if (atomic_load(&slot->seq) == pos + 1 && slot->event.kind != 0) {
+            apply(&slot->event);
+            applied++;
+        }
+    }
+    for (uint64_t i = 0; i < HG_RING_SLOTS; i++) atomic_store(&hg_ring.slots[i].seq, i);
+    atomic_store(&hg_ring.head, 0);
+    atomic_store(&hg_ring.tail, 0);
+    atomic_store(&hg_ring.full_waits, 0);
+    atomic_store(&hg_ring.lost, 0);
+    return applied;
+}
+
+uint64_t hg_ring_claimed(void) { return atomic_load(&hg_ring.head); }
+uint64_t hg_ring_consumed(void) { return atomic_load(&hg_ring.tail); }
+uint64_t hg_ring_full_waits(void) { return atomic_load(&hg_ring.full_waits); }
+uint64_t hg_ring_lost(void) { return atomic_load(&hg_ring.lost); }
+void hg_ring_set_consumer_running(bool running) { atomic_store(&hg_ring.consumer_running, running); }

@@ -1,0 +1,110 @@
+/*
+ * Stack capture and deduplication.
+ *
+ * Every allocation's stack is unwound with libunwind (DWARF CFI, so code built without frame
+ * pointers unwinds correctly) and looked up in an insert-only, lock-free hash table. Identical
+ * stacks are stored once; events carry a 4-byte reference.
+ *
+ * Storage: stacks live in one large anonymous mapping reserved up front (MAP_NORESERVE, so
+ * only touched pages cost memory) and are never freed; a reference is the stack's offset in
+ * 8-byte units. The table maps a hash to a reference; a slot goes from 0 to a reference
+ * exactly once, by compare-and-swap with release order, after the stack's bytes were written,
+ * so any thread that loads a reference with acquire order sees the whole stack.
+ */
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "hg_internal.h"
+
+/* Frames of the shim on top of every capture: hg_stacks_capture, hg_record, hg_<entry>. */
+#define HG_SKIP_FRAMES 3
+#define HG_MAX_DEPTH 256
+#define HG_TABLE_SLOTS (1u << 22)
+#define HG_ARENA_BYTES (4ull << 30)
+#define HG_MAX_PROBES 4096
+
+uint32_t hg_stacks_max_depth = 64;
+
+static _Atomic uint32_t *hg_table;
+static unsigned char *hg_arena;
+static _Atomic uint64_t hg_arena_used = 8; /* offset 0 is the "no stack" reference */
+
+static void *hg_reserve(size_t bytes) {
+    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return map == MAP_FAILED ? NULL : map;
+}
+
+void hg_stacks_init(void) {
+    const char *depth = hg_getenv("HEAPGATE_DEPTH");
+    if (depth) {
+        long value = strtol(depth, NULL, 10);
+        if (value >= 1 && value <= HG_MAX_DEPTH) hg_stacks_max_depth = (uint32_t)value;
+    }
+    hg_table = hg_reserve(sizeof(uint32_t) * HG_TABLE_SLOTS);
+    hg_arena = hg_reserve(HG_ARENA_BYTES);
+    /* Per-thread caches need no lock when a signal handler unwinds mid-unwind. */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+}
+
+static uint64_t hg_hash_frames(void *const *ips, int count) {
+    uint64_t hash = 0xcbf29ce484222325ull ^ (uint64_t)count;
+    for (int i = 0; i < count; i++) {
+        hash = (hash ^ (uintptr_t)ips[i]) * 0x100000001b3ull;
+        hash ^= hash >> 29;
+    }
+    return hash;
+}
+
+hg_stack_t *hg_stacks_get(hg_stack_ref_t ref) { return (hg_stack_t *)(hg_arena + (uint64_t)ref * 8); }
+
+static bool hg_stack_equals(const hg_stack_t *stack, uint64_t hash, void *const *ips, int count) {
+    return stack->hash == hash && stack->depth == (uint32_t)count &&
+           memcmp(stack->ips, ips, sizeof(void *) * (size_t)count) == 0;
+}
+
+/* Writes a new stack into the arena; 0 when the arena is exhausted. */
+static hg_stack_ref_t hg_stack_store(uint64_t hash, void *const *ips, int count) {
+    uint64_t bytes = sizeof(hg_stack_t) + sizeof(uintptr_t) * (uint64_t)count;
+    uint64_t offset = atomic_fetch_add(&hg_arena_used, bytes);
+    if (offset + bytes > HG_ARENA_BYTES || offset / 8 > UINT32_MAX) return 0;
+    hg_stack_t *stack = (hg_stack_t *)(hg_arena + offset);
+    stack->hash = hash;
+    stack->depth = (uint32_t)count;
+    memcpy(stack->ips, ips, sizeof(void *) * (size_t)count);
+    return (hg_stack_ref_t)(offset / 8);
+}
+
+static hg_stack_ref_t hg_stacks_intern(void *const *ips, int count) {
+    uint64_t hash = hg_hash_frames(ips, count);
+    hg_stack_ref_t mine = 0;
+    uint32_t index = (uint32_t)hash & (HG_TABLE_SLOTS - 1);
+    for (int probe = 0; probe < HG_MAX_PROBES; probe++, index = (index + 1) & (HG_TABLE_SLOTS - 1)) {
+        hg_stack_ref_t ref = atomic_load_explicit(&hg_table[index], memory_order_acquire);
+        if (ref == 0) {
+            if (mine == 0) {
+                /* A stack never seen may point into a library loaded since the last look:
+                 * its MODULE_LOAD must be in the ring before any event naming this stack. */
+                hg_modules_refresh_if_changed();
+                mine = hg_stack_store(hash, ips, count);
+                if (mine == 0) return 0;
+            }
+            if (atomic_compare_exchange_strong_explicit(&hg_table[index], &ref, mine, memory_order_release,
+                                                        memory_order_acquire))
+                return mine;
+            /* Lost the race for this slot; ref now holds the winner's stack. */
+        }
+        if (hg_stack_equals(hg_stacks_get(ref), hash, ips, count)) return ref;
+    }
+    return 0;
+}
+
+HG_NOINLINE hg_stack_ref_t hg_stacks_capture(void) {
+    if (HG_UNLIKELY(hg_table == NULL || hg_arena == NULL)) return 0;
+    void *ips[HG_MAX_DEPTH + HG_SKIP_FRAMES];
+    int count = unw_backtrace(ips, (int)hg_stacks_max_depth + HG_SKIP_FRAMES);
+    if (count <= HG_SKIP_FRAMES) return 0;
+    return hg_stacks_intern(ips + HG_SKIP_FRAMES, count - HG_SKIP_FRAMES);
+}

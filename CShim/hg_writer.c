@@ -1,0 +1,153 @@
+/*
+ * The trace file: one per process image, written only by the drain thread through a 1 MiB
+ * buffer. Tracing must never harm the program, so:
+ *  - the descriptor is moved above the range programs use (F_DUPFD_CLOEXEC from 1000) and is
+ *    close-on-exec;
+ *  - before each write the descriptor is checked to still be our file (a program that closes
+ *    every descriptor and opens another must not get trace bytes in it);
+ *  - any failure (disk full, unwritable directory) stops writing, never the program.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+#include "hg_trace_format.h"
+
+#define HG_WRITE_BUFFER (1u << 20)
+#define HG_HIGH_FD 1000
+
+static int hg_fd = -1;
+static dev_t hg_dev;
+static ino_t hg_ino;
+static bool hg_failed;
+static unsigned char hg_buffer[HG_WRITE_BUFFER];
+static size_t hg_buffered;
+
+static int hg_create_trace_file(const char *dir) {
+    char path[4096];
+    pid_t pid = getpid();
+    /* An exec'd image keeps its pid: later images of the same pid get a sequence number. */
+    for (int sequence = 1; sequence < 1000; sequence++) {
+        if (sequence == 1)
+            snprintf(path, sizeof path, "%s/heapgate.%d.trace", dir, (int)pid);
+        else
+            snprintf(path, sizeof path, "%s/heapgate.%d.%d.trace", dir, (int)pid, sequence);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
+bool hg_writer_open(const char *dir, uint32_t flags) {
+    int fd = hg_create_trace_file(dir && dir[0] ? dir : ".");
+    if (fd < 0) return false;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, HG_HIGH_FD);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return false;
+    }
+    hg_fd = fd;
+    hg_dev = st.st_dev;
+    hg_ino = st.st_ino;
+    hg_failed = false;
+    hg_buffered = 0;
+
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    hg_file_header_t header = {
+        .version = HG_TRACE_VERSION,
+        .header_size = sizeof header,
+        .pid = (uint32_t)getpid(),
+        .ppid = (uint32_t)getppid(),
+        .start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec,
+        .flags = flags,
+        .max_depth = hg_stacks_max_depth,
+    };
+    memcpy(header.magic, HG_TRACE_MAGIC, sizeof header.magic);
+    hg_writer_bytes(&header, sizeof header);
+    return true;
+}
+
+bool hg_writer_is_open(void) { return hg_fd >= 0 && !hg_failed; }
+
+static bool hg_still_our_file(void) {
+    struct stat st;
+    return fstat(hg_fd, &st) == 0 && st.st_dev == hg_dev && st.st_ino == hg_ino;
+}
+
+void hg_writer_flush(void) {
+    if (hg_fd < 0 || hg_failed || hg_buffered == 0) {
+        hg_buffered = 0;
+        return;
+    }
+    if (!hg_still_our_file()) {
+        hg_failed = true;
+        hg_buffered = 0;
+        return;
+    }
+    size_t done = 0;
+    while (done < hg_buffered) {
+        ssize_t n = write(hg_fd, hg_buffer + done, hg_buffered - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            hg_failed = true; /* disk full, I/O error: the program goes on untraced */
+            break;
+        }
+        done += (size_t)n;
+    }
+    hg_buffered = 0;
+}
+
+void hg_writer_bytes(const void *data, size_t length) {
+    const unsigned char *bytes = data;
+    while (length > 0) {
+        if (hg_buffered == HG_WRITE_BUFFER) hg_writer_flush();
+        size_t chunk = HG_WRITE_BUFFER - hg_buffered;
+        if (chunk > length) chunk = length;
+        memcpy(hg_buffer + hg_buffered, bytes, chunk);
+        hg_buffered += chunk;
+        bytes += chunk;
+        length -= chunk;
+    }
+}
+
+void hg_writer_byte(uint8_t byte) {
+    if (hg_buffered == HG_WRITE_BUFFER) hg_writer_flush();
+    hg_buffer[hg_buffered++] = byte;
+}
+
+void hg_writer_uv(uint64_t value) {
+    if (hg_buffered + 10 > HG_WRITE_BUFFER) hg_writer_flush();
+    while (value >= 0x80) {
+        hg_buffer[hg_buffered++] = (uint8_t)(value | 0x80);
+        value >>= 7;
+    }
+    hg_buffer[hg_buffered++] = (uint8_t)value;
+}
+
+void hg_writer_sv(int64_t value) { hg_writer_uv(((uint64_t)value << 1) ^ (uint64_t)(value >> 63)); }
+
+void hg_writer_close(void) {
+    hg_writer_flush();
+    if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
+    hg_fd = -1;
+}
+
+void hg_writer_forget_in_child(void) {
+    /* The descriptor is the parent's file; closing our copy would be harmless, but the
+     * buffer holds the parent's bytes, which the parent writes itself. */
+    if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
+    hg_fd = -1;
+    hg_buffered = 0;
+    hg_failed = false;
+}

@@ -1,0 +1,73 @@
+/*
+ * The heapgate trace format, version 1. docs/trace-format.md explains it in prose;
+ * this header is the one definition the shim writes against.
+ *
+ * A trace is a fixed file header followed by a stream of records. Every record is
+ * one tag byte followed by unsigned LEB128 varints ("uv") or zigzag-encoded signed
+ * varints ("sv"); byte strings are a uv length followed by the bytes.
+ * Addresses in ALLOC/FREE/REALLOC records are deltas against the address of the
+ * previous such record (starting at 0), so nearby heap addresses cost 2-3 bytes.
+ */
+#ifndef HG_TRACE_FORMAT_H
+#define HG_TRACE_FORMAT_H
+
+#include <assert.h>
+#include <stdint.h>
+
+#define HG_TRACE_MAGIC "HEAPGATE"
+#define HG_TRACE_VERSION 1u
+
+/** Little-endian, written once at offset 0. */
+typedef struct {
+    char magic[8];          /* HG_TRACE_MAGIC, no terminator */
+    uint32_t version;       /* HG_TRACE_VERSION */
+    uint32_t header_size;   /* sizeof(hg_file_header_t); readers skip what they do not know */
+    uint32_t pid;
+    uint32_t ppid;
+    uint64_t start_ns;      /* CLOCK_REALTIME when this process image started being traced */
+    uint32_t flags;         /* HG_TRACE_FLAG_* */
+    uint32_t max_depth;     /* frames captured per allocation */
+    uint64_t reserved[2];
+} hg_file_header_t;
+
+_Static_assert(sizeof(hg_file_header_t) == 56, "trace header layout is part of the format");
+
+enum {
+    /* The process is a fork child: an INHERITED record and its blocks follow the modules. */
+    HG_TRACE_FLAG_FORKED = 1u << 0,
+};
+
+typedef enum {
+    /* uv argc, then argc byte strings (argv as read from /proc/self/cmdline); byte string exe path. */
+    HG_REC_COMMAND = 0x01,
+    /* uv id, uv load bias, byte string path, byte string build-id,
+     * uv segment count, then per PT_LOAD segment: uv vaddr, uv memsz. */
+    HG_REC_MODULE_LOAD = 0x02,
+    /* uv id: the module is gone; later stacks cannot point into it. */
+    HG_REC_MODULE_UNLOAD = 0x03,
+    /* uv id, uv depth, uv first ip, then depth-1 sv deltas to the previous ip.
+     * Innermost frame first; frame 0 is inside the interposed entry point. */
+    HG_REC_STACK = 0x04,
+    /* sv address delta, uv size, uv stack id: one successful allocation. */
+    HG_REC_ALLOC = 0x10,
+    /* sv address delta: free of a non-null pointer (known or not). */
+    HG_REC_FREE = 0x11,
+    /* sv address delta: the old block of a realloc, released before glibc sees it. Counts as
+     * one free (memcheck counts a realloc as one free and one alloc); readers keep the block
+     * aside until the matching REALLOC. */
+    HG_REC_REALLOC_FREE = 0x12,
+    /* sv address delta (to 0 when glibc refused), uv size, uv stack id, sv old-minus-new delta:
+     * the new block of a realloc (counts one alloc), or, for address 0, the refusal: the old
+     * block set aside by REALLOC_FREE is in use again and that free is not counted. */
+    HG_REC_REALLOC = 0x13,
+    /* uv allocs, uv frees, uv bytes allocated: counters this fork child inherited. */
+    HG_REC_INHERITED = 0x20,
+    /* sv address delta, uv size, uv stack id: a block in use when the process forked. */
+    HG_REC_INHERITED_BLOCK = 0x21,
+    /* uv events, uv ring-full waits, uv events lost (only ever non-zero before the drain starts). */
+    HG_REC_STATS = 0x30,
+    /* uv exit status (or UINT32_MAX when unknown): the trace is complete. Always last. */
+    HG_REC_END = 0x7f,
+} hg_record_tag_t;
+
+#endif

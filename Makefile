@@ -1,0 +1,54 @@
+# heapgate: `make` builds the shim and the CLI; `make test` builds and runs every test.
+PREFIX ?= /usr/local
+BUILD := build
+SWIFT_CONFIG ?= release
+SWIFT_BUILD_FLAGS ?=
+
+CC ?= cc
+SHIM_CFLAGS := -std=c11 -O2 -g -fPIC -fvisibility=hidden -fno-optimize-sibling-calls \
+               -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -pthread -ICShim/include -ICShim
+SHIM_LDFLAGS := -shared -pthread -Wl,--no-undefined -Wl,-z,nodelete
+SHIM_LIBS := -lunwind -ldl
+SHIM_SOURCES := $(wildcard CShim/*.c)
+SHIM_HEADERS := $(wildcard CShim/*.h CShim/include/*.h)
+SHIM := $(BUILD)/lib/libheapgate.so
+CLI := $(BUILD)/bin/heapgate
+SWIFT_SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') Package.swift
+
+.PHONY: all shim cli fixtures test install example bench clean
+
+all: shim cli
+
+shim: $(SHIM)
+
+$(SHIM): $(SHIM_SOURCES) $(SHIM_HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $(SHIM_SOURCES) $(SHIM_LIBS)
+
+cli: $(CLI)
+
+$(CLI): $(SWIFT_SOURCES)
+	swift build -c $(SWIFT_CONFIG) --product heapgate $(SWIFT_BUILD_FLAGS)
+	@mkdir -p $(dir $@)
+	cp "$$(swift build -c $(SWIFT_CONFIG) --show-bin-path)/heapgate" $@
+
+fixtures: $(SHIM)
+	scripts/build-fixtures.sh $(BUILD)/fixtures
+
+test: all fixtures
+	HEAPGATE_BUILD=$(abspath $(BUILD)) swift test $(SWIFT_BUILD_FLAGS)
+
+example: all
+	$(MAKE) -s -C examples BUILD=$(abspath $(BUILD))
+	$(CLI) run -- $(BUILD)/examples/leaky
+
+bench: all fixtures
+	scripts/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/heapgate
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/heapgate
+	install -m 755 $(SHIM) $(DESTDIR)$(PREFIX)/lib/heapgate/libheapgate.so
+
+clean:
+	rm -rf $(BUILD) .build

@@ -1,0 +1,80 @@
+/// Rebuilds the heap at exit by replaying a trace's records in order. Memory is bounded by
+/// the blocks in use and the distinct stacks, never by the number of events.
+public enum HeapReplay {
+    /// Reads and replays the trace at `path`. Throws `TraceFormatError` for bad input; a trace
+    /// that was cut off replays what it holds and has `isComplete == false`.
+    public static func load(path: String) throws -> ProcessHeap {
+        var reader = try TraceReader(path: path)
+        var heap = ProcessHeap(path: path, header: reader.header)
+        var state = ReplayState()
+        while let record = try reader.next() {
+            state.apply(record, to: &heap)
+        }
+        heap.isComplete = reader.isComplete
+        return heap
+    }
+}
+
+/// What replay needs beyond the result: the modules loaded right now, and the old blocks of
+/// reallocs in flight (a refused realloc gives its block back).
+private struct ReplayState {
+    var loaded: [TraceModule] = []
+    var pendingReallocs: [UInt64: HeapBlock] = [:]
+
+    mutating func apply(_ record: TraceRecord, to heap: inout ProcessHeap) {
+        switch record {
+        case let .command(arguments, executable):
+            heap.command = arguments
+            heap.executable = executable
+        case let .moduleLoad(module):
+            heap.modules[module.id] = module
+            loaded.removeAll { $0.id == module.id }
+            loaded.append(module)
+        case let .moduleUnload(id):
+            loaded.removeAll { $0.id == id }
+        case let .stack(id, addresses):
+            heap.stacks[id] = addresses.map { FrameAddress(address: $0, moduleID: module(containing: $0)) }
+        case let .alloc(address, size, stack):
+            heap.allocs += 1
+            heap.bytesAllocated += size
+            heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
+        case let .free(address):
+            heap.frees += 1
+            if heap.blocksInUse.removeValue(forKey: address) == nil { heap.unmatchedFrees += 1 }
+        case let .reallocFree(address):
+            heap.frees += 1
+            if let block = heap.blocksInUse.removeValue(forKey: address) {
+                pendingReallocs[address] = block
+            } else {
+                heap.unmatchedFrees += 1
+            }
+        case let .realloc(address, size, stack, oldAddress):
+            let old = pendingReallocs.removeValue(forKey: oldAddress)
+            if address != 0 {
+                heap.allocs += 1
+                heap.bytesAllocated += size
+                heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
+            } else {
+                heap.frees -= 1
+                if let old { heap.blocksInUse[oldAddress] = old }
+            }
+        case let .inherited(allocs, frees, bytesAllocated):
+            heap.allocs = allocs
+            heap.frees = frees
+            heap.bytesAllocated = bytesAllocated
+        case let .inheritedBlock(address, size, stack):
+            heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
+        case let .stats(events, waits, lost):
+            heap.events = events
+            heap.ringFullWaits = waits
+            heap.lostEvents = lost
+        case let .end(exitStatus):
+            heap.exitStatus = exitStatus
+        }
+    }
+
+    /// The loaded module whose segments contain `address`; the newest wins.
+    func module(containing address: UInt64) -> UInt64? {
+        loaded.last { $0.contains(address) }?.id
+    }
+}

@@ -1,0 +1,36 @@
+/// A block in use: its requested size and the trace id of the stack that allocated it.
+public struct HeapBlock: Equatable, Sendable {
+    public var size: UInt64
+    public var stack: UInt64
+}
+
+/// One frame of a recorded stack: the return address and the module it fell in when recorded.
+public struct FrameAddress: Equatable, Hashable, Sendable {
+    public var address: UInt64
+    public var moduleID: UInt64?
+}
+
+/// Everything one trace says about one process image, after replaying it to its end.
+public struct ProcessHeap: Sendable {
+    public var path: String
+    public var header: TraceHeader
+    public var command: [String] = []
+    public var executable = ""
+    /// Every module the process ever had, by id (unloaded ones included, for symbolization).
+    public var modules: [UInt64: TraceModule] = [:]
+    public var stacks: [UInt64: [FrameAddress]] = [:]
+    public var blocksInUse: [UInt64: HeapBlock] = [:]
+    public var allocs: UInt64 = 0
+    public var frees: UInt64 = 0
+    public var bytesAllocated: UInt64 = 0
+    /// Frees of addresses the trace never saw allocated (counted in `frees`, as memcheck does).
+    public var unmatchedFrees: UInt64 = 0
+    /// True when the trace ends with its END record.
+    public var isComplete = false
+    public var exitStatus: Int?
+    public var events: UInt64 = 0
+    public var ringFullWaits: UInt64 = 0
+    public var lostEvents: UInt64 = 0
+
+    public var bytesInUse: UInt64 { blocksInUse.values.reduce(0) { $0 + $1.size } }
+}

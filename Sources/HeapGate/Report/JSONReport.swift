@@ -1,0 +1,71 @@
+import Foundation
+
+/// The machine-readable report (`--json=FILE`); docs/json-report.md is its schema.
+public enum JSONReport {
+    public static let version = "0.1.0"
+
+    public static func render(_ reports: [ProcessReport]) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(Document(tool: "heapgate", version: version, processes: reports.map(Process.init)))
+    }
+
+    struct Document: Encodable {
+        var tool: String
+        var version: String
+        var processes: [Process]
+    }
+
+    struct Amount: Encodable {
+        var bytes: UInt64
+        var blocks: UInt64
+    }
+
+    struct Heap: Encodable {
+        var inUseAtExit: Amount
+        var allocs: UInt64
+        var frees: UInt64
+        var bytesAllocated: UInt64
+    }
+
+    struct Record: Encodable {
+        var kind: String
+        var bytes: UInt64
+        var blocks: UInt64
+        var frames: [ReportFrame]
+    }
+
+    struct Process: Encodable {
+        var pid: Int
+        var parentPid: Int
+        var command: [String]
+        var exitStatus: Int?
+        var complete: Bool
+        var heap: Heap
+        var records: [Record]
+
+        init(_ report: ProcessReport) {
+            pid = report.pid
+            parentPid = report.parentPID
+            command = report.command
+            exitStatus = report.exitStatus
+            complete = report.isComplete
+            heap = Heap(inUseAtExit: Amount(bytes: report.bytesInUse, blocks: report.blocksInUse),
+                        allocs: report.allocs, frees: report.frees, bytesAllocated: report.bytesAllocated)
+            records = report.records.map { Record(kind: $0.kind.rawValue, bytes: $0.bytes, blocks: $0.blocks, frames: $0.frames) }
+        }
+
+        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, heap, records }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(pid, forKey: .pid)
+            try container.encode(parentPid, forKey: .parentPid)
+            try container.encode(command, forKey: .command)
+            try container.encode(exitStatus, forKey: .exitStatus) // null when unknown, never absent
+            try container.encode(complete, forKey: .complete)
+            try container.encode(heap, forKey: .heap)
+            try container.encode(records, forKey: .records)
+        }
+    }
+}

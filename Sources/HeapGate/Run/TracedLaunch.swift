@@ -1,0 +1,116 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why `heapgate run` could not start the program, with the status a shell would give.
+public enum LaunchError: Error, CustomStringConvertible {
+    case commandNotFound(String)
+    case notExecutable(String)
+    case staticBinary(String)
+    case shimMissing([String])
+    case spawnFailed(String, Int32)
+
+    public var description: String {
+        switch self {
+        case let .commandNotFound(name): return "\(name): command not found"
+        case let .notExecutable(path): return "\(path): Permission denied"
+        case let .staticBinary(path):
+            return "\(path) is statically linked: LD_PRELOAD cannot load heapgate into it, so nothing can be traced"
+        case let .shimMissing(places): return "cannot find libheapgate.so (looked in \(places.joined(separator: ", "))); set HEAPGATE_SHIM"
+        case let .spawnFailed(path, error): return "\(path): \(String(cString: strerror(error)))"
+        }
+    }
+
+    /// 127 and 126 as a shell; 3 for a program heapgate cannot trace; 1 otherwise.
+    public var exitStatus: Int32 {
+        switch self {
+        case .commandNotFound: return 127
+        case .notExecutable: return 126
+        case .staticBinary: return 3
+        case .shimMissing, .spawnFailed: return 1
+        }
+    }
+}
+
+/// Starts a program with the shim preloaded and waits for it, passing stdin, stdout and
+/// stderr through untouched.
+public enum TracedLaunch {
+    /// Finds `name` as a shell would: a path if it has a slash, else the first match in PATH.
+    public static func resolve(_ name: String) throws -> String {
+        let fm = FileManager.default
+        if name.contains("/") {
+            guard fm.fileExists(atPath: name) else { throw LaunchError.commandNotFound(name) }
+            guard access(name, X_OK) == 0, !isDirectory(name) else { throw LaunchError.notExecutable(name) }
+            return name
+        }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        var denied: String?
+        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
+            guard fm.fileExists(atPath: candidate), !isDirectory(candidate) else { continue }
+            if access(candidate, X_OK) == 0 { return candidate }
+            denied = denied ?? candidate
+        }
+        if let denied { throw LaunchError.notExecutable(denied) }
+        throw LaunchError.commandNotFound(name)
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var flag: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
+    }
+
+    /// The shim: $HEAPGATE_SHIM, else beside the executable (../lib/heapgate or ../lib).
+    public static func locateShim() throws -> String {
+        if let explicit = ProcessInfo.processInfo.environment["HEAPGATE_SHIM"], !explicit.isEmpty { return explicit }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let bin = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        let places = ["../lib/heapgate/libheapgate.so", "../lib/libheapgate.so", "libheapgate.so"]
+            .map { bin.appendingPathComponent($0).standardizedFileURL.path }
+        if let found = places.first(where: { FileManager.default.fileExists(atPath: $0) }) { return found }
+        throw LaunchError.shimMissing(places)
+    }
+
+    /// Runs `arguments` with the shim preloaded, writing traces to `traceDirectory`.
+    /// Returns the child's pid and its status as a shell reports it (128+N for signal N).
+    public static func run(_ arguments: [String], shim: String, traceDirectory: String,
+                           extraEnvironment: [String: String] = [:]) throws -> (pid: Int32, status: Int32) {
+        let executable = try resolve(arguments[0])
+        if ElfInspection.isStaticExecutable(path: executable) { throw LaunchError.staticBinary(executable) }
+
+        var environment = ProcessInfo.processInfo.environment
+        let preload = environment["LD_PRELOAD"].map { shim + ":" + $0 } ?? shim
+        environment["LD_PRELOAD"] = preload
+        environment["HEAPGATE_OUT"] = traceDirectory
+        for (key, value) in extraEnvironment { environment[key] = value }
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let error = posix_spawn(&pid, executable, nil, nil, argv, envp)
+        guard error == 0 else { throw LaunchError.spawnFailed(executable, error) }
+
+        // Like a shell waiting for a foreground job: ^C and ^\ are for the program.
+        let oldInt = signal(SIGINT, SIG_IGN)
+        let oldQuit = signal(SIGQUIT, SIG_IGN)
+        defer {
+            signal(SIGINT, oldInt)
+            signal(SIGQUIT, oldQuit)
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (pid, shellStatus(status))
+    }
+
+    /// WEXITSTATUS, or 128+N for death by signal N.
+    static func shellStatus(_ status: Int32) -> Int32 {
+        let signal = status & 0x7f
+        if signal == 0 { return (status >> 8) & 0xff }
+        return 128 + signal
+    }
+}

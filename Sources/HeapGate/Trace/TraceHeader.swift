@@ -1,0 +1,49 @@
+/// The fixed header at the start of every trace.
+public struct TraceHeader: Equatable, Sendable {
+    public var version: UInt32
+    public var pid: Int
+    public var parentPID: Int
+    /// CLOCK_REALTIME nanoseconds when this process image started being traced.
+    public var startNanoseconds: UInt64
+    /// True for a fork child: its trace begins with the counters and blocks it inherited.
+    public var isForkChild: Bool
+    public var maxDepth: Int
+}
+
+/// A loaded object as the shim saw it.
+public struct TraceModule: Equatable, Sendable {
+    public var id: UInt64
+    public var path: String
+    /// Load bias: runtime address = base + ELF virtual address.
+    public var base: UInt64
+    public var buildID: [UInt8]
+    /// PT_LOAD segments as (ELF vaddr, memsz).
+    public var segments: [(vaddr: UInt64, size: UInt64)]
+
+    public static func == (a: TraceModule, b: TraceModule) -> Bool {
+        a.id == b.id && a.path == b.path && a.base == b.base && a.buildID == b.buildID
+            && a.segments.elementsEqual(b.segments, by: { $0 == $1 })
+    }
+
+    /// Whether a runtime address falls in one of the module's segments.
+    public func contains(_ address: UInt64) -> Bool {
+        segments.contains { address &- base >= $0.vaddr && address &- base < $0.vaddr &+ $0.size }
+    }
+}
+
+/// One record of the trace, decoded.
+enum TraceRecord {
+    case command(arguments: [String], executable: String)
+    case moduleLoad(TraceModule)
+    case moduleUnload(id: UInt64)
+    case stack(id: UInt64, addresses: [UInt64])
+    case alloc(address: UInt64, size: UInt64, stack: UInt64)
+    case free(address: UInt64)
+    case reallocFree(address: UInt64)
+    /// `address` 0: glibc refused and the old block is in use again.
+    case realloc(address: UInt64, size: UInt64, stack: UInt64, oldAddress: UInt64)
+    case inherited(allocs: UInt64, frees: UInt64, bytesAllocated: UInt64)
+    case inheritedBlock(address: UInt64, size: UInt64, stack: UInt64)
+    case stats(events: UInt64, ringFullWaits: UInt64, lostEvents: UInt64)
+    case end(exitStatus: Int?)
+}

@@ -1,0 +1,149 @@
+import Foundation
+
+/// Decodes a trace file record by record, holding only a read buffer.
+///
+/// A file that ends between or inside records is not an error: `next()` returns nil and
+/// `isComplete` stays false (no END record), so callers report what the trace holds and say
+/// that it is incomplete. Anything that cannot be a heapgate trace throws `TraceFormatError`.
+struct TraceReader {
+    let path: String
+    let header: TraceHeader
+    private var stream: ByteStream
+    private var previousAddress: UInt64 = 0
+    private(set) var isComplete = false
+    /// True when the file ended inside a record.
+    private(set) var endedMidRecord = false
+
+    init(path: String) throws {
+        self.path = path
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "permission denied or not a file" : "no such file"
+            throw TraceFormatError.cannotOpen(path: path, reason: reason)
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw TraceFormatError.cannotOpen(path: path, reason: "is a directory")
+        }
+        stream = ByteStream(handle: handle)
+        if stream.isAtEnd() { throw TraceFormatError.empty(path: path) }
+        header = try Self.readHeader(&stream, path: path)
+    }
+
+    private static func readHeader(_ stream: inout ByteStream, path: String) throws -> TraceHeader {
+        do {
+            let magic = try stream.bytes(8)
+            guard magic == TraceFormat.magic else { throw TraceFormatError.notATrace(path: path) }
+            let version = try stream.littleEndianU32()
+            guard version <= TraceFormat.supportedVersion, version > 0 else {
+                if version == 0 { throw TraceFormatError.corrupt(path: path, offset: 8, reason: "version 0") }
+                throw TraceFormatError.unsupportedVersion(path: path, version: version)
+            }
+            let headerSize = Int(try stream.littleEndianU32())
+            guard headerSize >= TraceFormat.minimumHeaderSize, headerSize < 1 << 16 else {
+                throw TraceFormatError.corrupt(path: path, offset: 12, reason: "header size \(headerSize)")
+            }
+            let pid = try stream.littleEndianU32()
+            let ppid = try stream.littleEndianU32()
+            let start = try stream.littleEndianU64()
+            let flags = try stream.littleEndianU32()
+            let depth = try stream.littleEndianU32()
+            _ = try stream.bytes(headerSize - 40) // reserved, and fields of newer minor revisions
+            return TraceHeader(version: version, pid: Int(pid), parentPID: Int(ppid), startNanoseconds: start,
+                               isForkChild: flags & TraceFormat.flagForked != 0, maxDepth: Int(depth))
+        } catch is ByteStream.EndOfData {
+            if (try? TraceReader.peekMagic(path: path)) == false { throw TraceFormatError.notATrace(path: path) }
+            throw TraceFormatError.truncatedHeader(path: path)
+        }
+    }
+
+    /// Whether the file at least starts like a trace (used to word errors on short files).
+    private static func peekMagic(path: String) throws -> Bool {
+        let data = FileManager.default.contents(atPath: path) ?? Data()
+        let prefix = Array(data.prefix(8))
+        return prefix == Array(TraceFormat.magic.prefix(prefix.count))
+    }
+
+    private mutating func address() throws -> UInt64 {
+        let delta = try stream.sv()
+        previousAddress = previousAddress &+ UInt64(bitPattern: delta)
+        return previousAddress
+    }
+
+    private mutating func string() throws -> String {
+        guard let bytes = try stream.byteString() else { throw corrupt("string longer than 1 MiB") }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private func corrupt(_ reason: String) -> TraceFormatError {
+        .corrupt(path: path, offset: stream.offset, reason: reason)
+    }
+
+    /// The next record, or nil at the end of the data (complete or not).
+    mutating func next() throws -> TraceRecord? {
+        if isComplete || endedMidRecord || stream.isAtEnd() { return nil }
+        let start = stream.offset
+        do {
+            let raw = try stream.byte()
+            guard let tag = TraceFormat.Tag(rawValue: raw) else {
+                throw TraceFormatError.corrupt(path: path, offset: start, reason: "unknown record tag 0x\(String(raw, radix: 16))")
+            }
+            return try decode(tag)
+        } catch is ByteStream.EndOfData {
+            endedMidRecord = true
+            return nil
+        }
+    }
+
+    private mutating func decode(_ tag: TraceFormat.Tag) throws -> TraceRecord {
+        switch tag {
+        case .command:
+            let count = try stream.uv()
+            guard count < 1 << 16 else { throw corrupt("\(count) arguments") }
+            var arguments: [String] = []
+            for _ in 0..<count { arguments.append(try string()) }
+            return .command(arguments: arguments, executable: try string())
+        case .moduleLoad:
+            let id = try stream.uv()
+            let base = try stream.uv()
+            let path = try string()
+            guard let buildID = try stream.byteString(limit: 64) else { throw corrupt("build-id longer than 64 bytes") }
+            let count = try stream.uv()
+            guard count <= 64 else { throw corrupt("\(count) segments") }
+            var segments: [(vaddr: UInt64, size: UInt64)] = []
+            for _ in 0..<count { segments.append((try stream.uv(), try stream.uv())) }
+            return .moduleLoad(TraceModule(id: id, path: path, base: base, buildID: buildID, segments: segments))
+        case .moduleUnload:
+            return .moduleUnload(id: try stream.uv())
+        case .stack:
+            let id = try stream.uv()
+            let depth = try stream.uv()
+            guard depth >= 1, depth <= 1024 else { throw corrupt("stack of depth \(depth)") }
+            var addresses = [try stream.uv()]
+            addresses.reserveCapacity(Int(depth))
+            for _ in 1..<depth { addresses.append(addresses[addresses.count - 1] &+ UInt64(bitPattern: try stream.sv())) }
+            return .stack(id: id, addresses: addresses)
+        case .alloc:
+            return .alloc(address: try address(), size: try stream.uv(), stack: try stream.uv())
+        case .free:
+            return .free(address: try address())
+        case .reallocFree:
+            return .reallocFree(address: try address())
+        case .realloc:
+            let new = try address()
+            let size = try stream.uv()
+            let stack = try stream.uv()
+            let old = new &+ UInt64(bitPattern: try stream.sv())
+            return .realloc(address: new, size: size, stack: stack, oldAddress: old)
+        case .inherited:
+            return .inherited(allocs: try stream.uv(), frees: try stream.uv(), bytesAllocated: try stream.uv())
+        case .inheritedBlock:
+            return .inheritedBlock(address: try address(), size: try stream.uv(), stack: try stream.uv())
+        case .stats:
+            return .stats(events: try stream.uv(), ringFullWaits: try stream.uv(), lostEvents: try stream.uv())
+        case .end:
+            let status = try stream.uv()
+            isComplete = true
+            return .end(exitStatus: status == TraceFormat.unknownExitStatus ? nil : Int(truncatingIfNeeded: status))
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import HeapGate
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a program (and every process it starts) with heapgate preloaded; print the heap summary at exit.",
+        discussion: """
+            heapgate exits with the program's own status (128+N when it died of signal N), \
+            127 or 126 when the command cannot be found or run, and 3 when the program is \
+            statically linked and so cannot be traced.
+            """)
+
+    @Option(name: .customLong("trace-dir"), help: ArgumentHelp("Keep the traces in DIR instead of a temporary directory.", valueName: "DIR"))
+    var traceDirectory: String?
+
+    @OptionGroup var report: ReportFlags
+
+    @Argument(parsing: .captureForPassthrough, help: "The program and its arguments (after --).")
+    var command: [String] = []
+
+    func run() throws {
+        var arguments = command
+        if arguments.first == "--" { arguments.removeFirst() }
+        guard !arguments.isEmpty else { throw ValidationError("give the program to run after --") }
+
+        let shim: String
+        do { shim = try TracedLaunch.locateShim() } catch let error as LaunchError {
+            throw fail(error.description, status: error.exitStatus)
+        }
+        let directory = try makeTraceDirectory()
+        defer { if traceDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
+
+        let launched: (pid: Int32, status: Int32)
+        do {
+            launched = try TracedLaunch.run(arguments, shim: shim, traceDirectory: directory)
+        } catch let error as LaunchError {
+            throw fail(error.description, status: error.exitStatus)
+        }
+        do {
+            let heaps = try TraceSet.load(files: TraceSet.files(in: directory), rootPID: Int(launched.pid))
+            if heaps.isEmpty {
+                FileHandle.standardError.write(Data("heapgate: \(arguments[0]) wrote no trace (it ignores LD_PRELOAD, or cleared it)\n".utf8))
+            }
+            try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)])
+        } catch let error as TraceFormatError {
+            FileHandle.standardError.write(Data("heapgate: \(error.description)\n".utf8))
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data("heapgate: \(error.message)\n".utf8))
+        }
+        throw ExitCode(launched.status)
+    }
+
+    private func makeTraceDirectory() throws -> String {
+        if let traceDirectory {
+            try FileManager.default.createDirectory(atPath: traceDirectory, withIntermediateDirectories: true)
+            return traceDirectory
+        }
+        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        var template = Array((base + "/heapgate.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw fail("cannot create a temporary directory in \(base)", status: 1) }
+        return String(cString: made)
+    }
+}

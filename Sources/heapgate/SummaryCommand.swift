@@ -1,0 +1,30 @@
+import ArgumentParser
+import HeapGate
+
+struct SummaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "summary",
+        abstract: "Print the heap summary of saved traces (files, or directories of them).",
+        discussion: "Exit status 2 means a trace could not be read: missing, empty, corrupt, or of a newer format.")
+
+    @Argument(help: "Trace files written by libheapgate.so (HEAPGATE_OUT), or directories holding them.")
+    var traces: [String]
+
+    @OptionGroup var report: ReportFlags
+
+    func run() throws {
+        var files: [String] = []
+        for path in traces {
+            let inDirectory = TraceSet.files(in: path)
+            files += inDirectory.isEmpty ? [path] : inDirectory
+        }
+        do {
+            let heaps = try TraceSet.load(files: files)
+            try report.emit(heaps)
+        } catch let error as TraceFormatError {
+            throw fail(error.description, status: 2)
+        } catch let error as CLIError {
+            throw fail(error.message, status: error.status)
+        }
+    }
+}
