@@ -15,9 +15,13 @@ SHIM := $(BUILD)/lib/libheapgate.so
 CLI := $(BUILD)/bin/heapgate
 SWIFT_SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') Package.swift
 
-.PHONY: all shim cli fixtures test install example bench clean
+.PHONY: all deps shim cli fixtures test install example bench clean
 
 all: shim cli
+
+# Installs missing Debian packages (apt-get); a no-op when everything is there.
+deps:
+	scripts/install-deps.sh build
 
 shim: $(SHIM)
 
@@ -35,14 +39,20 @@ $(CLI): $(SWIFT_SOURCES)
 fixtures: $(SHIM)
 	scripts/build-fixtures.sh $(BUILD)/fixtures
 
-test: all fixtures
+test:
+	scripts/install-deps.sh test
+	$(MAKE) all fixtures
 	HEAPGATE_BUILD=$(abspath $(BUILD)) swift test $(SWIFT_BUILD_FLAGS)
 
-example: all
+example:
+	scripts/install-deps.sh build
+	$(MAKE) -s all
 	$(MAKE) -s -C examples BUILD=$(abspath $(BUILD))
 	$(CLI) run -- $(BUILD)/examples/leaky
 
-bench: all fixtures
+bench:
+	scripts/install-deps.sh bench
+	$(MAKE) all fixtures
 	scripts/bench.sh
 
 install: all

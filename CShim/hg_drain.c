@@ -213,6 +213,7 @@ static void *hg_drain_main(void *unused) {
     (void)unused;
     hg_guard_depth = 1; /* everything this thread allocates is the shim's own */
     hg_write_preamble();
+    hg_writer_flush(); /* even a process killed at once leaves a readable trace */
     hg_event_t batch[HG_BATCH];
     long idle_us = 0;
     for (;;) {

@@ -61,7 +61,24 @@ public final class ReportBuilder {
                     inlined: index < sources.count - 1 ? true : nil))
             }
         }
-        return Array(out.prefix(max(options.numCallers, 1)))
+        return Array(Self.cutBelowMain(out).prefix(max(options.numCallers, 1)))
+    }
+
+    /// glibc's start-up functions that call main; valgrind calls them "(below main)".
+    static let belowMainFunctions: Set<String> = [
+        "__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main", "generic_start_main", "_start",
+    ]
+
+    /// As memcheck shows stacks by default (--show-below-main=no): nothing under `main`; a
+    /// stack without `main` ends at its first start-up function, shown as "(below main)".
+    static func cutBelowMain(_ frames: [ReportFrame]) -> [ReportFrame] {
+        if let main = frames.firstIndex(where: { $0.function == "main" }) { return Array(frames[...main]) }
+        if let start = frames.firstIndex(where: { belowMainFunctions.contains($0.function ?? "") }) {
+            var kept = Array(frames[...start])
+            kept[start].function = "(below main)"
+            return kept
+        }
+        return frames
     }
 
     static func baseName(_ path: String) -> String {

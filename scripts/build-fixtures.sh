@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Build the end-to-end test fixtures (Tests/Fixtures/src) into OUTDIR.
+#
+# Usage: scripts/build-fixtures.sh [OUTDIR]      (default: build/fixtures)
+#
+# Every output is rebuilt only when it is missing or older than its source
+# (or than this script, whose flags it depends on).  All fixtures carry debug
+# info and have deterministic line numbers.  C and C++ are built WITHOUT frame
+# pointers, so a tracker has to unwind with DWARF CFI:
+#   C/C++  -g -O1 -fno-inline -fomit-frame-pointer -fno-optimize-sibling-calls
+#   Rust   rustc -g -C opt-level=1 -C force-frame-pointers=no
+#   Swift  swiftc -g -Onone
+# Compilers can be overridden with CC, CXX, RUSTC and SWIFTC.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+src="$root/Tests/Fixtures/src"
+script="$root/scripts/build-fixtures.sh"
+out=${1:-$root/build/fixtures}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+RUSTC=${RUSTC:-rustc}
+if [[ -z "${SWIFTC:-}" ]]; then
+    SWIFTC=$(command -v swiftc || true)
+    [[ -n "$SWIFTC" ]] || SWIFTC=/opt/swift/usr/bin/swiftc
+fi
+
+c_flags=(-g -O1 -fno-inline -fomit-frame-pointer -fno-optimize-sibling-calls -Wall -Wextra)
+rust_flags=(-g -C opt-level=1 -C force-frame-pointers=no --edition 2021)
+swift_flags=(-g -Onone)
+
+built=0
+skipped=0
+
+# fresh OUTPUT SOURCE: true when OUTPUT exists and is newer than SOURCE and this script.
+fresh() {
+    [[ -e "$1" && "$1" -nt "$2" && "$1" -nt "$script" ]]
+}
+
+# run_to OUTPUT CMD...: run CMD (which must write to "$tmp") and move the result
+# into place only if it succeeded, so an interrupted build leaves nothing stale.
+run_to() {
+    local target=$1
+    shift
+    "$@"
+    mv -f "$tmp" "$target"
+    built=$((built + 1))
+}
+
+# fixture KIND NAME SOURCE [EXTRA FLAGS...]
+fixture() {
+    local kind=$1 name=$2 file="$src/$3"
+    shift 3
+    local target="$out/$name"
+    if fresh "$target" "$file"; then
+        skipped=$((skipped + 1))
+        return 0
+    fi
+    tmp="$out/.$name.tmp.$$"
+    printf '  %-5s %s\n' "$kind" "$name"
+    case $kind in
+    c) run_to "$target" "$CC" -std=gnu11 "${c_flags[@]}" -o "$tmp" "$file" "$@" ;;
+    cxx) run_to "$target" "$CXX" -std=gnu++17 "${c_flags[@]}" -o "$tmp" "$file" "$@" ;;
+    rust) run_to "$target" "$RUSTC" "${rust_flags[@]}" --crate-name "$name" -o "$tmp" "$file" "$@" ;;
+    swift)
+        # swiftc may drop side files in the working directory: use a scratch one.
+        local scratch
+        scratch=$(mktemp -d)
+        (cd "$scratch" && "$SWIFTC" "${swift_flags[@]}" -module-name "$name" "$@" -o "$tmp" "$file") ||
+            { rm -rf "$scratch"; rm -f "$tmp"; return 1; }
+        rm -rf "$scratch"
+        run_to "$target" true
+        ;;
+    esac
+}
+
+trap 'rm -f "$out"/.*.tmp.$$' EXIT
+
+# C
+fixture c leak_basic leak_basic.c
+fixture c entry_points entry_points.c
+fixture c threads threads.c -pthread
+fixture c fork_child fork_child.c
+fixture c exec_child exec_child.c
+fixture c libplugin.so libplugin.c -fPIC -shared
+fixture c dlopen_leak dlopen_leak.c -ldl
+fixture c prints_a_lot prints_a_lot.c
+fixture c exit_status exit_status.c
+fixture c realloc_chain realloc_chain.c
+fixture c deep_stack deep_stack.c
+fixture c clean_c clean.c
+fixture c churn churn.c -pthread
+# C++
+fixture cxx leak_cpp leak_cpp.cpp
+fixture cxx clean_cpp clean.cpp
+# Rust
+fixture rust leak_rust leak_rust.rs
+fixture rust clean_rust clean.rs
+# Swift
+fixture swift leak_swift leak_swift.swift
+fixture swift clean_swift clean.swift
+
+echo "fixtures in $out: $built built, $skipped up to date"
