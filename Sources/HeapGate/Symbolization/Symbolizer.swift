@@ -1,0 +1,313 @@
+import CLibdw
+import Foundation
+
+/// An ELF file mapped into a process.
+public struct ModuleImage: Hashable, Sendable {
+    public var path: String
+    /// Load bias: runtime address = `base` + ELF virtual address (0 for non-PIE executables).
+    public var base: UInt64
+
+    public init(path: String, base: UInt64) {
+        self.path = path
+        self.base = base
+    }
+}
+
+/// One level of a symbolized call stack.
+public struct SourceFrame: Equatable, Sendable {
+    /// Demangled function name; nil when neither DWARF nor the symbol table knows the address.
+    public var function: String?
+    /// Source file path as recorded in DWARF (usually absolute); callers derive the basename.
+    public var file: String?
+    public var line: Int?
+    /// True when `function` was inlined at this point, i.e. the frame has no machine-level
+    /// counterpart: its code sits inside the next (outer) frame's function.
+    public var isInlined: Bool
+
+    public init(function: String?, file: String?, line: Int?, isInlined: Bool) {
+        self.function = function
+        self.file = file
+        self.line = line
+        self.isInlined = isInlined
+    }
+}
+
+/// Maps runtime addresses to functions and source lines with elfutils libdwfl (offline mode).
+///
+/// `symbolize` returns the logical frames for one address, innermost first, the way
+/// `eu-addr2line -i -f` prints them. For an address inside `inner`, inlined into `middle`,
+/// itself inlined into the real function `outer`:
+///
+///     [0] inner   file:line of the address itself                       isInlined: true
+///     [1] middle  file:line where `inner` was inlined (DW_AT_call_file/line)  isInlined: true
+///     [2] outer   file:line where `middle` was inlined                  isInlined: false
+///
+/// Without inlining the result is a single frame with `isInlined == false`. The last frame is
+/// always the real (out-of-line) function. Names come from DWARF (linkage name demangled, else
+/// `DW_AT_name`), or from the ELF symbol table when the address has no DWARF scope.
+///
+/// Every module image gets its own `Dwfl` session, reported once and kept for the lifetime of the
+/// symbolizer, so images whose address ranges overlap (say, several non-PIE executables) never
+/// collide. Results are cached per (module, address). Calls are serialized by a lock because libdw
+/// is not thread-safe.
+public final class Symbolizer {
+    private struct CacheKey: Hashable {
+        var module: ModuleImage
+        var address: UInt64
+    }
+
+    /// One `Dwfl` session holding exactly one reported module.
+    private final class Session {
+        let dwfl: OpaquePointer
+        let module: OpaquePointer
+
+        init(dwfl: OpaquePointer, module: OpaquePointer) {
+            self.dwfl = dwfl
+            self.module = module
+        }
+
+        deinit { LibDW.dwflEnd(dwfl) }
+    }
+
+    /// A function-like DWARF scope containing the address: an inlined instance or the subprogram.
+    private struct Scope {
+        var name: String?
+        var isInlined: Bool
+        var callFile: String?
+        var callLine: Int?
+    }
+
+    private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
+    /// nil value: the image could not be opened; it is not retried.
+    private var sessions: [ModuleImage: Session?] = [:]
+    private var cache: [CacheKey: [SourceFrame]] = [:]
+    private let lock = NSLock()
+
+    /// - Parameter useDebuginfod: when false (the default), `DEBUGINFOD_URLS` is removed from this
+    ///   process's environment, so a missing debug file never triggers a network lookup (an
+    ///   unreachable server stalls about 90 s per module).
+    public init(useDebuginfod: Bool = false) {
+        if !useDebuginfod { LibDW.unsetenv("DEBUGINFOD_URLS") }
+        callbacks = .allocate(capacity: 1)
+        callbacks.initialize(to: Dwfl_Callbacks(
+            find_elf: dwfl_build_id_find_elf,
+            find_debuginfo: dwfl_standard_find_debuginfo,
+            section_address: dwfl_offline_section_address,
+            debuginfo_path: nil
+        ))
+    }
+
+    deinit {
+        sessions.removeAll()  // dwfl_end before the callbacks they point to go away
+        callbacks.deinitialize(count: 1)
+        callbacks.deallocate()
+    }
+
+    /// `address` is the runtime address to look up (callers already subtract 1 from return addresses).
+    /// Returns frames innermost first: the inlined callees first, then the real function that contains
+    /// the address. At least one element; `function` is nil when unknown.
+    public func symbolize(address: UInt64, in module: ModuleImage) -> [SourceFrame] {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = CacheKey(module: module, address: address)
+        if let frames = cache[key] { return frames }
+        let frames = session(for: module).map { lookUp(address, in: $0.module) }
+            ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
+        cache[key] = frames
+        return frames
+    }
+
+    private func session(for image: ModuleImage) -> Session? {
+        if let known = sessions[image] { return known }
+        var session: Session?
+        if let dwfl = LibDW.dwflBegin(callbacks) {
+            if let module = LibDW.dwflReportElf(dwfl, path: image.path, base: image.base), LibDW.dwflReportEnd(dwfl) {
+                session = Session(dwfl: dwfl, module: module)
+            } else {
+                LibDW.dwflEnd(dwfl)
+            }
+        }
+        sessions[image] = .some(session)
+        return session
+    }
+
+    private func lookUp(_ address: UInt64, in module: OpaquePointer) -> [SourceFrame] {
+        let location = LibDW.dwflModuleGetSrc(module, address).flatMap(LibDW.dwflLineInfo)
+        let scopes = functionScopes(address, in: module)
+        guard !scopes.isEmpty else {
+            let symbol = LibDW.dwflModuleAddrInfo(module, address).map(Demangler.demangle)
+            return [SourceFrame(function: symbol, file: location?.file, line: location?.line, isInlined: false)]
+        }
+        var frames = scopes.enumerated().map { index, scope in
+            // Innermost frame: where the address is. Outer frames: where the next inner one was inlined.
+            SourceFrame(
+                function: scope.name,
+                file: index == 0 ? location?.file : scopes[index - 1].callFile,
+                line: index == 0 ? location?.line : scopes[index - 1].callLine,
+                isInlined: scope.isInlined
+            )
+        }
+        if frames[frames.count - 1].function == nil {
+            frames[frames.count - 1].function = LibDW.dwflModuleAddrInfo(module, address).map(Demangler.demangle)
+        }
+        return frames
+    }
+
+    /// Inlined-subroutine scopes containing `address`, innermost first, ending with the subprogram.
+    /// Empty when the module has no DWARF for the address.
+    private func functionScopes(_ address: UInt64, in module: OpaquePointer) -> [Scope] {
+        guard let (cu, bias) = LibDW.dwflModuleAddrDie(module, address),
+              var innermost = LibDW.dwarfGetScopes(cu, pc: address &- bias).first else { return [] }
+        // dwarf_getscopes continues past an inlined instance into its abstract definition's scopes;
+        // the physical nesting (inlined instance → caller → … → subprogram) comes from the DIE itself.
+        var result: [Scope] = []
+        for var die in LibDW.dwarfGetScopesDie(&innermost) {
+            switch LibDW.dwarfTag(&die) {
+            case Int32(DW_TAG_inlined_subroutine):
+                let callFile = unsigned(die: &die, DW_AT_call_file).flatMap { sourceFile(cu: cu, index: $0) }
+                let callLine = unsigned(die: &die, DW_AT_call_line).flatMap { Int(exactly: $0) }
+                result.append(Scope(name: functionName(&die), isInlined: true, callFile: callFile, callLine: callLine))
+            case Int32(DW_TAG_subprogram):
+                result.append(Scope(name: functionName(&die), isInlined: false))
+                return result
+            default:
+                continue  // lexical blocks and the like
+            }
+        }
+        // Inlined scopes without an enclosing subprogram DIE: the real function comes from the symbol table.
+        if !result.isEmpty { result.append(Scope(name: nil, isInlined: false)) }
+        return result
+    }
+
+    /// Demangled linkage name (fully qualified for C++, Rust, Swift), else the plain `DW_AT_name`.
+    private func functionName(_ die: inout Dwarf_Die) -> String? {
+        for attribute in [DW_AT_linkage_name, DW_AT_MIPS_linkage_name] {
+            if let mangled = string(die: &die, attribute) { return Demangler.demangle(mangled) }
+        }
+        return string(die: &die, DW_AT_name)
+    }
+
+    private func string(die: inout Dwarf_Die, _ name: Int) -> String? {
+        guard var attribute = LibDW.dwarfAttrIntegrate(&die, name) else { return nil }
+        return LibDW.dwarfFormString(&attribute)
+    }
+
+    private func unsigned(die: inout Dwarf_Die, _ name: Int) -> UInt64? {
+        guard var attribute = LibDW.dwarfAttrIntegrate(&die, name) else { return nil }
+        return LibDW.dwarfFormUData(&attribute)
+    }
+
+    /// Path of file number `index` in the line table of compile unit `cu`.
+    private func sourceFile(cu: UnsafeMutablePointer<Dwarf_Die>, index: UInt64) -> String? {
+        guard let table = LibDW.dwarfGetSrcFiles(cu), index < table.count else { return nil }
+        return LibDW.dwarfFileSrc(table.files, Int(index))
+    }
+}
+
+/// One thin Swift wrapper per C function used by `Symbolizer`.
+private enum LibDW {
+    /// Wraps libc `unsetenv`.
+    static func unsetenv(_ name: String) {
+        _ = Foundation.unsetenv(name)
+    }
+
+    /// Wraps `dwfl_begin`: a new session using `callbacks`, which must outlive it.
+    static func dwflBegin(_ callbacks: UnsafePointer<Dwfl_Callbacks>) -> OpaquePointer? {
+        dwfl_begin(callbacks)
+    }
+
+    /// Wraps `dwfl_end`.
+    static func dwflEnd(_ dwfl: OpaquePointer) {
+        dwfl_end(dwfl)
+    }
+
+    /// Wraps `dwfl_report_elf(dwfl, path, path, -1, base, true)`: with `add_p_vaddr` true, `base` is the
+    /// load bias for ET_DYN files (ignored for ET_EXEC). Nil if the file is missing or not ELF.
+    static func dwflReportElf(_ dwfl: OpaquePointer, path: String, base: UInt64) -> OpaquePointer? {
+        dwfl_report_elf(dwfl, path, path, -1, base, true)
+    }
+
+    /// Wraps `dwfl_report_end(dwfl, NULL, NULL)`; true on success.
+    static func dwflReportEnd(_ dwfl: OpaquePointer) -> Bool {
+        dwfl_report_end(dwfl, nil, nil) == 0
+    }
+
+    /// Wraps `dwfl_module_getsrc`: the line-table row covering `address`.
+    static func dwflModuleGetSrc(_ module: OpaquePointer, _ address: UInt64) -> OpaquePointer? {
+        dwfl_module_getsrc(module, address)
+    }
+
+    /// Wraps `dwfl_lineinfo`: source file and line of a line-table row.
+    static func dwflLineInfo(_ line: OpaquePointer) -> (file: String, line: Int?)? {
+        var lineNumber: Int32 = 0
+        guard let file = dwfl_lineinfo(line, nil, &lineNumber, nil, nil, nil) else { return nil }
+        return (String(cString: file), lineNumber > 0 ? Int(lineNumber) : nil)
+    }
+
+    /// Wraps `dwfl_module_addrinfo`: the ELF symbol (symtab, else dynsym) containing `address`.
+    static func dwflModuleAddrInfo(_ module: OpaquePointer, _ address: UInt64) -> String? {
+        var offset: GElf_Off = 0
+        var symbol = GElf_Sym()
+        return dwfl_module_addrinfo(module, address, &offset, &symbol, nil, nil, nil).map { String(cString: $0) }
+    }
+
+    /// Wraps `dwfl_module_addrdie`: the compile unit DIE covering `address` and the bias to subtract
+    /// from runtime addresses for libdw.
+    static func dwflModuleAddrDie(_ module: OpaquePointer, _ address: UInt64) -> (UnsafeMutablePointer<Dwarf_Die>, UInt64)? {
+        var bias: Dwarf_Addr = 0
+        return dwfl_module_addrdie(module, address, &bias).map { ($0, bias) }
+    }
+
+    /// Wraps `dwarf_getscopes`: DIEs of the scopes containing `pc`, innermost first (malloc'd array, freed here).
+    static func dwarfGetScopes(_ cu: UnsafeMutablePointer<Dwarf_Die>, pc: UInt64) -> [Dwarf_Die] {
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = dwarf_getscopes(cu, pc, &scopes)
+        defer { free(scopes) }
+        guard count > 0, let scopes else { return [] }
+        return Array(UnsafeBufferPointer(start: scopes, count: Int(count)))
+    }
+
+    /// Wraps `dwarf_getscopes_die`: `die` followed by the DIEs physically enclosing it, up to the CU.
+    static func dwarfGetScopesDie(_ die: inout Dwarf_Die) -> [Dwarf_Die] {
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = dwarf_getscopes_die(&die, &scopes)
+        defer { free(scopes) }
+        guard count > 0, let scopes else { return [] }
+        return Array(UnsafeBufferPointer(start: scopes, count: Int(count)))
+    }
+
+    /// Wraps `dwarf_tag`.
+    static func dwarfTag(_ die: inout Dwarf_Die) -> Int32 {
+        dwarf_tag(&die)
+    }
+
+    /// Wraps `dwarf_attr_integrate`: the attribute on `die` or on its abstract origin / specification.
+    static func dwarfAttrIntegrate(_ die: inout Dwarf_Die, _ name: Int) -> Dwarf_Attribute? {
+        var attribute = Dwarf_Attribute()
+        return dwarf_attr_integrate(&die, UInt32(name), &attribute) != nil ? attribute : nil
+    }
+
+    /// Wraps `dwarf_formstring`.
+    static func dwarfFormString(_ attribute: inout Dwarf_Attribute) -> String? {
+        dwarf_formstring(&attribute).map { String(cString: $0) }
+    }
+
+    /// Wraps `dwarf_formudata`.
+    static func dwarfFormUData(_ attribute: inout Dwarf_Attribute) -> UInt64? {
+        var value: Dwarf_Word = 0
+        return dwarf_formudata(&attribute, &value) == 0 ? value : nil
+    }
+
+    /// Wraps `dwarf_getsrcfiles`: the CU's file table and its size.
+    static func dwarfGetSrcFiles(_ cu: UnsafeMutablePointer<Dwarf_Die>) -> (files: OpaquePointer, count: Int)? {
+        var files: OpaquePointer?
+        var count = 0
+        guard dwarf_getsrcfiles(cu, &files, &count) == 0, let files else { return nil }
+        return (files, count)
+    }
+
+    /// Wraps `dwarf_filesrc`: the path of entry `index` of a file table.
+    static func dwarfFileSrc(_ files: OpaquePointer, _ index: Int) -> String? {
+        dwarf_filesrc(files, index, nil, nil).map { String(cString: $0) }
+    }
+}

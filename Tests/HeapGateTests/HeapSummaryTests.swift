@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+
+/// Exact HEAP SUMMARY figures and allocating frames for the fixtures, under `heapgate run`.
+/// The figures are valgrind's with `--run-libc-freeres=no --run-cxx-freeres=no`
+/// (Tests/Fixtures/EXPECTED.md): heapgate reports what is really in use when the process
+/// exits, while valgrind by default frees glibc's and libstdc++'s own blocks first.
+@Suite("Heap summary of fixtures")
+struct HeapSummaryTests {
+    struct Expectation: CustomTestStringConvertible, Sendable {
+        var fixture: [String]
+        var inUse: (bytes: UInt64, blocks: UInt64)
+        var allocs: UInt64, frees: UInt64, bytesAllocated: UInt64
+        /// (allocating function, bytes, blocks, file, line, first frame)
+        var leaks: [(function: String, bytes: UInt64, blocks: UInt64, file: String, line: Int, entry: String)]
+        var testDescription: String { fixture.joined(separator: " ") }
+    }
+
+    static let expectations: [Expectation] = [
+        Expectation(fixture: ["leak_basic"], inUse: (228, 4), allocs: 7, frees: 3, bytesAllocated: 676, leaks: [
+            ("leak_name", 24, 1, "leak_basic.c", 24, "malloc"),
+            ("leak_twice", 200, 2, "leak_basic.c", 31, "malloc"),
+            ("leak_calloc", 4, 1, "leak_basic.c", 38, "calloc"),
+        ]),
+        // Every interposed entry point leaks one block; the first frame names the entry point.
+        Expectation(fixture: ["entry_points"], inUse: (4_682, 9), allocs: 30, frees: 21, bytesAllocated: 67_122_549, leaks: [
+            ("leak_malloc", 11, 1, "entry_points.c", 164, "malloc"),
+            ("leak_calloc", 21, 1, "entry_points.c", 170, "calloc"),
+            ("leak_realloc", 33, 1, "entry_points.c", 178, "realloc"),
+            ("leak_reallocarray", 45, 1, "entry_points.c", 184, "reallocarray"),
+            ("leak_posix_memalign", 100, 1, "entry_points.c", 191, "posix_memalign"),
+            ("leak_aligned_alloc", 256, 1, "entry_points.c", 197, "aligned_alloc"),
+            ("leak_memalign", 50, 1, "entry_points.c", 204, "memalign"),
+            ("leak_valloc", 70, 1, "entry_points.c", 211, "valloc"),
+            ("leak_pvalloc", 4_096, 1, "entry_points.c", 218, "pvalloc"),
+        ]),
+        Expectation(fixture: ["realloc_chain"], inUse: (4_096, 1), allocs: 4_096, frees: 4_095, bytesAllocated: 8_390_656, leaks: [
+            ("grow_buffer", 4_096, 1, "realloc_chain.c", 23, "realloc"),
+        ]),
+        Expectation(fixture: ["exit_status", "7"], inUse: (100, 1), allocs: 1, frees: 0, bytesAllocated: 100, leaks: [
+            ("hold_block", 100, 1, "exit_status.c", 23, "malloc"),
+        ]),
+        Expectation(fixture: ["clean_c"], inUse: (0, 0), allocs: 12, frees: 12, bytesAllocated: 480, leaks: []),
+        // 76,800 of the bytes in use are libstdc++'s emergency exception pool and the stdout buffer.
+        Expectation(fixture: ["leak_cpp"], inUse: (76_872, 4), allocs: 6, frees: 2, bytesAllocated: 77_313, leaks: [
+            ("make_widget()", 32, 1, "leak_cpp.cpp", 29, "malloc"),
+            ("make_array()", 40, 1, "leak_cpp.cpp", 35, "malloc"),
+        ]),
+        Expectation(fixture: ["clean_cpp"], inUse: (72_704, 1), allocs: 22, frees: 21, bytesAllocated: 74_356, leaks: []),
+        Expectation(fixture: ["leak_rust"], inUse: (656, 3), allocs: 13, frees: 10, bytesAllocated: 4_156, leaks: [
+            ("leak_rust::leak_string", 48, 1, "leak_rust.rs", 16, "malloc"),
+            ("leak_rust::leak_box", 64, 1, "leak_rust.rs", 23, "malloc"),
+        ]),
+        Expectation(fixture: ["clean_rust"], inUse: (544, 1), allocs: 25, frees: 24, bytesAllocated: 6_220, leaks: []),
+        Expectation(fixture: ["deep_stack"], inUse: (8, 1), allocs: 1, frees: 0, bytesAllocated: 8, leaks: [
+            ("level_1", 8, 1, "deep_stack.c", 21, "malloc"),
+        ]),
+    ]
+
+    @Test(arguments: expectations)
+    func figuresAndFrames(_ expected: Expectation) throws {
+        let (outcome, report) = try Harness.run([Harness.fixture(expected.fixture[0])] + expected.fixture.dropFirst())
+        let process = try #require(report.processes.first)
+        #expect(report.processes.count == 1)
+        #expect(process.complete)
+        #expect(process.exitStatus == Int(outcome.status))
+        #expect(process.heap.inUseAtExit == Report.Amount(bytes: expected.inUse.bytes, blocks: expected.inUse.blocks))
+        #expect(process.heap.allocs == expected.allocs)
+        #expect(process.heap.frees == expected.frees)
+        #expect(process.heap.bytesAllocated == expected.bytesAllocated)
+        for leak in expected.leaks {
+            let records = process.records(allocatedIn: leak.function)
+            let record = try #require(records.count == 1 ? records.first : nil, "one record for \(leak.function), got \(records.count)")
+            #expect(record.bytes == leak.bytes, "\(leak.function)")
+            #expect(record.blocks == leak.blocks, "\(leak.function)")
+            #expect(record.frames.first?.function == leak.entry, "\(leak.function)")
+            #expect(record.frames.first?.module?.hasSuffix("/libheapgate.so") == true)
+            let frame = try #require(record.frames.first { $0.function == leak.function })
+            #expect(frame.file == leak.file, "\(leak.function)")
+            #expect(frame.line == leak.line, "\(leak.function)")
+        }
+    }
+
+    /// The text report is valgrind's layout, with the numbers grouped as valgrind groups them.
+    @Test func textReportLayout() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", Harness.fixture("leak_basic")])
+        let pid = try #require(outcome.stderr.firstMatch(of: #/==(\d+)== HEAP SUMMARY:/#)?.1)
+        let lines = outcome.stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let start = try #require(lines.firstIndex(of: "==\(pid)== HEAP SUMMARY:"))
+        #expect(Array(lines[start...(start + 4)]) == [
+            "==\(pid)== HEAP SUMMARY:",
+            "==\(pid)==     in use at exit: 228 bytes in 4 blocks",
+            "==\(pid)==   total heap usage: 7 allocs, 3 frees, 676 bytes allocated",
+            "==\(pid)==",
+            "==\(pid)== 4 bytes in 1 blocks are in use at exit in record 1 of 3",
+        ])
+        #expect(outcome.stderr.contains(": leak_calloc (leak_basic.c:38)"))
+        #expect(outcome.stderr.contains("==\(pid)== 200 bytes in 2 blocks are in use at exit in record 3 of 3"))
+        #expect(outcome.stderr.contains(": calloc (libheapgate.so)"))
+    }
+
+    /// Every frame of a 22-frame stack, with the optimisations on.
+    @Test func deepStackIsComplete() throws {
+        let (_, report) = try Harness.run([Harness.fixture("deep_stack")], flags: ["--num-callers=50"])
+        let frames = try #require(report.processes.first?.records.first?.frames)
+        #expect(frames.count == 22)
+        #expect(frames.first?.function == "malloc")
+        #expect(frames[1].function == "level_1")
+        #expect(frames[1].line == 21)
+        for level in 2...20 {
+            #expect(frames[level].function == "level_\(level)")
+            #expect(frames[level].file == "deep_stack.c")
+            #expect(frames[level].line == 25 + level)
+        }
+        #expect(frames[21].function == "main")
+        #expect(frames[21].line == 49)
+    }
+
+    /// --num-callers cuts stacks like valgrind's default of 12.
+    @Test func numCallersLimitsFrames() throws {
+        let (_, report) = try Harness.run([Harness.fixture("deep_stack")])
+        let frames = try #require(report.processes.first?.records.first?.frames)
+        #expect(frames.count == 12)
+        #expect(frames.last?.function == "level_11")
+    }
+}
