@@ -84,9 +84,9 @@ struct Report: Decodable {
         var pid: Int; var parentPid: Int; var command: [String]; var exitStatus: Int?; var complete: Bool
         var heap: Heap; var records: [Record]
 
-        /// The records whose first frame below the allocator is `function`.
+        /// The records whose stack passes through `function`.
         func records(allocatedIn function: String) -> [Record] {
-            records.filter { $0.frames.first(where: { !($0.module ?? "").hasSuffix("libheapgate.so") })?.function == function }
+            records.filter { $0.frames.contains { $0.function == function } }
         }
     }
     var tool: String

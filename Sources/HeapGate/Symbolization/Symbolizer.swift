@@ -155,13 +155,16 @@ public final class Symbolizer {
 
     /// Inlined-subroutine scopes containing `address`, innermost first, ending with the subprogram.
     /// Empty when the module has no DWARF for the address.
+    ///
+    /// The DIE tree is walked by hand, descending into namespaces and types, because elfutils
+    /// 0.188's `dwarf_getscopes` finds nothing in rustc's compile units (subprograms nested in
+    /// DW_TAG_namespace), where valgrind and gdb find the inlined chain.
     private func functionScopes(_ address: UInt64, in module: OpaquePointer) -> [Scope] {
-        guard let (cu, bias) = LibDW.dwflModuleAddrDie(module, address),
-              var innermost = LibDW.dwarfGetScopes(cu, pc: address &- bias).first else { return [] }
-        // dwarf_getscopes continues past an inlined instance into its abstract definition's scopes;
-        // the physical nesting (inlined instance → caller → … → subprogram) comes from the DIE itself.
+        guard let (cu, bias) = LibDW.dwflModuleAddrDie(module, address) else { return [] }
+        var chain: [Dwarf_Die] = []
+        Self.descend(into: cu.pointee, pc: address &- bias, chain: &chain)
         var result: [Scope] = []
-        for var die in LibDW.dwarfGetScopesDie(&innermost) {
+        for var die in chain.reversed() {
             switch LibDW.dwarfTag(&die) {
             case Int32(DW_TAG_inlined_subroutine):
                 let callFile = unsigned(die: &die, DW_AT_call_file).flatMap { sourceFile(cu: cu, index: $0) }
@@ -171,12 +174,40 @@ public final class Symbolizer {
                 result.append(Scope(name: functionName(&die), isInlined: false))
                 return result
             default:
-                continue  // lexical blocks and the like
+                continue  // lexical blocks
             }
         }
         // Inlined scopes without an enclosing subprogram DIE: the real function comes from the symbol table.
         if !result.isEmpty { result.append(Scope(name: nil, isInlined: false)) }
         return result
+    }
+
+    private static let containerTags: Set<Int32> = [
+        Int32(DW_TAG_namespace), Int32(DW_TAG_structure_type), Int32(DW_TAG_class_type),
+        Int32(DW_TAG_union_type), Int32(DW_TAG_enumeration_type),
+    ]
+    private static let codeScopeTags: Set<Int32> = [
+        Int32(DW_TAG_subprogram), Int32(DW_TAG_inlined_subroutine), Int32(DW_TAG_lexical_block),
+    ]
+
+    /// Appends to `chain` the code scopes (outermost first) under `parent` that contain `pc`.
+    private static func descend(into parent: Dwarf_Die, pc: UInt64, chain: inout [Dwarf_Die]) {
+        var parent = parent
+        guard var child = LibDW.dwarfChild(&parent) else { return }
+        while true {
+            let tag = LibDW.dwarfTag(&child)
+            if containerTags.contains(tag) {
+                let before = chain.count
+                descend(into: child, pc: pc, chain: &chain)
+                if chain.count > before { return }
+            } else if codeScopeTags.contains(tag), LibDW.dwarfHasPC(&child, pc) {
+                chain.append(child)
+                descend(into: child, pc: pc, chain: &chain)
+                return
+            }
+            guard let next = LibDW.dwarfSibling(&child) else { return }
+            child = next
+        }
     }
 
     /// Demangled linkage name (fully qualified for C++, Rust, Swift), else the plain `DW_AT_name`.
@@ -258,22 +289,21 @@ private enum LibDW {
         return dwfl_module_addrdie(module, address, &bias).map { ($0, bias) }
     }
 
-    /// Wraps `dwarf_getscopes`: DIEs of the scopes containing `pc`, innermost first (malloc'd array, freed here).
-    static func dwarfGetScopes(_ cu: UnsafeMutablePointer<Dwarf_Die>, pc: UInt64) -> [Dwarf_Die] {
-        var scopes: UnsafeMutablePointer<Dwarf_Die>?
-        let count = dwarf_getscopes(cu, pc, &scopes)
-        defer { free(scopes) }
-        guard count > 0, let scopes else { return [] }
-        return Array(UnsafeBufferPointer(start: scopes, count: Int(count)))
+    /// Wraps `dwarf_child`: the first child of `die`, if any.
+    static func dwarfChild(_ die: inout Dwarf_Die) -> Dwarf_Die? {
+        var child = Dwarf_Die()
+        return dwarf_child(&die, &child) == 0 ? child : nil
     }
 
-    /// Wraps `dwarf_getscopes_die`: `die` followed by the DIEs physically enclosing it, up to the CU.
-    static func dwarfGetScopesDie(_ die: inout Dwarf_Die) -> [Dwarf_Die] {
-        var scopes: UnsafeMutablePointer<Dwarf_Die>?
-        let count = dwarf_getscopes_die(&die, &scopes)
-        defer { free(scopes) }
-        guard count > 0, let scopes else { return [] }
-        return Array(UnsafeBufferPointer(start: scopes, count: Int(count)))
+    /// Wraps `dwarf_siblingof`: the next sibling of `die`, if any.
+    static func dwarfSibling(_ die: inout Dwarf_Die) -> Dwarf_Die? {
+        var sibling = Dwarf_Die()
+        return dwarf_siblingof(&die, &sibling) == 0 ? sibling : nil
+    }
+
+    /// Wraps `dwarf_haspc`: whether the DIE's address ranges contain `pc`.
+    static func dwarfHasPC(_ die: inout Dwarf_Die, _ pc: UInt64) -> Bool {
+        dwarf_haspc(&die, pc) == 1
     }
 
     /// Wraps `dwarf_tag`.
