@@ -34,6 +34,9 @@ static uint64_t hg_events, hg_allocs, hg_frees, hg_bytes_allocated;
 static hg_block_t hg_pending[HG_PENDING_REALLOCS];
 static unsigned hg_pending_next;
 
+uint64_t hg_drain_previous_address(void) { return hg_prev_address; }
+void hg_drain_set_previous_address(uint64_t address) { hg_prev_address = address; }
+
 static void hg_write_address(uint64_t address) {
     hg_writer_sv((int64_t)(address - hg_prev_address));
     hg_prev_address = address;
@@ -204,6 +207,12 @@ static void hg_write_preamble(void) {
     hg_liveset_for_each(hg_write_inherited_block);
 }
 
+/* HEAPGATE_LEAK_CHECK=no skips the exit-time scan (valgrind's --leak-check=no). */
+static bool hg_leak_check_enabled(void) {
+    const char *value = hg_getenv("HEAPGATE_LEAK_CHECK");
+    return !(value && strcmp(value, "no") == 0);
+}
+
 static void hg_sleep_us(long microseconds) {
     struct timespec delay = {0, microseconds * 1000};
     nanosleep(&delay, NULL);
@@ -212,6 +221,14 @@ static void hg_sleep_us(long microseconds) {
 static void *hg_drain_main(void *unused) {
     (void)unused;
     hg_guard_depth = 1; /* everything this thread allocates is the shim's own */
+    pthread_attr_t attributes;
+    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+        void *stack;
+        size_t size;
+        /* Its stack holds copies of events: block addresses that must not count as roots. */
+        if (pthread_attr_getstack(&attributes, &stack, &size) == 0) hg_leakscan_exclude(stack, size);
+        pthread_attr_destroy(&attributes);
+    }
     hg_write_preamble();
     hg_writer_flush(); /* even a process killed at once leaves a readable trace */
     hg_event_t batch[HG_BATCH];
@@ -254,7 +271,7 @@ void hg_drain_start(void) {
     atomic_store(&hg_drain_exists, true);
 }
 
-void hg_drain_finish(int exit_status) {
+void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     if (atomic_exchange(&hg_finished, 1)) return;
     if (!atomic_load(&hg_drain_exists)) return;
     /* Wait (briefly) for producers that claimed a slot to publish it, then stop. */
@@ -265,6 +282,13 @@ void hg_drain_finish(int exit_status) {
     pthread_join(hg_drain_thread, NULL);
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);
+    if (hg_leak_check_enabled()) {
+        const void *table;
+        size_t length;
+        hg_liveset_region(&table, &length);
+        hg_leakscan_exclude(table, length);
+        hg_leakscan_run(stack_floor);
+    }
     hg_writer_byte(HG_REC_STATS);
     hg_writer_uv(hg_events);
     hg_writer_uv(hg_ring_full_waits());

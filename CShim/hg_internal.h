@@ -124,6 +124,8 @@ typedef struct {
 bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack);
 /** Removes ptr; copies the block to out when out is not null. False if ptr was not in use. */
 bool hg_liveset_remove(uint64_t ptr, hg_block_t *out);
+/** The table's current mapping (it holds every block's address: never a root). */
+void hg_liveset_region(const void **start, size_t *length);
 void hg_liveset_for_each(void (*fn)(const hg_block_t *));
 size_t hg_liveset_count(void);
 
@@ -141,8 +143,17 @@ void hg_writer_forget_in_child(void);
 
 /* ---- hg_drain.c: the thread that moves events from the ring to the trace ---- */
 void hg_drain_start(void);
-/** Drains everything claimed so far, writes STATS and END, closes the trace. Idempotent. */
-void hg_drain_finish(int exit_status);
+/** Drains everything claimed so far, runs the leak scan (the calling thread's stack counts
+ *  from stack_floor up), writes STATS and END, closes the trace. Idempotent. */
+void hg_drain_finish(int exit_status, uintptr_t stack_floor);
+/** The address-delta register of the trace (records after the drain stopped continue it). */
+uint64_t hg_drain_previous_address(void);
+void hg_drain_set_previous_address(uint64_t address);
+
+/* ---- hg_leakscan.c: the exit-time classification ---- */
+/** Keeps [start, start+length) out of the scan's roots (the shim's own memory). */
+void hg_leakscan_exclude(const void *start, size_t length);
+void hg_leakscan_run(uintptr_t stack_floor);
 void hg_drain_fork_prepare(void);
 void hg_drain_fork_parent(void);
 void hg_drain_fork_child(void);

@@ -61,13 +61,13 @@ __attribute__((constructor)) static void hg_constructor(void) {
 
 __attribute__((destructor)) static void hg_destructor(void) {
     hg_guard_depth++;
-    hg_drain_finish(-1);
+    hg_drain_finish(-1, (uintptr_t)__builtin_frame_address(0));
     hg_guard_depth--;
 }
 
 void hg_exit_now(int status) {
     hg_guard_depth++;
-    hg_drain_finish(status);
+    hg_drain_finish(status, (uintptr_t)__builtin_frame_address(0));
     if (hg_real.exit_now) hg_real.exit_now(status);
     syscall(SYS_exit_group, status);
     __builtin_unreachable();

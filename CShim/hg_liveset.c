@@ -77,3 +77,8 @@ void hg_liveset_for_each(void (*fn)(const hg_block_t *)) {
 }
 
 size_t hg_liveset_count(void) { return hg_used; }
+
+void hg_liveset_region(const void **start, size_t *length) {
+    *start = hg_blocks;
+    *length = hg_capacity * sizeof(hg_block_t);
+}

@@ -45,6 +45,9 @@ void hg_stacks_init(void) {
     }
     hg_table = hg_reserve(sizeof(uint32_t) * HG_TABLE_SLOTS);
     hg_arena = hg_reserve(HG_ARENA_BYTES);
+    /* Never leak-scan roots: 4 GiB of mostly untouched reservation, and no heap pointers. */
+    if (hg_table) hg_leakscan_exclude(hg_table, sizeof(uint32_t) * HG_TABLE_SLOTS);
+    if (hg_arena) hg_leakscan_exclude(hg_arena, HG_ARENA_BYTES);
     /* Per-thread caches need no lock when a signal handler unwinds mid-unwind. */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }

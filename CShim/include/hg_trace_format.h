@@ -64,10 +64,24 @@ typedef enum {
     HG_REC_INHERITED = 0x20,
     /* sv address delta, uv size, uv stack id: a block in use when the process forked. */
     HG_REC_INHERITED_BLOCK = 0x21,
+    /* sv address delta, uv kind (HG_KIND_*), and for HG_KIND_INDIRECT: sv leader-minus-address,
+     * the block whose loss record it is counted under (itself possibly indirect: follow the chain
+     * to a definite block). One per block in use, in address order, after the exit-time scan. */
+    HG_REC_BLOCK_KIND = 0x40,
+    /* uv blocks classified, uv root bytes scanned, uv scan nanoseconds: the scan finished. */
+    HG_REC_SCAN_DONE = 0x41,
     /* uv events, uv ring-full waits, uv events lost (only ever non-zero before the drain starts). */
     HG_REC_STATS = 0x30,
     /* uv exit status (or UINT32_MAX when unknown): the trace is complete. Always last. */
     HG_REC_END = 0x7f,
 } hg_record_tag_t;
+
+/* The kinds of HG_REC_BLOCK_KIND, memcheck's. */
+typedef enum {
+    HG_KIND_DEFINITE = 0,
+    HG_KIND_INDIRECT = 1,
+    HG_KIND_POSSIBLE = 2,
+    HG_KIND_REACHABLE = 3,
+} hg_block_kind_t;
 
 #endif

@@ -23,7 +23,7 @@ struct ReportFlags: ParsableArguments {
     func emit(_ heaps: [ProcessHeap], exitStatuses: [Int: Int] = [:]) throws {
         let builder = ReportBuilder(options: options)
         let reports = heaps.map { builder.report(for: $0, exitStatus: exitStatuses[$0.header.pid]) }
-        let text = reports.map { TextReport.render($0) }.joined(separator: "\n")
+        let text = reports.map { TextReport.render($0, options: options) }.joined(separator: "\n")
         FileHandle.standardError.write(Data(text.utf8))
         if let jsonPath {
             let data = try JSONReport.render(reports)

@@ -64,6 +64,12 @@ private struct ReplayState {
             heap.bytesAllocated = bytesAllocated
         case let .inheritedBlock(address, size, stack):
             heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
+        case let .blockKind(address, kind, leader):
+            heap.blocksInUse[address]?.kind = kind
+            heap.blocksInUse[address]?.leader = leader
+        case let .scanDone(_, _, nanoseconds):
+            heap.isClassified = true
+            heap.scanNanoseconds = nanoseconds
         case let .stats(events, waits, lost):
             heap.events = events
             heap.ringFullWaits = waits

@@ -2,6 +2,17 @@
 public struct HeapBlock: Equatable, Sendable {
     public var size: UInt64
     public var stack: UInt64
+    /// Set by the exit-time scan.
+    public var kind: LeakKind?
+    /// For an indirectly lost block: the block it is counted under (follow to a definite one).
+    public var leader: UInt64?
+
+    public init(size: UInt64, stack: UInt64, kind: LeakKind? = nil, leader: UInt64? = nil) {
+        self.size = size
+        self.stack = stack
+        self.kind = kind
+        self.leader = leader
+    }
 }
 
 /// One frame of a recorded stack: the return address and the module it fell in when recorded.
@@ -31,6 +42,9 @@ public struct ProcessHeap: Sendable {
     public var events: UInt64 = 0
     public var ringFullWaits: UInt64 = 0
     public var lostEvents: UInt64 = 0
+    /// True when the exit-time scan classified every block in use (complete traces only).
+    public var isClassified = false
+    public var scanNanoseconds: UInt64 = 0
 
     public var bytesInUse: UInt64 { blocksInUse.values.reduce(0) { $0 + $1.size } }
 }

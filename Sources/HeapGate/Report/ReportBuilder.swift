@@ -1,5 +1,6 @@
-/// Turns replayed heaps into reports: groups the blocks in use by call site and symbolizes
-/// the frames that will be shown.
+/// Turns replayed heaps into reports: groups the blocks in use by leak kind and call site,
+/// counts indirect losses under the block that lost them, symbolizes the frames that will be
+/// shown and applies suppressions.
 public final class ReportBuilder {
     private let options: ReportOptions
     private let symbolizer: Symbolizer
@@ -10,35 +11,68 @@ public final class ReportBuilder {
     }
 
     public func report(for heap: ProcessHeap, exitStatus: Int? = nil) -> ProcessReport {
-        ProcessReport(
+        var records = self.records(for: heap)
+        var leaks: LeakTotals?
+        if heap.isClassified {
+            var totals = LeakTotals()
+            for index in records.indices {
+                guard let kind = records[index].kind.leakKind else { continue }
+                if let name = options.suppressions.firstMatch(records[index], kind: kind) {
+                    records[index].suppressedBy = name
+                    totals.suppressed.add(records[index].bytes, blocks: records[index].blocks)
+                } else {
+                    totals[kind].add(records[index].bytes, blocks: records[index].blocks)
+                }
+            }
+            leaks = totals
+        }
+        return ProcessReport(
             pid: heap.header.pid, parentPID: heap.header.parentPID, command: heap.command,
             exitStatus: exitStatus ?? heap.exitStatus, isComplete: heap.isComplete,
             bytesInUse: heap.bytesInUse, blocksInUse: UInt64(heap.blocksInUse.count),
             allocs: heap.allocs, frees: heap.frees, bytesAllocated: heap.bytesAllocated,
             ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,
-            records: records(for: heap))
+            records: records, leaks: leaks)
     }
 
-    /// Groups blocks by their first `numCallers` return addresses, as memcheck groups loss
-    /// records by the stack it kept (which is --num-callers deep).
+    private struct GroupKey: Hashable {
+        var kind: LossRecord.Kind
+        var frames: [FrameAddress]
+    }
+
+    private struct Group {
+        var direct = Amount()
+        var indirect = Amount()
+    }
+
+    /// Groups blocks by kind and by their first `numCallers` return addresses, as memcheck
+    /// groups loss records by the stack it kept (which is --num-callers deep).
     private func records(for heap: ProcessHeap) -> [LossRecord] {
-        var bytesByStack: [UInt64: (bytes: UInt64, blocks: UInt64)] = [:]
-        for block in heap.blocksInUse.values {
-            bytesByStack[block.stack, default: (0, 0)].bytes += block.size
-            bytesByStack[block.stack, default: (0, 0)].blocks += 1
+        var framesOfStack: [UInt64: [FrameAddress]] = [:]
+        func frames(_ stack: UInt64) -> [FrameAddress] {
+            if let known = framesOfStack[stack] { return known }
+            let cut = Array((heap.stacks[stack] ?? []).prefix(options.numCallers))
+            framesOfStack[stack] = cut
+            return cut
         }
-        var groups: [[FrameAddress]: (bytes: UInt64, blocks: UInt64)] = [:]
-        for (stack, total) in bytesByStack {
-            let frames = Array((heap.stacks[stack] ?? []).prefix(options.numCallers))
-            groups[frames, default: (0, 0)].bytes += total.bytes
-            groups[frames, default: (0, 0)].blocks += total.blocks
+        var groups: [GroupKey: Group] = [:]
+        var lossRoots = LossRoots(heap: heap)
+        for (address, block) in heap.blocksInUse {
+            let kind: LossRecord.Kind = heap.isClassified ? LossRecord.Kind(block.kind ?? .definite) : .inUse
+            groups[GroupKey(kind: kind, frames: frames(block.stack)), default: Group()].direct.add(block.size)
+            if kind == .indirect, let root = lossRoots.root(of: address), let rootBlock = heap.blocksInUse[root] {
+                groups[GroupKey(kind: .definite, frames: frames(rootBlock.stack)), default: Group()].indirect.add(block.size)
+            }
         }
-        let records = groups.map { frames, total in
-            LossRecord(kind: .inUse, bytes: total.bytes, blocks: total.blocks, frames: symbolize(frames, heap: heap))
+        let records = groups.map { key, group in
+            LossRecord(kind: key.kind, bytes: group.direct.bytes, blocks: group.direct.blocks,
+                       indirectBytes: group.indirect.bytes, indirectBlocks: group.indirect.blocks,
+                       frames: symbolize(key.frames, heap: heap))
         }
         return records.sorted { a, b in
-            if a.bytes != b.bytes { return a.bytes < b.bytes }
+            if a.totalBytes != b.totalBytes { return a.totalBytes < b.totalBytes }
             if a.blocks != b.blocks { return a.blocks < b.blocks }
+            if a.kind != b.kind { return a.kind.rawValue < b.kind.rawValue }
             return a.frames.map(\.address).lexicographicallyPrecedes(b.frames.map(\.address))
         }
     }
@@ -58,7 +92,7 @@ public final class ReportBuilder {
                 out.append(ReportFrame(
                     address: address, function: source.function,
                     file: source.file.map(Self.baseName), line: source.line, module: module.path,
-                    inlined: index < sources.count - 1 ? true : nil))
+                    inlined: index < sources.count - 1 ? true : nil, linkageName: source.linkageName))
             }
         }
         return Array(Self.cutBelowMain(out).prefix(max(options.numCallers, 1)))
@@ -83,5 +117,26 @@ public final class ReportBuilder {
 
     static func baseName(_ path: String) -> String {
         path.split(separator: "/").last.map(String.init) ?? path
+    }
+}
+
+/// Follows indirect blocks to the definitely lost block they are counted under.
+private struct LossRoots {
+    let heap: ProcessHeap
+    var memo: [UInt64: UInt64] = [:]
+
+    init(heap: ProcessHeap) { self.heap = heap }
+
+    mutating func root(of address: UInt64) -> UInt64? {
+        var chain: [UInt64] = []
+        var current = address
+        while let block = heap.blocksInUse[current], block.kind == .indirect, let leader = block.leader {
+            if let known = memo[current] { current = known; break }
+            chain.append(current)
+            current = leader
+            if chain.count > heap.blocksInUse.count { return nil } // a corrupt, cyclic chain
+        }
+        for member in chain { memo[member] = current }
+        return heap.blocksInUse[current]?.kind == .definite ? current : nil
     }
 }

@@ -10,15 +10,76 @@ public struct ReportFrame: Equatable, Sendable, Codable {
     public var module: String?
     /// True when the frame exists only because a call was inlined at this address.
     public var inlined: Bool?
+    /// The mangled name, for suppressions (not in the JSON report).
+    public var linkageName: String?
+
+    enum CodingKeys: String, CodingKey { case address, function, file, line, module, inlined }
 }
 
-/// Blocks in use that share a call site.
+/// Blocks in use that share a call site (and, once classified, a leak kind).
 public struct LossRecord: Equatable, Sendable {
-    public enum Kind: String, Sendable, Codable { case inUse }
+    public enum Kind: String, Sendable, Codable {
+        /// The process was not scanned at exit (leak check off, or the trace is incomplete).
+        case inUse
+        case definite, indirect, possible, reachable
+
+        init(_ kind: LeakKind) { self = Kind(rawValue: kind.rawValue)! }
+        public var leakKind: LeakKind? { LeakKind(rawValue: rawValue) }
+    }
     public var kind: Kind
+    /// Direct bytes and blocks.
     public var bytes: UInt64
     public var blocks: UInt64
+    /// Definitely lost records: the bytes and blocks lost only through these blocks.
+    public var indirectBytes: UInt64 = 0
+    public var indirectBlocks: UInt64 = 0
     public var frames: [ReportFrame]
+    /// The name of the suppression that matched, if any.
+    public var suppressedBy: String?
+
+    public var totalBytes: UInt64 { bytes + indirectBytes }
+}
+
+/// Bytes and blocks.
+public struct Amount: Equatable, Sendable, Codable {
+    public var bytes: UInt64 = 0
+    public var blocks: UInt64 = 0
+    public init(bytes: UInt64 = 0, blocks: UInt64 = 0) {
+        self.bytes = bytes
+        self.blocks = blocks
+    }
+    mutating func add(_ bytes: UInt64, blocks: UInt64 = 1) {
+        self.bytes += bytes
+        self.blocks += blocks
+    }
+}
+
+/// The LEAK SUMMARY of one process.
+public struct LeakTotals: Equatable, Sendable {
+    public var definite = Amount()
+    public var indirect = Amount()
+    public var possible = Amount()
+    public var reachable = Amount()
+    public var suppressed = Amount()
+
+    public subscript(kind: LeakKind) -> Amount {
+        get {
+            switch kind {
+            case .definite: return definite
+            case .indirect: return indirect
+            case .possible: return possible
+            case .reachable: return reachable
+            }
+        }
+        set {
+            switch kind {
+            case .definite: definite = newValue
+            case .indirect: indirect = newValue
+            case .possible: possible = newValue
+            case .reachable: reachable = newValue
+            }
+        }
+    }
 }
 
 /// The heap summary of one process.
@@ -38,6 +99,18 @@ public struct ProcessReport: Sendable {
     /// Sorted as valgrind sorts loss records: by bytes, smallest first, so the largest is
     /// printed last, next to the summary.
     public var records: [LossRecord]
+    /// Nil when the process was not classified (leak check off or incomplete trace).
+    public var leaks: LeakTotals?
+}
+
+/// valgrind's --leak-check.
+public enum LeakCheckMode: String, Sendable, CaseIterable {
+    /// No exit-time scan (the shim is told not to scan); only the HEAP SUMMARY.
+    case no
+    /// The LEAK SUMMARY, no loss records.
+    case summary
+    /// The LEAK SUMMARY and the loss records of the kinds in --show-leak-kinds.
+    case full
 }
 
 /// Options that shape a report.
@@ -45,6 +118,15 @@ public struct ReportOptions: Sendable {
     /// Frames shown per record, like valgrind's --num-callers (default 12).
     public var numCallers = 12
     public var useDebuginfod = false
+    public var leakCheck = LeakCheckMode.full
+    /// Kinds whose loss records are printed (valgrind's default: definite,possible).
+    public var showLeakKinds: Set<LeakKind> = [.definite, .possible]
+    /// Kinds that count as errors for --error-exitcode (valgrind's default: definite,possible).
+    public var errorsForLeakKinds: Set<LeakKind> = [.definite, .possible]
+    public var suppressions = RecordSuppressions()
+    /// Print a suppression block after each shown loss record (--gen-suppressions=all).
+    public var generateSuppressions = false
+
     public init(numCallers: Int = 12, useDebuginfod: Bool = false) {
         self.numCallers = numCallers
         self.useDebuginfod = useDebuginfod

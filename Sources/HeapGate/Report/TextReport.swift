@@ -1,16 +1,15 @@
 /// Renders reports in valgrind memcheck's wording and layout, so that people and existing
 /// log scrapers read them without a manual.
 public enum TextReport {
-    public static func render(_ report: ProcessReport, toolLine: Bool = true) -> String {
+    public static func render(_ report: ProcessReport, options: ReportOptions = ReportOptions(),
+                              suppressionText: (LossRecord) -> String? = { _ in nil }) -> String {
         var lines: [String] = []
-        if toolLine {
-            lines.append("heapgate, a heap tracker and leak gate")
-            lines.append("Command: " + report.command.joined(separator: " "))
-            lines.append("")
-        }
+        lines.append("heapgate, a heap tracker and leak gate")
+        lines.append("Command: " + report.command.joined(separator: " "))
+        lines.append("")
         if !report.isComplete {
             lines.append("WARNING: this trace is incomplete (the process was killed, crashed or is still running);")
-            lines.append("WARNING: the figures below cover only what was recorded.")
+            lines.append("WARNING: the figures below cover only what was recorded, and leaks were not classified.")
             lines.append("")
         }
         if report.lostEvents > 0 {
@@ -20,15 +19,77 @@ public enum TextReport {
         lines.append("    in use at exit: \(grouped(report.bytesInUse)) bytes in \(grouped(report.blocksInUse)) blocks")
         lines.append("  total heap usage: \(grouped(report.allocs)) allocs, \(grouped(report.frees)) frees, \(grouped(report.bytesAllocated)) bytes allocated")
         lines.append("")
-        for (index, record) in report.records.enumerated() {
-            lines.append("\(grouped(record.bytes)) bytes in \(grouped(record.blocks)) blocks are in use at exit in record \(index + 1) of \(report.records.count)")
-            for (position, frame) in record.frames.enumerated() {
-                lines.append((position == 0 ? "   at " : "   by ") + render(frame))
-            }
-            lines.append("")
+        if let leaks = report.leaks {
+            lines += leakSection(report, leaks: leaks, options: options, suppressionText: suppressionText)
+        } else {
+            lines += inUseRecords(report, options: options)
         }
         let prefix = "==\(report.pid)== "
         return lines.map { $0.isEmpty ? "==\(report.pid)==" : prefix + $0 }.joined(separator: "\n") + "\n"
+    }
+
+    /// Without a scan: every group of blocks in use (the leak check was off or the trace is cut).
+    private static func inUseRecords(_ report: ProcessReport, options: ReportOptions) -> [String] {
+        guard options.leakCheck == .full else { return [] }
+        var lines: [String] = []
+        for (index, record) in report.records.enumerated() {
+            lines.append("\(grouped(record.bytes)) bytes in \(grouped(record.blocks)) blocks are in use at exit in record \(index + 1) of \(report.records.count)")
+            lines += frameLines(record)
+            lines.append("")
+        }
+        return lines
+    }
+
+    private static func leakSection(_ report: ProcessReport, leaks: LeakTotals, options: ReportOptions,
+                                    suppressionText: (LossRecord) -> String?) -> [String] {
+        var lines: [String] = []
+        if report.blocksInUse == 0 {
+            lines.append("All heap blocks were freed -- no leaks are possible")
+            lines.append("")
+            return lines
+        }
+        let numbered = report.records.filter { $0.suppressedBy == nil }
+        if options.leakCheck == .full {
+            for (index, record) in numbered.enumerated() {
+                guard let kind = record.kind.leakKind, options.showLeakKinds.contains(kind) else { continue }
+                let amount = record.indirectBytes > 0
+                    ? "\(grouped(record.totalBytes)) (\(grouped(record.bytes)) direct, \(grouped(record.indirectBytes)) indirect) bytes"
+                    : "\(grouped(record.bytes)) bytes"
+                lines.append("\(amount) in \(grouped(record.blocks)) blocks are \(kind.valgrindPhrase) in loss record \(index + 1) of \(numbered.count)")
+                lines += frameLines(record)
+                if options.generateSuppressions, let text = suppressionText(record) {
+                    lines += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                }
+                lines.append("")
+            }
+        }
+        lines.append("LEAK SUMMARY:")
+        lines.append("   definitely lost: \(amount(leaks.definite))")
+        lines.append("   indirectly lost: \(amount(leaks.indirect))")
+        lines.append("     possibly lost: \(amount(leaks.possible))")
+        lines.append("   still reachable: \(amount(leaks.reachable))")
+        lines.append("        suppressed: \(amount(leaks.suppressed))")
+        if options.leakCheck == .summary {
+            lines.append("Rerun with --leak-check=full to see details of leaked memory")
+        } else if !options.showLeakKinds.contains(.reachable), leaks.reachable.blocks > 0 {
+            lines.append("Reachable blocks (those to which a pointer was found) are not shown.")
+            lines.append("To see them, rerun with: --leak-check=full --show-leak-kinds=all")
+        }
+        lines.append("")
+        let errors = numbered.filter { $0.kind.leakKind.map(options.errorsForLeakKinds.contains) ?? false }.count
+        let suppressed = report.records.count - numbered.count
+        if options.leakCheck == .full {
+            lines.append("ERROR SUMMARY: \(errors) errors from \(errors) contexts (suppressed: \(suppressed) from \(suppressed))")
+        }
+        return lines
+    }
+
+    private static func amount(_ amount: Amount) -> String {
+        "\(grouped(amount.bytes)) bytes in \(grouped(amount.blocks)) blocks"
+    }
+
+    private static func frameLines(_ record: LossRecord) -> [String] {
+        record.frames.enumerated().map { position, frame in (position == 0 ? "   at " : "   by ") + render(frame) }
     }
 
     /// `0x4C2DB8F: malloc (file.c:12)`, `… (in /lib/x.so)` without line info, `???` without a name.

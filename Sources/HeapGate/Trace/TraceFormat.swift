@@ -18,6 +18,8 @@ enum TraceFormat {
         case realloc = 0x13
         case inherited = 0x20
         case inheritedBlock = 0x21
+        case blockKind = 0x40
+        case scanDone = 0x41
         case stats = 0x30
         case end = 0x7f
     }

@@ -138,6 +138,15 @@ struct TraceReader {
             return .inherited(allocs: try stream.uv(), frees: try stream.uv(), bytesAllocated: try stream.uv())
         case .inheritedBlock:
             return .inheritedBlock(address: try address(), size: try stream.uv(), stack: try stream.uv())
+        case .blockKind:
+            let address = try address()
+            let raw = try stream.uv()
+            let kinds: [LeakKind] = [.definite, .indirect, .possible, .reachable]
+            guard raw < UInt64(kinds.count) else { throw corrupt("leak kind \(raw)") }
+            let leader = kinds[Int(raw)] == .indirect ? address &+ UInt64(bitPattern: try stream.sv()) : nil
+            return .blockKind(address: address, kind: kinds[Int(raw)], leader: leader)
+        case .scanDone:
+            return .scanDone(blocks: try stream.uv(), rootBytes: try stream.uv(), nanoseconds: try stream.uv())
         case .stats:
             return .stats(events: try stream.uv(), ringFullWaits: try stream.uv(), lostEvents: try stream.uv())
         case .end:

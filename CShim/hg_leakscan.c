@@ -1,0 +1,392 @@
+/*
+ * The exit-time leak scan: classifies every block in use the way memcheck does, while the
+ * memory still exists, and writes one BLOCK_KIND record per block.
+ *
+ * Why in-process and without ptrace: the memory is gone once the process exits, and ptrace is
+ * refused in many CI containers (LeakSanitizer and gperftools fail there). The scan runs in the
+ * shim's destructor (or _exit), after the drain thread has applied every recorded event, so the
+ * live set is exactly the blocks in use.
+ *
+ * Roots are every readable and writable mapping of the process, except:
+ *  - mappings that hold blocks (glibc's arenas and mmap'd chunks): their free chunks still hold
+ *    stale pointers; only live blocks are scanned, and only when reached;
+ *  - the shim's own memory (its data segments, its mappings, the drain thread's stack);
+ *  - the part of this thread's stack below the frame that called into the shim.
+ * Other threads keep running; their registers are not visible without stopping them, so their
+ * whole stack mappings are scanned instead (conservative: stale frames can only make a block
+ * look reachable, never lost). Roots are read with process_vm_readv, which reports unmapped or
+ * unreadable pages as errors instead of faulting.
+ *
+ * Marking follows memcheck (mc_leakcheck.c, described in valgrind's manual):
+ *  - a start pointer from a root or from a reachable block makes a block reachable;
+ *  - any other pointer into a block (interior, or from a possibly lost block) makes it possibly lost;
+ *  - blocks never reached form cliques: in address order, an unreached block becomes definitely
+ *    lost and everything reachable only from it indirectly lost, counted under it.
+ * Known layouts turn an interior pointer into a start pointer (see hg_interior_is_reference).
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+#include "hg_trace_format.h"
+
+enum { HG_UNREACHED = 0, HG_POSSIBLE, HG_REACHABLE, HG_DEFINITE, HG_INDIRECT };
+
+typedef struct {
+    uint64_t start;
+    uint64_t size;
+    uint32_t leader; /* HG_INDIRECT: index of the block it is counted under */
+    uint8_t state;
+} hg_scan_block_t;
+
+#define HG_MAX_EXCLUSIONS 64
+static struct {
+    uintptr_t start, end;
+} hg_exclusions[HG_MAX_EXCLUSIONS];
+static _Atomic int hg_exclusion_count;
+
+void hg_leakscan_exclude(const void *start, size_t length) {
+    int index = atomic_fetch_add(&hg_exclusion_count, 1);
+    if (index >= HG_MAX_EXCLUSIONS) return;
+    hg_exclusions[index].start = (uintptr_t)start;
+    hg_exclusions[index].end = (uintptr_t)start + length;
+}
+
+static hg_scan_block_t *hg_blocks;
+static size_t hg_block_count;
+static uint32_t *hg_work;
+static size_t hg_work_count;
+static uint64_t hg_lowest, hg_highest; /* address range covered by blocks */
+
+static void *hg_map(size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return map == MAP_FAILED ? NULL : map;
+}
+
+/* ---- the blocks, sorted by address ---- */
+
+static size_t hg_fill_index;
+static void hg_collect(const hg_block_t *block) {
+    hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = block->size};
+}
+
+/* LSD radix sort on the start address, 8 bits a pass, skipping passes where every key has the
+ * same byte (heap addresses share their high bytes): 10 M blocks sort in well under a second. */
+static bool hg_sort_blocks(void) {
+    if (hg_block_count < 2) return true;
+    hg_scan_block_t *scratch = hg_map(hg_block_count * sizeof *scratch);
+    if (!scratch) return false;
+    hg_scan_block_t *from = hg_blocks, *to = scratch;
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t counts[256] = {0};
+        for (size_t i = 0; i < hg_block_count; i++) counts[(from[i].start >> shift) & 0xff]++;
+        if (counts[(from[0].start >> shift) & 0xff] == hg_block_count) continue;
+        size_t offset = 0;
+        for (int digit = 0; digit < 256; digit++) {
+            size_t count = counts[digit];
+            counts[digit] = offset;
+            offset += count;
+        }
+        for (size_t i = 0; i < hg_block_count; i++) to[counts[(from[i].start >> shift) & 0xff]++] = from[i];
+        hg_scan_block_t *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != hg_blocks) memcpy(hg_blocks, from, hg_block_count * sizeof *hg_blocks);
+    munmap(scratch, hg_block_count * sizeof *scratch);
+    return true;
+}
+
+/* The block containing address, or -1. A zero-sized block is hit only by its start. */
+static ssize_t hg_find_block(uint64_t address) {
+    if (address < hg_lowest || address >= hg_highest) return -1;
+    size_t low = 0, high = hg_block_count;
+    while (low < high) { /* first block with start > address */
+        size_t mid = low + (high - low) / 2;
+        if (hg_blocks[mid].start <= address) low = mid + 1; else high = mid;
+    }
+    if (low == 0) return -1;
+    const hg_scan_block_t *block = &hg_blocks[low - 1];
+    if (address == block->start || address < block->start + block->size) return (ssize_t)(low - 1);
+    return -1;
+}
+
+/* ---- layouts whose only reference is an interior pointer ---- */
+
+static bool hg_is_power_of_two(uint64_t value) { return value && !(value & (value - 1)); }
+
+/* A Rust hashbrown RawTable keeps `ctrl`, which points past the buckets into the middle of its
+ * allocation: [buckets: n * size_of T][ctrl bytes: n + 16]. A static HashMap is reachable only
+ * through it (memcheck calls every entry of such a map possibly lost). Recognised when the
+ * block ends exactly n + 16 bytes after the pointer, n is a power of two, the pointer is 16-byte
+ * aligned within the block, and every control byte is EMPTY (0xff), DELETED (0x80) or FULL
+ * (0x00-0x7f). */
+static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address) {
+    uint64_t offset = address - block->start;
+    uint64_t tail = block->size - offset;
+    if (tail < 20 || offset % 16 != 0) return false;
+    uint64_t buckets = tail - 16;
+    if (!hg_is_power_of_two(buckets) || offset < buckets) return false;
+    const uint8_t *ctrl = (const uint8_t *)address;
+    for (uint64_t i = 0; i < tail; i++)
+        if (ctrl[i] & 0x80 && ctrl[i] != 0xff && ctrl[i] != 0x80) return false;
+    return true;
+}
+
+/* memcheck's heuristics (--leak-check-heuristics=all, its default), each for a known layout:
+ *  - newarray: C++ new[] of a type with a destructor returns start + 8, after the element count;
+ *  - length64: a 64-bit length prefix, pointer to start + 8;
+ *  - stdstring: the pre-C++11 std::string representation, pointer to start + 24 (length,
+ *    capacity, refcount first). */
+static bool hg_interior_is_reference(const hg_scan_block_t *block, uint64_t address) {
+    uint64_t offset = address - block->start;
+    const uint64_t *words = (const uint64_t *)block->start;
+    if (offset == 8 && block->size >= 8) {
+        uint64_t first = words[0];
+        if (first == block->size - 8) return true;                                 /* length64 */
+        if (first > 0 && (block->size - 8) % first == 0 && first <= block->size) return true; /* newarray */
+    }
+    if (offset == 24 && block->size >= 25) {
+        uint64_t length = words[0], capacity = words[1];
+        if (capacity == block->size - 25 && length <= capacity) return true; /* stdstring */
+    }
+    return hg_is_hashbrown_ctrl(block, address);
+}
+
+/* A Swift object whose refcount moved to a side table stores, in its refcount word, the side
+ * table's address shifted right by 3 with the two top bits set (UseSlowRC | SideTableMark;
+ * swiftlang/swift include/swift/Runtime/RefCount.h). A plain scan never sees the address and
+ * reports every side table as lost, which is why LeakSanitizer is unusable on Swift on Linux. */
+static uint64_t hg_decode_swift_side_table(uint64_t word) {
+    if ((word >> 62) != 3) return 0;
+    return (word & ~(3ull << 62)) << 3;
+}
+
+/* ---- marking ---- */
+
+static void hg_push(uint32_t index) { hg_work[hg_work_count++] = index; }
+
+/* A word seen from a root (definite) or from a block of the given state. */
+static void hg_consider(uint64_t word, bool from_definite) {
+    ssize_t found = hg_find_block(word);
+    bool start_like;
+    if (found >= 0) {
+        start_like = word == hg_blocks[found].start || hg_interior_is_reference(&hg_blocks[found], word);
+    } else {
+        uint64_t side_table = hg_decode_swift_side_table(word);
+        if (!side_table || (found = hg_find_block(side_table)) < 0 || hg_blocks[found].start != side_table) return;
+        start_like = true;
+    }
+    hg_scan_block_t *block = &hg_blocks[found];
+    if (block->state == HG_REACHABLE) return;
+    if (start_like && from_definite) {
+        block->state = HG_REACHABLE; /* pushed at most twice: once possible, once reachable */
+        hg_push((uint32_t)found);
+    } else if (block->state == HG_UNREACHED) {
+        block->state = HG_POSSIBLE;
+        hg_push((uint32_t)found);
+    }
+}
+
+static void hg_scan_words(const uint64_t *words, size_t count, bool from_definite) {
+    for (size_t i = 0; i < count; i++)
+        if (words[i] >= hg_lowest) hg_consider(words[i], from_definite);
+}
+
+static void hg_propagate(void) {
+    while (hg_work_count > 0) {
+        hg_scan_block_t *block = &hg_blocks[hg_work[--hg_work_count]];
+        hg_scan_words((const uint64_t *)block->start, block->size / 8, block->state == HG_REACHABLE);
+    }
+}
+
+/* ---- roots ---- */
+
+static uint64_t hg_root_bytes;
+
+/* Reads [start, end) of our own memory safely and scans it as a root. */
+static void hg_scan_root_range(uintptr_t start, uintptr_t end) {
+    static uint64_t buffer[8192]; /* the shim's own .bss: excluded from the roots */
+    start = (start + 7) & ~(uintptr_t)7;
+    while (start + 8 <= end) {
+        size_t want = end - start < sizeof buffer ? (end - start) & ~(size_t)7 : sizeof buffer;
+        struct iovec local = {buffer, want}, remote = {(void *)start, want};
+        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (got <= 0) {
+            start = (start + 4096) & ~(uintptr_t)4095; /* unreadable page: skip it */
+            continue;
+        }
+        hg_root_bytes += (uint64_t)got;
+        hg_scan_words(buffer, (size_t)got / 8, true);
+        hg_propagate();
+        start += (size_t)got;
+    }
+}
+
+/* Scans [start, end) minus the exclusions. */
+static void hg_scan_root(uintptr_t start, uintptr_t end) {
+    int count = atomic_load(&hg_exclusion_count);
+    if (count > HG_MAX_EXCLUSIONS) count = HG_MAX_EXCLUSIONS;
+    for (int i = 0; i < count; i++) {
+        uintptr_t ex_start = hg_exclusions[i].start, ex_end = hg_exclusions[i].end;
+        if (ex_end <= start || ex_start >= end) continue;
+        if (ex_start > start) hg_scan_root(start, ex_start);
+        if (ex_end < end) hg_scan_root(ex_end, end);
+        return;
+    }
+    hg_scan_root_range(start, end);
+}
+
+static bool hg_holds_blocks(uintptr_t start, uintptr_t end) {
+    if (hg_block_count == 0) return false;
+    size_t low = 0, high = hg_block_count; /* first block starting at or after start */
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        if (hg_blocks[mid].start < start) low = mid + 1; else high = mid;
+    }
+    return low < hg_block_count && hg_blocks[low].start < end;
+}
+
+/* Walks /proc/self/maps; scans readable, writable mappings that hold no blocks. The stack of
+ * the calling thread is scanned from `stack_floor` up. */
+static void hg_scan_roots(uintptr_t stack_floor) {
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    size_t capacity = 1 << 20, length = 0;
+    char *text = hg_map(capacity);
+    for (;;) {
+        if (!text) break;
+        if (length == capacity) {
+            char *bigger = hg_map(capacity * 2);
+            if (!bigger) break;
+            memcpy(bigger, text, length);
+            munmap(text, capacity);
+            text = bigger;
+            capacity *= 2;
+        }
+        ssize_t n = read(fd, text + length, capacity - length);
+        if (n <= 0) break;
+        length += (size_t)n;
+    }
+    close(fd);
+    if (!text) return;
+    for (size_t at = 0; at < length;) {
+        char *line = text + at;
+        char *newline = memchr(line, '\n', length - at);
+        size_t line_length = newline ? (size_t)(newline - line) : length - at;
+        at += line_length + 1;
+        char *cursor;
+        uintptr_t start = strtoull(line, &cursor, 16);
+        if (*cursor != '-') continue;
+        uintptr_t end = strtoull(cursor + 1, &cursor, 16);
+        if (cursor[0] != ' ' || cursor[1] != 'r' || cursor[2] != 'w') continue;
+        if (hg_holds_blocks(start, end)) continue;
+        if (stack_floor >= start && stack_floor < end) start = stack_floor;
+        hg_scan_root(start, end);
+    }
+    munmap(text, capacity);
+}
+
+/* The shim's own loadable segments (its ring, buffers and tables are static). */
+static int hg_exclude_own_segments(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    if (info->dlpi_addr != (uintptr_t)data) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
+        if (phdr->p_type == PT_LOAD && (phdr->p_flags & PF_W))
+            hg_leakscan_exclude((void *)(info->dlpi_addr + (phdr->p_vaddr & ~(uintptr_t)4095)),
+                                phdr->p_memsz + (phdr->p_vaddr & 4095) + 4096);
+    }
+    return 1;
+}
+
+/* ---- cliques of lost blocks ---- */
+
+static void hg_form_cliques(void) {
+    for (size_t i = 0; i < hg_block_count; i++) {
+        if (hg_blocks[i].state != HG_UNREACHED) continue;
+        hg_blocks[i].state = HG_DEFINITE;
+        hg_push((uint32_t)i);
+        while (hg_work_count > 0) {
+            const hg_scan_block_t *from = &hg_blocks[hg_work[--hg_work_count]];
+            const uint64_t *words = (const uint64_t *)from->start;
+            for (size_t w = 0; w < from->size / 8; w++) {
+                ssize_t j = hg_find_block(words[w]);
+                if (j < 0) {
+                    uint64_t side_table = hg_decode_swift_side_table(words[w]);
+                    if (!side_table || (j = hg_find_block(side_table)) < 0) continue;
+                }
+                hg_scan_block_t *to = &hg_blocks[j];
+                bool earlier_leader = to->state == HG_DEFINITE && (size_t)j != i;
+                if (to->state != HG_UNREACHED && !earlier_leader) continue;
+                /* An earlier clique's leader reached from this one joins it, with its members. */
+                to->state = HG_INDIRECT;
+                to->leader = (uint32_t)i;
+                if (!earlier_leader) hg_push((uint32_t)j);
+            }
+        }
+    }
+}
+
+/* ---- the trace ---- */
+
+static void hg_write_kinds(uint64_t nanoseconds) {
+    uint64_t previous = hg_drain_previous_address();
+    for (size_t i = 0; i < hg_block_count; i++) {
+        const hg_scan_block_t *block = &hg_blocks[i];
+        int kind = block->state == HG_REACHABLE   ? HG_KIND_REACHABLE
+                   : block->state == HG_POSSIBLE  ? HG_KIND_POSSIBLE
+                   : block->state == HG_INDIRECT  ? HG_KIND_INDIRECT
+                                                  : HG_KIND_DEFINITE;
+        hg_writer_byte(HG_REC_BLOCK_KIND);
+        hg_writer_sv((int64_t)(block->start - previous));
+        previous = block->start;
+        hg_writer_uv((uint64_t)kind);
+        if (kind == HG_KIND_INDIRECT) hg_writer_sv((int64_t)(hg_blocks[block->leader].start - block->start));
+    }
+    hg_drain_set_previous_address(previous);
+    hg_writer_byte(HG_REC_SCAN_DONE);
+    hg_writer_uv(hg_block_count);
+    hg_writer_uv(hg_root_bytes);
+    hg_writer_uv(nanoseconds);
+}
+
+static uint64_t hg_now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+void hg_leakscan_run(uintptr_t stack_floor) {
+    uint64_t started = hg_now_ns();
+    Dl_info self;
+    if (dladdr((void *)hg_leakscan_run, &self) && self.dli_fbase)
+        dl_iterate_phdr(hg_exclude_own_segments, self.dli_fbase);
+
+    hg_block_count = hg_liveset_count();
+    hg_blocks = hg_map(hg_block_count * sizeof *hg_blocks);
+    hg_work = hg_map(hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
+    if (!hg_blocks || !hg_work) return; /* no memory for the scan: the trace says "not scanned" */
+    hg_leakscan_exclude(hg_blocks, hg_block_count * sizeof *hg_blocks);
+    hg_leakscan_exclude(hg_work, hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
+    hg_fill_index = 0;
+    hg_liveset_for_each(hg_collect);
+    if (!hg_sort_blocks()) return;
+    if (hg_block_count > 0) {
+        hg_lowest = hg_blocks[0].start;
+        const hg_scan_block_t *last = &hg_blocks[hg_block_count - 1];
+        hg_highest = last->start + (last->size ? last->size : 1);
+    }
+    hg_scan_roots(stack_floor);
+    hg_form_cliques();
+    hg_write_kinds(hg_now_ns() - started);
+}
