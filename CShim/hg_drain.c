@@ -226,7 +226,10 @@ static void *hg_drain_main(void *unused) {
         void *stack;
         size_t size;
         /* Its stack holds copies of events: block addresses that must not count as roots. */
-        if (pthread_attr_getstack(&attributes, &stack, &size) == 0) hg_leakscan_exclude(stack, size);
+        if (pthread_attr_getstack(&attributes, &stack, &size) == 0) {
+            hg_leakscan_exclude(stack, size);
+            hg_leakscan_note_thread_descriptor((char *)stack + size, (void *)pthread_self());
+        }
         pthread_attr_destroy(&attributes);
     }
     hg_write_preamble();

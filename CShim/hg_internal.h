@@ -154,6 +154,8 @@ void hg_drain_set_previous_address(uint64_t address);
 /** Keeps [start, start+length) out of the scan's roots (the shim's own memory). */
 void hg_leakscan_exclude(const void *start, size_t length);
 void hg_leakscan_run(uintptr_t stack_floor);
+/** Where glibc puts a thread's descriptor: [thread pointer, stack end) of a thread we own. */
+void hg_leakscan_note_thread_descriptor(const void *stack_end, const void *thread_pointer);
 void hg_drain_fork_prepare(void);
 void hg_drain_fork_parent(void);
 void hg_drain_fork_child(void);

@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +47,7 @@ typedef struct {
     uint64_t size;
     uint32_t leader; /* HG_INDIRECT: index of the block it is counted under */
     uint8_t state;
+    bool by_swift_runtime; /* allocated from libswiftCore.so (its layouts are known) */
 } hg_scan_block_t;
 
 #define HG_MAX_EXCLUSIONS 64
@@ -75,8 +78,30 @@ static void *hg_map(size_t bytes) {
 /* ---- the blocks, sorted by address ---- */
 
 static size_t hg_fill_index;
+static uintptr_t hg_swift_runtime_start, hg_swift_runtime_end;
+
+/* The Swift runtime's address range, so that its own tagged pointers can be recognised. */
+static void hg_find_swift_runtime(void) {
+    for (uint32_t i = 0; i < hg_modules_count(); i++) {
+        const hg_module_t *module = hg_modules_get(i);
+        size_t length = strlen(module->path);
+        if (!module->loaded || length < 16 || strcmp(module->path + length - 16, "/libswiftCore.so") != 0) continue;
+        for (uint32_t s = 0; s < module->segment_count; s++) {
+            uintptr_t start = module->base + module->seg_vaddr[s], end = start + module->seg_memsz[s];
+            if (!hg_swift_runtime_start || start < hg_swift_runtime_start) hg_swift_runtime_start = start;
+            if (end > hg_swift_runtime_end) hg_swift_runtime_end = end;
+        }
+    }
+}
+
 static void hg_collect(const hg_block_t *block) {
-    hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = block->size};
+    bool by_swift = false;
+    if (hg_swift_runtime_end && block->stack) {
+        const hg_stack_t *stack = hg_stacks_get(block->stack);
+        /* Frame 0 is the allocator entry point; frame 1 its caller. */
+        by_swift = stack->depth > 1 && stack->ips[1] >= hg_swift_runtime_start && stack->ips[1] < hg_swift_runtime_end;
+    }
+    hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = block->size, .by_swift_runtime = by_swift};
 }
 
 /* LSD radix sort on the start address, 8 bits a pass, skipping passes where every key has the
@@ -146,7 +171,10 @@ static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address)
  *  - newarray: C++ new[] of a type with a destructor returns start + 8, after the element count;
  *  - length64: a 64-bit length prefix, pointer to start + 8;
  *  - stdstring: the pre-C++11 std::string representation, pointer to start + 24 (length,
- *    capacity, refcount first). */
+ *    capacity, refcount first).
+ * And heapgate's own, for layouts memcheck does not know (each has a fixture):
+ *  - a block the Swift runtime allocated, reached through a low-bit-tagged pointer;
+ *  - a Rust hashbrown table reached through its control bytes. */
 static bool hg_interior_is_reference(const hg_scan_block_t *block, uint64_t address) {
     uint64_t offset = address - block->start;
     const uint64_t *words = (const uint64_t *)block->start;
@@ -155,6 +183,9 @@ static bool hg_interior_is_reference(const hg_scan_block_t *block, uint64_t addr
         if (first == block->size - 8) return true;                                 /* length64 */
         if (first > 0 && (block->size - 8) % first == 0 && first <= block->size) return true; /* newarray */
     }
+    /* The Swift runtime's ConcurrentReadableHashMap keeps its index storage as a pointer with
+     * its low bit set (Swift 6); such a block is reached only through start + 1. */
+    if (block->by_swift_runtime && offset < 8) return true;
     if (offset == 24 && block->size >= 25) {
         uint64_t length = words[0], capacity = words[1];
         if (capacity == block->size - 25 && length <= capacity) return true; /* stdstring */
@@ -246,6 +277,73 @@ static void hg_scan_root(uintptr_t start, uintptr_t end) {
     hg_scan_root_range(start, end);
 }
 
+/* ---- other threads' stacks ---- */
+
+#define HG_MAX_THREADS 4096
+static uintptr_t hg_thread_descriptor_span;
+
+void hg_leakscan_note_thread_descriptor(const void *stack_end, const void *thread_pointer) {
+    if ((uintptr_t)stack_end > (uintptr_t)thread_pointer)
+        hg_thread_descriptor_span = (uintptr_t)stack_end - (uintptr_t)thread_pointer;
+}
+static uintptr_t hg_thread_sps[HG_MAX_THREADS];
+static size_t hg_thread_sp_count;
+static bool hg_some_sp_unknown;
+
+/* The stack pointer of every other live thread, from /proc/self/task/TID/syscall (allowed for
+ * one's own threads without ptrace): "NR ARGS… SP PC" when blocked in a system call, "-1 SP PC"
+ * when blocked otherwise, "running" when on a CPU (then its stack cannot be bounded). */
+static void hg_collect_thread_stack_pointers(void) {
+    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) {
+        hg_some_sp_unknown = true;
+        return;
+    }
+    pid_t self = gettid();
+    char entries[4096];
+    long count;
+    while ((count = syscall(SYS_getdents64, dir, entries, sizeof entries)) > 0) {
+        for (long at = 0; at < count;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *entry = (void *)(entries + at);
+            at += entry->reclen;
+            long tid = strtol(entry->name, NULL, 10);
+            if (tid <= 0 || tid == self) continue;
+            char path[64], text[256];
+            snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+            if (fd >= 0) close(fd);
+            if (n <= 0) continue; /* the thread is gone */
+            text[n] = '\0';
+            /* The stack pointer is the second-to-last field. */
+            char *fields[16];
+            int found = 0;
+            for (char *token = strtok(text, " \n"); token && found < 16; token = strtok(NULL, " \n")) fields[found++] = token;
+            if (found < 3 || hg_thread_sp_count == HG_MAX_THREADS) {
+                hg_some_sp_unknown = true;
+                continue;
+            }
+            hg_thread_sps[hg_thread_sp_count++] = (uintptr_t)strtoull(fields[found - 2], NULL, 16);
+        }
+    }
+    close(dir);
+}
+
+/* The lowest live stack pointer inside [start, end), or 0. */
+static uintptr_t hg_live_stack_pointer_in(uintptr_t start, uintptr_t end) {
+    uintptr_t lowest = 0;
+    for (size_t i = 0; i < hg_thread_sp_count; i++)
+        if (hg_thread_sps[i] >= start && hg_thread_sps[i] < end && (!lowest || hg_thread_sps[i] < lowest))
+            lowest = hg_thread_sps[i];
+    return lowest;
+}
+
 static bool hg_holds_blocks(uintptr_t start, uintptr_t end) {
     if (hg_block_count == 0) return false;
     size_t low = 0, high = hg_block_count; /* first block starting at or after start */
@@ -257,7 +355,11 @@ static bool hg_holds_blocks(uintptr_t start, uintptr_t end) {
 }
 
 /* Walks /proc/self/maps; scans readable, writable mappings that hold no blocks. The stack of
- * the calling thread is scanned from `stack_floor` up. */
+ * the calling thread is scanned from `stack_floor` up; another live thread's stack from its
+ * stack pointer up. A thread stack (an anonymous mapping right above a guard page) that no live
+ * thread is on belongs to an exited thread, kept in glibc's stack cache with stale contents:
+ * memcheck does not scan those either. When some thread's stack pointer is unknown (it is
+ * running), every thread stack is scanned whole. */
 static void hg_scan_roots(uintptr_t stack_floor) {
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
@@ -279,6 +381,9 @@ static void hg_scan_roots(uintptr_t stack_floor) {
     }
     close(fd);
     if (!text) return;
+    hg_collect_thread_stack_pointers();
+    uintptr_t previous_end = 0;
+    bool previous_was_guard = false;
     for (size_t at = 0; at < length;) {
         char *line = text + at;
         char *newline = memchr(line, '\n', length - at);
@@ -288,9 +393,21 @@ static void hg_scan_roots(uintptr_t stack_floor) {
         uintptr_t start = strtoull(line, &cursor, 16);
         if (*cursor != '-') continue;
         uintptr_t end = strtoull(cursor + 1, &cursor, 16);
+        bool after_guard = previous_was_guard && previous_end == start;
+        previous_was_guard = cursor[0] == ' ' && cursor[1] == '-' && cursor[2] == '-' && cursor[3] == '-';
+        previous_end = end;
         if (cursor[0] != ' ' || cursor[1] != 'r' || cursor[2] != 'w') continue;
         if (hg_holds_blocks(start, end)) continue;
-        if (stack_floor >= start && stack_floor < end) start = stack_floor;
+        bool named_stack = strstr(line, "[stack]") != NULL && strstr(line, "[stack]") < line + line_length;
+        if (stack_floor >= start && stack_floor < end) {
+            start = stack_floor;
+        } else if ((after_guard || named_stack) && !hg_some_sp_unknown) {
+            uintptr_t sp = hg_live_stack_pointer_in(start, end);
+            /* No live thread on it: only its thread descriptor (glibc keeps it at the top of the
+             * stack, with the DTV pointer) is still meaningful, as memcheck sees it. */
+            if (!sp) sp = hg_thread_descriptor_span && end - start > hg_thread_descriptor_span ? end - hg_thread_descriptor_span : end;
+            start = sp;
+        }
         hg_scan_root(start, end);
     }
     munmap(text, capacity);
@@ -379,6 +496,7 @@ void hg_leakscan_run(uintptr_t stack_floor) {
     hg_leakscan_exclude(hg_blocks, hg_block_count * sizeof *hg_blocks);
     hg_leakscan_exclude(hg_work, hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
     hg_fill_index = 0;
+    hg_find_swift_runtime();
     hg_liveset_for_each(hg_collect);
     if (!hg_sort_blocks()) return;
     if (hg_block_count > 0) {

@@ -6,7 +6,10 @@
  * trace file come with the shim's constructor. The trace is closed by the shim's destructor
  * (after main returned or exit() ran the atexit handlers) or by _exit (a fork child).
  */
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 #include <pthread.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -59,9 +62,28 @@ __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth--;
 }
 
+/* The stack pointer of exit()'s caller, so the leak scan starts there: the frames of exit,
+ * _dl_fini and this destructor lie below it, over the dead frames of whatever main called
+ * last, whose stale slots would otherwise count as roots. Falls back to our own frame. */
+static uintptr_t hg_exit_caller_stack_pointer(void) {
+    unw_context_t context;
+    unw_cursor_t cursor;
+    if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return 0;
+    char name[64];
+    for (int depth = 0; depth < 32 && unw_step(&cursor) > 0; depth++) {
+        unw_word_t offset;
+        if (unw_get_proc_name(&cursor, name, sizeof name, &offset) != 0 || strcmp(name, "exit") != 0) continue;
+        unw_word_t sp;
+        if (unw_step(&cursor) > 0 && unw_get_reg(&cursor, UNW_REG_SP, &sp) == 0) return (uintptr_t)sp;
+        break;
+    }
+    return 0;
+}
+
 __attribute__((destructor)) static void hg_destructor(void) {
     hg_guard_depth++;
-    hg_drain_finish(-1, (uintptr_t)__builtin_frame_address(0));
+    uintptr_t floor = hg_exit_caller_stack_pointer();
+    hg_drain_finish(-1, floor ? floor : (uintptr_t)__builtin_frame_address(0));
     hg_guard_depth--;
 }
 

@@ -13,14 +13,66 @@ struct ReportFlags: ParsableArguments {
     @Flag(name: .customLong("debuginfod"), help: "Let elfutils fetch missing debug info from $DEBUGINFOD_URLS (off by default: an unreachable server stalls each module for about 90 s).")
     var debuginfod = false
 
+    @Option(name: .customLong("leak-check"), help: ArgumentHelp("no|summary|full: search for leaks at exit, and how much to print.", valueName: "no|summary|full"))
+    var leakCheck: String = "full"
+
+    @Option(name: .customLong("show-leak-kinds"), help: ArgumentHelp("Kinds of loss records to print: definite,indirect,possible,reachable, all or none.", valueName: "KINDS"))
+    var showLeakKinds: String = "definite,possible"
+
+    @Option(name: .customLong("errors-for-leak-kinds"), help: ArgumentHelp("Kinds that count as errors for --error-exitcode.", valueName: "KINDS"))
+    var errorsForLeakKinds: String = "definite,possible"
+
+    @Option(name: .customLong("error-exitcode"), help: ArgumentHelp("Exit with N when any process has a leak of a kind in --errors-for-leak-kinds (after suppressions).", valueName: "N"))
+    var errorExitCode: Int32?
+
+    @Option(name: .customLong("gen-suppressions"), help: ArgumentHelp("all: print a suppression after each loss record; no (default).", valueName: "no|all"))
+    var genSuppressions: String = "no"
+
     mutating func validate() throws {
         guard (1...500).contains(numCallers) else { throw ValidationError("--num-callers must be between 1 and 500") }
+        guard LeakCheckMode(rawValue: leakCheck) != nil else { throw ValidationError("--leak-check takes no, summary or full") }
+        _ = try Self.kinds(showLeakKinds, flag: "--show-leak-kinds")
+        _ = try Self.kinds(errorsForLeakKinds, flag: "--errors-for-leak-kinds")
+        guard ["no", "all", "yes"].contains(genSuppressions) else { throw ValidationError("--gen-suppressions takes no or all") }
+        if let code = errorExitCode, !(0...255).contains(code) { throw ValidationError("--error-exitcode must be between 0 and 255") }
     }
 
-    var options: ReportOptions { ReportOptions(numCallers: numCallers, useDebuginfod: debuginfod) }
+    /// valgrind's kind lists: "definite,possible", "all", "none".
+    static func kinds(_ text: String, flag: String) throws -> Set<LeakKind> {
+        if text == "all" { return Set(LeakKind.allCases) }
+        if text == "none" { return [] }
+        var kinds: Set<LeakKind> = []
+        for word in text.split(separator: ",") {
+            guard let kind = LeakKind(rawValue: String(word)) else {
+                throw ValidationError("\(flag): unknown kind '\(word)' (definite, indirect, possible, reachable, all, none)")
+            }
+            kinds.insert(kind)
+        }
+        return kinds
+    }
 
-    /// Prints the text report on stderr and writes the JSON report if asked.
-    func emit(_ heaps: [ProcessHeap], exitStatuses: [Int: Int] = [:]) throws {
+    var options: ReportOptions {
+        var options = ReportOptions(numCallers: numCallers, useDebuginfod: debuginfod)
+        options.leakCheck = LeakCheckMode(rawValue: leakCheck) ?? .full
+        options.showLeakKinds = (try? Self.kinds(showLeakKinds, flag: "")) ?? [.definite, .possible]
+        options.errorsForLeakKinds = (try? Self.kinds(errorsForLeakKinds, flag: "")) ?? [.definite, .possible]
+        options.generateSuppressions = genSuppressions != "no"
+        return options
+    }
+
+    /// True when a report has a leak of a gated kind that no suppression covers.
+    func hasGatedLeaks(_ reports: [ProcessReport]) -> Bool {
+        let gated = options.errorsForLeakKinds
+        return reports.contains { report in
+            report.records.contains { record in
+                record.suppressedBy == nil && (record.kind.leakKind.map(gated.contains) ?? false)
+            }
+        }
+    }
+
+    /// Prints the text report on stderr and writes the JSON report if asked. Returns the reports.
+    @discardableResult
+    func emit(_ heaps: [ProcessHeap], exitStatuses: [Int: Int] = [:]) throws -> [ProcessReport] {
         let builder = ReportBuilder(options: options)
         let reports = heaps.map { builder.report(for: $0, exitStatus: exitStatuses[$0.header.pid]) }
         let text = reports.map { TextReport.render($0, options: options) }.joined(separator: "\n")
@@ -31,6 +83,7 @@ struct ReportFlags: ParsableArguments {
                 throw CLIError("cannot write the JSON report to \(jsonPath)", status: 2)
             }
         }
+        return reports
     }
 }
 

@@ -34,7 +34,8 @@ struct RunCommand: ParsableCommand {
 
         let launched: (pid: Int32, status: Int32)
         do {
-            launched = try TracedLaunch.run(arguments, shim: shim, traceDirectory: directory)
+            let scan = report.leakCheck == "no" ? ["HEAPGATE_LEAK_CHECK": "no"] : [:]
+            launched = try TracedLaunch.run(arguments, shim: shim, traceDirectory: directory, extraEnvironment: scan)
         } catch let error as LaunchError {
             throw fail(error.description, status: error.exitStatus)
         }
@@ -43,7 +44,8 @@ struct RunCommand: ParsableCommand {
             if heaps.isEmpty {
                 FileHandle.standardError.write(Data("heapgate: \(arguments[0]) wrote no trace (it ignores LD_PRELOAD, or cleared it)\n".utf8))
             }
-            try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)])
+            let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)])
+            if let gate = report.errorExitCode, report.hasGatedLeaks(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             FileHandle.standardError.write(Data("heapgate: \(error.description)\n".utf8))
         } catch let error as CLIError {

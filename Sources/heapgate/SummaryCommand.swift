@@ -20,7 +20,8 @@ struct SummaryCommand: ParsableCommand {
         }
         do {
             let heaps = try TraceSet.load(files: files)
-            try report.emit(heaps)
+            let reports = try report.emit(heaps)
+            if let gate = report.errorExitCode, report.hasGatedLeaks(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             throw fail(error.description, status: 2)
         } catch let error as CLIError {
