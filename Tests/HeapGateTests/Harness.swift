@@ -79,10 +79,16 @@ struct Report: Decodable {
     struct Amount: Decodable, Equatable { var bytes: UInt64; var blocks: UInt64 }
     struct Heap: Decodable { var inUseAtExit: Amount; var allocs: UInt64; var frees: UInt64; var bytesAllocated: UInt64 }
     struct Frame: Decodable { var address: String; var function: String?; var file: String?; var line: Int?; var module: String? }
-    struct Record: Decodable { var kind: String; var bytes: UInt64; var blocks: UInt64; var frames: [Frame] }
+    struct Record: Decodable {
+        var kind: String; var bytes: UInt64; var blocks: UInt64; var frames: [Frame]
+        var indirectBytes: UInt64?; var indirectBlocks: UInt64?; var suppressedBy: String?
+    }
+    struct Leaks: Decodable, Equatable {
+        var definite: Amount; var indirect: Amount; var possible: Amount; var reachable: Amount; var suppressed: Amount
+    }
     struct Process: Decodable {
         var pid: Int; var parentPid: Int; var command: [String]; var exitStatus: Int?; var complete: Bool
-        var heap: Heap; var records: [Record]
+        var heap: Heap; var leaks: Leaks?; var records: [Record]
 
         /// The records whose stack passes through `function`.
         func records(allocatedIn function: String) -> [Record] {
@@ -92,4 +98,197 @@ struct Report: Decodable {
     var tool: String
     var version: String
     var processes: [Process]
+}
+
+// MARK: - Helpers for the end-to-end suites (process trees, launching, saved traces, valgrind)
+
+extension Harness {
+    /// Like `run`, but also in `directory`, and the report is nil when heapgate wrote none, so
+    /// a test can still check the exit status and messages of a run that produced no report.
+    static func runReport(_ command: [String], flags: [String] = [], environment: [String: String] = [:],
+                          input: Data? = nil, directory: String? = nil) throws -> (Outcome, Report?) {
+        let scratch = temporaryDirectory()
+        defer { removeTemporary(scratch) }
+        let json = scratch + "/report.json"
+        let outcome = try execute(heapgate, ["run", "--json=\(json)"] + flags + ["--"] + command,
+                                  environment: environment, input: input, directory: directory)
+        return (outcome, try decodeReport(atPath: json))
+    }
+
+    /// `heapgate summary --json=… [flags] paths…`: the outcome and the report, if one was written.
+    static func summary(_ paths: [String], flags: [String] = []) throws -> (Outcome, Report?) {
+        let scratch = temporaryDirectory()
+        defer { removeTemporary(scratch) }
+        let json = scratch + "/report.json"
+        let outcome = try execute(heapgate, ["summary", "--json=\(json)"] + flags + paths)
+        return (outcome, try decodeReport(atPath: json))
+    }
+
+    /// The decoded report at `path`, or nil when there is no file (or an empty one).
+    static func decodeReport(atPath path: String) throws -> Report? {
+        guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return nil }
+        return try JSONDecoder().decode(Report.self, from: data)
+    }
+
+    /// Runs `command` natively with the shim preloaded (no heapgate CLI), writing its traces
+    /// into `traceDirectory`, as a user saving traces for `heapgate summary` would.
+    static func trace(_ command: [String], into traceDirectory: String, input: Data? = nil) throws -> Outcome {
+        try execute(command[0], Array(command.dropFirst()),
+                    environment: ["LD_PRELOAD": shim, "HEAPGATE_OUT": traceDirectory], input: input)
+    }
+
+    /// The trace files in `directory` (the shim names them heapgate.PID[.N].trace), by name.
+    static func traceFiles(in directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix("heapgate.") && $0.hasSuffix(".trace") }.sorted().map { directory + "/" + $0 }
+    }
+
+    /// A fresh directory that `body` may fill; removed afterwards.
+    static func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
+        let directory = temporaryDirectory()
+        defer { removeTemporary(directory) }
+        return try body(directory)
+    }
+
+    /// Removes a path made by `temporaryDirectory()` (or a file in a `temporaryPath` directory,
+    /// together with that directory).
+    static func removeTemporary(_ path: String) {
+        let url = URL(fileURLWithPath: path)
+        let parent = url.deletingLastPathComponent()
+        let target = parent.lastPathComponent.hasPrefix("heapgate-tests-") ? parent : url
+        guard target.lastPathComponent.hasPrefix("heapgate-tests-") else { return }
+        try? FileManager.default.removeItem(at: target)
+    }
+
+    /// The canonical absolute path (symlinks resolved), as a program sees it in /proc/self/exe.
+    static func realPath(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// FNV-1a, 64 bits (what prints_a_lot prints for its stdin).
+    static func fnv1a64(_ data: Data) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in data {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
+    }
+
+    /// Statuses a shell reports for a Swift runtime trap (SIGILL, SIGTRAP, SIGABRT).
+    static let trapStatuses: Set<Int32> = [132, 133, 134]
+}
+
+extension Harness.Outcome {
+    /// stderr split into lines, without the empty string after the final newline.
+    var stderrLines: [String] {
+        var lines = stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        return lines
+    }
+}
+
+/// A program started in the background, for tests that must act while it runs.
+final class BackgroundProcess {
+    let process = Process()
+    private let output = Pipe()
+    private var seen = Data()
+
+    /// Starts `executable` with `environment` added; stdin is /dev/null, stderr is discarded.
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    struct EndedEarly: Error, CustomStringConvertible {
+        var output: String
+        var description: String { "the program ended before printing the expected line; its stdout: \(output)" }
+    }
+
+    /// Blocks until the program's stdout contains `line` (a whole line), or throws if it ends first.
+    func waitForLine(_ line: String) throws {
+        let wanted = Data((line + "\n").utf8)
+        while seen.range(of: wanted) == nil {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw EndedEarly(output: String(decoding: seen, as: UTF8.self)) }
+            seen.append(chunk)
+        }
+    }
+
+    /// Sends `signal` and waits; returns the status as a shell reports it.
+    @discardableResult
+    func terminate(with signal: Int32) -> Int32 {
+        if process.isRunning { _ = kill(process.processIdentifier, signal) }
+        process.waitUntilExit()
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            _ = kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// The five HEAP SUMMARY figures of one process, as valgrind prints them.
+struct HeapFigures: Hashable, Comparable, CustomStringConvertible {
+    var bytes: UInt64
+    var blocks: UInt64
+    var allocs: UInt64
+    var frees: UInt64
+    var bytesAllocated: UInt64
+
+    init(bytes: UInt64, blocks: UInt64, allocs: UInt64, frees: UInt64, bytesAllocated: UInt64) {
+        self.bytes = bytes
+        self.blocks = blocks
+        self.allocs = allocs
+        self.frees = frees
+        self.bytesAllocated = bytesAllocated
+    }
+
+    init(_ process: Report.Process) {
+        self.init(bytes: process.heap.inUseAtExit.bytes, blocks: process.heap.inUseAtExit.blocks,
+                  allocs: process.heap.allocs, frees: process.heap.frees, bytesAllocated: process.heap.bytesAllocated)
+    }
+
+    private var key: [UInt64] { [bytes, blocks, allocs, frees, bytesAllocated] }
+    static func < (a: HeapFigures, b: HeapFigures) -> Bool { a.key.lexicographicallyPrecedes(b.key) }
+
+    var description: String {
+        "\(bytes) B in \(blocks) blocks; \(allocs) allocs, \(frees) frees, \(bytesAllocated) bytes allocated"
+    }
+}
+
+extension Report.Process {
+    /// Checks that exactly one record passes through `function`, with these figures, that the
+    /// frame of `function` is `file:line`, and that the frame below it is `caller` at its line.
+    func expectRecord(_ function: String, bytes: UInt64, blocks: UInt64, file: String, line: Int,
+                      caller: (function: String, file: String, line: Int)? = nil,
+                      sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let found = records(allocatedIn: function)
+        let record = try #require(found.count == 1 ? found.first : nil,
+                                  "pid \(pid): one record through \(function), got \(found.count)", sourceLocation: sourceLocation)
+        #expect(record.bytes == bytes, "\(function)", sourceLocation: sourceLocation)
+        #expect(record.blocks == blocks, "\(function)", sourceLocation: sourceLocation)
+        let index = try #require(record.frames.firstIndex { $0.function == function }, sourceLocation: sourceLocation)
+        #expect(record.frames[index].file == file, "\(function)", sourceLocation: sourceLocation)
+        #expect(record.frames[index].line == line, "\(function)", sourceLocation: sourceLocation)
+        if let caller {
+            let below = try #require(index + 1 < record.frames.count ? record.frames[index + 1] : nil,
+                                     "\(function) has no caller frame", sourceLocation: sourceLocation)
+            #expect(below.function == caller.function, "caller of \(function)", sourceLocation: sourceLocation)
+            #expect(below.file == caller.file, "caller of \(function)", sourceLocation: sourceLocation)
+            #expect(below.line == caller.line, "caller of \(function)", sourceLocation: sourceLocation)
+        }
+    }
 }

@@ -92,10 +92,10 @@ struct HeapSummaryTests {
             "==\(pid)==     in use at exit: 228 bytes in 4 blocks",
             "==\(pid)==   total heap usage: 7 allocs, 3 frees, 676 bytes allocated",
             "==\(pid)==",
-            "==\(pid)== 4 bytes in 1 blocks are in use at exit in record 1 of 3",
+            "==\(pid)== 4 bytes in 1 blocks are definitely lost in loss record 1 of 3",
         ])
         #expect(outcome.stderr.contains(": leak_calloc (leak_basic.c:38)"))
-        #expect(outcome.stderr.contains("==\(pid)== 200 bytes in 2 blocks are in use at exit in record 3 of 3"))
+        #expect(outcome.stderr.contains("==\(pid)== 200 bytes in 2 blocks are definitely lost in loss record 3 of 3"))
         #expect(outcome.stderr.contains(": calloc (libheapgate.so)"))
     }
 

@@ -16,11 +16,6 @@ public enum JSONReport {
         var processes: [Process]
     }
 
-    struct Amount: Encodable {
-        var bytes: UInt64
-        var blocks: UInt64
-    }
-
     struct Heap: Encodable {
         var inUseAtExit: Amount
         var allocs: UInt64
@@ -28,11 +23,44 @@ public enum JSONReport {
         var bytesAllocated: UInt64
     }
 
+    struct Leaks: Encodable {
+        var definite: Amount
+        var indirect: Amount
+        var possible: Amount
+        var reachable: Amount
+        var suppressed: Amount
+
+        init(_ totals: LeakTotals) {
+            definite = totals.definite
+            indirect = totals.indirect
+            possible = totals.possible
+            reachable = totals.reachable
+            suppressed = totals.suppressed
+        }
+    }
+
     struct Record: Encodable {
         var kind: String
         var bytes: UInt64
         var blocks: UInt64
+        /// Definitely lost records only: what is lost through them.
+        var indirectBytes: UInt64?
+        var indirectBlocks: UInt64?
+        /// The matching suppression's name, for suppressed records.
+        var suppressedBy: String?
         var frames: [ReportFrame]
+
+        init(_ record: LossRecord) {
+            kind = record.kind.rawValue
+            bytes = record.bytes
+            blocks = record.blocks
+            if record.kind == .definite {
+                indirectBytes = record.indirectBytes
+                indirectBlocks = record.indirectBlocks
+            }
+            suppressedBy = record.suppressedBy
+            frames = record.frames
+        }
     }
 
     struct Process: Encodable {
@@ -42,6 +70,7 @@ public enum JSONReport {
         var exitStatus: Int?
         var complete: Bool
         var heap: Heap
+        var leaks: Leaks?
         var records: [Record]
 
         init(_ report: ProcessReport) {
@@ -52,10 +81,11 @@ public enum JSONReport {
             complete = report.isComplete
             heap = Heap(inUseAtExit: Amount(bytes: report.bytesInUse, blocks: report.blocksInUse),
                         allocs: report.allocs, frees: report.frees, bytesAllocated: report.bytesAllocated)
-            records = report.records.map { Record(kind: $0.kind.rawValue, bytes: $0.bytes, blocks: $0.blocks, frames: $0.frames) }
+            leaks = report.leaks.map(Leaks.init)
+            records = report.records.map(Record.init)
         }
 
-        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, heap, records }
+        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, heap, leaks, records }
 
         func encode(to encoder: Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -65,6 +95,7 @@ public enum JSONReport {
             try container.encode(exitStatus, forKey: .exitStatus) // null when unknown, never absent
             try container.encode(complete, forKey: .complete)
             try container.encode(heap, forKey: .heap)
+            try container.encode(leaks, forKey: .leaks) // null when the process was not classified
             try container.encode(records, forKey: .records)
         }
     }
