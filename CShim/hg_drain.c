@@ -232,8 +232,6 @@ static void *hg_drain_main(void *unused) {
         }
         pthread_attr_destroy(&attributes);
     }
-    hg_write_preamble();
-    hg_writer_flush(); /* even a process killed at once leaves a readable trace */
     hg_event_t batch[HG_BATCH];
     long idle_us = 0;
     for (;;) {
@@ -259,6 +257,12 @@ static void *hg_drain_main(void *unused) {
 }
 
 void hg_drain_start(void) {
+    /* The file is opened and its preamble written here, on the calling thread, before the
+     * drain thread exists: moving the descriptor above 1000 grows the descriptor table, which
+     * waits for an RCU grace period (~10 ms) once the process has a second thread, and a
+     * process that exits or execs sooner would leave an empty file. */
+    hg_write_preamble();
+    hg_writer_flush(); /* even a process killed at once leaves a readable trace */
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous); /* the new thread inherits "all blocked" */

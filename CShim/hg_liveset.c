@@ -13,12 +13,14 @@
 #include "hg_internal.h"
 
 static hg_block_t *hg_blocks;
-static size_t hg_capacity; /* a power of two */
+static size_t hg_capacity; /* a power of two: 1 << hg_capacity_log2 */
+static unsigned hg_capacity_log2;
 static size_t hg_used;
 
+/* Fibonacci hashing: the top bits of the product. Blocks are 16-byte aligned and often handed
+ * out in address order; the top bits spread such runs evenly, where low or middle bits cluster. */
 static size_t hg_slot_of(uint64_t ptr) {
-    uint64_t hash = ptr * 0x9e3779b97f4a7c15ull;
-    return (size_t)(hash >> 20) & (hg_capacity - 1);
+    return (size_t)(((ptr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - hg_capacity_log2));
 }
 
 static bool hg_liveset_grow(void) {
@@ -29,6 +31,7 @@ static bool hg_liveset_grow(void) {
     size_t old_capacity = hg_capacity;
     hg_blocks = map;
     hg_capacity = capacity;
+    hg_capacity_log2 = (unsigned)__builtin_ctzll(capacity);
     for (size_t i = 0; i < old_capacity; i++) {
         if (old[i].ptr == 0) continue;
         size_t slot = hg_slot_of(old[i].ptr);

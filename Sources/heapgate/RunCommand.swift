@@ -22,6 +22,10 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         var arguments = command
+        if ["--help", "-h", "-help"].contains(arguments.first) {
+            print(RunCommand.helpMessage())
+            return
+        }
         if arguments.first == "--" { arguments.removeFirst() }
         guard !arguments.isEmpty else { throw ValidationError("give the program to run after --") }
 
@@ -34,13 +38,19 @@ struct RunCommand: ParsableCommand {
 
         let launched: (pid: Int32, status: Int32)
         do {
-            let scan = report.leakCheck == "no" ? ["HEAPGATE_LEAK_CHECK": "no"] : [:]
-            launched = try TracedLaunch.run(arguments, shim: shim, traceDirectory: directory, extraEnvironment: scan)
+            var settings: [String: String] = [:]
+            if report.leakCheck == "no" { settings["HEAPGATE_LEAK_CHECK"] = "no" }
+            // The shim captures 64 frames unless told otherwise; deeper reports need deeper stacks.
+            if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(report.numCallers) }
+            launched = try TracedLaunch.run(arguments, shim: shim, traceDirectory: directory, extraEnvironment: settings)
         } catch let error as LaunchError {
             throw fail(error.description, status: error.exitStatus)
         }
         do {
-            let heaps = try TraceSet.load(files: TraceSet.files(in: directory), rootPID: Int(launched.pid))
+            var warnings: [String] = []
+            let heaps = try TraceSet.load(files: TraceSet.files(in: directory), rootPID: Int(launched.pid),
+                                          skippingUnreadable: true, warnings: &warnings)
+            for warning in warnings { FileHandle.standardError.write(Data("heapgate: warning: \(warning)\n".utf8)) }
             if heaps.isEmpty {
                 FileHandle.standardError.write(Data("heapgate: \(arguments[0]) wrote no trace (it ignores LD_PRELOAD, or cleared it)\n".utf8))
             }

@@ -46,5 +46,5 @@ public struct ProcessHeap: Sendable {
     public var isClassified = false
     public var scanNanoseconds: UInt64 = 0
 
-    public var bytesInUse: UInt64 { blocksInUse.values.reduce(0) { $0 + $1.size } }
+    public var bytesInUse: UInt64 { blocksInUse.values.reduce(0) { $0 &+ $1.size } }
 }

@@ -12,16 +12,34 @@ public enum TraceSet {
     /// Loads and orders the heaps of a process tree: the started process first, then the
     /// others in the order they started. An image that was replaced by exec (a later trace has
     /// the same pid) is left out, as memcheck reports nothing for it either.
-    public static func load(files: [String], rootPID: Int? = nil) throws -> [ProcessHeap] {
-        let heaps = try files.map(HeapReplay.load(path:))
+    /// With `skippingUnreadable`, a trace that cannot be read (a process killed before its
+    /// first write, say) is left out and described in `warnings` instead of failing the set.
+    public static func load(files: [String], rootPID: Int? = nil, skippingUnreadable: Bool = false,
+                            warnings: inout [String]) throws -> [ProcessHeap] {
+        var heaps: [ProcessHeap] = []
+        for file in files {
+            do {
+                heaps.append(try HeapReplay.load(path: file))
+            } catch let error as TraceFormatError where skippingUnreadable {
+                warnings.append(error.description)
+            }
+        }
         var latestStart: [Int: UInt64] = [:]
         for heap in heaps { latestStart[heap.header.pid] = max(latestStart[heap.header.pid] ?? 0, heap.header.startNanoseconds) }
-        let finalImages = heaps.filter { latestStart[$0.header.pid] == $0.header.startNanoseconds }
+        let finalImages: [ProcessHeap] = heaps.filter { latestStart[$0.header.pid] == $0.header.startNanoseconds }
         return finalImages.sorted { a, b in
             let aRoot = a.header.pid == rootPID, bRoot = b.header.pid == rootPID
             if aRoot != bRoot { return aRoot }
             if a.header.startNanoseconds != b.header.startNanoseconds { return a.header.startNanoseconds < b.header.startNanoseconds }
             return a.header.pid < b.header.pid
         }
+    }
+}
+
+extension TraceSet {
+    /// Loads every file; any unreadable trace is an error.
+    public static func load(files: [String], rootPID: Int? = nil) throws -> [ProcessHeap] {
+        var warnings: [String] = []
+        return try load(files: files, rootPID: rootPID, warnings: &warnings)
     }
 }

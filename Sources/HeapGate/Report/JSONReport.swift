@@ -39,6 +39,14 @@ public enum JSONReport {
         }
     }
 
+    /// How the tracing itself went.
+    struct Statistics: Encodable {
+        var events: UInt64
+        var ringFullWaits: UInt64
+        var lostEvents: UInt64
+        var leakScanSeconds: Double
+    }
+
     struct Record: Encodable {
         var kind: String
         var bytes: UInt64
@@ -72,6 +80,7 @@ public enum JSONReport {
         var heap: Heap
         var leaks: Leaks?
         var records: [Record]
+        var statistics: Statistics
 
         init(_ report: ProcessReport) {
             pid = report.pid
@@ -82,10 +91,12 @@ public enum JSONReport {
             heap = Heap(inUseAtExit: Amount(bytes: report.bytesInUse, blocks: report.blocksInUse),
                         allocs: report.allocs, frees: report.frees, bytesAllocated: report.bytesAllocated)
             leaks = report.leaks.map(Leaks.init)
+            statistics = Statistics(events: report.events, ringFullWaits: report.ringFullWaits,
+                                    lostEvents: report.lostEvents, leakScanSeconds: report.leakScanSeconds)
             records = report.records.map(Record.init)
         }
 
-        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, heap, leaks, records }
+        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, heap, leaks, records, statistics }
 
         func encode(to encoder: Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -97,6 +108,7 @@ public enum JSONReport {
             try container.encode(heap, forKey: .heap)
             try container.encode(leaks, forKey: .leaks) // null when the process was not classified
             try container.encode(records, forKey: .records)
+            try container.encode(statistics, forKey: .statistics)
         }
     }
 }

@@ -31,8 +31,8 @@ public final class ReportBuilder {
             exitStatus: exitStatus ?? heap.exitStatus, isComplete: heap.isComplete,
             bytesInUse: heap.bytesInUse, blocksInUse: UInt64(heap.blocksInUse.count),
             allocs: heap.allocs, frees: heap.frees, bytesAllocated: heap.bytesAllocated,
-            ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,
-            records: records, leaks: leaks)
+            events: heap.events, ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,
+            leakScanSeconds: Double(heap.scanNanoseconds) / 1e9, records: records, leaks: leaks)
     }
 
     private struct GroupKey: Hashable {

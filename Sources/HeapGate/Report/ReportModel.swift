@@ -37,7 +37,7 @@ public struct LossRecord: Equatable, Sendable {
     /// The name of the suppression that matched, if any.
     public var suppressedBy: String?
 
-    public var totalBytes: UInt64 { bytes + indirectBytes }
+    public var totalBytes: UInt64 { bytes &+ indirectBytes }
 }
 
 /// Bytes and blocks.
@@ -49,8 +49,8 @@ public struct Amount: Equatable, Sendable, Codable {
         self.blocks = blocks
     }
     mutating func add(_ bytes: UInt64, blocks: UInt64 = 1) {
-        self.bytes += bytes
-        self.blocks += blocks
+        self.bytes &+= bytes
+        self.blocks &+= blocks
     }
 }
 
@@ -94,8 +94,11 @@ public struct ProcessReport: Sendable {
     public var allocs: UInt64
     public var frees: UInt64
     public var bytesAllocated: UInt64
+    public var events: UInt64 = 0
     public var ringFullWaits: UInt64
     public var lostEvents: UInt64
+    /// How long the exit-time leak scan took in the traced process.
+    public var leakScanSeconds: Double = 0
     /// Sorted as valgrind sorts loss records: by bytes, smallest first, so the largest is
     /// printed last, next to the summary.
     public var records: [LossRecord]

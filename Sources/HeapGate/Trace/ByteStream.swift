@@ -5,6 +5,8 @@ import Foundation
 /// in the middle of a value; callers turn that into "truncated" or "corrupt".
 struct ByteStream {
     struct EndOfData: Error {}
+    /// A varint longer than 10 bytes: corrupt data, not a short file.
+    struct Overlong: Error {}
 
     private let handle: FileHandle
     private var buffer: [UInt8] = []
@@ -55,7 +57,7 @@ struct ByteStream {
             if shift < 64 { result |= UInt64(b & 0x7f) << shift }
             if b & 0x80 == 0 { return result }
             shift += 7
-            if shift > 70 { throw EndOfData() }
+            if shift >= 70 { throw Overlong() }
         }
     }
 

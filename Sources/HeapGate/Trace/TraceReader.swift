@@ -91,6 +91,8 @@ struct TraceReader {
         } catch is ByteStream.EndOfData {
             endedMidRecord = true
             return nil
+        } catch is ByteStream.Overlong {
+            throw TraceFormatError.corrupt(path: path, offset: start, reason: "a number longer than 64 bits")
         }
     }
 
