@@ -34,7 +34,7 @@ cli: $(CLI)
 $(CLI): $(SWIFT_SOURCES)
 	swift build -c $(SWIFT_CONFIG) --product heapgate $(SWIFT_BUILD_FLAGS)
 	@mkdir -p $(dir $@)
-	cp "$$(swift build -c $(SWIFT_CONFIG) --show-bin-path)/heapgate" $@
+	cp "$$(swift build -c $(SWIFT_CONFIG) --show-bin-path)/heapgate" $@.tmp && mv -f $@.tmp $@
 
 fixtures: $(SHIM)
 	scripts/build-fixtures.sh $(BUILD)/fixtures

@@ -93,6 +93,19 @@ fixture c realloc_chain realloc_chain.c
 fixture c deep_stack deep_stack.c
 fixture c clean_c clean.c
 fixture c churn churn.c -pthread
+fixture c alloc_then_sleep alloc_then_sleep.c
+fixture c fd_hygiene fd_hygiene.c
+fixture c errno_preserved errno_preserved.c -pthread
+# A static executable needs the C library's static archive (libc.a); without it the
+# launch test that uses static_hello skips.
+probe="$out/.static-probe.tmp.$$"
+if echo 'int main(void) { return 0; }' | "$CC" -static -x c -o "$probe" - 2>/dev/null; then
+    rm -f "$probe"
+    fixture c static_hello static_hello.c -static
+else
+    rm -f "$probe"
+    echo "  skip  static_hello (cannot link statically: is libc.a installed?)"
+fi
 # C++
 fixture cxx leak_cpp leak_cpp.cpp
 fixture cxx clean_cpp clean.cpp
@@ -102,5 +115,10 @@ fixture rust clean_rust clean.rs
 # Swift
 fixture swift leak_swift leak_swift.swift
 fixture swift clean_swift clean.swift
+# Leak classification: one program per language, the case is argv[1]
+fixture c leakclass_c leakclass.c -pthread
+fixture cxx leakclass_cpp leakclass.cpp
+fixture rust leakclass_rust leakclass.rs
+fixture swift leakclass_swift leakclass.swift
 
 echo "fixtures in $out: $built built, $skipped up to date"

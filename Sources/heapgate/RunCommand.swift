@@ -66,7 +66,11 @@ struct RunCommand: ParsableCommand {
 
     private func makeTraceDirectory() throws -> String {
         if let traceDirectory {
-            try FileManager.default.createDirectory(atPath: traceDirectory, withIntermediateDirectories: true)
+            do {
+                try FileManager.default.createDirectory(atPath: traceDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw fail("cannot create the trace directory \(traceDirectory)", status: 2)
+            }
             return traceDirectory
         }
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"

@@ -1,0 +1,209 @@
+/*
+ * leakclass.c - leak classification cases in C (output: leakclass_c).
+ *
+ * Usage: leakclass_c CASE.  Each case allocates only what is listed here, from
+ * the named noinline function, and is classified as memcheck classifies it
+ * (valgrind --leak-check=full; see EXPECTED.md, "Leak classification"):
+ *
+ *   list             list_node() mallocs 4 nodes of 32 bytes, head first (so
+ *                    the head has the lowest address), linked head -> ... ->
+ *                    tail; then the head pointer is dropped.
+ *                    DEFINITELY LOST 32 B in 1 block (the head), with 96 B in 3
+ *                    blocks INDIRECTLY LOST under it:
+ *                    "128 (32 direct, 96 indirect) bytes in 1 blocks are
+ *                    definitely lost" + "96 bytes in 3 blocks are indirectly lost".
+ *   list_tail_first  the same list, but the nodes are allocated tail first, so
+ *                    the head has the HIGHEST address.  memcheck forms cliques
+ *                    in address order: the tail starts one, then every node
+ *                    up to the head absorbs the clique before it.  Same result
+ *                    as "list": 32 B / 1 definite (the head) + 96 B / 3 indirect.
+ *   interior         interior_block() callocs 64 bytes (all zero, so the first
+ *                    word is 0 and neither memcheck heuristic newarray nor
+ *                    length64 applies); only p + 8 is kept, in the global
+ *                    g_interior.  POSSIBLY LOST 64 B in 1 block.
+ *   cycle3           cycle_node() mallocs 3 blocks of 24 bytes, a -> b -> c -> a,
+ *                    then all three pointers are dropped.  DEFINITELY LOST 24 B
+ *                    in 1 block (the lowest address) + 48 B in 2 blocks
+ *                    INDIRECTLY LOST: "72 (24 direct, 48 indirect) bytes".
+ *   exit_stack       stack_block() mallocs 48 bytes; the only pointer is a
+ *                    volatile local of exit_holding(), which then calls exit(0)
+ *                    (so its frame is live when the leak check runs).
+ *                    STILL REACHABLE 48 B in 1 block.
+ *   tls              tls_block() mallocs 40 bytes; the only pointer is the
+ *                    main thread's __thread variable tls_slot.
+ *                    STILL REACHABLE 40 B in 1 block.
+ *   thread_stack     a second thread mallocs 56 bytes in thread_block(), keeps
+ *                    the pointer only in a volatile local of its start
+ *                    function, and blocks in pause(); main then calls exit(0).
+ *                    STILL REACHABLE 56 B in 1 block.  (pthread_create also
+ *                    callocs the thread's 272-byte DTV, which glibc reaches
+ *                    only through dtv + 1: possibly lost, the C library's.)
+ *
+ * Every leaking case returns to main, which then overwrites the dead part of
+ * the stack (scrub_stack) before it returns: otherwise stale copies of the
+ * pointers stay in dead frames, below the live stack pointer but inside the
+ * frames that exit() pushes later.  memcheck ignores them because it tracks
+ * which stack words are defined; a scanner that cannot must not see them.
+ * No stdio: output goes through write(2), so no stdout buffer is allocated.
+ * Exit status 0; 2 for an unknown case.
+ */
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Make the compiler believe p is used, so the allocation is not elided. */
+#define KEEP(p) __asm__ volatile("" : : "g"(p) : "memory")
+
+struct node {
+    struct node *next;
+    long payload[3];
+}; /* 32 bytes */
+
+struct ring {
+    struct ring *next;
+    long payload[2];
+}; /* 24 bytes */
+
+void *volatile g_interior;        /* interior: the only (interior) pointer */
+__thread void *volatile tls_slot; /* tls: the only pointer, in the main thread's TLS */
+static sem_t thread_ready;
+
+__attribute__((noinline)) struct node *list_node(struct node *next, long value)
+{
+    struct node *n = malloc(sizeof *n);
+    n->next = next;
+    n->payload[0] = n->payload[1] = n->payload[2] = value;
+    return n;
+}
+
+__attribute__((noinline)) void lose_list(void)
+{
+    /* Allocate the head first, then append: addresses rise from head to tail. */
+    struct node *head = list_node(NULL, 0), *tail = head;
+    for (long i = 1; i < 4; i++) {
+        tail->next = list_node(NULL, i);
+        tail = tail->next;
+    }
+    KEEP(head);
+}
+
+__attribute__((noinline)) void lose_list_tail_first(void)
+{
+    /* Allocate the tail first, then prepend: addresses fall from tail to head. */
+    struct node *head = NULL;
+    for (long i = 0; i < 4; i++) head = list_node(head, i);
+    KEEP(head);
+}
+
+__attribute__((noinline)) void *interior_block(void)
+{
+    return calloc(1, 64);
+}
+
+__attribute__((noinline)) void keep_interior(void)
+{
+    char *p = interior_block();
+    g_interior = p + 8;
+}
+
+__attribute__((noinline)) struct ring *cycle_node(long value)
+{
+    struct ring *r = malloc(sizeof *r);
+    r->next = NULL;
+    r->payload[0] = r->payload[1] = value;
+    return r;
+}
+
+__attribute__((noinline)) void lose_cycle(void)
+{
+    struct ring *a = cycle_node(1), *b = cycle_node(2), *c = cycle_node(3);
+    a->next = b;
+    b->next = c;
+    c->next = a;
+    KEEP(a);
+}
+
+__attribute__((noinline)) void *stack_block(void)
+{
+    void *p = malloc(48);
+    memset(p, 0x48, 48);
+    return p;
+}
+
+__attribute__((noreturn, noinline)) void exit_holding(void)
+{
+    void *volatile held = stack_block(); /* volatile: kept in this frame's memory */
+    KEEP(&held);
+    exit(0);
+}
+
+__attribute__((noinline)) void *tls_block(void)
+{
+    void *p = malloc(40);
+    memset(p, 0x40, 40);
+    return p;
+}
+
+__attribute__((noinline)) void keep_in_tls(void)
+{
+    tls_slot = tls_block();
+}
+
+__attribute__((noinline)) void *thread_block(void)
+{
+    void *p = malloc(56);
+    memset(p, 0x56, 56);
+    return p;
+}
+
+static void *blocked_thread(void *unused)
+{
+    (void)unused;
+    void *volatile held = thread_block(); /* volatile: kept in this thread's stack */
+    KEEP(&held);
+    sem_post(&thread_ready);
+    for (;;) pause();
+    return NULL;
+}
+
+__attribute__((noreturn, noinline)) void exit_with_blocked_thread(void)
+{
+    pthread_t thread;
+    sem_init(&thread_ready, 0, 0);
+    if (pthread_create(&thread, NULL, blocked_thread, NULL) != 0) _exit(3);
+    while (sem_wait(&thread_ready) != 0) {}
+    exit(0);
+}
+
+/* Overwrites 16 KiB of the stack below the caller's frame with zeros. */
+__attribute__((noinline)) void scrub_stack(void)
+{
+    char pad[16384];
+    memset(pad, 0, sizeof pad);
+    __asm__ volatile("" : : "r"(pad) : "memory");
+}
+
+static void say(const char *text)
+{
+    if (write(2, text, strlen(text)) < 0) _exit(4);
+}
+
+int main(int argc, char **argv)
+{
+    const char *name = argc > 1 ? argv[1] : "";
+    if (strcmp(name, "list") == 0) lose_list();
+    else if (strcmp(name, "list_tail_first") == 0) lose_list_tail_first();
+    else if (strcmp(name, "interior") == 0) keep_interior();
+    else if (strcmp(name, "cycle3") == 0) lose_cycle();
+    else if (strcmp(name, "exit_stack") == 0) exit_holding();
+    else if (strcmp(name, "tls") == 0) keep_in_tls();
+    else if (strcmp(name, "thread_stack") == 0) exit_with_blocked_thread();
+    else {
+        say("usage: leakclass_c list|list_tail_first|interior|cycle3|exit_stack|tls|thread_stack\n");
+        return 2;
+    }
+    scrub_stack();
+    return 0;
+}

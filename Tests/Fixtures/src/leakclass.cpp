@@ -1,0 +1,103 @@
+/*
+ * leakclass.cpp - leak classification cases in C++ (output: leakclass_cpp).
+ *
+ * Usage: leakclass_cpp CASE.  What each case allocates, and how memcheck
+ * classifies it (see EXPECTED.md, "Leak classification"):
+ *
+ *   shared_ptr_cycle  make_peer() calls std::make_shared<Peer>() twice (from two
+ *                     lines of make_shared_cycle()): one 48-byte block each
+ *                     (the control block, 16 bytes: vtable pointer and two
+ *                     counts, with the 32-byte Peer inside it).  a->other = b,
+ *                     b->other = a, then both locals go away: each count stays
+ *                     at 1.  A shared_ptr holds the Peer's address (block + 16)
+ *                     and the control block's address (block + 0), so each
+ *                     block has a start pointer from the other.
+ *                     DEFINITELY LOST 48 B in 1 block + 48 B in 1 block
+ *                     INDIRECTLY LOST: "96 (48 direct, 48 indirect) bytes".
+ *   new_arrays        make_tracked_array(): new Tracked[6], Tracked has a
+ *                     destructor, so new[] allocates 8 + 6 x 4 = 32 bytes and
+ *                     returns block + 8 (the element count is in the first
+ *                     word); that pointer is kept in the global g_tracked and
+ *                     delete[] is never called.  STILL REACHABLE 32 B in 1 block,
+ *                     through memcheck's "newarray" heuristic (6 elements,
+ *                     (32 - 8) % 6 == 0).
+ *                     make_int_array(): new int[10] (40 bytes, no cookie), the
+ *                     pointer dropped.  DEFINITELY LOST 40 B in 1 block.
+ *
+ * The libstdc++ emergency exception pool (72,704 bytes, allocated before main)
+ * is still reachable in every run.  No iostreams, so no stdout buffer.  main
+ * overwrites the dead part of the stack before returning (see leakclass.c).
+ * Exit status 0; 2 for an unknown case.
+ */
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <unistd.h>
+
+#define KEEP(p) __asm__ volatile("" : : "g"(p) : "memory")
+
+struct Peer {
+    std::shared_ptr<Peer> other;
+    long payload[2];
+}; // 32 bytes
+
+struct Tracked {
+    int value = 7;
+    ~Tracked();
+}; // 4 bytes, with a destructor
+
+__attribute__((noinline)) Tracked::~Tracked()
+{
+    KEEP(value);
+}
+
+Tracked *g_tracked; // new_arrays: the only pointer, 8 bytes into its block
+
+__attribute__((noinline)) std::shared_ptr<Peer> make_peer()
+{
+    return std::make_shared<Peer>();
+}
+
+__attribute__((noinline)) void make_shared_cycle()
+{
+    std::shared_ptr<Peer> a = make_peer();
+    std::shared_ptr<Peer> b = make_peer();
+    a->other = b;
+    b->other = a;
+}
+
+__attribute__((noinline)) void make_tracked_array()
+{
+    g_tracked = new Tracked[6];
+}
+
+__attribute__((noinline)) void make_int_array()
+{
+    int *numbers = new int[10];
+    std::memset(numbers, 0, 10 * sizeof(int));
+    KEEP(numbers);
+}
+
+__attribute__((noinline)) void scrub_stack()
+{
+    char pad[16384];
+    std::memset(pad, 0, sizeof pad);
+    __asm__ volatile("" : : "r"(pad) : "memory");
+}
+
+int main(int argc, char **argv)
+{
+    const char *name = argc > 1 ? argv[1] : "";
+    if (std::strcmp(name, "shared_ptr_cycle") == 0) {
+        make_shared_cycle();
+    } else if (std::strcmp(name, "new_arrays") == 0) {
+        make_tracked_array();
+        make_int_array();
+    } else {
+        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays\n";
+        if (write(2, usage, sizeof usage - 1) < 0) return 4;
+        return 2;
+    }
+    scrub_stack();
+    return 0;
+}

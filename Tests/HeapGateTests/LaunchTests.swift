@@ -1,0 +1,218 @@
+import Foundation
+import Testing
+
+/// `heapgate run` behaves like running the program directly: the same output, input and exit
+/// status, shell-like statuses when the program cannot be started, and tracing that never
+/// disturbs the program (its descriptors, errno, or a trace directory it cannot write).
+@Suite("Launching programs under heapgate")
+struct LaunchTests {
+    // MARK: Exit status
+
+    @Test func exitStatusPassesThrough() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("exit_status"), "7"])
+        #expect(outcome.status == 7)
+        let process = try #require(report.processes.first)
+        #expect(report.processes.count == 1)
+        #expect(process.exitStatus == 7)
+        #expect(process.complete)
+    }
+
+    /// A process killed by a signal runs no exit code, so its trace is cut off: heapgate exits
+    /// as a shell would (128 + N) and its report says the process did not complete.
+    @Test(arguments: [(signal: 11, status: Int32(139)), (signal: 6, status: Int32(134))])
+    func deathBySignal(signal: Int, status: Int32) throws {
+        let (outcome, report) = try Harness.runReport([Harness.fixture("exit_status"), "signal", "\(signal)"])
+        #expect(outcome.status == status)
+        let written = try #require(report, "no JSON report; stderr: \(outcome.stderr)")
+        let process = try #require(written.processes.first, "no process in the report; stderr: \(outcome.stderr)")
+        #expect(written.processes.count == 1)
+        #expect(process.exitStatus == Int(status))
+        #expect(!process.complete)
+        // Whatever was recorded before the signal can only be part of the one 100-byte block.
+        #expect(process.heap.allocs <= 1)
+        #expect(process.heap.inUseAtExit.bytes <= 100)
+    }
+
+    // MARK: Standard streams
+
+    /// stdout is byte for byte the program's; stderr is the program's followed by the report.
+    @Test func outputPassesThroughUnchanged() throws {
+        let command = [Harness.fixture("prints_a_lot"), "3"]
+        let native = try Harness.execute(command[0], Array(command.dropFirst()))
+        let (traced, report) = try Harness.run(command)
+        #expect(native.status == 3)
+        #expect(traced.status == 3)
+        #expect(report.processes.first?.exitStatus == 3)
+        #expect(native.stdout.count == 786_432)
+        #expect(traced.stdout == native.stdout)
+        try expectProgramStderrThenReport(traced, native: native)
+    }
+
+    @Test func stdinPassesThrough() throws {
+        // 300,000 deterministic bytes, more than a pipe holds, so the program has to read them
+        // while heapgate is running.
+        let input = Data((0..<300_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) })
+        let command = [Harness.fixture("prints_a_lot"), "0", "--stdin"]
+        let native = try Harness.execute(command[0], Array(command.dropFirst()), input: input)
+        let (traced, _) = try Harness.run(command, input: input)
+        let expected = "stdin: 300000 bytes fnv1a64 " + hex16(Harness.fnv1a64(input))
+        #expect(lastLine(native.stdoutText) == expected)
+        #expect(lastLine(traced.stdoutText) == expected)
+        #expect(traced.stdout == native.stdout)
+        #expect(traced.status == 0)
+        try expectProgramStderrThenReport(traced, native: native)
+    }
+
+    @Test func shellCommand() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", "/bin/sh", "-c", "echo heapgate-smoke; exit 3"])
+        #expect(outcome.stdoutText == "heapgate-smoke\n")
+        #expect(outcome.status == 3)
+        #expect(outcome.stderr.contains("HEAP SUMMARY:"))
+    }
+
+    // MARK: Programs that cannot be started
+
+    @Test func commandNotFound() throws {
+        let name = "heapgate-no-such-command-\(UUID().uuidString)"
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", name])
+        #expect(outcome.status == 127)
+        #expect(outcome.stdout.isEmpty)
+        #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+        #expect(outcome.stderr.hasPrefix("heapgate: "))
+        #expect(outcome.stderr.contains("command not found"))
+        #expect(outcome.stderr.contains(name))
+    }
+
+    @Test func fileWithoutExecutePermission() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let script = directory + "/not-executable.sh"
+            try "#!/bin/sh\necho should-not-run\n".write(toFile: script, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: script)
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--", script])
+            #expect(outcome.status == 126)
+            #expect(outcome.stdout.isEmpty)
+            #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("heapgate: "))
+            #expect(outcome.stderr.contains(script))
+        }
+    }
+
+    @Test func directoryIsNotExecutable() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--", directory])
+            #expect(outcome.status == 126)
+            #expect(outcome.stdout.isEmpty)
+            #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("heapgate: "))
+            #expect(outcome.stderr.contains(directory))
+        }
+    }
+
+    /// A static executable has no dynamic loader to honour LD_PRELOAD: heapgate refuses it
+    /// (status 3) rather than run it and report an empty heap.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Harness.fixture("static_hello")),
+                   "static_hello was not built: linking with `cc -static` needs libc.a (scripts/build-fixtures.sh says so)"))
+    func staticallyLinkedProgram() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", Harness.fixture("static_hello")])
+        #expect(outcome.status == 3)
+        #expect(outcome.stdout.isEmpty, "the program must not be run")
+        #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+        #expect(outcome.stderr.hasPrefix("heapgate: "))
+        #expect(outcome.stderr.contains("statically linked"))
+        #expect(!outcome.stderr.contains("HEAP SUMMARY"))
+    }
+
+    // MARK: Tracing does not disturb the program
+
+    /// The program closes every descriptor above stderr (the trace's among them), opens files,
+    /// and puts one on descriptor 1000; none of them may receive trace bytes.
+    @Test func programThatClosesAllDescriptors() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let (outcome, _) = try Harness.runReport([Harness.fixture("fd_hygiene"), directory])
+            #expect(outcome.status == 0, "\(outcome.stderrLines.filter { $0.hasPrefix("fd_hygiene:") })")
+            #expect(outcome.stdoutText == "fd_hygiene: ok\n")
+            for name in ["first", "second", "third"] {
+                let expected = (0..<200).map { name + " " + String(format: "%03d", $0) + "\n" }.joined()
+                let content = FileManager.default.contents(atPath: directory + "/\(name).txt") ?? Data()
+                #expect(content == Data(expected.utf8), "\(name).txt")
+            }
+        }
+    }
+
+    @Test func errnoIsPreserved() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("errno_preserved")])
+        #expect(outcome.status == 0, "\(outcome.stderrLines.filter { $0.hasPrefix("errno_preserved:") })")
+        #expect(outcome.stdoutText == "errno_preserved: ok\n")
+        // Each round (main, then the thread) makes 11 allocations (malloc, calloc, 3 reallocs,
+        // reallocarray, posix_memalign, aligned_alloc, memalign, valloc, malloc(0)) and 11 frees
+        // (2 by the growing and shrinking reallocs, 9 by free; free(NULL) and the two failing
+        // calls do not count). pthread_create adds the thread's DTV, which glibc keeps with
+        // the cached thread stack: the one block still in use.
+        let process = try #require(report.processes.first)
+        #expect(process.heap.allocs == 23)
+        #expect(process.heap.frees == 22)
+        #expect(process.heap.inUseAtExit.blocks == 1)
+        #expect(process.records(allocatedIn: "exercise").isEmpty)
+    }
+
+    /// When the shim cannot create its trace file, the program runs exactly as without it.
+    /// Tests run as root, for whom a mode-0555 directory is writable, so the unwritable places
+    /// are a path below a regular file and a path below /proc/self.
+    @Test func unwritableTraceDirectoryWithPreload() throws {
+        let input = Data("some input\n".utf8)
+        let command = [Harness.fixture("prints_a_lot"), "5", "--stdin"]
+        let native = try Harness.execute(command[0], Array(command.dropFirst()), input: input)
+        #expect(native.status == 5)
+        try Harness.withTemporaryDirectory { directory in
+            let regularFile = directory + "/a-file"
+            try Data("x".utf8).write(to: URL(fileURLWithPath: regularFile))
+            for traceDirectory in [regularFile + "/traces", "/proc/self/heapgate-nonexistent"] {
+                let traced = try Harness.execute(command[0], Array(command.dropFirst()),
+                                                 environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": traceDirectory],
+                                                 input: input)
+                #expect(traced.status == 5, "HEAPGATE_OUT=\(traceDirectory)")
+                #expect(traced.stdout == native.stdout, "HEAPGATE_OUT=\(traceDirectory)")
+                #expect(traced.stderr == native.stderr, "HEAPGATE_OUT=\(traceDirectory)")
+            }
+        }
+    }
+
+    /// The same through `heapgate run --trace-dir`: /proc exists and is a directory, but no
+    /// file can be created in it, not even by root.
+    @Test func unwritableTraceDirectoryWithRun() throws {
+        let input = Data("some input\n".utf8)
+        let command = [Harness.fixture("prints_a_lot"), "5", "--stdin"]
+        let native = try Harness.execute(command[0], Array(command.dropFirst()), input: input)
+        let (traced, _) = try Harness.runReport(command, flags: ["--trace-dir=/proc"], input: input)
+        #expect(traced.status == 5)
+        #expect(traced.stdout == native.stdout)
+        #expect(traced.stderr.hasPrefix(native.stderr))
+    }
+
+    // MARK: Helpers
+
+    /// heapgate's stderr is the program's stderr, then only report lines (`==PID== …`) and
+    /// heapgate's own `heapgate: …` lines.
+    private func expectProgramStderrThenReport(_ traced: Harness.Outcome, native: Harness.Outcome,
+                                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(traced.stderr.hasPrefix(native.stderr), "the program's stderr comes first, unchanged",
+                sourceLocation: sourceLocation)
+        guard traced.stderr.hasPrefix(native.stderr) else { return }
+        let rest = traced.stderr.dropFirst(native.stderr.count)
+        let lines = rest.split(separator: "\n")
+        #expect(!lines.isEmpty, "no report after the program's stderr", sourceLocation: sourceLocation)
+        for line in lines {
+            #expect(line.wholeMatch(of: #/==\d+==.*/#) != nil || line.hasPrefix("heapgate: "),
+                    "unexpected line after the program's stderr: \(line)", sourceLocation: sourceLocation)
+        }
+    }
+
+    private func lastLine(_ text: String) -> String {
+        text.split(separator: "\n").last.map(String.init) ?? ""
+    }
+
+    private func hex16(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}

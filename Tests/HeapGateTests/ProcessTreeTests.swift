@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+/// `heapgate run` follows a whole process tree: fork children, exec'd images, libraries that
+/// come and go, and threads. Figures are valgrind's without freeres (Tests/Fixtures/EXPECTED.md).
+@Suite("Process trees: fork, exec, dlopen, threads")
+struct ProcessTreeTests {
+    /// `fork_child` (child ends with `_exit(0)`) and `fork_child exit` (child ends with `exit(0)`):
+    /// one report per process, the started process first. The child inherits the parent's
+    /// 16-byte block, so it is in the child's figures too, as memcheck counts it.
+    @Test(arguments: [[String](), ["exit"]])
+    func forkChild(_ arguments: [String]) throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("fork_child")] + arguments)
+        #expect(outcome.status == 0)
+        try #require(report.processes.count == 2)
+        let parent = report.processes[0], child = report.processes[1]
+
+        #expect(parent.exitStatus == 0)
+        #expect(parent.complete)
+        #expect(HeapFigures(parent) == HeapFigures(bytes: 80, blocks: 2, allocs: 2, frees: 0, bytesAllocated: 80))
+        try parent.expectRecord("parent_leak", bytes: 16, blocks: 1, file: "fork_child.c", line: 27,
+                                caller: ("main", "fork_child.c", 56))
+        try parent.expectRecord("parent_after_fork", bytes: 64, blocks: 1, file: "fork_child.c", line: 41,
+                                caller: ("main", "fork_child.c", 72))
+        #expect(parent.records(allocatedIn: "child_leak").isEmpty)
+        #expect(parent.records.count == 2)
+
+        #expect(child.parentPid == parent.pid)
+        #expect(child.pid != parent.pid)
+        #expect(child.complete, "the child's trace is closed by _exit / exit")
+        #expect(HeapFigures(child) == HeapFigures(bytes: 64, blocks: 2, allocs: 2, frees: 0, bytesAllocated: 64))
+        try child.expectRecord("parent_leak", bytes: 16, blocks: 1, file: "fork_child.c", line: 27,
+                               caller: ("main", "fork_child.c", 56))
+        try child.expectRecord("child_leak", bytes: 48, blocks: 1, file: "fork_child.c", line: 34,
+                               caller: ("main", "fork_child.c", 61))
+        #expect(child.records(allocatedIn: "parent_after_fork").isEmpty)
+        #expect(child.records.count == 2)
+    }
+
+    /// `exec_child leak_basic`: exec_child itself (which allocates nothing) and leak_basic in the
+    /// forked child after execv. The forked pre-exec image gets no report, as under memcheck.
+    @Test func execChild() throws {
+        let program = Harness.fixture("leak_basic")
+        let (outcome, report) = try Harness.run([Harness.fixture("exec_child"), program])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "leak_basic: done\n")
+        try #require(report.processes.count == 2, "exec_child and leak_basic, nothing for the pre-exec image")
+        let parent = report.processes[0], exec = report.processes[1]
+
+        #expect(parent.command == [Harness.fixture("exec_child"), program])
+        #expect(parent.exitStatus == 0)
+        #expect(parent.complete)
+        #expect(HeapFigures(parent) == HeapFigures(bytes: 0, blocks: 0, allocs: 0, frees: 0, bytesAllocated: 0))
+        #expect(parent.records.isEmpty)
+
+        #expect(exec.command == [program])
+        #expect(exec.parentPid == parent.pid)
+        #expect(exec.complete)
+        #expect(HeapFigures(exec) == HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+        try exec.expectRecord("leak_name", bytes: 24, blocks: 1, file: "leak_basic.c", line: 24,
+                              caller: ("main", "leak_basic.c", 63))
+        try exec.expectRecord("leak_twice", bytes: 200, blocks: 2, file: "leak_basic.c", line: 31,
+                              caller: ("main", "leak_basic.c", 65))
+        try exec.expectRecord("leak_calloc", bytes: 4, blocks: 1, file: "leak_basic.c", line: 38,
+                              caller: ("main", "leak_basic.c", 66))
+        #expect(exec.records.count == 3)
+    }
+
+    /// The plugin is dlclose'd before exit, yet its leak is symbolized (memcheck needs
+    /// --keep-debuginfo=yes for that). Totals are the "no freeres" row of EXPECTED.md: the
+    /// other in-use block is ld.so's 2,304-byte dlopen data, and ld.so keeps three copies of
+    /// the plugin's path while it is loaded, so bytes allocated depend on that path's length.
+    @Test func dlopenLeak() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("dlopen_leak")])
+        #expect(outcome.status == 0)
+        try #require(report.processes.count == 1)
+        let process = report.processes[0]
+        #expect(process.complete)
+        try process.expectRecord("plugin_leak", bytes: 40, blocks: 1, file: "libplugin.c", line: 14,
+                                 caller: ("main", "dlopen_leak.c", 57))
+        let pluginRecord = try #require(process.records(allocatedIn: "plugin_leak").first)
+        let pluginFrame = try #require(pluginRecord.frames.first { $0.function == "plugin_leak" })
+        #expect(pluginFrame.module?.hasSuffix("/libplugin.so") == true)
+
+        // dlopen_leak finds the plugin beside /proc/self/exe, so the path is the canonical one.
+        let pluginPath = Harness.realPath(Harness.fixture("libplugin.so"))
+        let bytesAllocated = 3_704 + 3 * UInt64(pluginPath.utf8.count + 1)
+        #expect(HeapFigures(process) == HeapFigures(bytes: 2_344, blocks: 2, allocs: 8, frees: 6, bytesAllocated: bytesAllocated))
+    }
+
+    /// 8 threads with cross-thread frees: the events of all threads must be applied in an
+    /// order that never frees a block before its allocation. Three runs in a row, to give
+    /// ordering races a chance to show.
+    @Test func threads() throws {
+        for round in 1...3 {
+            let (outcome, report) = try Harness.run([Harness.fixture("threads")])
+            #expect(outcome.status == 0, "round \(round)")
+            try #require(report.processes.count == 1, "round \(round)")
+            let process = report.processes[0]
+            #expect(process.complete, "round \(round)")
+            try process.expectRecord("thread_leak", bytes: 256, blocks: 8, file: "threads.c", line: 34,
+                                     caller: ("worker", "threads.c", 71))
+            // 8,808 allocations by the program and one DTV per thread (pthread_create).
+            #expect(process.heap.allocs == 8_816, "round \(round)")
+            // valgrind says 1,128,320. heapgate's shim and libunwind each add a TLS module to the
+            // process, so each thread's DTV (calloc'ed by _dl_allocate_tls) has two more 16-byte
+            // slots: 32 bytes more per thread than under valgrind.
+            #expect(process.heap.bytesAllocated == 1_128_320 + 8 * 32, "round \(round)")
+            // Every free matched a block: nothing freed twice or before it was allocated.
+            #expect(process.heap.frees + process.heap.inUseAtExit.blocks == process.heap.allocs, "round \(round)")
+        }
+    }
+}

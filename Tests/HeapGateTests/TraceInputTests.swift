@@ -1,0 +1,320 @@
+import Foundation
+import Testing
+
+/// `heapgate summary` on saved traces: real ones (as files or directories), ones cut off by a
+/// crash or a kill, and files that are not usable traces. Bad input is one `heapgate: …` line
+/// and exit status 2; a cut-off trace is reported as incomplete with exit status 0; no input
+/// ever makes heapgate trap.
+@Suite("Reading saved traces")
+struct TraceInputTests {
+    static let leakBasic = HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676)
+    /// Size of the fixed file header (hg_file_header_t); the first record's tag follows it.
+    static let headerSize = 56
+
+    /// Runs leak_basic with the shim preloaded and HEAPGATE_OUT set, as a user saving a trace
+    /// would, and returns the one trace file it wrote.
+    static func traceLeakBasic(into directory: String) throws -> String {
+        let outcome = try Harness.trace([Harness.fixture("leak_basic")], into: directory)
+        try #require(outcome.status == 0, "leak_basic failed: \(outcome.stderr)")
+        let files = Harness.traceFiles(in: directory)
+        try #require(files.count == 1, "expected one trace in \(directory), got \(files)")
+        return files[0]
+    }
+
+    static func expectLeakBasicRecords(_ process: Report.Process, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try process.expectRecord("leak_name", bytes: 24, blocks: 1, file: "leak_basic.c", line: 24,
+                                 caller: ("main", "leak_basic.c", 63), sourceLocation: sourceLocation)
+        try process.expectRecord("leak_twice", bytes: 200, blocks: 2, file: "leak_basic.c", line: 31,
+                                 caller: ("main", "leak_basic.c", 65), sourceLocation: sourceLocation)
+        try process.expectRecord("leak_calloc", bytes: 4, blocks: 1, file: "leak_basic.c", line: 38,
+                                 caller: ("main", "leak_basic.c", 66), sourceLocation: sourceLocation)
+    }
+
+    // MARK: Good traces
+
+    @Test func traceFile() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let trace = try Self.traceLeakBasic(into: directory)
+            let (outcome, report) = try Harness.summary([trace])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let process = try #require(report?.processes.first)
+            #expect(report?.processes.count == 1)
+            #expect(process.complete)
+            #expect(process.command == [Harness.fixture("leak_basic")])
+            #expect(HeapFigures(process) == Self.leakBasic)
+            try Self.expectLeakBasicRecords(process)
+            #expect(outcome.stderr.contains("==\(process.pid)==     in use at exit: 228 bytes in 4 blocks\n"))
+            #expect(outcome.stderr.contains("==\(process.pid)==   total heap usage: 7 allocs, 3 frees, 676 bytes allocated\n"))
+            #expect(!outcome.stderr.contains("incomplete"))
+        }
+    }
+
+    @Test func directoryOfTraces() throws {
+        try Harness.withTemporaryDirectory { directory in
+            _ = try Self.traceLeakBasic(into: directory)
+            let (outcome, report) = try Harness.summary([directory])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let process = try #require(report?.processes.first)
+            #expect(report?.processes.count == 1)
+            #expect(process.complete)
+            #expect(HeapFigures(process) == Self.leakBasic)
+            try Self.expectLeakBasicRecords(process)
+        }
+    }
+
+    // MARK: Files that are not usable traces
+
+    enum BadInput: String, CaseIterable, CustomTestStringConvertible, Sendable {
+        case missingFile, emptyFile, devNull, directoryWithoutTraces, randomBytes, newerVersion, cutInsideHeader, unknownRecordTag
+        var testDescription: String { rawValue }
+
+        /// A substring the one-line message must contain, besides the path.
+        var wording: String? {
+            switch self {
+            case .randomBytes: return "not a heapgate trace"
+            case .newerVersion: return "version 99"
+            case .cutInsideHeader: return "header"
+            case .unknownRecordTag: return "corrupt"
+            case .missingFile, .emptyFile, .devNull, .directoryWithoutTraces: return nil
+            }
+        }
+
+        /// Makes the input in `directory` from a good trace; returns the path to give heapgate.
+        func make(in directory: String, from good: Data) throws -> String {
+            let path = directory + "/input-\(rawValue)"
+            var bytes = good
+            switch self {
+            case .missingFile: return path
+            case .devNull: return "/dev/null"
+            case .directoryWithoutTraces:
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+                return path
+            case .emptyFile: bytes = Data()
+            case .randomBytes:
+                var state: UInt64 = 0x1234_5678_9abc_def0
+                bytes = Data((0..<4096).map { _ in
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    return UInt8(truncatingIfNeeded: state >> 56)
+                })
+            case .newerVersion:
+                // version: little-endian u32 at byte offset 8
+                bytes.replaceSubrange(8..<12, with: [99, 0, 0, 0])
+            case .cutInsideHeader: bytes = bytes.prefix(20)
+            case .unknownRecordTag:
+                bytes[bytes.startIndex + TraceInputTests.headerSize] = 0x55  // the first record's tag
+            }
+            try bytes.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+    }
+
+    @Test(arguments: BadInput.allCases)
+    func unreadableInput(_ input: BadInput) throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Data(contentsOf: URL(fileURLWithPath: Self.traceLeakBasic(into: directory)))
+            let path = try input.make(in: directory, from: good)
+            let (outcome, report) = try Harness.summary([path])
+            #expect(outcome.status == 2)
+            #expect(outcome.stdout.isEmpty)
+            #expect(outcome.stderrLines.count == 1, "one line, got: \(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("heapgate: "))
+            #expect(outcome.stderr.contains(path), "the message names the input")
+            if let wording = input.wording { #expect(outcome.stderr.contains(wording)) }
+            #expect(!outcome.stderr.contains("HEAP SUMMARY"))
+            #expect(report == nil, "no JSON report for unreadable input")
+        }
+    }
+
+    // MARK: Traces that were cut off
+
+    enum Cut: CustomTestStringConvertible, Sendable {
+        case fraction(Double)
+        case bytesShort(Int)
+        case firstRecordTagOnly
+        var testDescription: String {
+            switch self {
+            case let .fraction(f): return "\(Int(f * 100))% of the trace"
+            case let .bytesShort(n): return "\(n) byte(s) short of the end"
+            case .firstRecordTagOnly: return "the header and one byte"
+            }
+        }
+        func length(of size: Int) -> Int {
+            switch self {
+            case let .fraction(f): return max(TraceInputTests.headerSize + 1, Int(Double(size) * f))
+            case let .bytesShort(n): return size - n
+            case .firstRecordTagOnly: return TraceInputTests.headerSize + 1
+            }
+        }
+    }
+
+    /// What a crashed or killed process leaves: a prefix of a good trace. It is reported (exit
+    /// 0) as incomplete, with figures that are a prefix of the full ones.
+    @Test(arguments: [Cut.firstRecordTagOnly, .fraction(0.6), .fraction(0.9), .bytesShort(1)])
+    func cutOffTrace(_ cut: Cut) throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Data(contentsOf: URL(fileURLWithPath: Self.traceLeakBasic(into: directory)))
+            let path = directory + "/cut.trace"
+            let length = cut.length(of: good.count)
+            try #require(length > Self.headerSize && length < good.count)
+            try good.prefix(length).write(to: URL(fileURLWithPath: path))
+
+            let (outcome, report) = try Harness.summary([path])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("incomplete"))
+            let process = try #require(report?.processes.first)
+            #expect(report?.processes.count == 1)
+            #expect(!process.complete)
+            let figures = HeapFigures(process)
+            #expect(figures.allocs <= Self.leakBasic.allocs)
+            #expect(figures.frees <= Self.leakBasic.frees)
+            #expect(figures.bytesAllocated <= Self.leakBasic.bytesAllocated)
+            #expect(figures.bytes <= figures.bytesAllocated)
+            // leak_basic has no realloc and frees only its own blocks.
+            #expect(figures.blocks + figures.frees == figures.allocs)
+            if case .bytesShort(1) = cut {
+                // Only the END record is damaged: every allocation and free is there.
+                #expect(figures == Self.leakBasic)
+                try Self.expectLeakBasicRecords(process)
+            }
+        }
+    }
+
+    /// A process killed with SIGKILL while idle: nothing runs at exit, so the trace holds what
+    /// the shim wrote before. It writes out its buffer when it has been idle for about 2 ms,
+    /// so every block allocated before "ready" is in the trace.
+    @Test func traceOfProcessKilledWithSIGKILL() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let program = try BackgroundProcess(Harness.fixture("alloc_then_sleep"), ["120"],
+                                                environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": directory])
+            try program.waitForLine("ready")
+            // No timing assertion: wait 300 ms, then (on a loaded machine) up to 30 s more for
+            // the trace to show the five allocations. A shim that only writes at exit never does.
+            Thread.sleep(forTimeInterval: 0.3)
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, try !Self.traceShows(allocs: 5, in: directory) {
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            #expect(program.terminate(with: SIGKILL) == 128 + SIGKILL)
+
+            let (outcome, report) = try Harness.summary([directory])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("incomplete"))
+            let process = try #require(report?.processes.first)
+            #expect(report?.processes.count == 1)
+            #expect(!process.complete)
+            #expect(HeapFigures(process) == HeapFigures(bytes: 777, blocks: 4, allocs: 5, frees: 1, bytesAllocated: 1_110))
+            try process.expectRecord("keep_one", bytes: 111, blocks: 1, file: "alloc_then_sleep.c", line: 27,
+                                     caller: ("main", "alloc_then_sleep.c", 51))
+            try process.expectRecord("keep_three", bytes: 666, blocks: 3, file: "alloc_then_sleep.c", line: 34,
+                                     caller: ("main", "alloc_then_sleep.c", 53))
+            #expect(process.records.count == 2)
+        }
+    }
+
+    private static func traceShows(allocs: UInt64, in directory: String) throws -> Bool {
+        let (outcome, report) = try Harness.summary([directory])
+        return outcome.status == 0 && report?.processes.first?.heap.allocs == allocs
+    }
+
+    // MARK: No input makes heapgate trap
+
+    /// Well-formed records with values no real process produces: sizes whose sum overflows 64
+    /// bits, a refused realloc with no realloc in flight, counters at their maximum. heapgate may
+    /// report them or reject them as corrupt (exit 2), but must not trap.
+    @Test(arguments: TraceBuilder.adversarialCases)
+    func adversarialRecords(_ testCase: TraceBuilder.Case) throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Data(contentsOf: URL(fileURLWithPath: Self.traceLeakBasic(into: directory)))
+            let path = directory + "/crafted.trace"
+            try (good.prefix(Self.headerSize) + testCase.records).write(to: URL(fileURLWithPath: path))
+            let (outcome, _) = try Harness.summary([path])
+            let trap = outcome.stderrLines.first { $0.contains("Fatal error") || $0.contains("runtime failure") }
+            #expect(!Harness.trapStatuses.contains(outcome.status), "heapgate trapped: \(trap ?? outcome.stderr)")
+            #expect([0, 2].contains(outcome.status) || Harness.trapStatuses.contains(outcome.status),
+                    "exit \(outcome.status)")
+            if outcome.status == 2 {
+                #expect(outcome.stderrLines.count == 1 && outcome.stderr.hasPrefix("heapgate: "), "\(outcome.stderr.prefix(300))")
+            }
+        }
+    }
+
+    /// Single damaged bytes all over a real trace, and garbage after a good header.
+    @Test func damagedBytesNeverTrap() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Data(contentsOf: URL(fileURLWithPath: Self.traceLeakBasic(into: directory)))
+            var inputs: [(String, Data)] = []
+            let offsets = stride(from: Self.headerSize, to: good.count, by: max(1, (good.count - Self.headerSize) / 32))
+            for offset in offsets {
+                for value: UInt8 in [0x00, 0xff] {
+                    var bytes = good
+                    bytes[bytes.startIndex + offset] = value
+                    inputs.append(("byte \(offset) = 0x\(String(value, radix: 16))", bytes))
+                }
+            }
+            var state: UInt64 = 42
+            for round in 0..<8 {
+                let garbage = (0..<512).map { _ -> UInt8 in
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    return UInt8(truncatingIfNeeded: state >> 33)
+                }
+                inputs.append(("garbage after the header, round \(round)", good.prefix(Self.headerSize) + Data(garbage)))
+            }
+            var failures: [String] = []
+            let path = directory + "/damaged.trace"
+            for (name, bytes) in inputs {
+                try bytes.write(to: URL(fileURLWithPath: path))
+                let (outcome, _) = try Harness.summary([path])
+                if ![0, 2].contains(outcome.status) {
+                    failures.append("\(name): exit \(outcome.status)")
+                } else if outcome.status == 2, outcome.stderrLines.count != 1 {
+                    failures.append("\(name): \(outcome.stderrLines.count) lines on stderr")
+                }
+            }
+            #expect(failures.isEmpty, "\(failures.count) of \(inputs.count) inputs: \(failures.joined(separator: "; "))")
+        }
+    }
+}
+
+/// Hand-made trace records (CShim/include/hg_trace_format.h).
+enum TraceBuilder {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var name: String
+        var records: Data
+        var testDescription: String { name }
+    }
+
+    static func uv(_ value: UInt64) -> Data {
+        var value = value, out = Data()
+        repeat {
+            let byte = UInt8(value & 0x7f)
+            value >>= 7
+            out.append(value == 0 ? byte : byte | 0x80)
+        } while value != 0
+        return out
+    }
+
+    static func sv(_ value: Int64) -> Data { uv(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+
+    static func alloc(delta: Int64, size: UInt64, stack: UInt64 = 0) -> Data { Data([0x10]) + sv(delta) + uv(size) + uv(stack) }
+    static func free(delta: Int64) -> Data { Data([0x11]) + sv(delta) }
+    static func realloc(delta: Int64, size: UInt64, stack: UInt64 = 0, oldMinusNew: Int64) -> Data {
+        Data([0x13]) + sv(delta) + uv(size) + uv(stack) + sv(oldMinusNew)
+    }
+    static func inherited(allocs: UInt64, frees: UInt64, bytes: UInt64) -> Data { Data([0x20]) + uv(allocs) + uv(frees) + uv(bytes) }
+    static func end(_ status: UInt64 = 0) -> Data { Data([0x7f]) + uv(status) }
+
+    static let adversarialCases: [Case] = [
+        Case(name: "two blocks whose sizes add up past 2^64",
+             records: alloc(delta: 0x1000, size: 1 << 63) + alloc(delta: 16, size: 1 << 63) + end()),
+        Case(name: "a refused realloc with no realloc in flight",
+             records: realloc(delta: 0, size: 10, oldMinusNew: 0x1000) + end()),
+        Case(name: "inherited counters at their maximum, then one more allocation",
+             records: inherited(allocs: .max, frees: 0, bytes: .max) + alloc(delta: 0x1000, size: 5) + end()),
+        Case(name: "frees of blocks never allocated",
+             records: free(delta: 0x1000) + free(delta: 16) + end()),
+        Case(name: "an allocation on a stack that was never recorded",
+             records: alloc(delta: 0x1000, size: 8, stack: 12_345) + end()),
+        Case(name: "a varint longer than 64 bits",
+             records: Data([0x10]) + Data(repeating: 0xff, count: 12) + Data([0x01]) + end()),
+    ]
+}
