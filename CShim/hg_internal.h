@@ -91,6 +91,15 @@ hg_stack_ref_t hg_stacks_capture(void);
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
 extern uint32_t hg_stacks_max_depth;
 
+/* hg_unwind.c: the fast unwinder behind hg_stacks_capture */
+void hg_unwind_init(void);
+/** Like unw_backtrace (ips[0] is the return address into the caller), into ips with room for
+ *  max_frames + 1 entries. When the frames are those of this thread's previous capture, which
+ *  hg_unwind_tag named, *same_tag is that name and ips past the innermost frames are left unset. */
+int hg_unwind_backtrace(void **ips, int max_frames, uint32_t *same_tag);
+/** Names (0: no name) the frame list that the capture just made on this thread produced. */
+void hg_unwind_tag(uint32_t tag);
+
 /* ---- hg_modules.c: loaded objects ---- */
 #define HG_MAX_SEGMENTS 16
 typedef struct {

@@ -10,12 +10,18 @@
  * 8-byte units. The table maps a hash to a reference; a slot goes from 0 to a reference
  * exactly once, by compare-and-swap with release order, after the stack's bytes were written,
  * so any thread that loads a reference with acquire order sees the whole stack.
+ *
+ * Unwinding: hg_unwind.c (per-IP rules from .eh_frame, and per-thread reuse of the frames that
+ * did not change since the thread's previous capture), with unw_backtrace as its fallback.
+ * HEAPGATE_UNWIND, read once at start: "plain" uses unw_backtrace for every capture; "verify"
+ * runs both on every capture and reports on stderr any capture where they differ (for tests).
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "hg_internal.h"
 
@@ -27,6 +33,10 @@
 #define HG_MAX_PROBES 4096
 
 uint32_t hg_stacks_max_depth = 64;
+
+typedef enum { HG_UNWIND_FAST = 0, HG_UNWIND_PLAIN, HG_UNWIND_VERIFY } hg_unwind_mode_t;
+static hg_unwind_mode_t hg_unwind_mode;
+static _Atomic uint32_t hg_verify_reports;
 
 static _Atomic uint32_t *hg_table;
 static unsigned char *hg_arena;
@@ -43,6 +53,9 @@ void hg_stacks_init(void) {
         long value = strtol(depth, NULL, 10);
         if (value >= 1 && value <= HG_MAX_DEPTH) hg_stacks_max_depth = (uint32_t)value;
     }
+    const char *unwind = hg_getenv("HEAPGATE_UNWIND");
+    if (unwind && strcmp(unwind, "plain") == 0) hg_unwind_mode = HG_UNWIND_PLAIN;
+    if (unwind && strcmp(unwind, "verify") == 0) hg_unwind_mode = HG_UNWIND_VERIFY;
     hg_table = hg_reserve(sizeof(uint32_t) * HG_TABLE_SLOTS);
     hg_arena = hg_reserve(HG_ARENA_BYTES);
     /* Never leak-scan roots: 4 GiB of mostly untouched reservation, and no heap pointers. */
@@ -50,6 +63,7 @@ void hg_stacks_init(void) {
     if (hg_arena) hg_leakscan_exclude(hg_arena, HG_ARENA_BYTES);
     /* Per-thread caches need no lock when a signal handler unwinds mid-unwind. */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    hg_unwind_init();
 }
 
 static uint64_t hg_hash_frames(void *const *ips, int count) {
@@ -104,10 +118,71 @@ static hg_stack_ref_t hg_stacks_intern(void *const *ips, int count) {
     return 0;
 }
 
+/* HEAPGATE_UNWIND=verify: one line on stderr per differing capture (at most 100). */
+static void hg_verify_report(int frame, uintptr_t fast, uintptr_t plain) {
+    if (atomic_fetch_add(&hg_verify_reports, 1) >= 100) return;
+    char line[96] = "heapgate: unwind mismatch at frame ";
+    size_t length = strlen(line);
+    char digits[24];
+    int n = 0;
+    do digits[n++] = (char)('0' + frame % 10), frame /= 10;
+    while (frame > 0);
+    while (n > 0) line[length++] = digits[--n];
+    const uintptr_t values[2] = {fast, plain};
+    for (int v = 0; v < 2; v++) {
+        memcpy(line + length, v == 0 ? ": fast 0x" : " plain 0x", 9);
+        length += 9;
+        for (int shift = 60; shift >= 0; shift -= 4) line[length++] = "0123456789abcdef"[(values[v] >> shift) & 15];
+    }
+    line[length++] = '\n';
+    ssize_t ignored = write(2, line, length);
+    (void)ignored;
+}
+
+/* Checks a fast capture against unw_backtrace, called from the same function so that the
+ * frames past HG_SKIP_FRAMES are comparable; returns the plain frames' count, in plain. */
+static int hg_verify(void *const *fast, int fast_count, void **plain, int plain_count) {
+    int common = fast_count < plain_count ? fast_count : plain_count;
+    for (int i = HG_SKIP_FRAMES; i < common; i++)
+        if (fast[i] != plain[i]) {
+            hg_verify_report(i - HG_SKIP_FRAMES, (uintptr_t)fast[i], (uintptr_t)plain[i]);
+            return plain_count;
+        }
+    if (fast_count != plain_count)
+        hg_verify_report(common - HG_SKIP_FRAMES, common < fast_count ? (uintptr_t)fast[common] : 0,
+                         common < plain_count ? (uintptr_t)plain[common] : 0);
+    return plain_count;
+}
+
 HG_NOINLINE hg_stack_ref_t hg_stacks_capture(void) {
     if (HG_UNLIKELY(hg_table == NULL || hg_arena == NULL)) return 0;
-    void *ips[HG_MAX_DEPTH + HG_SKIP_FRAMES];
-    int count = unw_backtrace(ips, (int)hg_stacks_max_depth + HG_SKIP_FRAMES);
-    if (count <= HG_SKIP_FRAMES) return 0;
-    return hg_stacks_intern(ips + HG_SKIP_FRAMES, count - HG_SKIP_FRAMES);
+    void *ips[HG_MAX_DEPTH + HG_SKIP_FRAMES + 1];
+    int max = (int)hg_stacks_max_depth + HG_SKIP_FRAMES;
+    int count;
+    if (HG_UNLIKELY(hg_unwind_mode == HG_UNWIND_PLAIN)) {
+        count = unw_backtrace(ips, max);
+    } else {
+        uint32_t same = 0;
+        count = hg_unwind_backtrace(ips, max, &same);
+        if (HG_UNLIKELY(hg_unwind_mode == HG_UNWIND_VERIFY)) {
+            void *plain[HG_MAX_DEPTH + HG_SKIP_FRAMES];
+            int plain_count = unw_backtrace(plain, max);
+            if (same != 0) {
+                const hg_stack_t *stack = hg_stacks_get(same);
+                memcpy(ips + HG_SKIP_FRAMES, stack->ips, sizeof(void *) * stack->depth);
+                count = (int)stack->depth + HG_SKIP_FRAMES;
+            }
+            count = hg_verify(ips, count, plain, plain_count);
+            memcpy(ips, plain, sizeof(void *) * (size_t)count);
+            same = 0;
+        }
+        if (same != 0) return same;
+    }
+    if (count <= HG_SKIP_FRAMES) {
+        if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(0);
+        return 0;
+    }
+    hg_stack_ref_t ref = hg_stacks_intern(ips + HG_SKIP_FRAMES, count - HG_SKIP_FRAMES);
+    if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(ref);
+    return ref;
 }

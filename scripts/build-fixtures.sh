@@ -93,6 +93,7 @@ fixture c realloc_chain realloc_chain.c
 fixture c deep_stack deep_stack.c
 fixture c clean_c clean.c
 fixture c churn churn.c -pthread
+fixture c unwind_stress unwind_stress.c -pthread
 fixture c alloc_then_sleep alloc_then_sleep.c
 fixture c fd_hygiene fd_hygiene.c
 fixture c errno_preserved errno_preserved.c -pthread

@@ -25,6 +25,12 @@ struct ReportFlags: ParsableArguments {
     @Option(name: .customLong("error-exitcode"), help: ArgumentHelp("Exit with N when any process has a leak of a kind in --errors-for-leak-kinds (after suppressions).", valueName: "N"))
     var errorExitCode: Int32?
 
+    @Option(name: .customLong("suppressions"), help: ArgumentHelp("Suppression file: valgrind's Memcheck:Leak blocks or LeakSanitizer's leak: lines. Repeatable.", valueName: "FILE"))
+    var suppressionFiles: [String] = []
+
+    @Option(name: .customLong("default-suppressions"), help: ArgumentHelp("yes (default): also apply heapgate's list for runtime one-time allocations (glibc, ld.so, libstdc++, Swift, Rust std).", valueName: "yes|no"))
+    var defaultSuppressions: String = "yes"
+
     @Option(name: .customLong("gen-suppressions"), help: ArgumentHelp("all: print a suppression after each loss record; no (default).", valueName: "no|all"))
     var genSuppressions: String = "no"
 
@@ -34,6 +40,7 @@ struct ReportFlags: ParsableArguments {
         _ = try Self.kinds(showLeakKinds, flag: "--show-leak-kinds")
         _ = try Self.kinds(errorsForLeakKinds, flag: "--errors-for-leak-kinds")
         guard ["no", "all", "yes"].contains(genSuppressions) else { throw ValidationError("--gen-suppressions takes no or all") }
+        guard ["yes", "no"].contains(defaultSuppressions) else { throw ValidationError("--default-suppressions takes yes or no") }
         if let code = errorExitCode, !(0...255).contains(code) { throw ValidationError("--error-exitcode must be between 0 and 255") }
     }
 
@@ -49,6 +56,18 @@ struct ReportFlags: ParsableArguments {
             kinds.insert(kind)
         }
         return kinds
+    }
+
+    /// The suppressions to apply; a bad file is bad input (exit status 2).
+    func loadSuppressions() throws -> SuppressionSet {
+        var set = defaultSuppressions == "yes" ? DefaultSuppressions.set : SuppressionSet()
+        do {
+            set.append(contentsOf: try SuppressionSet.load(paths: suppressionFiles))
+        } catch let error as SuppressionFileError {
+            throw CLIError(error.description, status: 2)
+        }
+        set.numCallers = numCallers
+        return set
     }
 
     var options: ReportOptions {
@@ -73,9 +92,15 @@ struct ReportFlags: ParsableArguments {
     /// Prints the text report on stderr and writes the JSON report if asked. Returns the reports.
     @discardableResult
     func emit(_ heaps: [ProcessHeap], exitStatuses: [Int: Int] = [:]) throws -> [ProcessReport] {
+        var options = self.options
+        options.suppressions = RecordSuppressions(try loadSuppressions())
         let builder = ReportBuilder(options: options)
         let reports = heaps.map { builder.report(for: $0, exitStatus: exitStatuses[$0.header.pid]) }
-        let text = reports.map { TextReport.render($0, options: options) }.joined(separator: "\n")
+        let text = reports.map { report in
+            TextReport.render(report, options: options) { record in
+                record.kind.leakKind.map { valgrindSuppression(for: record.suppressionFrames, kind: $0) }
+            }
+        }.joined(separator: "\n")
         FileHandle.standardError.write(Data(text.utf8))
         if let jsonPath {
             let data = try JSONReport.render(reports)

@@ -1,7 +1,12 @@
-/// The suppressions a report applies to its loss records.
+/// The suppressions a report applies to its loss records: the user's files (--suppressions)
+/// and, unless --default-suppressions=no, the shipped list for runtime one-time allocations.
 public struct RecordSuppressions: Sendable {
-    public init() {}
+    public var set: SuppressionSet
+
+    public init(_ set: SuppressionSet = SuppressionSet()) { self.set = set }
 
     /// The name of the first suppression matching the record's stack and kind, if any.
-    func firstMatch(_ record: LossRecord, kind: LeakKind) -> String? { nil }
+    func firstMatch(_ record: LossRecord, kind: LeakKind) -> String? {
+        set.firstMatch(frames: record.suppressionFrames, kind: kind)?.name
+    }
 }

@@ -65,9 +65,11 @@ public final class ReportBuilder {
             }
         }
         let records = groups.map { key, group in
-            LossRecord(kind: key.kind, bytes: group.direct.bytes, blocks: group.direct.blocks,
-                       indirectBytes: group.indirect.bytes, indirectBlocks: group.indirect.blocks,
-                       frames: symbolize(key.frames, heap: heap))
+            let symbolized = symbolize(key.frames, heap: heap)
+            return LossRecord(kind: key.kind, bytes: group.direct.bytes, blocks: group.direct.blocks,
+                              indirectBytes: group.indirect.bytes, indirectBlocks: group.indirect.blocks,
+                              frames: Array(Self.cutBelowMain(symbolized).prefix(max(options.numCallers, 1))),
+                              suppressionFrames: symbolized.map(\.suppressionFrame))
         }
         return records.sorted { a, b in
             if a.totalBytes != b.totalBytes { return a.totalBytes < b.totalBytes }
@@ -77,6 +79,7 @@ public final class ReportBuilder {
         }
     }
 
+    /// Every frame of the given return addresses, inlined frames expanded.
     private func symbolize(_ frames: [FrameAddress], heap: ProcessHeap) -> [ReportFrame] {
         var out: [ReportFrame] = []
         for frame in frames {
@@ -95,7 +98,7 @@ public final class ReportBuilder {
                     inlined: index < sources.count - 1 ? true : nil, linkageName: source.linkageName))
             }
         }
-        return Array(Self.cutBelowMain(out).prefix(max(options.numCallers, 1)))
+        return out
     }
 
     /// glibc's start-up functions that call main; valgrind calls them "(below main)".

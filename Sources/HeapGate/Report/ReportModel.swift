@@ -36,6 +36,9 @@ public struct LossRecord: Equatable, Sendable {
     public var frames: [ReportFrame]
     /// The name of the suppression that matched, if any.
     public var suppressedBy: String?
+    /// The stack as suppressions see it: inlined frames included, not cut at `main`, as many
+    /// return addresses as --num-callers (memcheck matches the stack it kept).
+    public var suppressionFrames: [SuppressionFrame] = []
 
     public var totalBytes: UInt64 { bytes &+ indirectBytes }
 }
@@ -133,5 +136,12 @@ public struct ReportOptions: Sendable {
     public init(numCallers: Int = 12, useDebuginfod: Bool = false) {
         self.numCallers = numCallers
         self.useDebuginfod = useDebuginfod
+    }
+}
+
+extension ReportFrame {
+    /// The frame as a suppression matches it.
+    var suppressionFrame: SuppressionFrame {
+        SuppressionFrame(linkageName: linkageName, function: function, object: module, file: file, line: line)
     }
 }

@@ -17,6 +17,11 @@ public struct ModuleImage: Hashable, Sendable {
 public struct SourceFrame: Equatable, Sendable {
     /// Demangled function name; nil when neither DWARF nor the symbol table knows the address.
     public var function: String?
+    /// The raw name `function` was demangled from (DW_AT_linkage_name / DW_AT_MIPS_linkage_name, or
+    /// the ELF symbol), as valgrind matches `fun:` suppression lines against it. For C functions,
+    /// which have no mangled form, the plain symbol name. Nil when the function is unknown, or when
+    /// DWARF gives only a plain `DW_AT_name` and no symbol covers the address.
+    public var linkageName: String?
     /// Source file path as recorded in DWARF (usually absolute); callers derive the basename.
     public var file: String?
     public var line: Int?
@@ -24,11 +29,18 @@ public struct SourceFrame: Equatable, Sendable {
     /// counterpart: its code sits inside the next (outer) frame's function.
     public var isInlined: Bool
 
-    public init(function: String?, file: String?, line: Int?, isInlined: Bool) {
+    public init(function: String?, file: String?, line: Int?, isInlined: Bool, linkageName: String? = nil) {
         self.function = function
+        self.linkageName = linkageName
         self.file = file
         self.line = line
         self.isInlined = isInlined
+    }
+
+    /// Compares what a report shows: `linkageName`, which comes from the same symbol as
+    /// `function`, is left out, so frames written without it still compare equal.
+    public static func == (a: SourceFrame, b: SourceFrame) -> Bool {
+        a.function == b.function && a.file == b.file && a.line == b.line && a.isInlined == b.isInlined
     }
 }
 
@@ -72,6 +84,10 @@ public final class Symbolizer {
     /// A function-like DWARF scope containing the address: an inlined instance or the subprogram.
     private struct Scope {
         var name: String?
+        /// The DW_AT_linkage_name `name` was demangled from, else a plain DW_AT_name that is a C identifier.
+        var linkageName: String?
+        /// True when `linkageName` is a DW_AT_linkage_name (not a plain DW_AT_name).
+        var hasDwarfLinkageName = false
         var isInlined: Bool
         var callFile: String?
         var callLine: Int?
@@ -135,8 +151,10 @@ public final class Symbolizer {
         let location = LibDW.dwflModuleGetSrc(module, address).flatMap(LibDW.dwflLineInfo)
         let scopes = functionScopes(address, in: module)
         guard !scopes.isEmpty else {
-            let symbol = LibDW.dwflModuleAddrInfo(module, address).map(Demangler.demangle)
-            return [SourceFrame(function: symbol, file: location?.file, line: location?.line, isInlined: false)]
+            let symbol = LibDW.dwflModuleAddrInfo(module, address)
+            return [SourceFrame(
+                function: symbol.map(Demangler.demangle), file: location?.file, line: location?.line,
+                isInlined: false, linkageName: symbol)]
         }
         var frames = scopes.enumerated().map { index, scope in
             // Innermost frame: where the address is. Outer frames: where the next inner one was inlined.
@@ -144,11 +162,17 @@ public final class Symbolizer {
                 function: scope.name,
                 file: index == 0 ? location?.file : scopes[index - 1].callFile,
                 line: index == 0 ? location?.line : scopes[index - 1].callLine,
-                isInlined: scope.isInlined
+                isInlined: scope.isInlined,
+                linkageName: scope.linkageName
             )
         }
-        if frames[frames.count - 1].function == nil {
-            frames[frames.count - 1].function = LibDW.dwflModuleAddrInfo(module, address).map(Demangler.demangle)
+        let outer = frames.count - 1
+        if !scopes[outer].hasDwarfLinkageName, let symbol = LibDW.dwflModuleAddrInfo(module, address) {
+            // The real (out-of-line) function is the ELF symbol covering the address: it names the
+            // frame when DWARF does not, and is the raw name when DWARF has only a plain DW_AT_name
+            // (C functions, or C++ with -gline-tables-only, whose DW_AT_name is unqualified).
+            if frames[outer].function == nil { frames[outer].function = Demangler.demangle(symbol) }
+            frames[outer].linkageName = symbol
         }
         return frames
     }
@@ -169,9 +193,15 @@ public final class Symbolizer {
             case Int32(DW_TAG_inlined_subroutine):
                 let callFile = unsigned(die: &die, DW_AT_call_file).flatMap { sourceFile(cu: cu, index: $0) }
                 let callLine = unsigned(die: &die, DW_AT_call_line).flatMap { Int(exactly: $0) }
-                result.append(Scope(name: functionName(&die), isInlined: true, callFile: callFile, callLine: callLine))
+                let names = functionNames(&die)
+                result.append(Scope(
+                    name: names.name, linkageName: names.linkageName, hasDwarfLinkageName: names.isMangled,
+                    isInlined: true, callFile: callFile, callLine: callLine))
             case Int32(DW_TAG_subprogram):
-                result.append(Scope(name: functionName(&die), isInlined: false))
+                let names = functionNames(&die)
+                result.append(Scope(
+                    name: names.name, linkageName: names.linkageName, hasDwarfLinkageName: names.isMangled,
+                    isInlined: false))
                 return result
             default:
                 continue  // lexical blocks
@@ -210,12 +240,24 @@ public final class Symbolizer {
         }
     }
 
-    /// Demangled linkage name (fully qualified for C++, Rust, Swift), else the plain `DW_AT_name`.
-    private func functionName(_ die: inout Dwarf_Die) -> String? {
+    /// `name`: the demangled linkage name (fully qualified for C++, Rust, Swift), else the plain
+    /// `DW_AT_name`. `linkageName`: the linkage name itself, else the plain `DW_AT_name` when it
+    /// is not something a mangled name would demangle from (a C function's name is its symbol).
+    /// `isMangled`: `linkageName` is a DW_AT_linkage_name.
+    private func functionNames(_ die: inout Dwarf_Die) -> (name: String?, linkageName: String?, isMangled: Bool) {
         for attribute in [DW_AT_linkage_name, DW_AT_MIPS_linkage_name] {
-            if let mangled = string(die: &die, attribute) { return Demangler.demangle(mangled) }
+            if let mangled = string(die: &die, attribute) { return (Demangler.demangle(mangled), mangled, true) }
         }
-        return string(die: &die, DW_AT_name)
+        let plain = string(die: &die, DW_AT_name)
+        return (plain, plain.flatMap { isPlainSymbol($0) ? $0 : nil }, false)
+    }
+
+    /// True when a DW_AT_name could be a C symbol as is: an identifier, not a C++/Rust/Swift
+    /// short name such as `operator new`, `~Foo`, `{closure#0}` or `get<int>`, whose real
+    /// symbol is a mangled name DWARF did not record.
+    private func isPlainSymbol(_ name: String) -> Bool {
+        guard let first = name.first, !first.isNumber else { return false }
+        return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_.$".contains($0)) }
     }
 
     private func string(die: inout Dwarf_Die, _ name: Int) -> String? {

@@ -30,7 +30,9 @@
 //                     stay in use, possibly lost (reached only through dtv + 1
 //                     from the cached thread descriptors).
 //   box_leak_static   leak_into_static(): Box::leak(Box::new([3u64; 12]))
-//                     (96 bytes) stored in the static LEAKED (an AtomicPtr).
+//                     (96 bytes) stored in the static LEAKED (an AtomicPtr,
+//                     whose address escapes through black_box so that the
+//                     optimiser keeps the store).
 //                     STILL REACHABLE 96 B in 1 block.
 //   weak_tree         build_weak_tree(): a root and 3 children (Rc<TreeNode>),
 //                     children in the root's Vec, each child's parent a Weak;
@@ -124,6 +126,9 @@ static LEAKED: AtomicPtr<[u64; 12]> = AtomicPtr::new(ptr::null_mut());
 fn leak_into_static() {
     let leaked: &'static mut [u64; 12] = Box::leak(Box::new([3u64; 12]));
     LEAKED.store(leaked, Ordering::Release);
+    // Without this the optimiser sees a static that is only ever written, drops the
+    // store and then the allocation: the static's address has to escape.
+    black_box(&LEAKED);
 }
 
 struct TreeNode {

@@ -11,12 +11,16 @@
 //                      DEFINITELY LOST 32 B in 1 block + 32 B in 1 block
 //                      INDIRECTLY LOST: "64 (32 direct, 32 indirect) bytes".
 //   closure_cycle      makeClosureCycle(): an Owner (40 bytes: header, Int,
-//                      optional closure = function + context) whose install()
-//                      stores a closure capturing self in self.handler; the
-//                      closure's context is a 24-byte heap box (header + self).
-//                      Owner -> context -> Owner.  DEFINITELY LOST 40 B or 24 B
-//                      in 1 block (whichever has the lower address leads) + the
-//                      other INDIRECTLY LOST: 64 bytes in 2 blocks in all.
+//                      optional closure = function + context) whose
+//                      install(offset:) stores in self.handler a closure that
+//                      captures self and an Int; its context is a 32-byte heap
+//                      box (header + self + Int), allocated in install(offset:).
+//                      (A closure capturing only self would use self as its
+//                      context: no box, a one-block self-cycle.)
+//                      Owner -> context -> Owner.  The Owner is allocated first
+//                      and has the lower address, so it leads: DEFINITELY LOST
+//                      40 B in 1 block + 32 B in 1 block INDIRECTLY LOST:
+//                      "72 (40 direct, 32 indirect) bytes".
 //   unmanaged          leakUnmanaged(): Unmanaged.passRetained(Token()) (32
 //                      bytes: header + two Ints), never released.
 //                      DEFINITELY LOST 32 B in 1 block.
@@ -68,15 +72,17 @@ final class Owner {
     var handler: (() -> Int)?
 
     @inline(never)
-    func install() {
-        handler = { self.value }
+    func install(offset: Int) {
+        // Two captures (self and offset): a closure capturing exactly one class
+        // reference would use that object itself as its context, with no box.
+        handler = { self.value + offset }
     }
 }
 
 @inline(never)
 func makeClosureCycle() {
     let owner = Owner()
-    owner.install()
+    owner.install(offset: 1)
 }
 
 final class Token {

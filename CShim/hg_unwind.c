@@ -1,0 +1,691 @@
+/*
+ * A fast x86-64 unwinder for allocation stacks. Its result is always exactly what
+ * unw_backtrace would return (tested with HEAPGATE_UNWIND=verify); whatever it does not handle
+ * goes to unw_backtrace, which stays the reference.
+ *
+ * Layer 1, per-IP rules. For the frame shape that covers nearly all compiled code (libunwind's
+ * "standard frame": CFA = RSP or RBP plus a constant, return address at CFA-8, RBP unchanged
+ * or saved at CFA+n), the rule of a return address is read once from its object's .eh_frame,
+ * found lock-free with _dl_find_object, and kept in a global insert-only table. A step is then
+ * one table look-up and one or two loads. Anything else (signal frames, CFA expressions, code
+ * without unwind info, stack realignment) sends the whole capture to unw_backtrace.
+ *
+ * Layer 2, per-thread reuse of the outer frames. A step is a function of the frame's state
+ * (IP, SP, and RBP where an outer rule will use it) and of the stack words it reads (the
+ * return-address slot, the RBP save slot). Each thread remembers the states and the words
+ * read by its last fast unwind. When a new unwind reaches a frame whose state equals a
+ * remembered one, the remembered outer frames are exactly those a full unwind would produce,
+ * provided every word they read still holds the value read then: checking that costs one or
+ * two loads per frame and no look-up. Nothing about what ran in between is assumed (returns,
+ * longjmp, recursion to another depth, a handler on the same stack): states and words are
+ * compared, never trusted. Hence no invalidation is needed, on fork or anywhere else.
+ *
+ * Concurrency: the rule table is shared; a slot's key goes from 0 to an IP once (CAS), and
+ * only the thread that claimed it writes the rule, once, with release order; a reader that
+ * sees the key but not yet the rule derives the rule itself. The remembered frames are
+ * thread-local and used only under the shim's re-entrancy guard, so a signal handler never
+ * sees them half-updated. No locks, no syscalls, no allocation.
+ */
+#define UNW_LOCAL_ONLY
+#include <dlfcn.h>
+#include <libunwind.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "hg_internal.h"
+
+/* ---- rules ---- */
+
+/* A rule packed into 64 bits; 0 means "not known yet". */
+#define HG_RULE_CFA_RSP 1u  /* CFA = RSP + cfa_off */
+#define HG_RULE_CFA_RBP 2u  /* CFA = RBP + cfa_off */
+#define HG_RULE_LAST 3u     /* the return address (or RBP) is undefined: the outermost frame */
+#define HG_RULE_FALLBACK 4u /* not a standard frame: let unw_backtrace do this capture */
+#define HG_RULE_KIND 7u
+#define HG_RULE_RBP_SAVED 8u /* the caller's RBP is at CFA + rbp_off */
+
+static inline uint64_t hg_rule_make(uint32_t kind, int32_t cfa_off, bool rbp_saved, int16_t rbp_off) {
+    return kind | (rbp_saved ? HG_RULE_RBP_SAVED : 0) | ((uint64_t)(uint16_t)rbp_off << 16) |
+           ((uint64_t)(uint32_t)cfa_off << 32);
+}
+static inline uint32_t hg_rule_kind(uint64_t rule) { return (uint32_t)rule & HG_RULE_KIND; }
+static inline int32_t hg_rule_cfa_off(uint64_t rule) { return (int32_t)(uint32_t)(rule >> 32); }
+static inline int16_t hg_rule_rbp_off(uint64_t rule) { return (int16_t)(uint16_t)(rule >> 16); }
+
+/* ---- reading .eh_frame ---- */
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+    bool ok;
+} hg_reader_t;
+
+static uint8_t hg_u8(hg_reader_t *r) {
+    if (r->p >= r->end) {
+        r->ok = false;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static uint64_t hg_fixed(hg_reader_t *r, size_t bytes) {
+    if ((size_t)(r->end - r->p) < bytes) {
+        r->ok = false;
+        return 0;
+    }
+    uint64_t value = 0;
+    memcpy(&value, r->p, bytes); /* little-endian */
+    r->p += bytes;
+    return value;
+}
+
+static uint64_t hg_uleb(hg_reader_t *r) {
+    uint64_t value = 0;
+    for (unsigned shift = 0; r->ok; shift += 7) {
+        uint8_t byte = hg_u8(r);
+        if (shift < 64) value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) break;
+    }
+    return value;
+}
+
+static int64_t hg_sleb(hg_reader_t *r) {
+    uint64_t value = 0;
+    unsigned shift = 0;
+    uint8_t byte = 0;
+    do {
+        byte = hg_u8(r);
+        if (shift < 64) value |= (uint64_t)(byte & 0x7f) << shift;
+        shift += 7;
+    } while ((byte & 0x80) && r->ok);
+    if (shift < 64 && (byte & 0x40)) value |= ~0ull << shift;
+    return (int64_t)value;
+}
+
+/* DW_EH_PE_* pointer encodings: absolute or pc-relative (the only ones FDEs use on Linux). */
+static uint64_t hg_encoded(hg_reader_t *r, uint8_t encoding) {
+    const uint8_t *field = r->p;
+    uint64_t value;
+    switch (encoding & 0x0f) {
+    case 0x00: value = hg_fixed(r, 8); break;
+    case 0x01: value = hg_uleb(r); break;
+    case 0x02: value = hg_fixed(r, 2); break;
+    case 0x03: value = hg_fixed(r, 4); break;
+    case 0x04: value = hg_fixed(r, 8); break;
+    case 0x09: value = (uint64_t)hg_sleb(r); break;
+    case 0x0a: value = (uint64_t)(int64_t)(int16_t)hg_fixed(r, 2); break;
+    case 0x0b: value = (uint64_t)(int64_t)(int32_t)hg_fixed(r, 4); break;
+    case 0x0c: value = hg_fixed(r, 8); break;
+    default: r->ok = false; return 0;
+    }
+    switch (encoding & 0x70) {
+    case 0x00: break;
+    case 0x10: value += (uintptr_t)field; break;
+    default: r->ok = false; break;
+    }
+    if (encoding & 0x80) r->ok = false; /* indirect: never used for code addresses */
+    return value;
+}
+
+/* Register rules the classification needs (DWARF numbers: 6 RBP, 7 RSP, 16 return address). */
+enum { HG_REG_RBP = 6, HG_REG_RSP = 7, HG_REG_RA = 16, HG_REGS = 17 };
+enum { HG_WHERE_SAME = 0, HG_WHERE_UNDEF, HG_WHERE_CFAREL, HG_WHERE_OTHER };
+
+typedef struct {
+    uint8_t where[HG_REGS];
+    int64_t offset[HG_REGS];
+    uint64_t cfa_reg;
+    int64_t cfa_off;
+    bool cfa_expr;
+} hg_row_t;
+
+typedef struct {
+    uint64_t code_align;
+    int64_t data_align;
+    uint8_t fde_encoding;
+    bool has_z;
+    const uint8_t *insns;
+    const uint8_t *insns_end;
+} hg_cie_t;
+
+static bool hg_parse_cie(const uint8_t *cie, hg_cie_t *out) {
+    hg_reader_t r = {cie, cie + 8, true};
+    uint64_t length = hg_fixed(&r, 4);
+    if (length == 0 || length >= 0xfffffff0u) return false;
+    r.end = cie + 4 + length;
+    if (hg_fixed(&r, 4) != 0) return false; /* CIE id */
+    uint8_t version = hg_u8(&r);
+    if (version != 1 && version != 3 && version != 4) return false;
+    const char *augmentation = (const char *)r.p;
+    size_t aug_len = strnlen(augmentation, (size_t)(r.end - r.p));
+    r.p += aug_len + 1;
+    if (version == 4) {
+        if (hg_u8(&r) != 8) return false; /* address size */
+        hg_u8(&r);                        /* segment selector size */
+    }
+    out->code_align = hg_uleb(&r);
+    out->data_align = hg_sleb(&r);
+    uint64_t ra_column = version == 1 ? hg_u8(&r) : hg_uleb(&r);
+    if (!r.ok || ra_column != HG_REG_RA) return false;
+    out->fde_encoding = 0; /* absolute 8 bytes */
+    out->has_z = augmentation[0] == 'z';
+    if (out->has_z) {
+        uint64_t data_len = hg_uleb(&r);
+        const uint8_t *data_end = r.p + data_len;
+        if (!r.ok || data_end > r.end) return false;
+        for (size_t i = 1; i < aug_len; i++) {
+            char c = augmentation[i];
+            if (c == 'R') {
+                out->fde_encoding = hg_u8(&r);
+            } else if (c == 'P') {
+                uint8_t encoding = hg_u8(&r);
+                hg_encoded(&r, encoding & 0x0f); /* skip the personality pointer */
+            } else if (c == 'L') {
+                hg_u8(&r);
+            } else if (c == 'S') {
+                return false; /* a signal frame */
+            } else {
+                break; /* unknown: the length lets us skip the rest */
+            }
+        }
+        if (!r.ok) return false;
+        r.p = data_end;
+    } else if (aug_len != 0) {
+        return false;
+    }
+    out->insns = r.p;
+    out->insns_end = r.end;
+    return r.ok;
+}
+
+#define HG_STATE_STACK 8 /* remember_state nesting; deeper falls back */
+
+/* Runs CFA instructions up to and including location `target` (the rows in force there). */
+static bool hg_run_cfa(hg_reader_t *r, const hg_cie_t *cie, const hg_row_t *initial, hg_row_t *row, uint64_t location,
+                       uint64_t target) {
+    hg_row_t saved[HG_STATE_STACK];
+    int depth = 0;
+    while (r->ok && r->p < r->end && location <= target) {
+        uint8_t op = hg_u8(r);
+        uint64_t reg = 0;
+        int64_t offset = 0;
+        switch (op & 0xc0) {
+        case 0x40: location += (uint64_t)(op & 0x3f) * cie->code_align; continue;
+        case 0x80:
+            reg = op & 0x3f;
+            offset = (int64_t)hg_uleb(r) * cie->data_align;
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_CFAREL, row->offset[reg] = offset;
+            continue;
+        case 0xc0:
+            reg = op & 0x3f;
+            if (reg < HG_REGS) row->where[reg] = initial->where[reg], row->offset[reg] = initial->offset[reg];
+            continue;
+        }
+        switch (op) {
+        case 0x00: break; /* nop */
+        case 0x01: location = hg_encoded(r, cie->fde_encoding); break;
+        case 0x02: location += hg_fixed(r, 1) * cie->code_align; break;
+        case 0x03: location += hg_fixed(r, 2) * cie->code_align; break;
+        case 0x04: location += hg_fixed(r, 4) * cie->code_align; break;
+        case 0x05: /* offset_extended */
+            reg = hg_uleb(r);
+            offset = (int64_t)hg_uleb(r) * cie->data_align;
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_CFAREL, row->offset[reg] = offset;
+            break;
+        case 0x06: /* restore_extended */
+            reg = hg_uleb(r);
+            if (reg < HG_REGS) row->where[reg] = initial->where[reg], row->offset[reg] = initial->offset[reg];
+            break;
+        case 0x07: /* undefined */
+            reg = hg_uleb(r);
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_UNDEF;
+            break;
+        case 0x08: /* same_value */
+            reg = hg_uleb(r);
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_SAME;
+            break;
+        case 0x09: /* register */
+            reg = hg_uleb(r);
+            hg_uleb(r);
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_OTHER;
+            break;
+        case 0x0a: /* remember_state */
+            if (depth == HG_STATE_STACK) return false;
+            saved[depth++] = *row;
+            break;
+        case 0x0b: /* restore_state: the CFA is part of the state, as in libunwind and libgcc */
+            if (depth == 0) return false;
+            *row = saved[--depth];
+            break;
+        case 0x0c: /* def_cfa */
+            row->cfa_reg = hg_uleb(r);
+            row->cfa_off = (int64_t)hg_uleb(r);
+            row->cfa_expr = false;
+            break;
+        case 0x0d: /* def_cfa_register */
+            row->cfa_reg = hg_uleb(r);
+            row->cfa_expr = false;
+            break;
+        case 0x0e: row->cfa_off = (int64_t)hg_uleb(r); break; /* def_cfa_offset */
+        case 0x0f:                                             /* def_cfa_expression */
+            offset = (int64_t)hg_uleb(r);
+            if (offset < 0 || offset > r->end - r->p) return false;
+            r->p += offset;
+            row->cfa_expr = true;
+            break;
+        case 0x10: /* expression */
+        case 0x16: /* val_expression */
+            reg = hg_uleb(r);
+            offset = (int64_t)hg_uleb(r);
+            if (offset < 0 || offset > r->end - r->p) return false;
+            r->p += offset;
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_OTHER;
+            break;
+        case 0x11: /* offset_extended_sf */
+            reg = hg_uleb(r);
+            offset = hg_sleb(r) * cie->data_align;
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_CFAREL, row->offset[reg] = offset;
+            break;
+        case 0x12: /* def_cfa_sf */
+            row->cfa_reg = hg_uleb(r);
+            row->cfa_off = hg_sleb(r) * cie->data_align;
+            row->cfa_expr = false;
+            break;
+        case 0x13: row->cfa_off = hg_sleb(r) * cie->data_align; break; /* def_cfa_offset_sf */
+        case 0x14:                                                      /* val_offset */
+            reg = hg_uleb(r);
+            hg_uleb(r);
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_OTHER;
+            break;
+        case 0x15: /* val_offset_sf */
+            reg = hg_uleb(r);
+            hg_sleb(r);
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_OTHER;
+            break;
+        case 0x2e: hg_uleb(r); break; /* GNU_args_size */
+        case 0x2f:                    /* GNU_negative_offset_extended */
+            reg = hg_uleb(r);
+            offset = -(int64_t)hg_uleb(r) * cie->data_align;
+            if (reg < HG_REGS) row->where[reg] = HG_WHERE_CFAREL, row->offset[reg] = offset;
+            break;
+        default: return false;
+        }
+    }
+    return r->ok;
+}
+
+/* The FDE covering pc, through the binary-search table of .eh_frame_hdr. */
+static const uint8_t *hg_find_fde(uintptr_t pc) {
+    struct dl_find_object object;
+    if (_dl_find_object((void *)pc, &object) != 0 || object.dlfo_eh_frame == NULL) return NULL;
+    const uint8_t *hdr = object.dlfo_eh_frame;
+    /* version 1, then eh_frame_ptr, fde_count (udata4) and a table of datarel sdata4 pairs */
+    if (hdr[0] != 1 || hdr[2] != 0x03 || hdr[3] != 0x3b) return NULL;
+    hg_reader_t r = {hdr + 4, hdr + 32, true};
+    hg_encoded(&r, hdr[1]);
+    uint32_t count = (uint32_t)hg_fixed(&r, 4);
+    if (!r.ok || count == 0) return NULL;
+    const int32_t *table = (const int32_t *)(const void *)r.p;
+    intptr_t target = (intptr_t)(pc - (uintptr_t)hdr);
+    uint32_t low = 0, high = count;
+    while (high - low > 1) { /* last entry whose start <= pc */
+        uint32_t mid = low + (high - low) / 2;
+        if ((intptr_t)table[2 * mid] <= target) low = mid;
+        else high = mid;
+    }
+    if ((intptr_t)table[2 * low] > target) return NULL;
+    return hdr + table[2 * low + 1];
+}
+
+/* The rule for the frame whose (return) address is ip: the row at ip - 1, inside the call. */
+static uint64_t hg_rule_derive(uintptr_t ip) {
+    uint64_t fallback = hg_rule_make(HG_RULE_FALLBACK, 0, false, 0);
+    uintptr_t pc = ip - 1;
+    const uint8_t *fde = hg_find_fde(pc);
+    if (fde == NULL) return fallback;
+    hg_reader_t r = {fde, fde + 8, true};
+    uint64_t length = hg_fixed(&r, 4);
+    if (length == 0 || length >= 0xfffffff0u) return fallback;
+    r.end = fde + 4 + length;
+    const uint8_t *cie_field = r.p;
+    uint32_t cie_delta = (uint32_t)hg_fixed(&r, 4);
+    if (!r.ok || cie_delta == 0) return fallback;
+    hg_cie_t cie;
+    if (!hg_parse_cie(cie_field - cie_delta, &cie)) return fallback;
+    uint64_t start = hg_encoded(&r, cie.fde_encoding);
+    uint64_t range = hg_encoded(&r, cie.fde_encoding & 0x0f);
+    if (!r.ok || pc < start || pc - start >= range) return fallback;
+    if (cie.has_z) {
+        uint64_t skip = hg_uleb(&r);
+        if (!r.ok || skip > (uint64_t)(r.end - r.p)) return fallback;
+        r.p += skip;
+    }
+
+    hg_row_t initial = {.cfa_reg = HG_REG_RSP};
+    hg_reader_t cie_insns = {cie.insns, cie.insns_end, true};
+    if (!hg_run_cfa(&cie_insns, &cie, &initial, &initial, 0, UINT64_MAX)) return fallback;
+    hg_row_t row = initial;
+    if (!hg_run_cfa(&r, &cie, &initial, &row, start, pc)) return fallback;
+
+    /* What libunwind's unw_step ends on: an undefined return address or RBP. */
+    if (row.where[HG_REG_RA] == HG_WHERE_UNDEF || row.where[HG_REG_RBP] == HG_WHERE_UNDEF)
+        return hg_rule_make(HG_RULE_LAST, 0, false, 0);
+    if (row.cfa_expr || (row.cfa_reg != HG_REG_RSP && row.cfa_reg != HG_REG_RBP)) return fallback;
+    if (row.cfa_off <= -(1 << 28) || row.cfa_off >= (1 << 28)) return fallback;
+    if (row.where[HG_REG_RA] != HG_WHERE_CFAREL || row.offset[HG_REG_RA] != -8) return fallback;
+    if (row.where[HG_REG_RSP] != HG_WHERE_SAME) return fallback;
+    bool rbp_saved = false;
+    if (row.where[HG_REG_RBP] == HG_WHERE_CFAREL) {
+        if (row.offset[HG_REG_RBP] <= -(1 << 14) || row.offset[HG_REG_RBP] >= (1 << 14)) return fallback;
+        rbp_saved = true;
+    } else if (row.where[HG_REG_RBP] != HG_WHERE_SAME) {
+        return fallback;
+    }
+    return hg_rule_make(row.cfa_reg == HG_REG_RSP ? HG_RULE_CFA_RSP : HG_RULE_CFA_RBP, (int32_t)row.cfa_off, rbp_saved,
+                        rbp_saved ? (int16_t)row.offset[HG_REG_RBP] : 0);
+}
+
+/* ---- the shared rule table ---- */
+
+#define HG_RULE_SLOTS (1u << 16)
+#define HG_RULE_PROBES 32
+
+typedef struct {
+    _Atomic uintptr_t ip;
+    _Atomic uint64_t rule;
+} hg_rule_slot_t;
+
+static hg_rule_slot_t *hg_rules;
+
+static HG_NOINLINE uint64_t hg_rule_miss(uintptr_t ip, uint32_t index) {
+    uint64_t rule = hg_rule_derive(ip);
+    for (int probe = 0; probe < HG_RULE_PROBES; probe++, index = (index + 1) & (HG_RULE_SLOTS - 1)) {
+        uintptr_t key = atomic_load_explicit(&hg_rules[index].ip, memory_order_acquire);
+        if (key == 0) {
+            if (atomic_compare_exchange_strong_explicit(&hg_rules[index].ip, &key, ip, memory_order_acq_rel,
+                                                        memory_order_acquire)) {
+                atomic_store_explicit(&hg_rules[index].rule, rule, memory_order_release);
+                break;
+            }
+        }
+        if (key == ip) break; /* another thread is publishing it */
+    }
+    return rule; /* a full table only costs re-deriving */
+}
+
+static inline uint64_t hg_rule_get(uintptr_t ip) {
+    uint32_t index = (uint32_t)((ip * 0x9e3779b97f4a7c15ull) >> 48);
+    for (int probe = 0; probe < HG_RULE_PROBES; probe++) {
+        hg_rule_slot_t *slot = &hg_rules[(index + (uint32_t)probe) & (HG_RULE_SLOTS - 1)];
+        uintptr_t key = atomic_load_explicit(&slot->ip, memory_order_acquire);
+        if (HG_LIKELY(key == ip)) {
+            uint64_t rule = atomic_load_explicit(&slot->rule, memory_order_acquire);
+            if (HG_LIKELY(rule != 0)) return rule;
+            return hg_rule_derive(ip);
+        }
+        if (key == 0) break;
+    }
+    return hg_rule_miss(ip, index);
+}
+
+/* ---- stepping ---- */
+
+typedef struct {
+    uintptr_t ip, sp, rbp;
+} hg_regs_t;
+
+typedef enum { HG_STEP_OK, HG_STEP_LAST, HG_STEP_LOW, HG_STEP_FALLBACK } hg_step_t;
+
+/* One standard-frame step, as libunwind's fast trace does it (a return address below 0x4000
+ * ends the trace unrecorded). *slot gets where RBP was read from (0: unchanged). */
+static inline hg_step_t hg_step(hg_regs_t *state, uint64_t rule, uintptr_t *slot) {
+    uint32_t kind = hg_rule_kind(rule);
+    if (kind == HG_RULE_LAST) return HG_STEP_LAST;
+    if (HG_UNLIKELY(kind == HG_RULE_FALLBACK)) return HG_STEP_FALLBACK;
+    uintptr_t cfa = (kind == HG_RULE_CFA_RSP ? state->sp : state->rbp) + (intptr_t)hg_rule_cfa_off(rule);
+    state->ip = *(const uintptr_t *)(cfa - 8);
+    *slot = 0;
+    if (rule & HG_RULE_RBP_SAVED) {
+        *slot = cfa + (intptr_t)hg_rule_rbp_off(rule);
+        state->rbp = *(const uintptr_t *)*slot;
+    }
+    state->sp = cfa;
+    return state->ip < 0x4000 ? HG_STEP_LOW : HG_STEP_OK;
+}
+
+/* ---- the remembered unwind ---- */
+
+#define HG_REMEMBER 96 /* frames remembered per thread; deeper stacks reuse this many */
+#define HG_FRESH 32    /* inner frames unwound afresh before giving up on meeting a remembered one */
+
+/* How the remembered unwind went on after its last frame. */
+typedef enum {
+    HG_END_LAST = 0, /* that frame's rule ends the stack */
+    HG_END_LOW,      /* its return-address slot, low_slot, held low_value (below 0x4000) */
+    HG_END_CUT,      /* it stopped at the depth limit or at HG_REMEMBER: the stack may go on */
+} hg_end_t;
+
+/* Frame i (0 = the caller of hg_unwind_backtrace) is ip[i], sp[i], rbp[i]; slot[i] is the RBP
+ * save slot that the step from frame i read (0: RBP passed on unchanged), and its bit 0 says
+ * whether frame i's RBP value matters: whether a rule further out uses it (an RBP-based CFA)
+ * before a save slot replaces it. Where it does not, it is neither compared nor checked. */
+typedef struct {
+    uint32_t count; /* frames [0, count) */
+    uint32_t end;   /* hg_end_t */
+    uintptr_t low_slot, low_value;
+    uint32_t tag;     /* the caller's name (a stack ref) for this frame list; 0 = none */
+    bool tag_pending; /* the capture that just ran replaced the list: hg_unwind_tag names it */
+    uintptr_t ip[HG_REMEMBER], sp[HG_REMEMBER], rbp[HG_REMEMBER], slot[HG_REMEMBER];
+    /* the frames of the capture under way, until it meets a remembered one (ips hold the IPs) */
+    uintptr_t fresh_sp[HG_FRESH], fresh_rbp[HG_FRESH], fresh_slot[HG_FRESH];
+    uint64_t fresh_rule[HG_FRESH];
+} hg_memory_t;
+
+#define HG_MATTERS ((uintptr_t)1)
+
+static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec")));
+
+/* Sets the HG_MATTERS bits of frames [0, upto) from their rules, given frame upto's. */
+static void hg_mark_rbp(hg_memory_t *m, uint32_t upto, bool outer_matters) {
+    bool matters = outer_matters;
+    for (uint32_t i = upto; i-- > 0;) {
+        uint64_t rule = m->fresh_rule[i];
+        bool passes_on = !(rule & HG_RULE_RBP_SAVED) && hg_rule_kind(rule) != HG_RULE_LAST;
+        matters = hg_rule_kind(rule) == HG_RULE_CFA_RBP || (passes_on && matters);
+        m->slot[i] = (m->slot[i] & ~HG_MATTERS) | (matters ? HG_MATTERS : 0);
+    }
+}
+
+/* Every frame's RBP matters: for lists whose rules were not kept, or that may go on (CUT). */
+static void hg_mark_all(hg_memory_t *m) {
+    for (uint32_t i = 0; i < m->count; i++) m->slot[i] |= HG_MATTERS;
+}
+
+/* Makes the fresh frames [0, n) (IPs in ips) frames [0, n) of the memory. */
+static void hg_keep_fresh(hg_memory_t *m, void *const *ips, uint32_t n) {
+    memcpy(m->ip, ips, sizeof(uintptr_t) * n);
+    memcpy(m->sp, m->fresh_sp, sizeof(uintptr_t) * n);
+    memcpy(m->rbp, m->fresh_rbp, sizeof(uintptr_t) * n);
+    memcpy(m->slot, m->fresh_slot, sizeof(uintptr_t) * n);
+}
+
+/* Unwinds on from frame n - 1 (state; already in ips[n - 1], and in the memory if it fits)
+ * to the end or to max frames, remembering what fits. -1 when a frame needs unw_backtrace. */
+static int hg_unwind_on(hg_memory_t *m, void **ips, uint32_t n, hg_regs_t state, uint32_t max) {
+    for (;;) {
+        uintptr_t slot = 0;
+        hg_step_t step = hg_step(&state, hg_rule_get(state.ip), &slot);
+        if (HG_UNLIKELY(step == HG_STEP_FALLBACK)) return -1;
+        if (n - 1 < HG_REMEMBER) m->slot[n - 1] = slot;
+        if (step == HG_STEP_LAST) {
+            m->end = HG_END_LAST;
+            break;
+        }
+        if (step == HG_STEP_LOW) {
+            m->end = HG_END_LOW;
+            m->low_slot = state.sp - 8;
+            m->low_value = state.ip;
+            break;
+        }
+        if (n == max) {
+            m->end = HG_END_CUT;
+            break;
+        }
+        ips[n] = (void *)state.ip;
+        if (n < HG_REMEMBER) m->ip[n] = state.ip, m->sp[n] = state.sp, m->rbp[n] = state.rbp, m->slot[n] = 0;
+        n++;
+    }
+    if (n > HG_REMEMBER) m->end = HG_END_CUT;
+    m->count = n < HG_REMEMBER ? n : HG_REMEMBER;
+    hg_mark_all(m);
+    return (int)n;
+}
+
+/* Fresh frame n (state; fresh frames [0, n) are in ips and fresh_*) is remembered frame j.
+ * Reuses j's outer frames if every word their steps read (return-address slots, RBP slots
+ * whose value matters, the low end) still holds the value read then. Returns the frame count,
+ * -1 if a word changed, -2 if going on past the memory needs unw_backtrace. */
+static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t max, uint32_t *same_tag) {
+    uint32_t remembered = m->count;
+    uint32_t total = n + (remembered - j);
+    bool cut = total > max;
+    if (cut) total = max;
+    uint32_t last = j + (total - n) - 1;
+    for (uint32_t i = j + 1; i <= last; i++) {
+        if (*(const uintptr_t *)(m->sp[i] - 8) != m->ip[i]) return -1;
+        uintptr_t slot = m->slot[i - 1] & ~HG_MATTERS;
+        if (slot && (m->slot[i] & HG_MATTERS) && *(const uintptr_t *)slot != m->rbp[i]) return -1;
+    }
+    if (!cut && m->end == HG_END_LOW && *(const uintptr_t *)m->low_slot != m->low_value) return -1;
+    bool go_on = !cut && m->end == HG_END_CUT && total < max;
+    if (n == j && !cut && !go_on && m->tag != 0 && memcmp(ips, m->ip, sizeof(uintptr_t) * n) == 0 &&
+        memcmp(m->fresh_sp, m->sp, sizeof(uintptr_t) * n) == 0) {
+        /* The very list of the last capture: keep the fresh inner states (RBP may differ where
+         * it does not matter) and let the caller reuse its stack. */
+        hg_keep_fresh(m, ips, n);
+        hg_mark_rbp(m, n, m->slot[n] & HG_MATTERS);
+        *same_tag = m->tag;
+        return (int)total;
+    }
+    hg_regs_t tail = {m->ip[last], m->sp[last], m->rbp[last]};
+    memcpy(ips + n, &m->ip[j], sizeof(uintptr_t) * (total - n));
+    uint32_t keep = total < HG_REMEMBER ? total : HG_REMEMBER;
+    if (n != j) {
+        size_t bytes = sizeof(uintptr_t) * (keep - n);
+        memmove(&m->ip[n], &m->ip[j], bytes);
+        memmove(&m->sp[n], &m->sp[j], bytes);
+        memmove(&m->rbp[n], &m->rbp[j], bytes);
+        memmove(&m->slot[n], &m->slot[j], bytes);
+    }
+    hg_keep_fresh(m, ips, n);
+    m->count = keep;
+    m->tag = 0;
+    m->tag_pending = true;
+    if (cut || keep < total) {
+        m->end = HG_END_CUT;
+        hg_mark_all(m);
+    } else {
+        hg_mark_rbp(m, n, m->slot[n] & HG_MATTERS);
+    }
+    if (!go_on) return (int)total;
+    int count = hg_unwind_on(m, ips, total, tail, max);
+    if (HG_UNLIKELY(count < 0)) {
+        m->count = 0;
+        return -2;
+    }
+    return count;
+}
+
+void hg_unwind_init(void) {
+    void *map = mmap(NULL, sizeof(hg_rule_slot_t) * HG_RULE_SLOTS, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    hg_rules = map == MAP_FAILED ? NULL : map;
+}
+
+/* This function's own state at a point whose CFI row is known: the address after the asm
+ * stands in for a return address (its rule is looked up at address - 1, inside the asm). */
+#define HG_HERE(state)                                                                                     \
+    __asm__ volatile("leaq 1f(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2\n1:"                          \
+                     : "=&r"((state).ip), "=&r"((state).sp), "=&r"((state).rbp))
+
+HG_NOINLINE int hg_unwind_backtrace(void **ips, int max_frames, uint32_t *same_tag) {
+    *same_tag = 0;
+    hg_memory_t *m = &hg_memory;
+    m->tag_pending = false;
+    if (HG_UNLIKELY(hg_rules == NULL || max_frames <= 0)) goto plain;
+    uint32_t max = (uint32_t)max_frames;
+    hg_regs_t state;
+    HG_HERE(state);
+    /* Step out of this function: frame 0 is its caller's, as with unw_backtrace. */
+    uintptr_t unused_slot;
+    if (HG_UNLIKELY(hg_step(&state, hg_rule_get(state.ip), &unused_slot) != HG_STEP_OK)) goto plain;
+
+    uint32_t remembered = m->count;
+    uint32_t n = 0; /* frames unwound afresh so far */
+    uint32_t j = 0; /* first remembered frame whose SP is not below frame n's */
+    hg_step_t step = HG_STEP_OK;
+    for (;;) {
+        /* state is frame n's */
+        ips[n] = (void *)state.ip;
+        while (j < remembered && m->sp[j] < state.sp) j++;
+        if (j < remembered && m->sp[j] == state.sp && m->ip[j] == state.ip &&
+            (!(m->slot[j] & HG_MATTERS) || m->rbp[j] == state.rbp)) {
+            int count = hg_reuse(m, ips, n, j, max, same_tag);
+            if (HG_LIKELY(count >= 0)) return count;
+            if (count == -2) goto plain;
+        }
+        if (n == HG_FRESH) break;
+        uint64_t rule = hg_rule_get(state.ip);
+        m->fresh_sp[n] = state.sp;
+        m->fresh_rbp[n] = state.rbp;
+        m->fresh_rule[n] = rule;
+        step = hg_step(&state, rule, &m->fresh_slot[n]);
+        if (HG_UNLIKELY(step == HG_STEP_FALLBACK)) goto plain; /* the memory is untouched */
+        if (step == HG_STEP_LAST) m->fresh_slot[n] = 0;
+        n++;
+        if (step != HG_STEP_OK || n == max) break;
+    }
+
+    /* No remembered frame met: the fresh frames become the memory. */
+    hg_keep_fresh(m, ips, n);
+    m->count = n;
+    m->tag = 0;
+    m->tag_pending = true;
+    if (n == HG_FRESH && step == HG_STEP_OK && n < max) {
+        /* A deep new stack: go on without looking back (state is frame n's, not yet kept). */
+        ips[n] = (void *)state.ip;
+        m->ip[n] = state.ip, m->sp[n] = state.sp, m->rbp[n] = state.rbp, m->slot[n] = 0;
+        int count = hg_unwind_on(m, ips, n + 1, state, max);
+        if (HG_UNLIKELY(count < 0)) {
+            m->count = 0;
+            goto plain;
+        }
+        return count;
+    }
+    if (step == HG_STEP_LAST) {
+        m->end = HG_END_LAST;
+    } else if (step == HG_STEP_LOW) {
+        m->end = HG_END_LOW;
+        m->low_slot = state.sp - 8;
+        m->low_value = state.ip;
+    } else {
+        m->end = HG_END_CUT;
+    }
+    hg_mark_rbp(m, n, m->end == HG_END_CUT);
+    return (int)n;
+
+plain:;
+    /* unw_backtrace's first frame is this function's: drop it (ips has room for max + 1). */
+    int count = unw_backtrace(ips, max_frames + 1);
+    if (count <= 1) return 0;
+    memmove(ips, ips + 1, sizeof(void *) * (size_t)(count - 1));
+    return count - 1;
+}
+
+void hg_unwind_tag(uint32_t tag) {
+    hg_memory_t *m = &hg_memory;
+    if (m->tag_pending) {
+        m->tag = tag;
+        m->tag_pending = false;
+    }
+}

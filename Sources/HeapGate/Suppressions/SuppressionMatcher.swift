@@ -1,0 +1,228 @@
+/// How suppressions are matched against stacks, following valgrind (coregrind/m_errormgr.c) and
+/// LeakSanitizer (sanitizer_common's suppression templates).
+///
+/// valgrind:
+/// - The location lines are matched against the stack from frame 0 outwards, and only need to
+///   match a prefix of it. `...` matches zero or more frames.
+/// - `fun:` is matched against the function's mangled name (valgrind never demangles for
+///   matching), `obj:` against the object's path, `src:` against the source file's name (and
+///   line, when given). A name valgrind does not know is `???` (so `fun:*` matches it).
+/// - `*` matches any run of characters (`/` included), `?` exactly one; the whole name must match.
+/// - Inlined calls are frames of their own; their object is that of the function they are in.
+///
+/// heapgate's stacks differ from memcheck's at the bottom, and both forms are tried:
+/// - Frame 0 is `malloc` (or another entry point) in libheapgate.so, where memcheck has it in its
+///   preload object, vgpreload_memcheck-ARCH-linux.so: `obj:` lines for that object match
+///   heapgate's frame 0. Allocators memcheck reports under another name (valgrind 3.19 reports
+///   `aligned_alloc` and `valloc` as `memalign`) match that name too.
+/// - heapgate does not intercept C++'s `operator new`: libstdc++'s `operator new` calls `malloc`.
+///   memcheck replaces `operator new`, so its frame 0 is `operator new` and there is no `malloc`.
+///   When frame 1 is an `operator new`/`new[]`, the stack is also tried without frame 0, with
+///   `operator new` in vgpreload as frame 0. `_Znwm` and `_Znam` match each other there, because
+///   libstdc++'s `operator new[]` tail-calls `operator new` and so never shows up in a stack.
+/// - glibc's start-up functions below `main` are also `(below main)`, as valgrind names them.
+enum SuppressionMatcher {
+    /// A frame under the names valgrind could know it by.
+    struct Frame: Equatable {
+        /// Candidates for `fun:`; the first is the name `--gen-suppressions` would print.
+        var functions: [String]
+        /// Candidates for `obj:`; the first is the real object.
+        var objects: [String]
+        var file: String?
+        var line: Int?
+        /// Whether the symbolizer knew the function (else `functions[0]` is `???`).
+        var hasName: Bool
+        var hasObject: Bool
+    }
+
+    /// A stack with the frame lists valgrind suppressions are tried against.
+    struct Stack {
+        var frames: [SuppressionFrame]
+        /// heapgate's own view first, then memcheck's when it differs.
+        var views: [[Frame]]
+
+        init(_ frames: [SuppressionFrame]) {
+            self.frames = frames
+            self.views = SuppressionMatcher.views(of: frames)
+        }
+
+        /// The frames `--gen-suppressions` prints: memcheck's view when there is one.
+        var valgrindView: [Frame] { views.last ?? [] }
+    }
+
+    // MARK: Views
+
+    static func views(of frames: [SuppressionFrame]) -> [[Frame]] {
+        var raw = frames.map(frame)
+        guard let first = frames.first, isHeapgateAllocator(first) else { return [raw] }
+        raw[0].objects += valgrindPreloadObjects
+        raw[0].functions += allocatorAliases[raw[0].functions[0]] ?? []
+        guard frames.count > 1, let counterpart = operatorNewCounterpart(of: raw[1].functions[0]) else { return [raw] }
+        var memcheck = Array(raw.dropFirst())
+        memcheck[0].functions.append(counterpart)
+        memcheck[0].objects += valgrindPreloadObjects
+        return [raw, memcheck]
+    }
+
+    static func frame(_ frame: SuppressionFrame) -> Frame {
+        let name = frame.linkageName ?? frame.function
+        var functions = [name ?? "???"]
+        if let name, isBelowMain(name) || frame.function.map(isBelowMain) == true, name != belowMain {
+            functions.append(belowMain)
+        }
+        return Frame(
+            functions: functions, objects: [frame.object ?? "???"], file: frame.file, line: frame.line,
+            hasName: name != nil, hasObject: frame.object != nil)
+    }
+
+    /// True for frame 0 of a heapgate stack: an entry point of libheapgate.so.
+    static func isHeapgateAllocator(_ frame: SuppressionFrame) -> Bool {
+        guard let object = frame.object else { return false }
+        return baseName(object).hasPrefix("libheapgate")
+    }
+
+    /// Where distributions install memcheck's preload object.
+    static let valgrindPreloadObjects: [String] = {
+        #if arch(arm64)
+        let platform = "arm64-linux"
+        #elseif arch(i386)
+        let platform = "x86-linux"
+        #else
+        let platform = "amd64-linux"
+        #endif
+        return ["/usr/libexec/valgrind", "/usr/lib/x86_64-linux-gnu/valgrind", "/usr/lib/valgrind",
+                "/usr/local/libexec/valgrind", "/usr/local/lib/valgrind"]
+            .map { "\($0)/vgpreload_memcheck-\(platform).so" }
+    }()
+
+    /// Names memcheck (3.19) reports heapgate's entry points under.
+    static let allocatorAliases: [String: [String]] = [
+        "aligned_alloc": ["memalign"],
+        "valloc": ["memalign"],
+        "pvalloc": ["memalign"],
+    ]
+
+    /// For a C++ allocation function's mangled name (`_Znwm`, `_ZnamRKSt9nothrow_t`, …), the same
+    /// function for the other of new/new[]; nil for any other name.
+    static func operatorNewCounterpart(of name: String) -> String? {
+        if name.hasPrefix("_Znw") { return "_Zna" + name.dropFirst(4) }
+        if name.hasPrefix("_Zna") { return "_Znw" + name.dropFirst(4) }
+        if name.hasPrefix("operator new[]") { return "operator new" + name.dropFirst("operator new[]".count) }
+        if name.hasPrefix("operator new") { return "operator new[]" + name.dropFirst("operator new".count) }
+        return nil
+    }
+
+    static let belowMain = "(below main)"
+
+    /// glibc's functions that call `main`, which memcheck calls "(below main)".
+    static func isBelowMain(_ name: String) -> Bool {
+        name == "__libc_start_main" || name.hasPrefix("__libc_start_main@") || name == "__libc_start_main_impl"
+            || name == "__libc_start_call_main" || name == "generic_start_main" || name.hasPrefix("generic_start_main.")
+    }
+
+    static func baseName(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    // MARK: valgrind
+
+    /// Whether `patterns` match a prefix of `frames` (valgrind's VG_(generic_match) with
+    /// matchAll = False, `...` as the star).
+    static func matches(_ patterns: [SuppressionPattern], _ frames: [Frame]) -> Bool {
+        let columns = frames.count + 1
+        // memo[p * columns + f]: 0 unknown, 1 match, 2 no match.
+        var memo = [UInt8](repeating: 0, count: (patterns.count + 1) * columns)
+        func match(_ p: Int, _ f: Int) -> Bool {
+            if p == patterns.count { return true }
+            let key = p * columns + f
+            if memo[key] != 0 { return memo[key] == 1 }
+            let result: Bool
+            if case .anyFrames = patterns[p] {
+                result = match(p + 1, f) || (f < frames.count && match(p, f + 1))
+            } else {
+                result = f < frames.count && frameMatches(patterns[p], frames[f]) && match(p + 1, f + 1)
+            }
+            memo[key] = result ? 1 : 2
+            return result
+        }
+        return match(0, 0)
+    }
+
+    static func frameMatches(_ pattern: SuppressionPattern, _ frame: Frame) -> Bool {
+        switch pattern {
+        case .function(let pattern):
+            return frame.functions.contains { wildcardMatch(pattern, $0) }
+        case .object(let pattern):
+            return frame.objects.contains { wildcardMatch(pattern, $0) }
+        case .source(let pattern, let line):
+            guard let file = frame.file else { return false }
+            // valgrind compares the file name without its directory; a pattern with a '/' is
+            // also tried against the whole path.
+            let nameMatches = wildcardMatch(pattern, baseName(file))
+                || (pattern.contains("/") && wildcardMatch(pattern, file))
+            return nameMatches && (line == nil || line == frame.line)
+        case .anyFrames:
+            return true
+        }
+    }
+
+    /// valgrind's VG_(string_match): `*` any run of bytes, `?` one byte, the whole text must match.
+    static func wildcardMatch(_ pattern: String, _ text: String) -> Bool {
+        // Like valgrind, compare patterns without wildcards directly.
+        if !pattern.utf8.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") }) { return pattern == text }
+        return withUTF8(pattern) { p in withUTF8(text) { t in globMatch(p, t, questionMarkIsWildcard: true) } }
+    }
+
+    /// Calls `body` with the string's UTF-8 bytes, without copying when they are contiguous.
+    static func withUTF8<R>(_ string: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = string.utf8.withContiguousStorageIfAvailable(body) { return result }
+        return Array(string.utf8).withUnsafeBufferPointer(body)
+    }
+
+    /// Iterative glob match with backtracking to the last `*`: O(pattern × text) at worst.
+    static func globMatch<P: RandomAccessCollection<UInt8>, T: RandomAccessCollection<UInt8>>(
+        _ pattern: P, _ text: T, questionMarkIsWildcard: Bool
+    ) -> Bool where P.Index == Int, T.Index == Int {
+        let star = UInt8(ascii: "*"), query = UInt8(ascii: "?")
+        let pEnd = pattern.endIndex, tEnd = text.endIndex
+        var p = pattern.startIndex, t = text.startIndex
+        var starAt = -1, starText = 0
+        while t < tEnd {
+            if p < pEnd, pattern[p] == star {
+                starAt = p
+                starText = t
+                p += 1
+            } else if p < pEnd, pattern[p] == text[t] || (questionMarkIsWildcard && pattern[p] == query) {
+                p += 1
+                t += 1
+            } else if starAt >= 0 {
+                p = starAt + 1
+                starText += 1
+                t = starText
+            } else {
+                return false
+            }
+        }
+        while p < pEnd, pattern[p] == star { p += 1 }
+        return p == pEnd
+    }
+
+    // MARK: LeakSanitizer
+
+    /// LeakSanitizer: the pattern matches if it matches any frame's module path, function name
+    /// (demangled) or source file. A pattern is a substring with `*` wildcards; `^` at the start
+    /// and `$` at the end anchor it. `?` is not a wildcard.
+    static func leakSanitizerMatches(_ pattern: String, _ frames: [SuppressionFrame]) -> Bool {
+        var bytes = Array(pattern.utf8)
+        let star = UInt8(ascii: "*")
+        if bytes.first == UInt8(ascii: "^") { bytes.removeFirst() } else { bytes.insert(star, at: 0) }
+        if bytes.last == UInt8(ascii: "$") { bytes.removeLast() } else { bytes.append(star) }
+        func matches(_ text: String?) -> Bool {
+            guard let text, !text.isEmpty else { return false }
+            return withUTF8(text) { globMatch(bytes, $0, questionMarkIsWildcard: false) }
+        }
+        return frames.contains { frame in
+            matches(frame.object) || matches(frame.function ?? frame.linkageName) || matches(frame.file)
+        }
+    }
+}
