@@ -241,6 +241,7 @@ static void *hg_drain_main(void *unused) {
             atomic_store(&hg_paused, false);
         }
         size_t count = hg_ring_pop(batch, HG_BATCH);
+        for (size_t i = 0; i < count; i++) hg_liveset_prefetch(batch[i].kind == HG_EV_REALLOC ? batch[i].old_ptr : batch[i].ptr);
         for (size_t i = 0; i < count; i++) hg_apply(&batch[i]);
         if (count > 0) {
             idle_us = 0;

@@ -131,6 +131,9 @@ typedef struct {
 } hg_block_t;
 
 bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack);
+/** Starts loading ptr's slot: the drain thread calls it for a whole batch before applying it,
+ *  so that the cache misses of a large table overlap instead of adding up. */
+void hg_liveset_prefetch(uint64_t ptr);
 /** Removes ptr; copies the block to out when out is not null. False if ptr was not in use. */
 bool hg_liveset_remove(uint64_t ptr, hg_block_t *out);
 /** The table's current mapping (it holds every block's address: never a root). */

@@ -71,7 +71,7 @@ static uint64_t hg_lowest, hg_highest; /* address range covered by blocks */
 
 static void *hg_map(size_t bytes) {
     if (bytes == 0) bytes = 1;
-    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     return map == MAP_FAILED ? NULL : map;
 }
 

@@ -25,7 +25,11 @@ static size_t hg_slot_of(uint64_t ptr) {
 
 static bool hg_liveset_grow(void) {
     size_t capacity = hg_capacity ? hg_capacity * 2 : (1u << 16);
-    void *map = mmap(NULL, capacity * sizeof(hg_block_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* MAP_POPULATE: a hash table touches every page soon anyway, and a page first read (the
+     * shared zero page) then written costs a copy-on-write fault and a TLB-flush IPI to the
+     * other cores each time. */
+    void *map = mmap(NULL, capacity * sizeof(hg_block_t), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (map == MAP_FAILED) return false;
     hg_block_t *old = hg_blocks;
     size_t old_capacity = hg_capacity;
@@ -40,6 +44,10 @@ static bool hg_liveset_grow(void) {
     }
     if (old) munmap(old, old_capacity * sizeof(hg_block_t));
     return true;
+}
+
+void hg_liveset_prefetch(uint64_t ptr) {
+    if (hg_capacity) __builtin_prefetch(&hg_blocks[hg_slot_of(ptr)], 1);
 }
 
 bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {

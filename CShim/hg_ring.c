@@ -24,7 +24,7 @@
 
 #include "hg_internal.h"
 
-#define HG_RING_SLOTS (1u << 15) /* 32 Ki slots x 64 bytes = 2 MiB, touched only as used */
+#define HG_RING_SLOTS (1u << 16) /* 64 Ki slots x 64 bytes = 4 MiB: absorbs bursts while the drain catches up */
 
 typedef struct {
     _Atomic uint64_t seq;
