@@ -94,6 +94,22 @@ static void hg_find_swift_runtime(void) {
     }
 }
 
+/* glibc's writable data, where main_arena lives. */
+static uintptr_t hg_glibc_data_start, hg_glibc_data_end;
+
+static void hg_find_glibc(void) {
+    for (uint32_t i = 0; i < hg_modules_count(); i++) {
+        const hg_module_t *module = hg_modules_get(i);
+        size_t length = strlen(module->path);
+        if (!module->loaded || length < 10 || strcmp(module->path + length - 10, "/libc.so.6") != 0) continue;
+        for (uint32_t s = 0; s < module->segment_count; s++) {
+            uintptr_t start = module->base + module->seg_vaddr[s], end = start + module->seg_memsz[s];
+            if (!hg_glibc_data_start || start < hg_glibc_data_start) hg_glibc_data_start = start;
+            if (end > hg_glibc_data_end) hg_glibc_data_end = end;
+        }
+    }
+}
+
 static void hg_collect(const hg_block_t *block) {
     bool by_swift = false;
     if (hg_swift_runtime_end && block->stack) {
@@ -253,11 +269,25 @@ static uint64_t hg_decode_swift_side_table(uint64_t word) {
 
 static void hg_push(uint32_t index) { hg_work[hg_work_count++] = index; }
 
+/* True while the root being scanned is glibc's own data. */
+static bool hg_root_is_glibc;
+
+/* glibc's malloc state (main_arena's top chunk, bins, last remainder) holds chunk addresses.
+ * A chunk's header overlaps the last 8 usable bytes of the block before it, so such a word
+ * looks like an interior pointer into that block; memcheck never sees it (its allocator is
+ * its own). Only words in glibc's data and at exactly that offset are ignored. */
+static bool hg_is_glibc_chunk_header(const hg_scan_block_t *block, uint64_t word) {
+    if (!hg_root_is_glibc || !hg_real.malloc_usable_size) return false;
+    size_t usable = hg_real.malloc_usable_size((void *)block->start);
+    return usable >= 8 && word == block->start + usable - 8;
+}
+
 /* A word seen from a root (definite) or from a block of the given state. */
 static void hg_consider(uint64_t word, bool from_definite) {
     ssize_t found = hg_find_block(word);
     bool start_like;
     if (found >= 0) {
+        if (word != hg_blocks[found].start && hg_is_glibc_chunk_header(&hg_blocks[found], word)) return;
         start_like = word == hg_blocks[found].start || hg_interior_is_reference(&hg_blocks[found], word);
     } else {
         uint64_t side_table = hg_decode_swift_side_table(word);
@@ -295,6 +325,7 @@ static uint64_t hg_root_bytes;
 static void hg_scan_root_range(uintptr_t start, uintptr_t end) {
     static uint64_t buffer[8192]; /* the shim's own .bss: excluded from the roots */
     start = (start + 7) & ~(uintptr_t)7;
+    hg_root_is_glibc = start >= hg_glibc_data_start && start < hg_glibc_data_end;
     while (start + 8 <= end) {
         size_t want = end - start < sizeof buffer ? (end - start) & ~(size_t)7 : sizeof buffer;
         struct iovec local = {buffer, want}, remote = {(void *)start, want};
@@ -305,7 +336,10 @@ static void hg_scan_root_range(uintptr_t start, uintptr_t end) {
         }
         hg_root_bytes += (uint64_t)got;
         hg_scan_words(buffer, (size_t)got / 8, true);
+        bool was_glibc = hg_root_is_glibc;
+        hg_root_is_glibc = false; /* blocks reached from here are not glibc's data */
         hg_propagate();
+        hg_root_is_glibc = was_glibc;
         start += (size_t)got;
     }
 }
@@ -544,6 +578,7 @@ void hg_leakscan_run(uintptr_t stack_floor) {
     hg_leakscan_exclude(hg_work, hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
     hg_fill_index = 0;
     hg_find_swift_runtime();
+    hg_find_glibc();
     hg_liveset_for_each(hg_collect);
     if (!hg_sort_blocks()) return;
     if (!hg_build_page_index()) return;
