@@ -475,13 +475,21 @@ typedef struct {
     uintptr_t low_slot, low_value;
     uint32_t tag;     /* the caller's name (a stack ref) for this frame list; 0 = none */
     bool tag_pending; /* the capture that just ran replaced the list: hg_unwind_tag names it */
-    uintptr_t ip[HG_REMEMBER], sp[HG_REMEMBER], rbp[HG_REMEMBER], slot[HG_REMEMBER];
+    uintptr_t ip[HG_REMEMBER], sp[HG_REMEMBER], rbp[HG_REMEMBER] /* hg_hide()n */, slot[HG_REMEMBER];
     /* the frames of the capture under way, until it meets a remembered one (ips hold the IPs) */
-    uintptr_t fresh_sp[HG_FRESH], fresh_rbp[HG_FRESH], fresh_slot[HG_FRESH];
+    uintptr_t fresh_sp[HG_FRESH], fresh_rbp[HG_FRESH] /* hg_hide()n */, fresh_slot[HG_FRESH];
     uint64_t fresh_rule[HG_FRESH];
 } hg_memory_t;
 
 #define HG_MATTERS ((uintptr_t)1)
+
+/* RBP is an ordinary register in code built without frame pointers: it can hold a pointer to a
+ * heap block. The remembered unwind lives in static TLS, which the exit-time leak scan reads as
+ * a root, so RBP values are kept masked: no remembered value looks like a heap pointer and
+ * keeps a lost block "reachable". */
+#define HG_RBP_MASK ((uintptr_t)0xa5a5a5a5a5a5a5a5ull)
+static inline uintptr_t hg_hide(uintptr_t rbp) { return rbp ^ HG_RBP_MASK; }
+static inline uintptr_t hg_reveal(uintptr_t hidden) { return hidden ^ HG_RBP_MASK; }
 
 static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec")));
 
@@ -532,7 +540,7 @@ static int hg_unwind_on(hg_memory_t *m, void **ips, uint32_t n, hg_regs_t state,
             break;
         }
         ips[n] = (void *)state.ip;
-        if (n < HG_REMEMBER) m->ip[n] = state.ip, m->sp[n] = state.sp, m->rbp[n] = state.rbp, m->slot[n] = 0;
+        if (n < HG_REMEMBER) m->ip[n] = state.ip, m->sp[n] = state.sp, m->rbp[n] = hg_hide(state.rbp), m->slot[n] = 0;
         n++;
     }
     if (n > HG_REMEMBER) m->end = HG_END_CUT;
@@ -554,7 +562,7 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
     for (uint32_t i = j + 1; i <= last; i++) {
         if (*(const uintptr_t *)(m->sp[i] - 8) != m->ip[i]) return -1;
         uintptr_t slot = m->slot[i - 1] & ~HG_MATTERS;
-        if (slot && (m->slot[i] & HG_MATTERS) && *(const uintptr_t *)slot != m->rbp[i]) return -1;
+        if (slot && (m->slot[i] & HG_MATTERS) && hg_hide(*(const uintptr_t *)slot) != m->rbp[i]) return -1;
     }
     if (!cut && m->end == HG_END_LOW && *(const uintptr_t *)m->low_slot != m->low_value) return -1;
     bool go_on = !cut && m->end == HG_END_CUT && total < max;
@@ -567,7 +575,7 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
         *same_tag = m->tag;
         return (int)total;
     }
-    hg_regs_t tail = {m->ip[last], m->sp[last], m->rbp[last]};
+    hg_regs_t tail = {m->ip[last], m->sp[last], hg_reveal(m->rbp[last])};
     memcpy(ips + n, &m->ip[j], sizeof(uintptr_t) * (total - n));
     uint32_t keep = total < HG_REMEMBER ? total : HG_REMEMBER;
     if (n != j) {
@@ -629,7 +637,7 @@ HG_NOINLINE int hg_unwind_backtrace(void **ips, int max_frames, uint32_t *same_t
         ips[n] = (void *)state.ip;
         while (j < remembered && m->sp[j] < state.sp) j++;
         if (j < remembered && m->sp[j] == state.sp && m->ip[j] == state.ip &&
-            (!(m->slot[j] & HG_MATTERS) || m->rbp[j] == state.rbp)) {
+            (!(m->slot[j] & HG_MATTERS) || m->rbp[j] == hg_hide(state.rbp))) {
             int count = hg_reuse(m, ips, n, j, max, same_tag);
             if (HG_LIKELY(count >= 0)) return count;
             if (count == -2) goto plain;
@@ -637,7 +645,7 @@ HG_NOINLINE int hg_unwind_backtrace(void **ips, int max_frames, uint32_t *same_t
         if (n == HG_FRESH) break;
         uint64_t rule = hg_rule_get(state.ip);
         m->fresh_sp[n] = state.sp;
-        m->fresh_rbp[n] = state.rbp;
+        m->fresh_rbp[n] = hg_hide(state.rbp);
         m->fresh_rule[n] = rule;
         step = hg_step(&state, rule, &m->fresh_slot[n]);
         if (HG_UNLIKELY(step == HG_STEP_FALLBACK)) goto plain; /* the memory is untouched */
@@ -654,7 +662,7 @@ HG_NOINLINE int hg_unwind_backtrace(void **ips, int max_frames, uint32_t *same_t
     if (n == HG_FRESH && step == HG_STEP_OK && n < max) {
         /* A deep new stack: go on without looking back (state is frame n's, not yet kept). */
         ips[n] = (void *)state.ip;
-        m->ip[n] = state.ip, m->sp[n] = state.sp, m->rbp[n] = state.rbp, m->slot[n] = 0;
+        m->ip[n] = state.ip, m->sp[n] = state.sp, m->rbp[n] = hg_hide(state.rbp), m->slot[n] = 0;
         int count = hg_unwind_on(m, ips, n + 1, state, max);
         if (HG_UNLIKELY(count < 0)) {
             m->count = 0;

@@ -36,8 +36,10 @@
  *                    the pointer only in a volatile local of its start
  *                    function, and blocks in pause(); main then calls exit(0).
  *                    STILL REACHABLE 56 B in 1 block.  (pthread_create also
- *                    callocs the thread's 272-byte DTV, which glibc reaches
- *                    only through dtv + 1: possibly lost, the C library's.)
+ *                    callocs the thread's DTV, which glibc reaches only
+ *                    through dtv + 1: possibly lost, the C library's.  Its size
+ *                    depends on how many modules are loaded: 288 bytes under
+ *                    valgrind, more under an LD_PRELOAD tracker.)
  *
  * Every leaking case returns to main, which then overwrites the dead part of
  * the stack (scrub_stack) before it returns: otherwise stale copies of the

@@ -26,9 +26,9 @@
 //                     are joined.  The reference lived only in a local and on
 //                     the threads' stacks, all gone: DEFINITELY LOST 128 B in 1
 //                     block (valgrind agrees).  std's per-thread bookkeeping is
-//                     freed on join; the exited threads' DTVs (glibc, 2 x 272 B)
-//                     stay in use, possibly lost (reached only through dtv + 1
-//                     from the cached thread descriptors).
+//                     freed on join; the exited threads' DTVs (glibc's, 2 x 288 B
+//                     under valgrind) stay in use, possibly lost (reached only
+//                     through dtv + 1 from the cached thread descriptors).
 //   box_leak_static   leak_into_static(): Box::leak(Box::new([3u64; 12]))
 //                     (96 bytes) stored in the static LEAKED (an AtomicPtr,
 //                     whose address escapes through black_box so that the
