@@ -97,6 +97,7 @@ public final class Symbolizer {
     /// nil value: the image could not be opened; it is not retried.
     private var sessions: [ModuleImage: Session?] = [:]
     private var cache: [CacheKey: [SourceFrame]] = [:]
+    private var compileUnits: [OpaquePointer: [Dwarf_Die]] = [:]
     private let lock = NSLock()
 
     /// - Parameter useDebuginfod: when false (the default), `DEBUGINFOD_URLS` is removed from this
@@ -149,6 +150,10 @@ public final class Symbolizer {
 
     private func lookUp(_ address: UInt64, in module: OpaquePointer) -> [SourceFrame] {
         let location = LibDW.dwflModuleGetSrc(module, address).flatMap(LibDW.dwflLineInfo)
+            ?? compileUnit(containing: address, in: module).flatMap { unit in
+                var cu = unit.cu
+                return LibDW.dwarfGetSrcDie(&cu, address &- unit.bias)
+            }
         let scopes = functionScopes(address, in: module)
         guard !scopes.isEmpty else {
             let symbol = LibDW.dwflModuleAddrInfo(module, address)
@@ -184,14 +189,15 @@ public final class Symbolizer {
     /// 0.188's `dwarf_getscopes` finds nothing in rustc's compile units (subprograms nested in
     /// DW_TAG_namespace), where valgrind and gdb find the inlined chain.
     private func functionScopes(_ address: UInt64, in module: OpaquePointer) -> [Scope] {
-        guard let (cu, bias) = LibDW.dwflModuleAddrDie(module, address) else { return [] }
+        guard let unit = compileUnit(containing: address, in: module) else { return [] }
+        var cuDie = unit.cu
         var chain: [Dwarf_Die] = []
-        Self.descend(into: cu.pointee, pc: address &- bias, chain: &chain)
+        Self.descend(into: unit.cu, pc: address &- unit.bias, chain: &chain)
         var result: [Scope] = []
         for var die in chain.reversed() {
             switch LibDW.dwarfTag(&die) {
             case Int32(DW_TAG_inlined_subroutine):
-                let callFile = unsigned(die: &die, DW_AT_call_file).flatMap { sourceFile(cu: cu, index: $0) }
+                let callFile = unsigned(die: &die, DW_AT_call_file).flatMap { sourceFile(cu: &cuDie, index: $0) }
                 let callLine = unsigned(die: &die, DW_AT_call_line).flatMap { Int(exactly: $0) }
                 let names = functionNames(&die)
                 result.append(Scope(
@@ -212,8 +218,29 @@ public final class Symbolizer {
         return result
     }
 
+    /// The compile unit covering `address`. libdwfl finds it through .debug_aranges; Swift
+    /// binaries have none (swiftc 6.3 writes DW_AT_ranges on the unit only) and libdwfl then
+    /// answers "address out of range", so the units' own ranges are searched instead.
+    private func compileUnit(containing address: UInt64, in module: OpaquePointer) -> (cu: Dwarf_Die, bias: UInt64)? {
+        if let (cu, bias) = LibDW.dwflModuleAddrDie(module, address) { return (cu.pointee, bias) }
+        guard let (dwarf, bias) = LibDW.dwflModuleGetDwarf(module) else { return nil }
+        let pc = address &- bias
+        for var unit in unitDies(of: module, dwarf: dwarf) where LibDW.dwarfHasPC(&unit, pc) {
+            return (unit, bias)
+        }
+        return nil
+    }
+
+    /// Every compile unit's DIE, read once per module.
+    private func unitDies(of module: OpaquePointer, dwarf: OpaquePointer) -> [Dwarf_Die] {
+        if let known = compileUnits[module] { return known }
+        let units = LibDW.dwarfCompileUnits(dwarf)
+        compileUnits[module] = units
+        return units
+    }
+
     private static let containerTags: Set<Int32> = [
-        Int32(DW_TAG_namespace), Int32(DW_TAG_structure_type), Int32(DW_TAG_class_type),
+        Int32(DW_TAG_module), Int32(DW_TAG_namespace), Int32(DW_TAG_structure_type), Int32(DW_TAG_class_type),
         Int32(DW_TAG_union_type), Int32(DW_TAG_enumeration_type),
     ]
     private static let codeScopeTags: Set<Int32> = [
@@ -329,6 +356,33 @@ private enum LibDW {
     static func dwflModuleAddrDie(_ module: OpaquePointer, _ address: UInt64) -> (UnsafeMutablePointer<Dwarf_Die>, UInt64)? {
         var bias: Dwarf_Addr = 0
         return dwfl_module_addrdie(module, address, &bias).map { ($0, bias) }
+    }
+
+    /// Wraps `dwfl_module_getdwarf`: the module's DWARF and the bias to subtract from addresses.
+    static func dwflModuleGetDwarf(_ module: OpaquePointer) -> (OpaquePointer, UInt64)? {
+        var bias: Dwarf_Addr = 0
+        return dwfl_module_getdwarf(module, &bias).map { ($0, bias) }
+    }
+
+    /// Wraps `dwarf_nextcu` and `dwarf_offdie`: the DIE of every compile unit.
+    static func dwarfCompileUnits(_ dwarf: OpaquePointer) -> [Dwarf_Die] {
+        var units: [Dwarf_Die] = []
+        var offset: Dwarf_Off = 0, next: Dwarf_Off = 0
+        var headerSize = 0
+        while dwarf_nextcu(dwarf, offset, &next, &headerSize, nil, nil, nil) == 0 {
+            var die = Dwarf_Die()
+            if dwarf_offdie(dwarf, offset + Dwarf_Off(headerSize), &die) != nil { units.append(die) }
+            offset = next
+        }
+        return units
+    }
+
+    /// Wraps `dwarf_getsrc_die`, `dwarf_linesrc` and `dwarf_lineno`: the line-table row of `pc`.
+    static func dwarfGetSrcDie(_ cu: inout Dwarf_Die, _ pc: UInt64) -> (file: String, line: Int?)? {
+        guard let row = dwarf_getsrc_die(&cu, pc), let file = dwarf_linesrc(row, nil, nil) else { return nil }
+        var line: Int32 = 0
+        dwarf_lineno(row, &line)
+        return (String(cString: file), line > 0 ? Int(line) : nil)
     }
 
     /// Wraps `dwarf_child`: the first child of `die`, if any.
