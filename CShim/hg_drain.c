@@ -213,6 +213,29 @@ static bool hg_leak_check_enabled(void) {
     return !(value && strcmp(value, "no") == 0);
 }
 
+static void hg_write_snapshot_block(const hg_block_t *block) {
+    uint32_t stack = hg_write_stack(block->stack);
+    hg_writer_byte(HG_REC_SNAPSHOT_BLOCK);
+    hg_write_address(block->ptr);
+    hg_writer_uv(block->size);
+    hg_writer_uv(stack);
+}
+
+/* The heap at exit, restated so that a reader can skip the event stream (see
+ * HG_REC_SNAPSHOT): counters, every module ever loaded, the blocks in use and their stacks. */
+static void hg_write_snapshot(void) {
+    hg_writer_byte(HG_REC_SNAPSHOT);
+    hg_writer_uv(hg_allocs);
+    hg_writer_uv(hg_frees);
+    hg_writer_uv(hg_bytes_allocated);
+    hg_writer_uv(hg_liveset_count());
+    hg_prev_address = 0;
+    hg_generation++; /* every stack the snapshot names is written again, under a fresh id */
+    hg_next_stack_id = 1;
+    for (uint32_t i = 0; i < hg_modules_count(); i++) hg_write_module_load(i);
+    hg_liveset_for_each(hg_write_snapshot_block);
+}
+
 static void hg_sleep_us(long microseconds) {
     struct timespec delay = {0, microseconds * 1000};
     nanosleep(&delay, NULL);
@@ -290,6 +313,8 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     pthread_join(hg_drain_thread, NULL);
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);
+    uint64_t snapshot_offset = hg_writer_offset();
+    hg_write_snapshot();
     if (hg_leak_check_enabled()) {
         const void *table;
         size_t length;
@@ -303,6 +328,10 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     hg_writer_uv(hg_ring_lost());
     hg_writer_byte(HG_REC_END);
     hg_writer_uv(exit_status < 0 ? UINT32_MAX : (uint32_t)exit_status);
+    unsigned char footer[16];
+    for (int i = 0; i < 8; i++) footer[i] = (unsigned char)(snapshot_offset >> (8 * i));
+    memcpy(footer + 8, HG_TRACE_FOOTER_MAGIC, 8);
+    hg_writer_bytes(footer, sizeof footer);
     hg_writer_close();
 }
 

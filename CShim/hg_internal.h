@@ -149,6 +149,8 @@ void hg_writer_uv(uint64_t value);
 void hg_writer_sv(int64_t value);
 void hg_writer_bytes(const void *data, size_t length);
 void hg_writer_flush(void);
+/** The file offset the next byte will have. */
+uint64_t hg_writer_offset(void);
 void hg_writer_close(void);
 /** Forgets the parent's file in a fork child without touching the parent's descriptor state. */
 void hg_writer_forget_in_child(void);

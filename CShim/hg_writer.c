@@ -27,6 +27,7 @@ static ino_t hg_ino;
 static bool hg_failed;
 static unsigned char hg_buffer[HG_WRITE_BUFFER];
 static size_t hg_buffered;
+static uint64_t hg_flushed; /* bytes handed to write() (or dropped after a failure) */
 
 static int hg_create_trace_file(const char *dir) {
     char path[4096];
@@ -61,6 +62,7 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
     hg_ino = st.st_ino;
     hg_failed = false;
     hg_buffered = 0;
+    hg_flushed = 0;
 
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -85,7 +87,10 @@ static bool hg_still_our_file(void) {
     return fstat(hg_fd, &st) == 0 && st.st_dev == hg_dev && st.st_ino == hg_ino;
 }
 
+uint64_t hg_writer_offset(void) { return hg_flushed + hg_buffered; }
+
 void hg_writer_flush(void) {
+    hg_flushed += hg_buffered;
     if (hg_fd < 0 || hg_failed || hg_buffered == 0) {
         hg_buffered = 0;
         return;
@@ -149,5 +154,6 @@ void hg_writer_forget_in_child(void) {
     if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
     hg_fd = -1;
     hg_buffered = 0;
+    hg_flushed = 0;
     hg_failed = false;
 }

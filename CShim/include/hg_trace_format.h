@@ -70,11 +70,24 @@ typedef enum {
     HG_REC_BLOCK_KIND = 0x40,
     /* uv blocks classified, uv root bytes scanned, uv scan nanoseconds: the scan finished. */
     HG_REC_SCAN_DONE = 0x41,
+    /* uv allocs, uv frees, uv bytes allocated, uv blocks in use: the exit snapshot starts. It
+     * restates the heap at exit so a reader can skip the event stream: the address register is
+     * reset to 0, MODULE_LOAD records for every module the process ever loaded follow, then one
+     * SNAPSHOT_BLOCK per block in use (with the STACK records they need, under fresh ids), then
+     * the scan's BLOCK_KIND records. The file's last 16 bytes point here (HG_TRACE_FOOTER). */
+    HG_REC_SNAPSHOT = 0x50,
+    /* sv address delta, uv size, uv stack id: a block in use at exit. */
+    HG_REC_SNAPSHOT_BLOCK = 0x51,
     /* uv events, uv ring-full waits, uv events lost (only ever non-zero before the drain starts). */
     HG_REC_STATS = 0x30,
     /* uv exit status (or UINT32_MAX when unknown): the trace is complete. Always last. */
     HG_REC_END = 0x7f,
 } hg_record_tag_t;
+
+/* The last 16 bytes of a complete trace, after END: the little-endian u64 file offset of the
+ * SNAPSHOT record, then these 8 bytes. A reader that finds them can read the header and the
+ * COMMAND record, then seek to the snapshot and read only the heap at exit. */
+#define HG_TRACE_FOOTER_MAGIC "HGSNAPSH"
 
 /* The kinds of HG_REC_BLOCK_KIND, memcheck's. */
 typedef enum {

@@ -7,10 +7,24 @@ public enum HeapReplay {
         var reader = try TraceReader(path: path)
         var heap = ProcessHeap(path: path, header: reader.header)
         var state = ReplayState()
+        // A complete trace restates the heap at exit: read the command, then jump there.
+        if let first = try reader.next() {
+            state.apply(first, to: &heap)
+            _ = reader.skipToSnapshot()
+        }
         while let record = try reader.next() {
             state.apply(record, to: &heap)
         }
         heap.isComplete = reader.isComplete
+        // A snapshot cut short says less than the events before it: report those instead.
+        if !heap.isComplete, let replayed = state.replayedBeforeSnapshot {
+            heap.allocs = replayed.allocs
+            heap.frees = replayed.frees
+            heap.bytesAllocated = replayed.bytesAllocated
+            heap.blocksInUse = replayed.blocksInUse
+            heap.stacks = replayed.stacks
+            heap.isClassified = false
+        }
         return heap
     }
 }
@@ -20,6 +34,8 @@ public enum HeapReplay {
 private struct ReplayState {
     var loaded: [TraceModule] = []
     var pendingReallocs: [UInt64: HeapBlock] = [:]
+    /// The heap as the event stream left it, kept when reading on into the exit snapshot.
+    var replayedBeforeSnapshot: ProcessHeap?
 
     mutating func apply(_ record: TraceRecord, to heap: inout ProcessHeap) {
         switch record {
@@ -63,6 +79,15 @@ private struct ReplayState {
             heap.frees = frees
             heap.bytesAllocated = bytesAllocated
         case let .inheritedBlock(address, size, stack):
+            heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
+        case let .snapshot(allocs, frees, bytesAllocated, _):
+            replayedBeforeSnapshot = heap
+            heap.allocs = allocs
+            heap.frees = frees
+            heap.bytesAllocated = bytesAllocated
+            heap.blocksInUse = [:]
+            pendingReallocs = [:]
+        case let .snapshotBlock(address, size, stack):
             heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
         case let .blockKind(address, kind, leader):
             heap.blocksInUse[address]?.kind = kind

@@ -21,6 +21,16 @@ struct ByteStream {
     /// The file offset of the next byte.
     var offset: UInt64 { bufferStart + UInt64(index) }
 
+    /// Continues reading at `offset`.
+    mutating func seek(to offset: UInt64) -> Bool {
+        guard (try? handle.seek(toOffset: offset)) != nil else { return false }
+        buffer.removeAll(keepingCapacity: true)
+        index = 0
+        bufferStart = offset
+        atEOF = false
+        return true
+    }
+
     /// True when no byte is left.
     mutating func isAtEnd() -> Bool {
         if index < buffer.count { return false }

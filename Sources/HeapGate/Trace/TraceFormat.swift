@@ -6,6 +6,8 @@ enum TraceFormat {
     static let minimumHeaderSize = 56
     static let flagForked: UInt32 = 1 << 0
     static let unknownExitStatus: UInt64 = 0xFFFF_FFFF
+    /// The last 16 bytes of a complete trace: the snapshot's offset (u64 LE), then this.
+    static let footerMagic: [UInt8] = Array("HGSNAPSH".utf8)
 
     enum Tag: UInt8 {
         case command = 0x01
@@ -18,6 +20,8 @@ enum TraceFormat {
         case realloc = 0x13
         case inherited = 0x20
         case inheritedBlock = 0x21
+        case snapshot = 0x50
+        case snapshotBlock = 0x51
         case blockKind = 0x40
         case scanDone = 0x41
         case stats = 0x30

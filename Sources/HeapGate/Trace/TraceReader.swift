@@ -78,6 +78,20 @@ struct TraceReader {
         .corrupt(path: path, offset: stream.offset, reason: reason)
     }
 
+    /// Moves to the exit snapshot of a complete trace, if its footer names one, so that the
+    /// event stream is skipped. Returns false (and stays put) for a trace without a footer.
+    mutating func skipToSnapshot() -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path),
+              let size = try? handle.seekToEnd(), size >= 16 + UInt64(TraceFormat.minimumHeaderSize),
+              (try? handle.seek(toOffset: size - 16)) != nil,
+              let data = try? handle.read(upToCount: 16), data.count == 16 else { return false }
+        let footer = [UInt8](data)
+        guard Array(footer[8...]) == TraceFormat.footerMagic else { return false }
+        let offset = footer[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard offset >= stream.offset, offset < size - 16, stream.seek(to: offset) else { return false }
+        return true
+    }
+
     /// The next record, or nil at the end of the data (complete or not).
     mutating func next() throws -> TraceRecord? {
         if isComplete || endedMidRecord || stream.isAtEnd() { return nil }
@@ -140,6 +154,13 @@ struct TraceReader {
             return .inherited(allocs: try stream.uv(), frees: try stream.uv(), bytesAllocated: try stream.uv())
         case .inheritedBlock:
             return .inheritedBlock(address: try address(), size: try stream.uv(), stack: try stream.uv())
+        case .snapshot:
+            let record = TraceRecord.snapshot(allocs: try stream.uv(), frees: try stream.uv(),
+                                              bytesAllocated: try stream.uv(), blocks: try stream.uv())
+            previousAddress = 0 // the snapshot starts the address register afresh
+            return record
+        case .snapshotBlock:
+            return .snapshotBlock(address: try address(), size: try stream.uv(), stack: try stream.uv())
         case .blockKind:
             let address = try address()
             let raw = try stream.uv()
@@ -153,7 +174,10 @@ struct TraceReader {
             return .stats(events: try stream.uv(), ringFullWaits: try stream.uv(), lostEvents: try stream.uv())
         case .end:
             let status = try stream.uv()
-            isComplete = true
+            // Complete means END and the footer after it, intact: a file cut anywhere is not.
+            let footer = (try? stream.bytes(16)) ?? []
+            isComplete = footer.count == 16 && Array(footer[8...]) == TraceFormat.footerMagic && stream.isAtEnd()
+            if !isComplete { endedMidRecord = true }
             return .end(exitStatus: status == TraceFormat.unknownExitStatus ? nil : Int(truncatingIfNeeded: status))
         }
     }
