@@ -271,9 +271,11 @@ static void *hg_drain_main(void *unused) {
             continue;
         }
         if (atomic_load(&hg_drain_stop)) break;
-        /* Idle: hand what we have to the kernel, so a process killed now loses little. */
+        /* Idle: hand what we have to the kernel, so a process killed now loses little. Sleep
+         * longer the longer the program stays quiet (an idle server should not wake us 2,000
+         * times a second), but never so long that a burst could fill the ring meanwhile. */
         if (idle_us >= 2000) hg_writer_flush();
-        long step = idle_us < 100 ? 20 : 500;
+        long step = idle_us < 100 ? 20 : idle_us < 20000 ? 500 : 2000;
         hg_sleep_us(step);
         idle_us += step;
     }

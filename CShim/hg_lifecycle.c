@@ -44,7 +44,9 @@ void hg_lifecycle_start(void) {
     if (atomic_exchange(&started, 1)) return;
     hg_guard_depth++;
     const char *disabled = hg_getenv("HEAPGATE_DISABLE");
-    if (!(disabled && disabled[0] == '1')) {
+    if (disabled && disabled[0] == '1') {
+        atomic_store(&hg_state, HG_FINISHED); /* never asks again: the hooks only forward */
+    } else {
         hg_stacks_init();
         hg_modules_init();
         atomic_store(&hg_state, HG_RECORDING);
