@@ -34,9 +34,6 @@ static uint64_t hg_events, hg_allocs, hg_frees, hg_bytes_allocated;
 static hg_block_t hg_pending[HG_PENDING_REALLOCS];
 static unsigned hg_pending_next;
 
-uint64_t hg_drain_previous_address(void) { return hg_prev_address; }
-void hg_drain_set_previous_address(uint64_t address) { hg_prev_address = address; }
-
 static void hg_write_address(uint64_t address) {
     hg_writer_sv((int64_t)(address - hg_prev_address));
     hg_prev_address = address;
@@ -213,17 +210,23 @@ static bool hg_leak_check_enabled(void) {
     return !(value && strcmp(value, "no") == 0);
 }
 
-static void hg_write_snapshot_block(const hg_block_t *block) {
-    uint32_t stack = hg_write_stack(block->stack);
+void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack_ref, unsigned kind, uint64_t leader) {
+    uint32_t stack = hg_write_stack(stack_ref);
     hg_writer_byte(HG_REC_SNAPSHOT_BLOCK);
-    hg_write_address(block->ptr);
-    hg_writer_uv(block->size);
+    hg_write_address(ptr);
+    hg_writer_uv(size);
     hg_writer_uv(stack);
+    hg_writer_uv(kind);
+    if (kind == 1 + HG_KIND_INDIRECT) hg_writer_sv((int64_t)(leader - ptr));
+}
+
+static void hg_write_unclassified_block(const hg_block_t *block) {
+    hg_drain_write_block(block->ptr, block->size, block->stack, 0, 0);
 }
 
 /* The heap at exit, restated so that a reader can skip the event stream (see
- * HG_REC_SNAPSHOT): counters, every module ever loaded, the blocks in use and their stacks. */
-static void hg_write_snapshot(void) {
+ * HG_REC_SNAPSHOT): counters and every module ever loaded; the blocks follow. */
+static void hg_write_snapshot_header(void) {
     hg_writer_byte(HG_REC_SNAPSHOT);
     hg_writer_uv(hg_allocs);
     hg_writer_uv(hg_frees);
@@ -233,7 +236,6 @@ static void hg_write_snapshot(void) {
     hg_generation++; /* every stack the snapshot names is written again, under a fresh id */
     hg_next_stack_id = 1;
     for (uint32_t i = 0; i < hg_modules_count(); i++) hg_write_module_load(i);
-    hg_liveset_for_each(hg_write_snapshot_block);
 }
 
 static void hg_sleep_us(long microseconds) {
@@ -316,14 +318,16 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);
     uint64_t snapshot_offset = hg_writer_offset();
-    hg_write_snapshot();
+    hg_write_snapshot_header();
+    bool classified = false;
     if (hg_leak_check_enabled()) {
         const void *table;
         size_t length;
         hg_liveset_region(&table, &length);
         hg_leakscan_exclude(table, length);
-        hg_leakscan_run(stack_floor);
+        classified = hg_leakscan_run(stack_floor);
     }
+    if (!classified) hg_liveset_for_each(hg_write_unclassified_block);
     hg_writer_byte(HG_REC_STATS);
     hg_writer_uv(hg_events);
     hg_writer_uv(hg_ring_full_waits());

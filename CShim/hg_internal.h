@@ -160,14 +160,16 @@ void hg_drain_start(void);
 /** Drains everything claimed so far, runs the leak scan (the calling thread's stack counts
  *  from stack_floor up), writes STATS and END, closes the trace. Idempotent. */
 void hg_drain_finish(int exit_status, uintptr_t stack_floor);
-/** The address-delta register of the trace (records after the drain stopped continue it). */
-uint64_t hg_drain_previous_address(void);
-void hg_drain_set_previous_address(uint64_t address);
+/** Writes one SNAPSHOT_BLOCK (and the STACK it needs); kind is 0 or 1 + HG_KIND_*, leader
+ *  the address it is counted under (indirect blocks only). */
+void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, unsigned kind, uint64_t leader);
 
 /* ---- hg_leakscan.c: the exit-time classification ---- */
 /** Keeps [start, start+length) out of the scan's roots (the shim's own memory). */
 void hg_leakscan_exclude(const void *start, size_t length);
-void hg_leakscan_run(uintptr_t stack_floor);
+/** Classifies the blocks in use and writes them as SNAPSHOT_BLOCK records, then SCAN_DONE.
+ *  False when it could not (no memory for its tables): nothing was written. */
+bool hg_leakscan_run(uintptr_t stack_floor);
 /** Where glibc puts a thread's descriptor: [thread pointer, stack end) of a thread we own. */
 void hg_leakscan_note_thread_descriptor(const void *stack_end, const void *thread_pointer);
 void hg_drain_fork_prepare(void);

@@ -1,6 +1,6 @@
 /*
  * The exit-time leak scan: classifies every block in use the way memcheck does, while the
- * memory still exists, and writes one BLOCK_KIND record per block.
+ * memory still exists, and writes each block of the exit snapshot with its verdict.
  *
  * Why in-process and without ptrace: the memory is gone once the process exits, and ptrace is
  * refused in many CI containers (LeakSanitizer and gperftools fail there). The scan runs in the
@@ -46,6 +46,7 @@ typedef struct {
     uint64_t start;
     uint64_t size;
     uint32_t leader; /* HG_INDIRECT: index of the block it is counted under */
+    hg_stack_ref_t stack;
     uint8_t state;
     bool by_swift_runtime; /* allocated from libswiftCore.so (its layouts are known) */
 } hg_scan_block_t;
@@ -117,7 +118,8 @@ static void hg_collect(const hg_block_t *block) {
         /* Frame 0 is the allocator entry point; frame 1 its caller. */
         by_swift = stack->depth > 1 && stack->ips[1] >= hg_swift_runtime_start && stack->ips[1] < hg_swift_runtime_end;
     }
-    hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = block->size, .by_swift_runtime = by_swift};
+    hg_blocks[hg_fill_index++] =
+        (hg_scan_block_t){.start = block->ptr, .size = block->size, .stack = block->stack, .by_swift_runtime = by_swift};
 }
 
 /* LSD radix sort on the start address, 8 bits a pass, skipping passes where every key has the
@@ -537,21 +539,17 @@ static void hg_form_cliques(void) {
 
 /* ---- the trace ---- */
 
-static void hg_write_kinds(uint64_t nanoseconds) {
-    uint64_t previous = hg_drain_previous_address();
+/* One SNAPSHOT_BLOCK per block, in address order, with its verdict; then SCAN_DONE. */
+static void hg_write_blocks(uint64_t nanoseconds) {
     for (size_t i = 0; i < hg_block_count; i++) {
         const hg_scan_block_t *block = &hg_blocks[i];
-        int kind = block->state == HG_REACHABLE   ? HG_KIND_REACHABLE
-                   : block->state == HG_POSSIBLE  ? HG_KIND_POSSIBLE
-                   : block->state == HG_INDIRECT  ? HG_KIND_INDIRECT
-                                                  : HG_KIND_DEFINITE;
-        hg_writer_byte(HG_REC_BLOCK_KIND);
-        hg_writer_sv((int64_t)(block->start - previous));
-        previous = block->start;
-        hg_writer_uv((uint64_t)kind);
-        if (kind == HG_KIND_INDIRECT) hg_writer_sv((int64_t)(hg_blocks[block->leader].start - block->start));
+        unsigned kind = block->state == HG_REACHABLE   ? HG_KIND_REACHABLE
+                        : block->state == HG_POSSIBLE  ? HG_KIND_POSSIBLE
+                        : block->state == HG_INDIRECT  ? HG_KIND_INDIRECT
+                                                       : HG_KIND_DEFINITE;
+        uint64_t leader = kind == HG_KIND_INDIRECT ? hg_blocks[block->leader].start : 0;
+        hg_drain_write_block(block->start, block->size, block->stack, 1 + kind, leader);
     }
-    hg_drain_set_previous_address(previous);
     hg_writer_byte(HG_REC_SCAN_DONE);
     hg_writer_uv(hg_block_count);
     hg_writer_uv(hg_root_bytes);
@@ -564,7 +562,7 @@ static uint64_t hg_now_ns(void) {
     return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
-void hg_leakscan_run(uintptr_t stack_floor) {
+bool hg_leakscan_run(uintptr_t stack_floor) {
     uint64_t started = hg_now_ns();
     Dl_info self;
     if (dladdr((void *)hg_leakscan_run, &self) && self.dli_fbase)
@@ -573,15 +571,15 @@ void hg_leakscan_run(uintptr_t stack_floor) {
     hg_block_count = hg_liveset_count();
     hg_blocks = hg_map(hg_block_count * sizeof *hg_blocks);
     hg_work = hg_map(hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
-    if (!hg_blocks || !hg_work) return; /* no memory for the scan: the trace says "not scanned" */
+    if (!hg_blocks || !hg_work) return false; /* no memory for the scan: blocks go out unclassified */
     hg_leakscan_exclude(hg_blocks, hg_block_count * sizeof *hg_blocks);
     hg_leakscan_exclude(hg_work, hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
     hg_fill_index = 0;
     hg_find_swift_runtime();
     hg_find_glibc();
     hg_liveset_for_each(hg_collect);
-    if (!hg_sort_blocks()) return;
-    if (!hg_build_page_index()) return;
+    if (!hg_sort_blocks()) return false;
+    if (!hg_build_page_index()) return false;
     if (hg_block_count > 0) {
         hg_lowest = hg_blocks[0].start;
         const hg_scan_block_t *last = &hg_blocks[hg_block_count - 1];
@@ -589,5 +587,6 @@ void hg_leakscan_run(uintptr_t stack_floor) {
     }
     hg_scan_roots(stack_floor);
     hg_form_cliques();
-    hg_write_kinds(hg_now_ns() - started);
+    hg_write_blocks(hg_now_ns() - started);
+    return true;
 }

@@ -64,19 +64,18 @@ typedef enum {
     HG_REC_INHERITED = 0x20,
     /* sv address delta, uv size, uv stack id: a block in use when the process forked. */
     HG_REC_INHERITED_BLOCK = 0x21,
-    /* sv address delta, uv kind (HG_KIND_*), and for HG_KIND_INDIRECT: sv leader-minus-address,
-     * the block whose loss record it is counted under (itself possibly indirect: follow the chain
-     * to a definite block). One per block in use, in address order, after the exit-time scan. */
-    HG_REC_BLOCK_KIND = 0x40,
     /* uv blocks classified, uv root bytes scanned, uv scan nanoseconds: the scan finished. */
     HG_REC_SCAN_DONE = 0x41,
     /* uv allocs, uv frees, uv bytes allocated, uv blocks in use: the exit snapshot starts. It
      * restates the heap at exit so a reader can skip the event stream: the address register is
      * reset to 0, MODULE_LOAD records for every module the process ever loaded follow, then one
-     * SNAPSHOT_BLOCK per block in use (with the STACK records they need, under fresh ids), then
-     * the scan's BLOCK_KIND records. The file's last 16 bytes point here (HG_TRACE_FOOTER). */
+     * SNAPSHOT_BLOCK per block in use (with the STACK records they need, under fresh ids), in
+     * address order when the exit-time scan classified them, then SCAN_DONE if it did. The
+     * file's last 16 bytes point here (HG_TRACE_FOOTER_MAGIC). */
     HG_REC_SNAPSHOT = 0x50,
-    /* sv address delta, uv size, uv stack id: a block in use at exit. */
+    /* sv address delta, uv size, uv stack id, uv kind (0: not classified, else 1 + HG_KIND_*),
+     * and for an indirectly lost block: sv leader-minus-address, the block whose loss record it
+     * is counted under (itself possibly indirect: follow the chain to a definite block). */
     HG_REC_SNAPSHOT_BLOCK = 0x51,
     /* uv events, uv ring-full waits, uv events lost (only ever non-zero before the drain starts). */
     HG_REC_STATS = 0x30,
@@ -89,7 +88,7 @@ typedef enum {
  * COMMAND record, then seek to the snapshot and read only the heap at exit. */
 #define HG_TRACE_FOOTER_MAGIC "HGSNAPSH"
 
-/* The kinds of HG_REC_BLOCK_KIND, memcheck's. */
+/* The kinds of HG_REC_SNAPSHOT_BLOCK, memcheck's. */
 typedef enum {
     HG_KIND_DEFINITE = 0,
     HG_KIND_INDIRECT = 1,

@@ -742,7 +742,7 @@ extension SuppressionTests {
                 let symbolizer = Symbolizer()
                 var blocks: [Block] = []
                 for heap in heaps {
-                    for block in heap.blocksInUse.values {
+                    for block in heap.exitBlocks?.map(\.block) ?? Array(heap.blocksInUse.values) {
                         let frames = (heap.stacks[block.stack] ?? []).flatMap { address -> [SuppressionFrame] in
                             guard let id = address.moduleID, let module = heap.modules[id] else { return [SuppressionFrame()] }
                             let image = ModuleImage(path: module.path, base: module.base)

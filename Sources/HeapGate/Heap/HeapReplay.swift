@@ -16,12 +16,17 @@ public enum HeapReplay {
             state.apply(record, to: &heap)
         }
         heap.isComplete = reader.isComplete
+        if var blocks = heap.exitBlocks, !zip(blocks, blocks.dropFirst()).allSatisfy({ $0.address < $1.address }) {
+            blocks.sort { $0.address < $1.address } // unclassified snapshots come in hash order
+            heap.exitBlocks = blocks
+        }
         // A snapshot cut short says less than the events before it: report those instead.
         if !heap.isComplete, let replayed = state.replayedBeforeSnapshot {
             heap.allocs = replayed.allocs
             heap.frees = replayed.frees
             heap.bytesAllocated = replayed.bytesAllocated
             heap.blocksInUse = replayed.blocksInUse
+            heap.exitBlocks = nil
             heap.stacks = replayed.stacks
             heap.isClassified = false
         }
@@ -80,18 +85,17 @@ private struct ReplayState {
             heap.bytesAllocated = bytesAllocated
         case let .inheritedBlock(address, size, stack):
             heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
-        case let .snapshot(allocs, frees, bytesAllocated, _):
+        case let .snapshot(allocs, frees, bytesAllocated, blocks):
             replayedBeforeSnapshot = heap
             heap.allocs = allocs
             heap.frees = frees
             heap.bytesAllocated = bytesAllocated
             heap.blocksInUse = [:]
+            heap.exitBlocks = []
+            heap.exitBlocks?.reserveCapacity(Int(min(blocks, 1 << 28)))
             pendingReallocs = [:]
-        case let .snapshotBlock(address, size, stack):
-            heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
-        case let .blockKind(address, kind, leader):
-            heap.blocksInUse[address]?.kind = kind
-            heap.blocksInUse[address]?.leader = leader
+        case let .snapshotBlock(address, size, stack, kind, leader):
+            heap.exitBlocks?.append(ExitBlock(address: address, block: HeapBlock(size: size, stack: stack, kind: kind, leader: leader)))
         case let .scanDone(_, _, nanoseconds):
             heap.isClassified = true
             heap.scanNanoseconds = nanoseconds

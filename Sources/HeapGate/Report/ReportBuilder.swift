@@ -29,7 +29,7 @@ public final class ReportBuilder {
         return ProcessReport(
             pid: heap.header.pid, parentPID: heap.header.parentPID, command: heap.command,
             exitStatus: exitStatus ?? heap.exitStatus, isComplete: heap.isComplete,
-            bytesInUse: heap.bytesInUse, blocksInUse: UInt64(heap.blocksInUse.count),
+            bytesInUse: heap.bytesInUse, blocksInUse: UInt64(heap.blockCount),
             allocs: heap.allocs, frees: heap.frees, bytesAllocated: heap.bytesAllocated,
             events: heap.events, ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,
             leakScanSeconds: Double(heap.scanNanoseconds) / 1e9, records: records, leaks: leaks)
@@ -40,29 +40,39 @@ public final class ReportBuilder {
         var frames: [FrameAddress]
     }
 
+    private struct StackKey: Hashable {
+        var kind: LossRecord.Kind
+        var stack: UInt64
+    }
+
     private struct Group {
         var direct = Amount()
         var indirect = Amount()
+
+        mutating func merge(_ other: Group) {
+            direct.add(other.direct.bytes, blocks: other.direct.blocks)
+            indirect.add(other.indirect.bytes, blocks: other.indirect.blocks)
+        }
     }
 
     /// Groups blocks by kind and by their first `numCallers` return addresses, as memcheck
     /// groups loss records by the stack it kept (which is --num-callers deep).
     private func records(for heap: ProcessHeap) -> [LossRecord] {
-        var framesOfStack: [UInt64: [FrameAddress]] = [:]
-        func frames(_ stack: UInt64) -> [FrameAddress] {
-            if let known = framesOfStack[stack] { return known }
-            let cut = Array((heap.stacks[stack] ?? []).prefix(options.numCallers))
-            framesOfStack[stack] = cut
-            return cut
+        // First by kind and stack id (cheap keys, one pass over the blocks), then the stacks'
+        // first --num-callers frames merge groups (one pass over the distinct stacks).
+        var byStack: [StackKey: Group] = [:]
+        var lossRoots = LossRoots(heap: heap)
+        heap.forEachBlock { address, block in
+            let kind: LossRecord.Kind = heap.isClassified ? LossRecord.Kind(block.kind ?? .definite) : .inUse
+            byStack[StackKey(kind: kind, stack: block.stack), default: Group()].direct.add(block.size)
+            if kind == .indirect, let root = lossRoots.root(of: address), let rootBlock = heap.block(at: root) {
+                byStack[StackKey(kind: .definite, stack: rootBlock.stack), default: Group()].indirect.add(block.size)
+            }
         }
         var groups: [GroupKey: Group] = [:]
-        var lossRoots = LossRoots(heap: heap)
-        for (address, block) in heap.blocksInUse {
-            let kind: LossRecord.Kind = heap.isClassified ? LossRecord.Kind(block.kind ?? .definite) : .inUse
-            groups[GroupKey(kind: kind, frames: frames(block.stack)), default: Group()].direct.add(block.size)
-            if kind == .indirect, let root = lossRoots.root(of: address), let rootBlock = heap.blocksInUse[root] {
-                groups[GroupKey(kind: .definite, frames: frames(rootBlock.stack)), default: Group()].indirect.add(block.size)
-            }
+        for (key, group) in byStack {
+            let frames = Array((heap.stacks[key.stack] ?? []).prefix(options.numCallers))
+            groups[GroupKey(kind: key.kind, frames: frames), default: Group()].merge(group)
         }
         let records = groups.map { key, group in
             let symbolized = symbolize(key.frames, heap: heap)
@@ -133,13 +143,13 @@ private struct LossRoots {
     mutating func root(of address: UInt64) -> UInt64? {
         var chain: [UInt64] = []
         var current = address
-        while let block = heap.blocksInUse[current], block.kind == .indirect, let leader = block.leader {
+        while let block = heap.block(at: current), block.kind == .indirect, let leader = block.leader {
             if let known = memo[current] { current = known; break }
             chain.append(current)
             current = leader
-            if chain.count > heap.blocksInUse.count { return nil } // a corrupt, cyclic chain
+            if chain.count > heap.blockCount { return nil } // a corrupt, cyclic chain
         }
         for member in chain { memo[member] = current }
-        return heap.blocksInUse[current]?.kind == .definite ? current : nil
+        return heap.block(at: current)?.kind == .definite ? current : nil
     }
 }

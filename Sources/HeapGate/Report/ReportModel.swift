@@ -23,7 +23,14 @@ public struct LossRecord: Equatable, Sendable {
         case inUse
         case definite, indirect, possible, reachable
 
-        init(_ kind: LeakKind) { self = Kind(rawValue: kind.rawValue)! }
+        init(_ kind: LeakKind) {
+            switch kind {
+            case .definite: self = .definite
+            case .indirect: self = .indirect
+            case .possible: self = .possible
+            case .reachable: self = .reachable
+            }
+        }
         public var leakKind: LeakKind? { LeakKind(rawValue: rawValue) }
     }
     public var kind: Kind

@@ -22,7 +22,6 @@ enum TraceFormat {
         case inheritedBlock = 0x21
         case snapshot = 0x50
         case snapshotBlock = 0x51
-        case blockKind = 0x40
         case scanDone = 0x41
         case stats = 0x30
         case end = 0x7f

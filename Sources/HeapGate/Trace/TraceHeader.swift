@@ -46,9 +46,9 @@ enum TraceRecord {
     case inheritedBlock(address: UInt64, size: UInt64, stack: UInt64)
     /// The heap at exit restated: counters, then modules, stacks and blocks follow.
     case snapshot(allocs: UInt64, frees: UInt64, bytesAllocated: UInt64, blocks: UInt64)
-    case snapshotBlock(address: UInt64, size: UInt64, stack: UInt64)
-    /// The exit-time scan's verdict on one block; `leader` is set for indirect blocks.
-    case blockKind(address: UInt64, kind: LeakKind, leader: UInt64?)
+    /// A block in use at exit, with the exit-time scan's verdict (nil when not classified);
+    /// `leader` is set for indirect blocks.
+    case snapshotBlock(address: UInt64, size: UInt64, stack: UInt64, kind: LeakKind?, leader: UInt64?)
     case scanDone(blocks: UInt64, rootBytes: UInt64, nanoseconds: UInt64)
     case stats(events: UInt64, ringFullWaits: UInt64, lostEvents: UInt64)
     case end(exitStatus: Int?)

@@ -160,14 +160,15 @@ struct TraceReader {
             previousAddress = 0 // the snapshot starts the address register afresh
             return record
         case .snapshotBlock:
-            return .snapshotBlock(address: try address(), size: try stream.uv(), stack: try stream.uv())
-        case .blockKind:
             let address = try address()
+            let size = try stream.uv()
+            let stack = try stream.uv()
             let raw = try stream.uv()
             let kinds: [LeakKind] = [.definite, .indirect, .possible, .reachable]
-            guard raw < UInt64(kinds.count) else { throw corrupt("leak kind \(raw)") }
-            let leader = kinds[Int(raw)] == .indirect ? address &+ UInt64(bitPattern: try stream.sv()) : nil
-            return .blockKind(address: address, kind: kinds[Int(raw)], leader: leader)
+            guard raw <= UInt64(kinds.count) else { throw corrupt("leak kind \(raw)") }
+            let kind = raw == 0 ? nil : kinds[Int(raw) - 1]
+            let leader = kind == .indirect ? address &+ UInt64(bitPattern: try stream.sv()) : nil
+            return .snapshotBlock(address: address, size: size, stack: stack, kind: kind, leader: leader)
         case .scanDone:
             return .scanDone(blocks: try stream.uv(), rootBytes: try stream.uv(), nanoseconds: try stream.uv())
         case .stats:
