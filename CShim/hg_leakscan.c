@@ -79,34 +79,21 @@ static void *hg_map(size_t bytes) {
 /* ---- the blocks, sorted by address ---- */
 
 static size_t hg_fill_index;
-static uintptr_t hg_swift_runtime_start, hg_swift_runtime_end;
+static uintptr_t hg_swift_runtime_start, hg_swift_runtime_end; /* libswiftCore.so */
+static uintptr_t hg_glibc_data_start, hg_glibc_data_end;         /* libc.so.6, where main_arena lives */
 
-/* The Swift runtime's address range, so that its own tagged pointers can be recognised. */
-static void hg_find_swift_runtime(void) {
+/* The address range a loaded module whose path ends with suffix spans (0, 0 if none). */
+static void hg_module_range(const char *suffix, uintptr_t *range_start, uintptr_t *range_end) {
+    size_t suffix_length = strlen(suffix);
     for (uint32_t i = 0; i < hg_modules_count(); i++) {
         const hg_module_t *module = hg_modules_get(i);
         size_t length = strlen(module->path);
-        if (!module->loaded || length < 16 || strcmp(module->path + length - 16, "/libswiftCore.so") != 0) continue;
+        if (!module->loaded || length < suffix_length || strcmp(module->path + length - suffix_length, suffix) != 0)
+            continue;
         for (uint32_t s = 0; s < module->segment_count; s++) {
             uintptr_t start = module->base + module->seg_vaddr[s], end = start + module->seg_memsz[s];
-            if (!hg_swift_runtime_start || start < hg_swift_runtime_start) hg_swift_runtime_start = start;
-            if (end > hg_swift_runtime_end) hg_swift_runtime_end = end;
-        }
-    }
-}
-
-/* glibc's writable data, where main_arena lives. */
-static uintptr_t hg_glibc_data_start, hg_glibc_data_end;
-
-static void hg_find_glibc(void) {
-    for (uint32_t i = 0; i < hg_modules_count(); i++) {
-        const hg_module_t *module = hg_modules_get(i);
-        size_t length = strlen(module->path);
-        if (!module->loaded || length < 10 || strcmp(module->path + length - 10, "/libc.so.6") != 0) continue;
-        for (uint32_t s = 0; s < module->segment_count; s++) {
-            uintptr_t start = module->base + module->seg_vaddr[s], end = start + module->seg_memsz[s];
-            if (!hg_glibc_data_start || start < hg_glibc_data_start) hg_glibc_data_start = start;
-            if (end > hg_glibc_data_end) hg_glibc_data_end = end;
+            if (!*range_start || start < *range_start) *range_start = start;
+            if (end > *range_end) *range_end = end;
         }
     }
 }
@@ -575,8 +562,8 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
     hg_leakscan_exclude(hg_blocks, hg_block_count * sizeof *hg_blocks);
     hg_leakscan_exclude(hg_work, hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
     hg_fill_index = 0;
-    hg_find_swift_runtime();
-    hg_find_glibc();
+    hg_module_range("/libswiftCore.so", &hg_swift_runtime_start, &hg_swift_runtime_end);
+    hg_module_range("/libc.so.6", &hg_glibc_data_start, &hg_glibc_data_end);
     hg_liveset_for_each(hg_collect);
     if (!hg_sort_blocks()) return false;
     if (!hg_build_page_index()) return false;

@@ -23,22 +23,6 @@ public enum JSONReport {
         var bytesAllocated: UInt64
     }
 
-    struct Leaks: Encodable {
-        var definite: Amount
-        var indirect: Amount
-        var possible: Amount
-        var reachable: Amount
-        var suppressed: Amount
-
-        init(_ totals: LeakTotals) {
-            definite = totals.definite
-            indirect = totals.indirect
-            possible = totals.possible
-            reachable = totals.reachable
-            suppressed = totals.suppressed
-        }
-    }
-
     /// How the tracing itself went.
     struct Statistics: Encodable {
         var events: UInt64
@@ -78,7 +62,7 @@ public enum JSONReport {
         var exitStatus: Int?
         var complete: Bool
         var heap: Heap
-        var leaks: Leaks?
+        var leaks: LeakTotals?
         var records: [Record]
         var statistics: Statistics
 
@@ -90,7 +74,7 @@ public enum JSONReport {
             complete = report.isComplete
             heap = Heap(inUseAtExit: Amount(bytes: report.bytesInUse, blocks: report.blocksInUse),
                         allocs: report.allocs, frees: report.frees, bytesAllocated: report.bytesAllocated)
-            leaks = report.leaks.map(Leaks.init)
+            leaks = report.leaks
             statistics = Statistics(events: report.events, ringFullWaits: report.ringFullWaits,
                                     lostEvents: report.lostEvents, leakScanSeconds: report.leakScanSeconds)
             records = report.records.map(Record.init)

@@ -65,7 +65,7 @@ public struct Amount: Equatable, Sendable, Codable {
 }
 
 /// The LEAK SUMMARY of one process.
-public struct LeakTotals: Equatable, Sendable {
+public struct LeakTotals: Equatable, Sendable, Encodable {
     public var definite = Amount()
     public var indirect = Amount()
     public var possible = Amount()
