@@ -70,11 +70,16 @@ static uint32_t *hg_work;
 static size_t hg_work_count;
 static uint64_t hg_lowest, hg_highest; /* address range covered by blocks */
 
-static void *hg_map(size_t bytes) {
+/* Anonymous memory for the scan's own tables. Only the page index, a hash table written at
+ * random, is populated up front (see hg_liveset.c); the others are filled in order, or (the
+ * work stack) mostly never touched, so their pages are zeroed only as they are used. */
+static void *hg_map_flags(size_t bytes, int extra) {
     if (bytes == 0) bytes = 1;
-    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
     return map == MAP_FAILED ? NULL : map;
 }
+
+static void *hg_map(size_t bytes) { return hg_map_flags(bytes, 0); }
 
 /* ---- the blocks, sorted by address ---- */
 
@@ -166,7 +171,7 @@ static bool hg_build_page_index(void) {
     }
     hg_page_capacity = 1024;
     while (hg_page_capacity < pages * 2) hg_page_capacity *= 2;
-    hg_pages = hg_map(hg_page_capacity * sizeof *hg_pages);
+    hg_pages = hg_map_flags(hg_page_capacity * sizeof *hg_pages, MAP_POPULATE);
     if (!hg_pages) return false;
     hg_leakscan_exclude(hg_pages, hg_page_capacity * sizeof *hg_pages);
     for (size_t i = 0; i < hg_block_count; i++) {
