@@ -20,7 +20,11 @@
 #include <libunwind.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <unistd.h>
 
 #include "hg_internal.h"
@@ -47,6 +51,33 @@ static void *hg_reserve(size_t bytes) {
     return map == MAP_FAILED ? NULL : map;
 }
 
+/* libunwind 1.6 opens a pipe (its memory validator) on first use, at the two lowest free
+ * descriptors. The program's next open() would then return 5 instead of 3, and a program that
+ * closes every descriptor and opens files could have libunwind write a validation byte into
+ * one of them. So libunwind is initialised while placeholders hold every free descriptor below
+ * 1000 (the range programs use), and the placeholders are closed again. Runs once, early, on
+ * the only thread (a few hundred microseconds). */
+static void hg_init_libunwind(void) {
+    struct rlimit limit;
+    int high = 1000;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 1024) high = (int)limit.rlim_cur - 8;
+    int source = high > 16 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+    static unsigned char placed[1024];
+    if (source >= 0) {
+        for (int fd = 0; fd < high && fd < 1024; fd++) {
+            placed[fd] = 0;
+            if (fd != source && fcntl(fd, F_GETFD) == -1 && errno == EBADF && dup3(source, fd, O_CLOEXEC) == fd)
+                placed[fd] = 1;
+        }
+    }
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    if (source >= 0) {
+        for (int fd = 0; fd < high && fd < 1024; fd++)
+            if (placed[fd]) close(fd);
+        close(source);
+    }
+}
+
 void hg_stacks_init(void) {
     const char *depth = hg_getenv("HEAPGATE_DEPTH");
     if (depth) {
@@ -61,8 +92,9 @@ void hg_stacks_init(void) {
     /* Never leak-scan roots: 4 GiB of mostly untouched reservation, and no heap pointers. */
     if (hg_table) hg_leakscan_exclude(hg_table, sizeof(uint32_t) * HG_TABLE_SLOTS);
     if (hg_arena) hg_leakscan_exclude(hg_arena, HG_ARENA_BYTES);
-    /* Per-thread caches need no lock when a signal handler unwinds mid-unwind. */
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    /* Per-thread caches need no lock when a signal handler unwinds mid-unwind. This is also
+     * libunwind's first use, which opens its memory-validation pipe: see hg_init_libunwind. */
+    hg_init_libunwind();
     hg_unwind_init();
 }
 

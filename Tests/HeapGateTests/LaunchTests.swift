@@ -139,6 +139,15 @@ struct LaunchTests {
         }
     }
 
+    /// The program's own descriptors are numbered as without heapgate: the trace file and
+    /// libunwind's validation pipe live above 1000.
+    @Test func descriptorNumbersAreUnchanged() throws {
+        let native = try Harness.execute(Harness.fixture("first_fd"), [])
+        #expect(native.stdoutText == "open 3 pipe 4 5\n")
+        let (traced, _) = try Harness.run([Harness.fixture("first_fd")])
+        #expect(traced.stdoutText == native.stdoutText)
+    }
+
     @Test func errnoIsPreserved() throws {
         let (outcome, report) = try Harness.run([Harness.fixture("errno_preserved")])
         #expect(outcome.status == 0, "\(outcome.stderrLines.filter { $0.hasPrefix("errno_preserved:") })")
