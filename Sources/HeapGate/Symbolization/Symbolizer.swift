@@ -126,9 +126,14 @@ public final class Symbolizer {
     public func symbolize(address: UInt64, in module: ModuleImage) -> [SourceFrame] {
         lock.lock()
         defer { lock.unlock() }
-        let key = CacheKey(module: module, address: address)
+        // Every image is opened once per file, at base 0, and looked up file-relative: the same
+        // library loaded at different bases (each process of a tree, with ASLR) shares one
+        // session and one cache instead of reading its debug info again.
+        let file = ModuleImage(path: module.path, base: 0)
+        let relative = address &- module.base
+        let key = CacheKey(module: file, address: relative)
         if let frames = cache[key] { return frames }
-        let frames = session(for: module).map { lookUp(address, in: $0.module) }
+        let frames = session(for: file).map { lookUp(relative, in: $0.module) }
             ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
         cache[key] = frames
         return frames
