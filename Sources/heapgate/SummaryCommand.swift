@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HeapGate
 
 struct SummaryCommand: ParsableCommand {
@@ -15,8 +16,14 @@ struct SummaryCommand: ParsableCommand {
     func run() throws {
         var files: [String] = []
         for path in traces {
-            let inDirectory = TraceSet.files(in: path)
-            files += inDirectory.isEmpty ? [path] : inDirectory
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                let inDirectory = TraceSet.files(in: path)
+                if inDirectory.isEmpty { throw fail("\(path): no heapgate traces (heapgate.*.trace) in this directory", status: 2) }
+                files += inDirectory
+            } else {
+                files.append(path)
+            }
         }
         do {
             let heaps = try TraceSet.load(files: files)
