@@ -148,6 +148,21 @@ struct LaunchTests {
         #expect(traced.stdoutText == native.stdoutText)
     }
 
+    /// The layout `make install` makes (PREFIX/bin/heapgate, PREFIX/lib/heapgate/libheapgate.so):
+    /// the CLI finds the shim beside itself without configuration.
+    @Test func installedLayoutFindsTheShim() throws {
+        let prefix = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: prefix + "/bin", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: prefix + "/lib/heapgate", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: Harness.heapgate, toPath: prefix + "/bin/heapgate")
+        try fm.copyItem(atPath: Harness.shim, toPath: prefix + "/lib/heapgate/libheapgate.so")
+        let outcome = try Harness.execute(prefix + "/bin/heapgate", ["run", "--", Harness.fixture("leak_basic")])
+        #expect(outcome.status == 0)
+        #expect(outcome.stderr.contains("in use at exit: 228 bytes in 4 blocks"))
+    }
+
     @Test func errnoIsPreserved() throws {
         let (outcome, report) = try Harness.run([Harness.fixture("errno_preserved")])
         #expect(outcome.status == 0, "\(outcome.stderrLines.filter { $0.hasPrefix("errno_preserved:") })")
