@@ -36,16 +36,21 @@ enum Harness {
         process.standardInput = inPipe
         try process.run()
         // Read both pipes concurrently so a chatty child never blocks on a full pipe.
-        var outData = Data(), errData = Data()
+        let outData = Collected(), errData = Collected()
         let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { outData.data = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { errData.data = err.fileHandleForReading.readDataToEndOfFile() }
         if let input { inPipe.fileHandleForWriting.write(input) }
         try? inPipe.fileHandleForWriting.close()
         process.waitUntilExit()
         group.wait()
         let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return Outcome(status: status, stdout: outData, stderr: String(decoding: errData, as: UTF8.self))
+        return Outcome(status: status, stdout: outData.data, stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+
+    /// What one reader thread collected; read only after the DispatchGroup is done with it.
+    private final class Collected: @unchecked Sendable {
+        var data = Data()
     }
 
     /// `heapgate run --json=… [flags] -- command…`: the outcome and the decoded report.
