@@ -304,10 +304,38 @@ static void hg_scan_words(const uint64_t *words, size_t count, bool from_definit
         if (words[i] >= hg_lowest) hg_consider(words[i], from_definite);
 }
 
+/* Hands a block's words to visit. Threads that are still running may free blocks while the
+ * scan runs, and glibc gives large blocks (mmap'd chunks, 128 KiB and up by default) straight
+ * back to the kernel: those are copied with process_vm_readv, which reports an unmapped page
+ * instead of faulting. Small blocks live in arenas that stay mapped and are read in place. */
+#define HG_SAFE_READ_BYTES (64 * 1024)
+
+typedef void (*hg_word_visitor_t)(const uint64_t *words, size_t count, size_t context);
+
+static void hg_read_block(const hg_scan_block_t *block, hg_word_visitor_t visit, size_t context) {
+    if (block->size < HG_SAFE_READ_BYTES) {
+        visit((const uint64_t *)block->start, block->size / 8, context);
+        return;
+    }
+    static uint64_t buffer[8192]; /* the shim's .bss: never a root */
+    for (uint64_t done = 0; done + 8 <= block->size;) {
+        size_t want = block->size - done < sizeof buffer ? (size_t)((block->size - done) & ~(uint64_t)7) : sizeof buffer;
+        struct iovec local = {buffer, want}, remote = {(void *)(block->start + done), want};
+        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (got <= 0) return; /* freed and unmapped meanwhile: nothing left to scan */
+        visit(buffer, (size_t)got / 8, context);
+        done += (uint64_t)got;
+    }
+}
+
+static void hg_visit_marking(const uint64_t *words, size_t count, size_t from_definite) {
+    hg_scan_words(words, count, from_definite != 0);
+}
+
 static void hg_propagate(void) {
     while (hg_work_count > 0) {
         hg_scan_block_t *block = &hg_blocks[hg_work[--hg_work_count]];
-        hg_scan_words((const uint64_t *)block->start, block->size / 8, block->state == HG_REACHABLE);
+        hg_read_block(block, hg_visit_marking, block->state == HG_REACHABLE);
     }
 }
 
@@ -503,29 +531,30 @@ static int hg_exclude_own_segments(struct dl_phdr_info *info, size_t size, void 
 
 /* ---- cliques of lost blocks ---- */
 
+/* The words of a block of clique `leader`: unreached blocks they point to join the clique. */
+static void hg_visit_clique(const uint64_t *words, size_t count, size_t leader) {
+    for (size_t w = 0; w < count; w++) {
+        ssize_t j = hg_find_block(words[w]);
+        if (j < 0) {
+            uint64_t side_table = hg_decode_swift_side_table(words[w]);
+            if (!side_table || (j = hg_find_block(side_table)) < 0) continue;
+        }
+        hg_scan_block_t *to = &hg_blocks[j];
+        bool earlier_leader = to->state == HG_DEFINITE && (size_t)j != leader;
+        if (to->state != HG_UNREACHED && !earlier_leader) continue;
+        /* An earlier clique's leader reached from this one joins it, with its members. */
+        to->state = HG_INDIRECT;
+        to->leader = (uint32_t)leader;
+        if (!earlier_leader) hg_push((uint32_t)j);
+    }
+}
+
 static void hg_form_cliques(void) {
     for (size_t i = 0; i < hg_block_count; i++) {
         if (hg_blocks[i].state != HG_UNREACHED) continue;
         hg_blocks[i].state = HG_DEFINITE;
         hg_push((uint32_t)i);
-        while (hg_work_count > 0) {
-            const hg_scan_block_t *from = &hg_blocks[hg_work[--hg_work_count]];
-            const uint64_t *words = (const uint64_t *)from->start;
-            for (size_t w = 0; w < from->size / 8; w++) {
-                ssize_t j = hg_find_block(words[w]);
-                if (j < 0) {
-                    uint64_t side_table = hg_decode_swift_side_table(words[w]);
-                    if (!side_table || (j = hg_find_block(side_table)) < 0) continue;
-                }
-                hg_scan_block_t *to = &hg_blocks[j];
-                bool earlier_leader = to->state == HG_DEFINITE && (size_t)j != i;
-                if (to->state != HG_UNREACHED && !earlier_leader) continue;
-                /* An earlier clique's leader reached from this one joins it, with its members. */
-                to->state = HG_INDIRECT;
-                to->leader = (uint32_t)i;
-                if (!earlier_leader) hg_push((uint32_t)j);
-            }
-        }
+        while (hg_work_count > 0) hg_read_block(&hg_blocks[hg_work[--hg_work_count]], hg_visit_clique, i);
     }
 }
 
