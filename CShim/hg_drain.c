@@ -53,6 +53,16 @@ static uint32_t hg_write_stack(hg_stack_ref_t ref) {
     return stack->trace_id;
 }
 
+/* The fields every block record starts with: its STACK first if the trace lacks it, then the
+ * tag, address delta, size and stack id (ALLOC, REALLOC, INHERITED_BLOCK, SNAPSHOT_BLOCK). */
+static void hg_write_block_record(uint8_t tag, uint64_t ptr, uint64_t size, hg_stack_ref_t ref) {
+    uint32_t stack = hg_write_stack(ref);
+    hg_writer_byte(tag);
+    hg_write_address(ptr);
+    hg_writer_uv(size);
+    hg_writer_uv(stack);
+}
+
 static void hg_write_module_load(uint32_t index) {
     const hg_module_t *module = hg_modules_get(index);
     hg_writer_byte(HG_REC_MODULE_LOAD);
@@ -89,13 +99,7 @@ static void hg_apply(const hg_event_t *event) {
     hg_events++;
     switch ((hg_event_kind_t)event->kind) {
     case HG_EV_ALLOC: {
-        if (hg_writing) {
-            uint32_t stack = hg_write_stack(event->stack);
-            hg_writer_byte(HG_REC_ALLOC);
-            hg_write_address(event->ptr);
-            hg_writer_uv(event->size);
-            hg_writer_uv(stack);
-        }
+        if (hg_writing) hg_write_block_record(HG_REC_ALLOC, event->ptr, event->size, event->stack);
         hg_allocs++;
         hg_bytes_allocated += event->size;
         hg_liveset_insert(event->ptr, event->size, event->stack);
@@ -120,13 +124,9 @@ static void hg_apply(const hg_event_t *event) {
         break;
     }
     case HG_EV_REALLOC: {
-        uint32_t stack = 0;
         if (hg_writing) {
-            if (event->ptr != 0) stack = hg_write_stack(event->stack);
-            hg_writer_byte(HG_REC_REALLOC);
-            hg_write_address(event->ptr);
-            hg_writer_uv(event->ptr ? event->size : 0);
-            hg_writer_uv(stack);
+            bool refused = event->ptr == 0; /* then size and stack are 0 */
+            hg_write_block_record(HG_REC_REALLOC, event->ptr, refused ? 0 : event->size, refused ? 0 : event->stack);
             hg_writer_sv((int64_t)(event->old_ptr - event->ptr));
         }
         hg_block_t old;
@@ -182,11 +182,7 @@ static void hg_write_command(void) {
 }
 
 static void hg_write_inherited_block(const hg_block_t *block) {
-    uint32_t stack = hg_write_stack(block->stack);
-    hg_writer_byte(HG_REC_INHERITED_BLOCK);
-    hg_write_address(block->ptr);
-    hg_writer_uv(block->size);
-    hg_writer_uv(stack);
+    hg_write_block_record(HG_REC_INHERITED_BLOCK, block->ptr, block->size, block->stack);
 }
 
 /* Header, command, the modules loaded now and, in a fork child, what it inherited. */
@@ -211,11 +207,7 @@ static bool hg_leak_check_enabled(void) {
 }
 
 void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack_ref, unsigned kind, uint64_t leader) {
-    uint32_t stack = hg_write_stack(stack_ref);
-    hg_writer_byte(HG_REC_SNAPSHOT_BLOCK);
-    hg_write_address(ptr);
-    hg_writer_uv(size);
-    hg_writer_uv(stack);
+    hg_write_block_record(HG_REC_SNAPSHOT_BLOCK, ptr, size, stack_ref);
     hg_writer_uv(kind);
     if (kind == 1 + HG_KIND_INDIRECT) hg_writer_sv((int64_t)(leader - ptr));
 }

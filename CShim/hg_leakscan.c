@@ -304,28 +304,40 @@ static void hg_scan_words(const uint64_t *words, size_t count, bool from_definit
         if (words[i] >= hg_lowest) hg_consider(words[i], from_definite);
 }
 
+typedef void (*hg_word_visitor_t)(const uint64_t *words, size_t count, size_t context);
+
+#define HG_COPY_WORDS 8192
+
+/* Copies [start, end) of our own memory in chunks into buffer (HG_COPY_WORDS words, in the
+ * shim's .bss, which is never a root) and hands each chunk to visit. An unmapped or unreadable
+ * page is an error from process_vm_readv, not a fault: it is skipped. */
+static void hg_read_safely(uintptr_t start, uintptr_t end, uint64_t *buffer, hg_word_visitor_t visit, size_t context) {
+    start = (start + 7) & ~(uintptr_t)7;
+    while (start + 8 <= end) {
+        size_t want = end - start < HG_COPY_WORDS * 8 ? (end - start) & ~(size_t)7 : HG_COPY_WORDS * 8;
+        struct iovec local = {buffer, want}, remote = {(void *)start, want};
+        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (got <= 0) {
+            start = (start + 4096) & ~(uintptr_t)4095;
+            continue;
+        }
+        visit(buffer, (size_t)got / 8, context);
+        start += (size_t)got;
+    }
+}
+
 /* Hands a block's words to visit. Threads that are still running may free blocks while the
  * scan runs, and glibc gives large blocks (mmap'd chunks, 128 KiB and up by default) straight
  * back to the kernel: those are copied with process_vm_readv, which reports an unmapped page
  * instead of faulting. Small blocks live in arenas that stay mapped and are read in place. */
 #define HG_SAFE_READ_BYTES (64 * 1024)
 
-typedef void (*hg_word_visitor_t)(const uint64_t *words, size_t count, size_t context);
-
 static void hg_read_block(const hg_scan_block_t *block, hg_word_visitor_t visit, size_t context) {
-    if (block->size < HG_SAFE_READ_BYTES) {
+    static uint64_t buffer[HG_COPY_WORDS];
+    if (block->size < HG_SAFE_READ_BYTES)
         visit((const uint64_t *)block->start, block->size / 8, context);
-        return;
-    }
-    static uint64_t buffer[8192]; /* the shim's .bss: never a root */
-    for (uint64_t done = 0; done + 8 <= block->size;) {
-        size_t want = block->size - done < sizeof buffer ? (size_t)((block->size - done) & ~(uint64_t)7) : sizeof buffer;
-        struct iovec local = {buffer, want}, remote = {(void *)(block->start + done), want};
-        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-        if (got <= 0) return; /* freed and unmapped meanwhile: nothing left to scan */
-        visit(buffer, (size_t)got / 8, context);
-        done += (uint64_t)got;
-    }
+    else
+        hg_read_safely(block->start, block->start + block->size, buffer, visit, context);
 }
 
 static void hg_visit_marking(const uint64_t *words, size_t count, size_t from_definite) {
@@ -343,27 +355,22 @@ static void hg_propagate(void) {
 
 static uint64_t hg_root_bytes;
 
+/* A chunk of a root: its words are definite references, and what they reach is marked at once. */
+static void hg_visit_root(const uint64_t *words, size_t count, size_t unused) {
+    (void)unused;
+    hg_root_bytes += count * 8;
+    hg_scan_words(words, count, true);
+    bool was_glibc = hg_root_is_glibc;
+    hg_root_is_glibc = false; /* blocks reached from here are not glibc's data */
+    hg_propagate();
+    hg_root_is_glibc = was_glibc;
+}
+
 /* Reads [start, end) of our own memory safely and scans it as a root. */
 static void hg_scan_root_range(uintptr_t start, uintptr_t end) {
-    static uint64_t buffer[8192]; /* the shim's own .bss: excluded from the roots */
-    start = (start + 7) & ~(uintptr_t)7;
+    static uint64_t buffer[HG_COPY_WORDS];
     hg_root_is_glibc = start >= hg_glibc_data_start && start < hg_glibc_data_end;
-    while (start + 8 <= end) {
-        size_t want = end - start < sizeof buffer ? (end - start) & ~(size_t)7 : sizeof buffer;
-        struct iovec local = {buffer, want}, remote = {(void *)start, want};
-        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-        if (got <= 0) {
-            start = (start + 4096) & ~(uintptr_t)4095; /* unreadable page: skip it */
-            continue;
-        }
-        hg_root_bytes += (uint64_t)got;
-        hg_scan_words(buffer, (size_t)got / 8, true);
-        bool was_glibc = hg_root_is_glibc;
-        hg_root_is_glibc = false; /* blocks reached from here are not glibc's data */
-        hg_propagate();
-        hg_root_is_glibc = was_glibc;
-        start += (size_t)got;
-    }
+    hg_read_safely(start, end, buffer, hg_visit_root, 0);
 }
 
 /* Scans [start, end) minus the exclusions. */
