@@ -22,13 +22,7 @@ public enum HeapReplay {
         }
         // A snapshot cut short says less than the events before it: report those instead.
         if !heap.isComplete, let replayed = state.replayedBeforeSnapshot {
-            heap.allocs = replayed.allocs
-            heap.frees = replayed.frees
-            heap.bytesAllocated = replayed.bytesAllocated
-            heap.blocksInUse = replayed.blocksInUse
-            heap.exitBlocks = nil
-            heap.stacks = replayed.stacks
-            heap.isClassified = false
+            heap = replayed // isComplete is false there too: the snapshot had only just begun
         }
         return heap
     }
