@@ -18,6 +18,7 @@
 
 #define HG_BATCH 256
 #define HG_PENDING_REALLOCS 64
+#define HG_PREFETCH_AHEAD 16
 
 static pthread_t hg_drain_thread;
 static _Atomic bool hg_drain_exists, hg_drain_stop, hg_pause_requested, hg_paused;
@@ -258,8 +259,14 @@ static void *hg_drain_main(void *unused) {
             atomic_store(&hg_paused, false);
         }
         size_t count = hg_ring_pop(batch, HG_BATCH);
-        for (size_t i = 0; i < count; i++) hg_liveset_prefetch(batch[i].kind == HG_EV_REALLOC ? batch[i].old_ptr : batch[i].ptr);
-        for (size_t i = 0; i < count; i++) hg_apply(&batch[i]);
+        /* Every event probes the live set at its block's address (a realloc's old block was
+         * taken out by its REALLOC_FREE): load the slot a few events ahead, so that the cache
+         * misses of a large table overlap instead of adding up. */
+        for (size_t i = 0; i < count && i < HG_PREFETCH_AHEAD; i++) hg_liveset_prefetch(batch[i].ptr);
+        for (size_t i = 0; i < count; i++) {
+            if (i + HG_PREFETCH_AHEAD < count) hg_liveset_prefetch(batch[i + HG_PREFETCH_AHEAD].ptr);
+            hg_apply(&batch[i]);
+        }
         if (count > 0) {
             idle_us = 0;
             continue;
@@ -313,10 +320,7 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     hg_write_snapshot_header();
     bool classified = false;
     if (hg_leak_check_enabled()) {
-        const void *table;
-        size_t length;
-        hg_liveset_region(&table, &length);
-        hg_leakscan_exclude(table, length);
+        hg_liveset_exclude_from_scan();
         classified = hg_leakscan_run(stack_floor);
     }
     if (!classified) hg_liveset_for_each(hg_write_unclassified_block);

@@ -136,8 +136,8 @@ bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack);
 void hg_liveset_prefetch(uint64_t ptr);
 /** Removes ptr; copies the block to out when out is not null. False if ptr was not in use. */
 bool hg_liveset_remove(uint64_t ptr, hg_block_t *out);
-/** The table's current mapping (it holds every block's address: never a root). */
-void hg_liveset_region(const void **start, size_t *length);
+/** Tells the scan that the table's mappings are not roots (they hold every block's address). */
+void hg_liveset_exclude_from_scan(void);
 void hg_liveset_for_each(void (*fn)(const hg_block_t *));
 size_t hg_liveset_count(void);
 

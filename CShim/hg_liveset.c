@@ -6,16 +6,38 @@
  * Open addressing with linear probing and backward-shift deletion (no tombstones), in an
  * anonymous mapping that doubles when three quarters full. Key 0 marks an empty slot
  * (no allocation is ever at address 0).
+ *
+ * Entries are 16 bytes, four to a cache line: every event probes the table at a random
+ * address, so its size decides how much of it stays in cache. Sizes of 4 GiB and more do not
+ * fit the entry's 32 bits; such blocks (a handful at most) keep their size in a short list.
  */
 #include <string.h>
 #include <sys/mman.h>
 
 #include "hg_internal.h"
 
-static hg_block_t *hg_blocks;
+typedef struct {
+    uint64_t ptr;
+    hg_stack_ref_t stack;
+    uint32_t size; /* HG_SIZE_ELSEWHERE: in hg_large */
+} hg_entry_t;
+
+_Static_assert(sizeof(hg_entry_t) == 16, "four entries per cache line");
+
+#define HG_SIZE_ELSEWHERE UINT32_MAX
+#define HG_HUGE_PAGE (2u << 20)
+
+static hg_entry_t *hg_entries;
 static size_t hg_capacity; /* a power of two: 1 << hg_capacity_log2 */
 static unsigned hg_capacity_log2;
 static size_t hg_used;
+
+typedef struct {
+    uint64_t ptr, size;
+} hg_large_t;
+
+static hg_large_t *hg_large;
+static size_t hg_large_count, hg_large_capacity;
 
 /* Fibonacci hashing: the top bits of the product. Blocks are 16-byte aligned and often handed
  * out in address order; the top bits spread such runs evenly, where low or middle bits cluster. */
@@ -23,73 +45,139 @@ static size_t hg_slot_of(uint64_t ptr) {
     return (size_t)(((ptr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - hg_capacity_log2));
 }
 
+/* A table of millions of blocks is probed at random addresses: with 4 KiB pages nearly every
+ * probe also misses the TLB. Large tables are therefore 2 MiB aligned and asked to be backed by
+ * transparent huge pages, and written in full at once: a page first read (the shared zero
+ * page) then written costs a copy-on-write fault and a TLB-flush IPI to the other cores. */
+static void *hg_map_table(size_t bytes) {
+    if (bytes < HG_HUGE_PAGE)
+        return mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    size_t padded = bytes + HG_HUGE_PAGE;
+    char *map = mmap(NULL, padded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return map;
+    char *aligned = (char *)(((uintptr_t)map + HG_HUGE_PAGE - 1) & ~(uintptr_t)(HG_HUGE_PAGE - 1));
+    if (aligned > map) munmap(map, (size_t)(aligned - map));
+    size_t tail = (size_t)(map + padded - (aligned + bytes));
+    if (tail) munmap(aligned + bytes, tail);
+    madvise(aligned, bytes, MADV_HUGEPAGE);
+    if (madvise(aligned, bytes, MADV_POPULATE_WRITE) != 0) memset(aligned, 0, bytes);
+    return aligned;
+}
+
 static bool hg_liveset_grow(void) {
     size_t capacity = hg_capacity ? hg_capacity * 2 : (1u << 16);
-    /* MAP_POPULATE: a hash table touches every page soon anyway, and a page first read (the
-     * shared zero page) then written costs a copy-on-write fault and a TLB-flush IPI to the
-     * other cores each time. */
-    void *map = mmap(NULL, capacity * sizeof(hg_block_t), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void *map = hg_map_table(capacity * sizeof(hg_entry_t));
     if (map == MAP_FAILED) return false;
-    hg_block_t *old = hg_blocks;
+    hg_entry_t *old = hg_entries;
     size_t old_capacity = hg_capacity;
-    hg_blocks = map;
+    hg_entries = map;
     hg_capacity = capacity;
     hg_capacity_log2 = (unsigned)__builtin_ctzll(capacity);
     for (size_t i = 0; i < old_capacity; i++) {
         if (old[i].ptr == 0) continue;
         size_t slot = hg_slot_of(old[i].ptr);
-        while (hg_blocks[slot].ptr != 0) slot = (slot + 1) & (hg_capacity - 1);
-        hg_blocks[slot] = old[i];
+        while (hg_entries[slot].ptr != 0) slot = (slot + 1) & (hg_capacity - 1);
+        hg_entries[slot] = old[i];
     }
-    if (old) munmap(old, old_capacity * sizeof(hg_block_t));
+    if (old) munmap(old, old_capacity * sizeof(hg_entry_t));
     return true;
 }
 
+/* ---- sizes of 4 GiB and more ---- */
+
+static bool hg_large_put(uint64_t ptr, uint64_t size) {
+    for (size_t i = 0; i < hg_large_count; i++) {
+        if (hg_large[i].ptr == ptr) {
+            hg_large[i].size = size;
+            return true;
+        }
+    }
+    if (hg_large_count == hg_large_capacity) {
+        size_t capacity = hg_large_capacity ? hg_large_capacity * 2 : 256;
+        hg_large_t *grown = mmap(NULL, capacity * sizeof *grown, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (grown == MAP_FAILED) return false;
+        if (hg_large) {
+            memcpy(grown, hg_large, hg_large_count * sizeof *grown);
+            munmap(hg_large, hg_large_capacity * sizeof *hg_large);
+        }
+        hg_large = grown;
+        hg_large_capacity = capacity;
+    }
+    hg_large[hg_large_count++] = (hg_large_t){ptr, size};
+    return true;
+}
+
+static uint64_t hg_large_take(uint64_t ptr, bool remove) {
+    for (size_t i = 0; i < hg_large_count; i++) {
+        if (hg_large[i].ptr != ptr) continue;
+        uint64_t size = hg_large[i].size;
+        if (remove) hg_large[i] = hg_large[--hg_large_count];
+        return size;
+    }
+    return 0;
+}
+
+static hg_block_t hg_block_of(const hg_entry_t *entry, bool remove_large) {
+    uint64_t size = entry->size == HG_SIZE_ELSEWHERE ? hg_large_take(entry->ptr, remove_large) : entry->size;
+    return (hg_block_t){.ptr = entry->ptr, .size = size, .stack = entry->stack};
+}
+
+/* ---- the table ---- */
+
 void hg_liveset_prefetch(uint64_t ptr) {
-    if (hg_capacity) __builtin_prefetch(&hg_blocks[hg_slot_of(ptr)], 1);
+    if (hg_capacity) __builtin_prefetch(&hg_entries[hg_slot_of(ptr)], 1);
 }
 
 bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {
     if ((hg_used + 1) * 4 > hg_capacity * 3 && !hg_liveset_grow()) return false;
+    uint32_t stored = size < HG_SIZE_ELSEWHERE ? (uint32_t)size : HG_SIZE_ELSEWHERE;
+    if (stored == HG_SIZE_ELSEWHERE && !hg_large_put(ptr, size)) return false;
     size_t slot = hg_slot_of(ptr);
-    while (hg_blocks[slot].ptr != 0 && hg_blocks[slot].ptr != ptr) slot = (slot + 1) & (hg_capacity - 1);
-    if (hg_blocks[slot].ptr == 0) hg_used++;
-    hg_blocks[slot] = (hg_block_t){.ptr = ptr, .size = size, .stack = stack};
+    while (hg_entries[slot].ptr != 0 && hg_entries[slot].ptr != ptr) slot = (slot + 1) & (hg_capacity - 1);
+    if (hg_entries[slot].ptr == 0) {
+        hg_used++;
+    } else if (hg_entries[slot].size == HG_SIZE_ELSEWHERE && stored != HG_SIZE_ELSEWHERE) {
+        hg_large_take(ptr, true);
+    }
+    hg_entries[slot] = (hg_entry_t){.ptr = ptr, .stack = stack, .size = stored};
     return true;
 }
 
 bool hg_liveset_remove(uint64_t ptr, hg_block_t *out) {
     if (hg_capacity == 0) return false;
     size_t slot = hg_slot_of(ptr);
-    while (hg_blocks[slot].ptr != ptr) {
-        if (hg_blocks[slot].ptr == 0) return false;
+    while (hg_entries[slot].ptr != ptr) {
+        if (hg_entries[slot].ptr == 0) return false;
         slot = (slot + 1) & (hg_capacity - 1);
     }
-    if (out) *out = hg_blocks[slot];
+    hg_block_t block = hg_block_of(&hg_entries[slot], true);
+    if (out) *out = block;
     /* Backward-shift: pull later members of the probe run into the hole. */
     size_t hole = slot;
-    for (size_t next = (hole + 1) & (hg_capacity - 1); hg_blocks[next].ptr != 0; next = (next + 1) & (hg_capacity - 1)) {
-        size_t home = hg_slot_of(hg_blocks[next].ptr);
+    for (size_t next = (hole + 1) & (hg_capacity - 1); hg_entries[next].ptr != 0; next = (next + 1) & (hg_capacity - 1)) {
+        size_t home = hg_slot_of(hg_entries[next].ptr);
         bool movable = hole <= next ? (home <= hole || home > next) : (home <= hole && home > next);
         if (movable) {
-            hg_blocks[hole] = hg_blocks[next];
+            hg_entries[hole] = hg_entries[next];
             hole = next;
         }
     }
-    memset(&hg_blocks[hole], 0, sizeof hg_blocks[hole]);
+    memset(&hg_entries[hole], 0, sizeof hg_entries[hole]);
     hg_used--;
     return true;
 }
 
 void hg_liveset_for_each(void (*fn)(const hg_block_t *)) {
-    for (size_t i = 0; i < hg_capacity; i++)
-        if (hg_blocks[i].ptr != 0) fn(&hg_blocks[i]);
+    for (size_t i = 0; i < hg_capacity; i++) {
+        if (hg_entries[i].ptr == 0) continue;
+        hg_block_t block = hg_block_of(&hg_entries[i], false);
+        fn(&block);
+    }
 }
 
 size_t hg_liveset_count(void) { return hg_used; }
 
-void hg_liveset_region(const void **start, size_t *length) {
-    *start = hg_blocks;
-    *length = hg_capacity * sizeof(hg_block_t);
+void hg_liveset_exclude_from_scan(void) {
+    if (hg_entries) hg_leakscan_exclude(hg_entries, hg_capacity * sizeof(hg_entry_t));
+    if (hg_large) hg_leakscan_exclude(hg_large, hg_large_capacity * sizeof *hg_large);
 }

@@ -97,6 +97,7 @@ fixture c unwind_stress unwind_stress.c -pthread
 fixture c alloc_then_sleep alloc_then_sleep.c
 fixture c fd_hygiene fd_hygiene.c
 fixture c first_fd first_fd.c
+fixture c huge_block huge_block.c
 fixture c errno_preserved errno_preserved.c -pthread
 # A static executable needs the C library's static archive (libc.a); without it the
 # launch test that uses static_hello skips.

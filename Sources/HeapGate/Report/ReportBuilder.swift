@@ -89,9 +89,12 @@ public final class ReportBuilder {
         }
     }
 
-    /// Every frame of the given return addresses, inlined frames expanded.
+    /// Every frame of the given return addresses, inlined frames expanded. Frames under `main`
+    /// are never shown (see `cutBelowMain`) and only their names can matter (to a suppression),
+    /// so they are named from the symbol table alone.
     private func symbolize(_ frames: [FrameAddress], heap: ProcessHeap) -> [ReportFrame] {
         var out: [ReportFrame] = []
+        var belowMain = false
         for frame in frames {
             let address = "0x" + String(frame.address, radix: 16)
             guard let id = frame.moduleID, let module = heap.modules[id] else {
@@ -100,7 +103,10 @@ public final class ReportBuilder {
             }
             // A return address points after the call: look up the call instruction.
             let image = ModuleImage(path: module.path, base: module.base)
-            let sources = symbolizer.symbolize(address: frame.address &- 1, in: image)
+            let sources = belowMain
+                ? [symbolizer.symbolName(address: frame.address &- 1, in: image)]
+                : symbolizer.symbolize(address: frame.address &- 1, in: image)
+            belowMain = belowMain || sources.contains { $0.function == "main" }
             for (index, source) in sources.enumerated() {
                 out.append(ReportFrame(
                     address: address, function: source.function,

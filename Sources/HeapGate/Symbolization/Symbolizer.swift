@@ -139,6 +139,21 @@ public final class Symbolizer {
         return frames
     }
 
+    /// The ELF symbol covering `address`, demangled, without reading DWARF: no source line and
+    /// no inlined frames. For frames a report never shows (those under `main`), where reading a
+    /// large library's debug info (libc's, say: tens of megabytes to decompress) would be wasted.
+    public func symbolName(address: UInt64, in module: ModuleImage) -> SourceFrame {
+        lock.lock()
+        defer { lock.unlock() }
+        let file = ModuleImage(path: module.path, base: 0)
+        let relative = address &- module.base
+        if let frames = cache[CacheKey(module: file, address: relative)], let outer = frames.last {
+            return SourceFrame(function: outer.function, file: nil, line: nil, isInlined: false, linkageName: outer.linkageName)
+        }
+        let symbol = session(for: file).flatMap { LibDW.dwflModuleAddrInfo($0.module, relative) }
+        return SourceFrame(function: symbol.map(Demangler.demangle), file: nil, line: nil, isInlined: false, linkageName: symbol)
+    }
+
     private func session(for image: ModuleImage) -> Session? {
         if let known = sessions[image] { return known }
         var session: Session?
