@@ -35,8 +35,9 @@ static uint64_t hg_events, hg_allocs, hg_frees, hg_bytes_allocated;
 static hg_block_t hg_pending[HG_PENDING_REALLOCS];
 static unsigned hg_pending_next;
 
-static void hg_write_address(uint64_t address) {
-    hg_writer_sv((int64_t)(address - hg_prev_address));
+/* Puts an address as a delta against the previous one; the caller reserved the room. */
+static inline void hg_put_address(uint64_t address) {
+    hg_writer_put_sv((int64_t)(address - hg_prev_address));
     hg_prev_address = address;
 }
 
@@ -58,10 +59,18 @@ static uint32_t hg_write_stack(hg_stack_ref_t ref) {
  * tag, address delta, size and stack id (ALLOC, REALLOC, INHERITED_BLOCK, SNAPSHOT_BLOCK). */
 static void hg_write_block_record(uint8_t tag, uint64_t ptr, uint64_t size, hg_stack_ref_t ref) {
     uint32_t stack = hg_write_stack(ref);
-    hg_writer_byte(tag);
-    hg_write_address(ptr);
-    hg_writer_uv(size);
-    hg_writer_uv(stack);
+    hg_writer_reserve(1 + 3 * HG_MAX_VARINT);
+    hg_writer_put_byte(tag);
+    hg_put_address(ptr);
+    hg_writer_put_uv(size);
+    hg_writer_put_uv(stack);
+}
+
+/* FREE and REALLOC_FREE: the tag and the address. */
+static void hg_write_free_record(uint8_t tag, uint64_t ptr) {
+    hg_writer_reserve(1 + HG_MAX_VARINT);
+    hg_writer_put_byte(tag);
+    hg_put_address(ptr);
 }
 
 static void hg_write_module_load(uint32_t index) {
@@ -107,18 +116,12 @@ static void hg_apply(const hg_event_t *event) {
         break;
     }
     case HG_EV_FREE:
-        if (hg_writing) {
-            hg_writer_byte(HG_REC_FREE);
-            hg_write_address(event->ptr);
-        }
+        if (hg_writing) hg_write_free_record(HG_REC_FREE, event->ptr);
         hg_frees++;
         hg_liveset_remove(event->ptr, NULL);
         break;
     case HG_EV_REALLOC_FREE: {
-        if (hg_writing) {
-            hg_writer_byte(HG_REC_REALLOC_FREE);
-            hg_write_address(event->ptr);
-        }
+        if (hg_writing) hg_write_free_record(HG_REC_REALLOC_FREE, event->ptr);
         hg_frees++;
         hg_block_t old;
         if (hg_liveset_remove(event->ptr, &old)) hg_pending_put(&old);

@@ -144,11 +144,52 @@ size_t hg_liveset_count(void);
 /* ---- hg_writer.c: the trace file ---- */
 bool hg_writer_open(const char *dir, uint32_t flags);
 bool hg_writer_is_open(void);
-void hg_writer_byte(uint8_t byte);
-void hg_writer_uv(uint64_t value);
-void hg_writer_sv(int64_t value);
 void hg_writer_bytes(const void *data, size_t length);
 void hg_writer_flush(void);
+
+/* The buffer, shared with the inline encoders below: the drain thread writes a few varints
+ * per event, and a call per field (with the buffer's state reloaded each time) cost it about
+ * as much as the rest of the event's handling. */
+#define HG_WRITE_BUFFER (1u << 20)
+#define HG_MAX_VARINT 10
+extern unsigned char hg_write_buffer[HG_WRITE_BUFFER];
+extern size_t hg_write_buffered;
+
+/** Makes room for a record of up to `bytes` bytes; the encoders below then need no checks. */
+static inline void hg_writer_reserve(size_t bytes) {
+    if (hg_write_buffered + bytes > HG_WRITE_BUFFER) hg_writer_flush();
+}
+
+static inline void hg_writer_put_uv(uint64_t value) {
+    unsigned char *out = hg_write_buffer + hg_write_buffered;
+    while (value >= 0x80) {
+        *out++ = (unsigned char)(value | 0x80);
+        value >>= 7;
+    }
+    *out++ = (unsigned char)value;
+    hg_write_buffered = (size_t)(out - hg_write_buffer);
+}
+
+static inline void hg_writer_put_sv(int64_t value) {
+    hg_writer_put_uv(((uint64_t)value << 1) ^ (uint64_t)(value >> 63));
+}
+
+static inline void hg_writer_put_byte(uint8_t byte) { hg_write_buffer[hg_write_buffered++] = byte; }
+
+static inline void hg_writer_byte(uint8_t byte) {
+    hg_writer_reserve(1);
+    hg_writer_put_byte(byte);
+}
+
+static inline void hg_writer_uv(uint64_t value) {
+    hg_writer_reserve(HG_MAX_VARINT);
+    hg_writer_put_uv(value);
+}
+
+static inline void hg_writer_sv(int64_t value) {
+    hg_writer_reserve(HG_MAX_VARINT);
+    hg_writer_put_sv(value);
+}
 /** The file offset the next byte will have. */
 uint64_t hg_writer_offset(void);
 void hg_writer_close(void);
