@@ -476,6 +476,9 @@ typedef struct {
     uint32_t tag;     /* the caller's name (a stack ref) for this frame list; 0 = none */
     bool tag_pending; /* the capture that just ran replaced the list: hg_unwind_tag names it */
     uintptr_t ip[HG_REMEMBER], sp[HG_REMEMBER], rbp[HG_REMEMBER] /* hg_hide()n */, slot[HG_REMEMBER];
+    /* Frame i's RBP check, derived from the above so that reuse compares without branching:
+     * the word at rbp_at[i] must be rbp_want[i] (hg_hide()n); a dummy word where none applies. */
+    uintptr_t rbp_at[HG_REMEMBER], rbp_want[HG_REMEMBER];
     /* the frames of the capture under way, until it meets a remembered one (ips hold the IPs) */
     uintptr_t fresh_sp[HG_FRESH], fresh_rbp[HG_FRESH] /* hg_hide()n */, fresh_slot[HG_FRESH];
     uint64_t fresh_rule[HG_FRESH];
@@ -493,7 +496,23 @@ static inline uintptr_t hg_reveal(uintptr_t hidden) { return hidden ^ HG_RBP_MAS
 
 static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec")));
 
-/* Sets the HG_MATTERS bits of frames [0, upto) from their rules, given frame upto's. */
+static const uintptr_t hg_zero_word;
+
+/* Derives the RBP checks of frames [from, to) (clamped to the memory): frame i's RBP, read
+ * from frame i - 1's save slot, is checked when that slot exists and the value matters. */
+static void hg_derive_checks(hg_memory_t *m, uint32_t from, uint32_t to) {
+    if (from == 0) from = 1;
+    if (to > m->count) to = m->count;
+    for (uint32_t i = from; i < to; i++) {
+        uintptr_t slot = m->slot[i - 1] & ~HG_MATTERS;
+        bool checked = slot != 0 && (m->slot[i] & HG_MATTERS);
+        m->rbp_at[i] = checked ? slot : (uintptr_t)&hg_zero_word;
+        m->rbp_want[i] = checked ? m->rbp[i] : hg_hide(0);
+    }
+}
+
+/* Sets the HG_MATTERS bits of frames [0, upto) from their rules, given frame upto's, and the
+ * checks that depend on them or on the fresh frames [0, upto). */
 static void hg_mark_rbp(hg_memory_t *m, uint32_t upto, bool outer_matters) {
     bool matters = outer_matters;
     for (uint32_t i = upto; i-- > 0;) {
@@ -502,15 +521,18 @@ static void hg_mark_rbp(hg_memory_t *m, uint32_t upto, bool outer_matters) {
         matters = hg_rule_kind(rule) == HG_RULE_CFA_RBP || (passes_on && matters);
         m->slot[i] = (m->slot[i] & ~HG_MATTERS) | (matters ? HG_MATTERS : 0);
     }
+    hg_derive_checks(m, 1, upto + 1);
 }
 
 /* Every frame's RBP matters: for lists whose rules were not kept, or that may go on (CUT). */
 static void hg_mark_all(hg_memory_t *m) {
     for (uint32_t i = 0; i < m->count; i++) m->slot[i] |= HG_MATTERS;
+    hg_derive_checks(m, 1, m->count);
 }
 
 /* Makes the fresh frames [0, n) (IPs in ips) frames [0, n) of the memory. */
 static void hg_keep_fresh(hg_memory_t *m, void *const *ips, uint32_t n) {
+    if (n == 0) return; /* the common case of a repeated stack: skip four library calls */
     memcpy(m->ip, ips, sizeof(uintptr_t) * n);
     memcpy(m->sp, m->fresh_sp, sizeof(uintptr_t) * n);
     memcpy(m->rbp, m->fresh_rbp, sizeof(uintptr_t) * n);
@@ -559,15 +581,18 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
     bool cut = total > max;
     if (cut) total = max;
     uint32_t last = j + (total - n) - 1;
+    /* Every word is read (all lie in live frames at or above frame j), and the differences
+     * are combined: no branch per frame. */
+    uintptr_t changed = 0;
     for (uint32_t i = j + 1; i <= last; i++) {
-        if (*(const uintptr_t *)(m->sp[i] - 8) != m->ip[i]) return -1;
-        uintptr_t slot = m->slot[i - 1] & ~HG_MATTERS;
-        if (slot && (m->slot[i] & HG_MATTERS) && hg_hide(*(const uintptr_t *)slot) != m->rbp[i]) return -1;
+        changed |= *(const uintptr_t *)(m->sp[i] - 8) ^ m->ip[i];
+        changed |= hg_hide(*(const uintptr_t *)m->rbp_at[i]) ^ m->rbp_want[i];
     }
+    if (changed) return -1;
     if (!cut && m->end == HG_END_LOW && *(const uintptr_t *)m->low_slot != m->low_value) return -1;
     bool go_on = !cut && m->end == HG_END_CUT && total < max;
-    if (n == j && !cut && !go_on && m->tag != 0 && memcmp(ips, m->ip, sizeof(uintptr_t) * n) == 0 &&
-        memcmp(m->fresh_sp, m->sp, sizeof(uintptr_t) * n) == 0) {
+    if (n == j && !cut && !go_on && m->tag != 0 &&
+        (n == 0 || (memcmp(ips, m->ip, sizeof(uintptr_t) * n) == 0 && memcmp(m->fresh_sp, m->sp, sizeof(uintptr_t) * n) == 0))) {
         /* The very list of the last capture: keep the fresh inner states (RBP may differ where
          * it does not matter) and let the caller reuse its stack. */
         hg_keep_fresh(m, ips, n);
@@ -584,6 +609,8 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
         memmove(&m->sp[n], &m->sp[j], bytes);
         memmove(&m->rbp[n], &m->rbp[j], bytes);
         memmove(&m->slot[n], &m->slot[j], bytes);
+        memmove(&m->rbp_at[n], &m->rbp_at[j], bytes); /* frame n's own is derived again below */
+        memmove(&m->rbp_want[n], &m->rbp_want[j], bytes);
     }
     hg_keep_fresh(m, ips, n);
     m->count = keep;
