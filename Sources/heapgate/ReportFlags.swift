@@ -91,10 +91,10 @@ struct ReportFlags: ParsableArguments {
 
     /// Prints the text report on stderr and writes the JSON report if asked. Returns the reports.
     @discardableResult
-    func emit(_ heaps: [ProcessHeap], exitStatuses: [Int: Int] = [:]) throws -> [ProcessReport] {
+    func emit(_ heaps: [ProcessHeap], exitStatuses: [Int: Int] = [:], symbolizer: Symbolizer? = nil) throws -> [ProcessReport] {
         var options = self.options
         options.suppressions = RecordSuppressions(try loadSuppressions())
-        let builder = ReportBuilder(options: options)
+        let builder = ReportBuilder(options: options, symbolizer: symbolizer)
         let reports = heaps.map { builder.report(for: $0, exitStatus: exitStatuses[$0.header.pid]) }
         let text = reports.map { report in
             TextReport.render(report, options: options) { record in

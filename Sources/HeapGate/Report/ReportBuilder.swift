@@ -5,9 +5,11 @@ public final class ReportBuilder {
     private let options: ReportOptions
     private let symbolizer: Symbolizer
 
-    public init(options: ReportOptions) {
+    /// `symbolizer`: one that may already hold some modules' debug information (see
+    /// `Symbolizer.preload`); by default a new one.
+    public init(options: ReportOptions, symbolizer: Symbolizer? = nil) {
         self.options = options
-        self.symbolizer = Symbolizer(useDebuginfod: options.useDebuginfod)
+        self.symbolizer = symbolizer ?? Symbolizer(useDebuginfod: options.useDebuginfod)
     }
 
     public func report(for heap: ProcessHeap, exitStatus: Int? = nil) -> ProcessReport {
