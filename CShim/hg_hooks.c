@@ -1,14 +1,19 @@
 /*
- * The work behind each interposed entry point: call glibc, then record what happened.
+ * The malloc family: the only symbols libheapgate.so exports besides _exit/_Exit
+ * (hg_lifecycle.c). Each entry point calls glibc, then records what happened.
  *
  * Ordering rule, which makes the single ring's order a valid history of the heap:
  * a free is recorded *before* the memory goes back to glibc, an allocation *after* glibc
  * returned it. So no thread can be handed an address (and record its ALLOC) before the
  * FREE of the previous owner of that address is in the ring.
  *
- * The frames of these functions are part of every recorded stack's prefix: hg_stacks.c
- * skips exactly [hg_stacks_capture, hg_record, hg_<entry>], so frame 0 is the exported
- * entry point. Hence the NOINLINE on every hg_<entry> and the shared always-inline bodies.
+ * Frames: the exported function holds its whole body (shared bodies are always-inline), and
+ * hg_record, which it calls, snapshots its own registers and unwinds from there. A recorded
+ * stack is [hg_record, <entry point>, program...]; hg_stacks.c drops hg_record, so frame 0 is
+ * the entry point (malloc, calloc, ...), as in memcheck's stacks. Every frame of the shim
+ * costs each fresh unwind a step and each reused one a check, hence no other layer.
+ * The Makefile builds the shim with -fno-optimize-sibling-calls: no entry point may turn its
+ * call to hg_record into a jump, which would drop its frame.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -17,6 +22,7 @@
 
 #include "hg_internal.h"
 
+#define HG_EXPORT __attribute__((visibility("default")))
 #define HG_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 HG_ALWAYS_INLINE bool hg_recording(void) {
@@ -29,9 +35,12 @@ HG_ALWAYS_INLINE bool hg_recording(void) {
     return state == HG_RECORDING;
 }
 
-/* Records one event; captures the stack for allocations. errno is the program's: the
- * unwinder and dl_iterate_phdr may change it, so it is put back. */
+/* Records one event; captures the stack for allocations, starting from this function's own
+ * registers (see the top of the file). errno is the program's: the unwinder and
+ * dl_iterate_phdr may change it, so it is put back. */
 static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, void *old_ptr) {
+    hg_regs_t here;
+    HG_HERE(here);
     int saved_errno = errno;
     hg_guard_depth++;
     hg_event_t event = {
@@ -41,26 +50,31 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
         .old_ptr = (uintptr_t)old_ptr,
         .stack = 0,
     };
-    if (kind == HG_EV_ALLOC || kind == HG_EV_REALLOC) event.stack = hg_stacks_capture();
+    if (kind == HG_EV_ALLOC || kind == HG_EV_REALLOC) event.stack = hg_stacks_capture(&here);
     hg_ring_push(&event);
     hg_guard_depth--;
     errno = saved_errno;
 }
 
-HG_NOINLINE void *hg_malloc(size_t size) {
+HG_ALWAYS_INLINE void *hg_malloc_body(size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) return hg_bootstrap_alloc(size, 16);
     void *ptr = hg_real.malloc(size);
     if (ptr && hg_recording()) hg_record(HG_EV_ALLOC, ptr, size, NULL);
     return ptr;
 }
 
-HG_NOINLINE void hg_free(void *ptr) {
+/** Interposes malloc(3). */
+HG_EXPORT void *malloc(size_t size) { return hg_malloc_body(size); }
+
+/** Interposes free(3). */
+HG_EXPORT void free(void *ptr) {
     if (ptr == NULL || hg_bootstrap_owns(ptr)) return;
     if (hg_recording()) hg_record(HG_EV_FREE, ptr, 0, NULL);
     hg_real.free(ptr);
 }
 
-HG_NOINLINE void *hg_calloc(size_t count, size_t size) {
+/** Interposes calloc(3). */
+HG_EXPORT void *calloc(size_t count, size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) {
         size_t total;
         if (__builtin_mul_overflow(count, size, &total)) return NULL;
@@ -73,7 +87,7 @@ HG_NOINLINE void *hg_calloc(size_t count, size_t size) {
 
 /* realloc out of the bootstrap arena: the old block stays (the arena never reuses). */
 static void *hg_realloc_from_bootstrap(void *ptr, size_t size) {
-    void *fresh = hg_malloc(size);
+    void *fresh = hg_malloc_body(size);
     if (fresh) {
         size_t old = hg_bootstrap_usable_size(ptr);
         memcpy(fresh, ptr, old < size ? old : size);
@@ -99,9 +113,11 @@ HG_ALWAYS_INLINE void *hg_realloc_body(void *ptr, size_t size) {
     return fresh;
 }
 
-HG_NOINLINE void *hg_realloc(void *ptr, size_t size) { return hg_realloc_body(ptr, size); }
+/** Interposes realloc(3). */
+HG_EXPORT void *realloc(void *ptr, size_t size) { return hg_realloc_body(ptr, size); }
 
-HG_NOINLINE void *hg_reallocarray(void *ptr, size_t count, size_t size) {
+/** Interposes reallocarray(3). */
+HG_EXPORT void *reallocarray(void *ptr, size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
         errno = ENOMEM;
@@ -115,7 +131,8 @@ HG_ALWAYS_INLINE void *hg_aligned_body(void *ptr, size_t size) {
     return ptr;
 }
 
-HG_NOINLINE int hg_posix_memalign(void **out, size_t alignment, size_t size) {
+/** Interposes posix_memalign(3). */
+HG_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) {
         void *ptr = hg_bootstrap_alloc(size, alignment);
         if (!ptr) return ENOMEM;
@@ -127,22 +144,26 @@ HG_NOINLINE int hg_posix_memalign(void **out, size_t alignment, size_t size) {
     return error;
 }
 
-HG_NOINLINE void *hg_aligned_alloc(size_t alignment, size_t size) {
+/** Interposes aligned_alloc(3). */
+HG_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) return hg_bootstrap_alloc(size, alignment);
     return hg_aligned_body(hg_real.aligned_alloc(alignment, size), size);
 }
 
-HG_NOINLINE void *hg_memalign(size_t alignment, size_t size) {
+/** Interposes memalign(3). */
+HG_EXPORT void *memalign(size_t alignment, size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) return hg_bootstrap_alloc(size, alignment);
     return hg_aligned_body(hg_real.memalign(alignment, size), size);
 }
 
-HG_NOINLINE void *hg_valloc(size_t size) {
+/** Interposes valloc(3). */
+HG_EXPORT void *valloc(size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) return hg_bootstrap_alloc(size, 4096);
     return hg_aligned_body(hg_real.valloc(size), size);
 }
 
-HG_NOINLINE void *hg_pvalloc(size_t size) {
+/** Interposes pvalloc(3). */
+HG_EXPORT void *pvalloc(size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) return hg_bootstrap_alloc(size, 4096);
     /* memcheck counts pvalloc as the page-rounded size it hands out. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -150,7 +171,8 @@ HG_NOINLINE void *hg_pvalloc(size_t size) {
     return hg_aligned_body(hg_real.pvalloc(size), rounded);
 }
 
-HG_NOINLINE size_t hg_malloc_usable_size(void *ptr) {
+/** Interposes malloc_usable_size(3). */
+HG_EXPORT size_t malloc_usable_size(void *ptr) {
     if (ptr == NULL) return 0;
     if (hg_bootstrap_owns(ptr)) return hg_bootstrap_usable_size(ptr);
     if (HG_UNLIKELY(!hg_real_ready())) return 0;

@@ -86,17 +86,30 @@ typedef struct {
 } hg_stack_t;
 
 void hg_stacks_init(void);
-/** Unwinds the caller's stack (skipping the shim's own frames) and returns its deduplicated id. */
-hg_stack_ref_t hg_stacks_capture(void);
+/* A thread's registers at one point of its code, where an unwind starts. */
+typedef struct {
+    uintptr_t ip, sp, rbp;
+} hg_regs_t;
+
+/* Snapshots the registers at this point of the calling function: the unwinder's rules for
+ * that address then hold for the snapshot (taken in one asm block, so nothing moves between). */
+#define HG_HERE(state)                                                                                     \
+    __asm__ volatile("leaq 1f(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2\n1:"                          \
+                     : "=&r"((state).ip), "=&r"((state).sp), "=&r"((state).rbp))
+
+/** Unwinds the stack from `start` (hg_record's registers; its frame is dropped, so frame 0 is
+ *  the entry point) and returns its deduplicated id. */
+hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start);
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
 extern uint32_t hg_stacks_max_depth;
 
 /* hg_unwind.c: the fast unwinder behind hg_stacks_capture */
 void hg_unwind_init(void);
-/** Like unw_backtrace (ips[0] is the return address into the caller), into ips with room for
- *  max_frames + 1 entries. When the frames are those of this thread's previous capture, which
- *  hg_unwind_tag named, *same_tag is that name and ips past the innermost frames are left unset. */
-int hg_unwind_backtrace(void **ips, int max_frames, uint32_t *same_tag);
+/** Like unw_backtrace, but from `start`: ips[0] is start->ip, then the return addresses of
+ *  the frames above it; ips has room for max_frames + 2 entries. When the frames are those of
+ *  this thread's previous capture, which hg_unwind_tag named, *same_tag is that name and ips
+ *  past the innermost frames are left unset. */
+int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, uint32_t *same_tag);
 /** Names (0: no name) the frame list that the capture just made on this thread produced. */
 void hg_unwind_tag(uint32_t tag);
 
@@ -222,19 +235,5 @@ typedef enum { HG_OFF = 0, HG_RECORDING, HG_FINISHED } hg_state_t;
 extern _Atomic int hg_state;
 const char *hg_getenv(const char *name);
 void hg_lifecycle_start(void);
-
-/* ---- hg_hooks.c: the work behind each interposed entry point ---- */
-void *hg_malloc(size_t size);
-void hg_free(void *ptr);
-void *hg_calloc(size_t count, size_t size);
-void *hg_realloc(void *ptr, size_t size);
-void *hg_reallocarray(void *ptr, size_t count, size_t size);
-int hg_posix_memalign(void **out, size_t alignment, size_t size);
-void *hg_aligned_alloc(size_t alignment, size_t size);
-void *hg_memalign(size_t alignment, size_t size);
-void *hg_valloc(size_t size);
-void *hg_pvalloc(size_t size);
-size_t hg_malloc_usable_size(void *ptr);
-void hg_exit_now(int status) __attribute__((noreturn));
 
 #endif

@@ -89,10 +89,16 @@ __attribute__((destructor)) static void hg_destructor(void) {
     hg_guard_depth--;
 }
 
-void hg_exit_now(int status) {
+static __attribute__((noreturn)) void hg_exit_now(int status) {
     hg_guard_depth++;
     hg_drain_finish(status, (uintptr_t)__builtin_frame_address(0));
     if (hg_real.exit_now) hg_real.exit_now(status);
     syscall(SYS_exit_group, status);
     __builtin_unreachable();
 }
+
+/** Interposes _exit(2): exit() does not come through here, but a fork child's _exit does.
+ *  Exported, like the malloc family (hg_hooks.c). */
+__attribute__((visibility("default"))) void _exit(int status) { hg_exit_now(status); }
+/** Interposes _Exit(3), the C99 spelling of _exit. */
+__attribute__((visibility("default"))) void _Exit(int status) { hg_exit_now(status); }

@@ -29,8 +29,11 @@
 
 #include "hg_internal.h"
 
-/* Frames of the shim on top of every capture: hg_stacks_capture, hg_record, hg_<entry>. */
-#define HG_SKIP_FRAMES 3
+/* The shim's frame on top of every fast capture: hg_record (the unwind starts from its
+ * registers), so that frame 0 is the entry point. unw_backtrace, called here, also returns
+ * hg_stacks_capture's own frame. */
+#define HG_SKIP_FRAMES 1
+#define HG_SKIP_FRAMES_PLAIN 2
 #define HG_MAX_DEPTH 256
 #define HG_TABLE_SLOTS (1u << 22)
 #define HG_ARENA_BYTES (4ull << 30)
@@ -171,50 +174,55 @@ static void hg_verify_report(int frame, uintptr_t fast, uintptr_t plain) {
     (void)ignored;
 }
 
-/* Checks a fast capture against unw_backtrace, called from the same function so that the
- * frames past HG_SKIP_FRAMES are comparable; returns the plain frames' count, in plain. */
-static int hg_verify(void *const *fast, int fast_count, void **plain, int plain_count) {
+/* Compares a fast capture with unw_backtrace's (both from frame 0 = the entry point). */
+static void hg_verify(void *const *fast, int fast_count, void *const *plain, int plain_count) {
     int common = fast_count < plain_count ? fast_count : plain_count;
-    for (int i = HG_SKIP_FRAMES; i < common; i++)
+    for (int i = 0; i < common; i++)
         if (fast[i] != plain[i]) {
-            hg_verify_report(i - HG_SKIP_FRAMES, (uintptr_t)fast[i], (uintptr_t)plain[i]);
-            return plain_count;
+            hg_verify_report(i, (uintptr_t)fast[i], (uintptr_t)plain[i]);
+            return;
         }
     if (fast_count != plain_count)
-        hg_verify_report(common - HG_SKIP_FRAMES, common < fast_count ? (uintptr_t)fast[common] : 0,
+        hg_verify_report(common, common < fast_count ? (uintptr_t)fast[common] : 0,
                          common < plain_count ? (uintptr_t)plain[common] : 0);
-    return plain_count;
 }
 
-HG_NOINLINE hg_stack_ref_t hg_stacks_capture(void) {
+HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
     if (HG_UNLIKELY(hg_table == NULL || hg_arena == NULL)) return 0;
-    void *ips[HG_MAX_DEPTH + HG_SKIP_FRAMES + 1];
-    int max = (int)hg_stacks_max_depth + HG_SKIP_FRAMES;
+    /* Room for the deepest stack, the skipped frames, and the fallback's two extra frames. */
+    void *ips[HG_MAX_DEPTH + HG_SKIP_FRAMES_PLAIN + 2];
+    int depth = (int)hg_stacks_max_depth;
+    void **frames;
     int count;
     if (HG_UNLIKELY(hg_unwind_mode == HG_UNWIND_PLAIN)) {
-        count = unw_backtrace(ips, max);
+        count = unw_backtrace(ips, depth + HG_SKIP_FRAMES_PLAIN) - HG_SKIP_FRAMES_PLAIN;
+        frames = ips + HG_SKIP_FRAMES_PLAIN;
     } else {
         uint32_t same = 0;
-        count = hg_unwind_backtrace(ips, max, &same);
+        count = hg_unwind_backtrace(start, ips, depth + HG_SKIP_FRAMES, &same) - HG_SKIP_FRAMES;
+        frames = ips + HG_SKIP_FRAMES;
         if (HG_UNLIKELY(hg_unwind_mode == HG_UNWIND_VERIFY)) {
-            void *plain[HG_MAX_DEPTH + HG_SKIP_FRAMES];
-            int plain_count = unw_backtrace(plain, max);
+            void *plain[HG_MAX_DEPTH + HG_SKIP_FRAMES_PLAIN];
+            int plain_count = unw_backtrace(plain, depth + HG_SKIP_FRAMES_PLAIN) - HG_SKIP_FRAMES_PLAIN;
+            if (plain_count < 0) plain_count = 0;
             if (same != 0) {
                 const hg_stack_t *stack = hg_stacks_get(same);
-                memcpy(ips + HG_SKIP_FRAMES, stack->ips, sizeof(void *) * stack->depth);
-                count = (int)stack->depth + HG_SKIP_FRAMES;
+                memcpy(frames, stack->ips, sizeof(void *) * stack->depth);
+                count = (int)stack->depth;
             }
-            count = hg_verify(ips, count, plain, plain_count);
-            memcpy(ips, plain, sizeof(void *) * (size_t)count);
+            hg_verify(frames, count, plain + HG_SKIP_FRAMES_PLAIN, plain_count);
+            /* What is recorded is unw_backtrace's answer. */
+            count = plain_count;
+            if (count > 0) memcpy(frames, plain + HG_SKIP_FRAMES_PLAIN, sizeof(void *) * (size_t)count);
             same = 0;
         }
         if (same != 0) return same;
     }
-    if (count <= HG_SKIP_FRAMES) {
+    if (count <= 0) {
         if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(0);
         return 0;
     }
-    hg_stack_ref_t ref = hg_stacks_intern(ips + HG_SKIP_FRAMES, count - HG_SKIP_FRAMES);
+    hg_stack_ref_t ref = hg_stacks_intern(frames, count);
     if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(ref);
     return ref;
 }

@@ -430,10 +430,6 @@ static inline uint64_t hg_rule_get(uintptr_t ip) {
 
 /* ---- stepping ---- */
 
-typedef struct {
-    uintptr_t ip, sp, rbp;
-} hg_regs_t;
-
 typedef enum { HG_STEP_OK, HG_STEP_LAST, HG_STEP_LOW, HG_STEP_FALLBACK } hg_step_t;
 
 /* One standard-frame step, as libunwind's fast trace does it (a return address below 0x4000
@@ -465,7 +461,7 @@ typedef enum {
     HG_END_CUT,      /* it stopped at the depth limit or at HG_REMEMBER: the stack may go on */
 } hg_end_t;
 
-/* Frame i (0 = the caller of hg_unwind_backtrace) is ip[i], sp[i], rbp[i]; slot[i] is the RBP
+/* Frame i (0 = the frame of the start registers, in hg_record) is ip[i], sp[i], rbp[i]; slot[i] is the RBP
  * save slot that the step from frame i read (0: RBP passed on unchanged), and its bit 0 says
  * whether frame i's RBP value matters: whether a rule further out uses it (an RBP-based CFA)
  * before a save slot replaces it. Where it does not, it is neither compared nor checked. */
@@ -639,21 +635,13 @@ void hg_unwind_init(void) {
 
 /* This function's own state at a point whose CFI row is known: the address after the asm
  * stands in for a return address (its rule is looked up at address - 1, inside the asm). */
-#define HG_HERE(state)                                                                                     \
-    __asm__ volatile("leaq 1f(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2\n1:"                          \
-                     : "=&r"((state).ip), "=&r"((state).sp), "=&r"((state).rbp))
-
-HG_NOINLINE int hg_unwind_backtrace(void **ips, int max_frames, uint32_t *same_tag) {
+HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, uint32_t *same_tag) {
     *same_tag = 0;
     hg_memory_t *m = &hg_memory;
     m->tag_pending = false;
     if (HG_UNLIKELY(hg_rules == NULL || max_frames <= 0)) goto plain;
     uint32_t max = (uint32_t)max_frames;
-    hg_regs_t state;
-    HG_HERE(state);
-    /* Step out of this function: frame 0 is its caller's, as with unw_backtrace. */
-    uintptr_t unused_slot;
-    if (HG_UNLIKELY(hg_step(&state, hg_rule_get(state.ip), &unused_slot) != HG_STEP_OK)) goto plain;
+    hg_regs_t state = *start; /* frame 0 */
 
     uint32_t remembered = m->count;
     uint32_t n = 0; /* frames unwound afresh so far */
@@ -710,11 +698,13 @@ HG_NOINLINE int hg_unwind_backtrace(void **ips, int max_frames, uint32_t *same_t
     return (int)n;
 
 plain:;
-    /* unw_backtrace's first frame is this function's: drop it (ips has room for max + 1). */
-    int count = unw_backtrace(ips, max_frames + 1);
-    if (count <= 1) return 0;
-    memmove(ips, ips + 1, sizeof(void *) * (size_t)(count - 1));
-    return count - 1;
+    /* unw_backtrace starts in this function and hg_stacks_capture: drop those two (ips has
+     * room for max + 2). Frame 0 is start's, as above. */
+    int count = unw_backtrace(ips, max_frames + 2);
+    if (count <= 2) return 0;
+    memmove(ips, ips + 2, sizeof(void *) * (size_t)(count - 2));
+    ips[0] = (void *)start->ip;
+    return count - 2;
 }
 
 void hg_unwind_tag(uint32_t tag) {

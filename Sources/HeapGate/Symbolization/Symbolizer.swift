@@ -133,10 +133,18 @@ public final class Symbolizer {
         let relative = address &- module.base
         let key = CacheKey(module: file, address: relative)
         if let frames = cache[key] { return frames }
-        let frames = session(for: file).map { lookUp(relative, in: $0.module) }
+        var frames = session(for: file).map { lookUp(relative, in: $0.module) }
             ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
+        // heapgate's own entry points (frame 0 of every stack: malloc, calloc, ...) are one
+        // frame each, whatever the shim inlined into them.
+        if Self.isShim(module.path), let entry = frames.last { frames = [entry] }
         cache[key] = frames
         return frames
+    }
+
+    /// libheapgate.so, wherever it is installed.
+    static func isShim(_ path: String) -> Bool {
+        (path.split(separator: "/").last.map(String.init) ?? path).hasPrefix("libheapgate")
     }
 
     /// The ELF symbol covering `address`, demangled, without reading DWARF: no source line and
