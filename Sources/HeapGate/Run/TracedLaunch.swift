@@ -75,10 +75,10 @@ public enum TracedLaunch {
     /// Runs `arguments` with the shim preloaded, writing traces to `traceDirectory`.
     /// Returns the child's pid and its status as a shell reports it (128+N for signal N).
     /// `whileRunning` is called once the program has started (its environment is fixed by
-    /// then), before waiting for it; it gets the executable's path.
+    /// then), before waiting for it; it gets the executable's path and the process id.
     public static func run(_ arguments: [String], shim: String, traceDirectory: String,
                            extraEnvironment: [String: String] = [:],
-                           whileRunning: ((String) -> Void)? = nil) throws -> (pid: Int32, status: Int32) {
+                           whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32) {
         let executable = try resolve(arguments[0])
         if ElfInspection.isStaticExecutable(path: executable) { throw LaunchError.staticBinary(executable) }
 
@@ -105,7 +105,7 @@ public enum TracedLaunch {
             signal(SIGINT, oldInt)
             signal(SIGQUIT, oldQuit)
         }
-        whileRunning?(executable)
+        whileRunning?(executable, pid)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (pid, shellStatus(status))

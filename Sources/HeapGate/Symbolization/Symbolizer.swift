@@ -98,6 +98,7 @@ public final class Symbolizer {
     private var sessions: [ModuleImage: Session?] = [:]
     private var cache: [CacheKey: [SourceFrame]] = [:]
     private var compileUnits: [OpaquePointer: [Dwarf_Die]] = [:]
+    private var canonicalPaths: [String: String] = [:]
     private let lock = NSLock()
 
     /// - Parameter useDebuginfod: when false (the default), `DEBUGINFOD_URLS` is removed from this
@@ -129,7 +130,7 @@ public final class Symbolizer {
         // Every image is opened once per file, at base 0, and looked up file-relative: the same
         // library loaded at different bases (each process of a tree, with ASLR) shares one
         // session and one cache instead of reading its debug info again.
-        let file = ModuleImage(path: module.path, base: 0)
+        let file = ModuleImage(path: canonical(module.path), base: 0)
         let relative = address &- module.base
         let key = CacheKey(module: file, address: relative)
         if let frames = cache[key] { return frames }
@@ -153,7 +154,7 @@ public final class Symbolizer {
     public func symbolName(address: UInt64, in module: ModuleImage) -> SourceFrame {
         lock.lock()
         defer { lock.unlock() }
-        let file = ModuleImage(path: module.path, base: 0)
+        let file = ModuleImage(path: canonical(module.path), base: 0)
         let relative = address &- module.base
         if let frames = cache[CacheKey(module: file, address: relative)], let outer = frames.last {
             return SourceFrame(function: outer.function, file: nil, line: nil, isInlined: false, linkageName: outer.linkageName)
@@ -163,17 +164,31 @@ public final class Symbolizer {
     }
 
     /// Reads the debug information of the files at `paths` now (each at most once), so that a
-    /// report built later does not wait for it. `heapgate run` calls it while the traced
-    /// program still runs: decompressing libc's debug file, which nearly every report needs
-    /// for its stdio and locale blocks, takes about 40 ms.
+    /// report built later does not wait for it (see `DebugInfoPreload`): decompressing libc's
+    /// debug file, which nearly every report needs for its stdio and locale blocks, takes
+    /// about 40 ms.
     public func preload(paths: [String]) {
         lock.lock()
         defer { lock.unlock() }
         for path in paths {
-            guard let session = session(for: ModuleImage(path: path, base: 0)) else { continue }
+            guard let session = session(for: ModuleImage(path: canonical(path), base: 0)) else { continue }
             _ = LibDW.dwflModuleGetDwarf(session.module)
             _ = LibDW.dwflModuleAddrInfo(session.module, 0)
         }
+    }
+
+    /// The file's path with symbolic links resolved (or as given, if that fails): one file
+    /// reached under two names (/lib/… and /usr/lib/…, say) gets one session. Called with
+    /// the lock held.
+    private func canonical(_ path: String) -> String {
+        if let known = canonicalPaths[path] { return known }
+        var resolved = path
+        if let real = realpath(path, nil) {
+            resolved = String(cString: real)
+            free(real)
+        }
+        canonicalPaths[path] = resolved
+        return resolved
     }
 
     private func session(for image: ModuleImage) -> Session? {
