@@ -37,17 +37,23 @@ struct RunCommand: ParsableCommand {
         defer { if traceDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
 
         let launched: (pid: Int32, status: Int32)
-        // Started once the program runs: a symbolizer drops DEBUGINFOD_URLS from this
-        // process's environment, which the program must still inherit.
+        // Made once the program runs: a symbolizer drops DEBUGINFOD_URLS from this process's
+        // environment, which the program must still inherit.
+        var symbolizer: Symbolizer?
         var preload: DebugInfoPreload?
+        // Whatever happens next, no preloading thread may be left inside libdw at exit.
+        defer { preload?.finish() }
         do {
             var settings: [String: String] = [:]
             if report.leakCheck == "no" { settings["HEAPGATE_LEAK_CHECK"] = "no" }
             // The shim captures 64 frames unless told otherwise; deeper reports need deeper stacks.
             if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(report.numCallers) }
             launched = try TracedLaunch.run(arguments, shim: shim, traceDirectory: directory, extraEnvironment: settings) { executable, pid in
-                preload = DebugInfoPreload(executable: executable, pid: pid, useDebuginfod: report.debuginfod)
+                let shared = Symbolizer(useDebuginfod: report.debuginfod)
+                symbolizer = shared
+                preload = DebugInfoPreload(symbolizer: shared, executable: executable, pid: pid)
             }
+            preload?.finish()
         } catch let error as LaunchError {
             throw fail(error.description, status: error.exitStatus)
         }
@@ -60,7 +66,7 @@ struct RunCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("heapgate: \(arguments[0]) wrote no trace (it ignores LD_PRELOAD, or cleared it)\n".utf8))
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
-                                          symbolizer: preload?.takeSymbolizer())
+                                          symbolizer: symbolizer)
             if let gate = report.errorExitCode, report.hasGatedLeaks(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             FileHandle.standardError.write(Data("heapgate: \(error.description)\n".utf8))

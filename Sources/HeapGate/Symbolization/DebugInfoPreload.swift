@@ -1,57 +1,50 @@
 import Foundation
 
-/// Reads, while a traced program still runs, the debug information and symbol tables of the
+/// Reads, while a traced program still runs, the symbol tables and debug information of the
 /// files it has mapped (its executable first, then the C library, then the others), which its
 /// report will most likely need: nearly every process keeps stdio buffers or locale data
 /// allocated by libc, whose debug file is large and compressed, and a Swift program's frames
 /// are named from libswiftCore's large symbol table.
 ///
-/// The reading happens in a thread of its own, with its own `Symbolizer`, at the idle
-/// scheduling class (SCHED_IDLE): it only uses a CPU that neither the program nor anything
-/// else wants, so it never slows the program down. It starts only after `delay`, so that a
-/// short program is not made to share its CPUs at all. The report takes the symbolizer if the
-/// reading is complete by then, and otherwise makes its own without waiting: a preload that
-/// did not finish costs nothing but the idle time it used.
+/// It works in a thread of its own, at nice 10 so that the program keeps the CPUs it wants,
+/// and only after `delay`, so that a short program is not made to share its CPUs at all. It
+/// fills the report's own `Symbolizer`, one file at a time under that symbolizer's lock:
+/// libdw is not thread-safe, so no two threads may ever use it at once (even through two
+/// symbolizers). `finish()` stops it between two files; the report then waits at most for the
+/// file being read.
 public final class DebugInfoPreload: @unchecked Sendable {
     private let lock = NSLock()
-    private var taken = false
-    private var ready: Symbolizer?
+    private var stopped = false
+    private let done = DispatchSemaphore(value: 0)
 
-    public init(executable: String, pid: Int32, useDebuginfod: Bool, delay: TimeInterval = 0.1) {
+    public init(symbolizer: Symbolizer, executable: String, pid: Int32, delay: TimeInterval = 0.1) {
         Thread.detachNewThread { [self] in
-            Self.runOnlyWhenIdle()
+            defer { done.signal() }
+            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(gettid()), 10)
             Thread.sleep(forTimeInterval: delay)
-            guard !isTaken else { return }
-            let symbolizer = Symbolizer(useDebuginfod: useDebuginfod)
-            symbolizer.preload(paths: Self.files(of: pid, executable: executable))
-            lock.lock()
-            if !taken { ready = symbolizer }
-            lock.unlock()
+            guard !isStopped else { return }
+            for path in Self.files(of: pid, executable: executable) {
+                guard !isStopped else { return }
+                symbolizer.preload(paths: [path])
+            }
         }
     }
 
-    /// The preloaded symbolizer if it is complete, else nil; never waits. Later calls get nil.
-    public func takeSymbolizer() -> Symbolizer? {
+    /// Stops the preload (after the file it is reading) and waits until it no longer uses the
+    /// symbolizer. Call before building the report's last part, and before exiting: a thread
+    /// left inside libdw while the process runs its exit handlers can crash it.
+    public func finish() {
         lock.lock()
-        defer { lock.unlock() }
-        taken = true
-        let symbolizer = ready
-        ready = nil
-        return symbolizer
+        stopped = true
+        lock.unlock()
+        done.wait()
+        done.signal() // later calls return at once
     }
 
-    private var isTaken: Bool {
+    private var isStopped: Bool {
         lock.lock()
         defer { lock.unlock() }
-        return taken
-    }
-
-    /// Moves the calling thread to SCHED_IDLE (Linux: policy 5), which any thread may do.
-    private static func runOnlyWhenIdle() {
-        let schedIdle: Int32 = 5
-        var parameters = sched_param()
-        parameters.sched_priority = 0
-        _ = pthread_setschedparam(pthread_self(), schedIdle, &parameters)
+        return stopped
     }
 
     /// The files mapped executable in process `pid`, from /proc/PID/maps: the executable, the
