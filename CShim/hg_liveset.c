@@ -25,7 +25,6 @@ typedef struct {
 _Static_assert(sizeof(hg_entry_t) == 16, "four entries per cache line");
 
 #define HG_SIZE_ELSEWHERE UINT32_MAX
-#define HG_HUGE_PAGE (2u << 20)
 
 static hg_entry_t *hg_entries;
 static size_t hg_capacity; /* a power of two: 1 << hg_capacity_log2 */
@@ -45,23 +44,12 @@ static size_t hg_slot_of(uint64_t ptr) {
     return (size_t)(((ptr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - hg_capacity_log2));
 }
 
-/* A table of millions of blocks is probed at random addresses: with 4 KiB pages nearly every
- * probe also misses the TLB. Large tables are therefore 2 MiB aligned and asked to be backed by
- * transparent huge pages, and written in full at once: a page first read (the shared zero
- * page) then written costs a copy-on-write fault and a TLB-flush IPI to the other cores. */
+/* MAP_POPULATE: a hash table touches every page soon anyway, and a page first read (the shared
+ * zero page) then written costs a copy-on-write fault and a TLB-flush IPI to the other cores.
+ * (Transparent huge pages were tried for the TLB misses of a large table: no measurable gain
+ * on jq's 32 MB table, so the table stays in ordinary pages.) */
 static void *hg_map_table(size_t bytes) {
-    if (bytes < HG_HUGE_PAGE)
-        return mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    size_t padded = bytes + HG_HUGE_PAGE;
-    char *map = mmap(NULL, padded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED) return map;
-    char *aligned = (char *)(((uintptr_t)map + HG_HUGE_PAGE - 1) & ~(uintptr_t)(HG_HUGE_PAGE - 1));
-    if (aligned > map) munmap(map, (size_t)(aligned - map));
-    size_t tail = (size_t)(map + padded - (aligned + bytes));
-    if (tail) munmap(aligned + bytes, tail);
-    madvise(aligned, bytes, MADV_HUGEPAGE);
-    if (madvise(aligned, bytes, MADV_POPULATE_WRITE) != 0) memset(aligned, 0, bytes);
-    return aligned;
+    return mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 }
 
 static bool hg_liveset_grow(void) {

@@ -8,16 +8,13 @@
  *
  * Memory-ordering argument:
  *  - Producers claim position p with fetch_add on `head` (relaxed: the claim only has to be
- *    unique; the slot's seq and the consumer's tail carry all the synchronisation).
- *  - Slot s = p % N may be written for position p once the consumer has read position p - N,
- *    i.e. once tail > p - N. The consumer stores tail with release after copying the payloads
- *    out; a producer loads it with acquire, so its payload writes cannot overtake those reads.
- *    Each thread keeps the limit it last saw (positions below tail + N) and reloads tail only
- *    when a claim reaches it: the producer does not wait on a line the consumer last wrote.
+ *    unique; the slot's seq carries all the synchronisation).
+ *  - Slot s = p % N is free for position p when seq == p. The producer reads seq with acquire,
+ *    which pairs with the consumer's release store of seq = p (consumer finished reading the
+ *    previous lap's payload), so the producer's payload writes cannot overtake that read.
  *  - The producer writes the payload, then stores seq = p + 1 with release. The consumer loads
- *    seq with acquire and reads the payload only when it sees p + 1, so it sees the whole
- *    payload. A slot's previous lap left seq = p + 1 - N, never p + 1, so the consumer never
- *    writes seq at all, and a zeroed ring needs no set-up.
+ *    seq with acquire and reads the payload only when it sees p + 1, so it sees the whole payload.
+ *  - The consumer then stores seq = p + N with release: the slot is free for the next lap.
  * Slots are 64 bytes so that two producers never write the same cache line.
  * When the ring is full a producer waits (yielding); no event is ever dropped, and the waits
  * are counted. Before the drain thread exists nothing can empty the ring, so a full ring then
@@ -42,17 +39,27 @@ typedef struct {
     /* Read by every push, written almost never: a line of their own, so that the drain's
      * tail updates do not take it away from the producers. */
     _Alignas(64) _Atomic bool consumer_running;
+    _Atomic bool initialised;
     _Alignas(64) _Atomic uint64_t tail; /* next position to consume (drain thread) */
-    _Alignas(64) _Atomic uint64_t full_waits;
+    _Atomic uint64_t full_waits;
     _Atomic uint64_t lost;
     _Alignas(64) hg_slot_t slots[HG_RING_SLOTS];
 } hg_ring_t;
 
 static hg_ring_t hg_ring;
 
-/* Positions below this one are known to be consumed-or-free for this thread's next claims:
- * the shared tail is read once per lap's worth of room, not once per event. */
-static __thread uint64_t hg_room_below __attribute__((tls_model("initial-exec")));
+/* The seq of slot i must start at i; a zeroed ring is fixed up lazily so that .bss stays free. */
+static void hg_ring_init_slots(void) {
+    if (atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return;
+    static _Atomic int claim;
+    if (atomic_exchange(&claim, 1) == 0) {
+        for (uint64_t i = 0; i < HG_RING_SLOTS; i++)
+            atomic_store_explicit(&hg_ring.slots[i].seq, i, memory_order_relaxed);
+        atomic_store_explicit(&hg_ring.initialised, true, memory_order_release);
+    } else {
+        while (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) sched_yield();
+    }
+}
 
 static void hg_ring_assert(void) {
 #ifdef HG_DEBUG
@@ -61,12 +68,9 @@ static void hg_ring_assert(void) {
 #endif
 }
 
-static uint64_t hg_room_limit(void) {
-    return atomic_load_explicit(&hg_ring.tail, memory_order_acquire) + HG_RING_SLOTS;
-}
-
 void hg_ring_push(const hg_event_t *event) {
-    if (HG_UNLIKELY(!atomic_load_explicit(&hg_ring.consumer_running, memory_order_relaxed)) &&
+    if (HG_UNLIKELY(!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire))) hg_ring_init_slots();
+    if (HG_UNLIKELY(!atomic_load_explicit(&hg_ring.consumer_running, memory_order_acquire)) &&
         atomic_load(&hg_ring.head) - atomic_load(&hg_ring.tail) >= HG_RING_SLOTS) {
         /* Nothing will empty the ring (the drain thread has not started): losing the event
          * is better than hanging the program. Counted and reported in the trace. */
@@ -74,34 +78,33 @@ void hg_ring_push(const hg_event_t *event) {
         return;
     }
     uint64_t pos = atomic_fetch_add_explicit(&hg_ring.head, 1, memory_order_relaxed);
-    if (HG_UNLIKELY(pos >= hg_room_below)) {
-        uint64_t limit = hg_room_limit();
-        if (pos >= limit) {
-            atomic_fetch_add_explicit(&hg_ring.full_waits, 1, memory_order_relaxed);
-            while (pos >= (limit = hg_room_limit())) sched_yield();
-        }
-        hg_room_below = limit;
-    }
     hg_slot_t *slot = &hg_ring.slots[pos & (HG_RING_SLOTS - 1)];
+    if (HG_UNLIKELY(atomic_load_explicit(&slot->seq, memory_order_acquire) != pos)) {
+        atomic_fetch_add_explicit(&hg_ring.full_waits, 1, memory_order_relaxed);
+        while (atomic_load_explicit(&slot->seq, memory_order_acquire) != pos) sched_yield();
+    }
     slot->event = *event;
     atomic_store_explicit(&slot->seq, pos + 1, memory_order_release);
 }
 
 size_t hg_ring_pop(hg_event_t *out, size_t max) {
+    if (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return 0;
     uint64_t tail = atomic_load_explicit(&hg_ring.tail, memory_order_relaxed);
     size_t count = 0;
     while (count < max) {
         hg_slot_t *slot = &hg_ring.slots[tail & (HG_RING_SLOTS - 1)];
         if (atomic_load_explicit(&slot->seq, memory_order_acquire) != tail + 1) break;
         out[count++] = slot->event;
+        atomic_store_explicit(&slot->seq, tail + HG_RING_SLOTS, memory_order_release);
         tail++;
     }
-    if (count > 0) atomic_store_explicit(&hg_ring.tail, tail, memory_order_release);
+    atomic_store_explicit(&hg_ring.tail, tail, memory_order_release);
     hg_ring_assert();
     return count;
 }
 
 size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
+    if (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return 0;
     uint64_t head = atomic_load(&hg_ring.head);
     uint64_t tail = atomic_load(&hg_ring.tail);
     size_t applied = 0;
@@ -114,8 +117,7 @@ size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
             applied++;
         }
     }
-    for (uint64_t i = 0; i < HG_RING_SLOTS; i++) atomic_store(&hg_ring.slots[i].seq, 0);
-    hg_room_below = 0; /* the forking thread's view of the parent's ring */
+    for (uint64_t i = 0; i < HG_RING_SLOTS; i++) atomic_store(&hg_ring.slots[i].seq, i);
     atomic_store(&hg_ring.head, 0);
     atomic_store(&hg_ring.tail, 0);
     atomic_store(&hg_ring.full_waits, 0);
