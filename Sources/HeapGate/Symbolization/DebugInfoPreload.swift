@@ -16,13 +16,14 @@ public final class DebugInfoPreload: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
     private let done = DispatchSemaphore(value: 0)
+    /// Signalled by `finish()`: ends the initial delay at once for a program that exits early.
+    private let stop = DispatchSemaphore(value: 0)
 
     public init(symbolizer: Symbolizer, executable: String, pid: Int32, delay: TimeInterval = 0.1) {
         Thread.detachNewThread { [self] in
             defer { done.signal() }
             setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(gettid()), 10)
-            Thread.sleep(forTimeInterval: delay)
-            guard !isStopped else { return }
+            guard stop.wait(timeout: .now() + delay) == .timedOut, !isStopped else { return }
             for path in Self.files(of: pid, executable: executable) {
                 guard !isStopped else { return }
                 symbolizer.preload(paths: [path])
@@ -35,8 +36,10 @@ public final class DebugInfoPreload: @unchecked Sendable {
     /// left inside libdw while the process runs its exit handlers can crash it.
     public func finish() {
         lock.lock()
+        let first = !stopped
         stopped = true
         lock.unlock()
+        if first { stop.signal() }
         done.wait()
         done.signal() // later calls return at once
     }
