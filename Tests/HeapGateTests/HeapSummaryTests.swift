@@ -59,6 +59,12 @@ struct HeapSummaryTests {
         Expectation(fixture: ["deep_stack"], inUse: (8, 1), allocs: 1, frees: 0, bytesAllocated: 8, leaks: [
             ("level_1", 8, 1, "deep_stack.c", 21, "malloc"),
         ]),
+        // Runs for a second: `heapgate run` reads the mapped files' debug information while it
+        // runs (after 100 ms), into the symbolizer that then names these frames.
+        Expectation(fixture: ["alloc_then_sleep", "1"], inUse: (777, 4), allocs: 5, frees: 1, bytesAllocated: 1_110, leaks: [
+            ("keep_one", 111, 1, "alloc_then_sleep.c", 27, "malloc"),
+            ("keep_three", 666, 3, "alloc_then_sleep.c", 34, "calloc"),
+        ]),
         // Sizes past 32 bits: the shim's live set keeps them apart from its 16-byte entries.
         Expectation(fixture: ["huge_block"], inUse: (4_294_967_312, 1), allocs: 3, frees: 2,
                     bytesAllocated: 8_589_934_688, leaks: []),
