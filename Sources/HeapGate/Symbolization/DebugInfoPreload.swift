@@ -53,7 +53,11 @@ public final class DebugInfoPreload: @unchecked Sendable {
     /// The files mapped executable in process `pid`, from /proc/PID/maps: the executable, the
     /// C library, then the others in address order.
     static func files(of pid: Int32, executable: String) -> [String] {
-        guard let maps = try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) else { return [executable] }
+        // Read to the end: /proc files report size 0, and String(contentsOfFile:) stops
+        // after the first page of this one.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/maps") else { return [executable] }
+        let maps = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        try? handle.close()
         var files: [String] = []
         for line in maps.split(separator: "\n") {
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)

@@ -172,8 +172,13 @@ public final class Symbolizer {
         defer { lock.unlock() }
         for path in paths {
             guard let session = session(for: ModuleImage(path: canonical(path), base: 0)) else { continue }
-            _ = LibDW.dwflModuleGetDwarf(session.module)
-            _ = LibDW.dwflModuleAddrInfo(session.module, 0)
+            // One real look-up: libelf decompresses a debug section when it is first read,
+            // which opening the DWARF does not do.
+            if let function = LibDW.dwflFirstFunction(session.module) {
+                _ = lookUp(function, in: session.module)
+            } else {
+                _ = LibDW.dwflModuleGetDwarf(session.module)
+            }
         }
     }
 
@@ -406,6 +411,21 @@ private enum LibDW {
         var offset: GElf_Off = 0
         var symbol = GElf_Sym()
         return dwfl_module_addrinfo(module, address, &offset, &symbol, nil, nil, nil).map { String(cString: $0) }
+    }
+
+    /// Wraps `dwfl_module_getsymtab` and `dwfl_module_getsym_info`: the address of the first
+    /// sized function symbol, if the module has one.
+    static func dwflFirstFunction(_ module: OpaquePointer) -> UInt64? {
+        let count = dwfl_module_getsymtab(module)
+        guard count > 1 else { return nil }
+        for index in 1..<count {
+            var symbol = GElf_Sym()
+            var address: GElf_Addr = 0
+            guard dwfl_module_getsym_info(module, index, &symbol, &address, nil, nil, nil) != nil else { continue }
+            let isFunction = (symbol.st_info & 0xf) == 2 // STT_FUNC
+            if isFunction && symbol.st_size > 0 && address != 0 { return address }
+        }
+        return nil
     }
 
     /// Wraps `dwfl_module_addrdie`: the compile unit DIE covering `address` and the bias to subtract
