@@ -9,6 +9,8 @@
  * Memory-ordering argument:
  *  - Producers claim position p with fetch_add on `head` (relaxed: the claim only has to be
  *    unique; the slot's seq carries all the synchronisation).
+ *  - seq is stored minus the slot's index (so a zeroed ring is ready: no set-up pass writes
+ *    its 4 MiB, which a short program would pay for at start). Below, "seq" means that sum.
  *  - Slot s = p % N is free for position p when seq == p. The producer reads seq with acquire,
  *    which pairs with the consumer's release store of seq = p (consumer finished reading the
  *    previous lap's payload), so the producer's payload writes cannot overtake that read.
@@ -36,10 +38,9 @@ _Static_assert(sizeof(hg_slot_t) == 64, "one slot per cache line");
 
 typedef struct {
     _Alignas(64) _Atomic uint64_t head; /* next position to claim (producers) */
-    /* Read by every push, written almost never: a line of their own, so that the drain's
+    /* Read by every push, written almost never: a line of its own, so that the drain's
      * tail updates do not take it away from the producers. */
     _Alignas(64) _Atomic bool consumer_running;
-    _Atomic bool initialised;
     _Alignas(64) _Atomic uint64_t tail; /* next position to consume (drain thread) */
     _Atomic uint64_t full_waits;
     _Atomic uint64_t lost;
@@ -47,19 +48,6 @@ typedef struct {
 } hg_ring_t;
 
 static hg_ring_t hg_ring;
-
-/* The seq of slot i must start at i; a zeroed ring is fixed up lazily so that .bss stays free. */
-static void hg_ring_init_slots(void) {
-    if (atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return;
-    static _Atomic int claim;
-    if (atomic_exchange(&claim, 1) == 0) {
-        for (uint64_t i = 0; i < HG_RING_SLOTS; i++)
-            atomic_store_explicit(&hg_ring.slots[i].seq, i, memory_order_relaxed);
-        atomic_store_explicit(&hg_ring.initialised, true, memory_order_release);
-    } else {
-        while (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) sched_yield();
-    }
-}
 
 static void hg_ring_assert(void) {
 #ifdef HG_DEBUG
@@ -69,7 +57,6 @@ static void hg_ring_assert(void) {
 }
 
 void hg_ring_push(const hg_event_t *event) {
-    if (HG_UNLIKELY(!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire))) hg_ring_init_slots();
     if (HG_UNLIKELY(!atomic_load_explicit(&hg_ring.consumer_running, memory_order_acquire)) &&
         atomic_load(&hg_ring.head) - atomic_load(&hg_ring.tail) >= HG_RING_SLOTS) {
         /* Nothing will empty the ring (the drain thread has not started): losing the event
@@ -78,24 +65,25 @@ void hg_ring_push(const hg_event_t *event) {
         return;
     }
     uint64_t pos = atomic_fetch_add_explicit(&hg_ring.head, 1, memory_order_relaxed);
-    hg_slot_t *slot = &hg_ring.slots[pos & (HG_RING_SLOTS - 1)];
-    if (HG_UNLIKELY(atomic_load_explicit(&slot->seq, memory_order_acquire) != pos)) {
+    uint64_t index = pos & (HG_RING_SLOTS - 1);
+    hg_slot_t *slot = &hg_ring.slots[index];
+    if (HG_UNLIKELY(atomic_load_explicit(&slot->seq, memory_order_acquire) != pos - index)) {
         atomic_fetch_add_explicit(&hg_ring.full_waits, 1, memory_order_relaxed);
-        while (atomic_load_explicit(&slot->seq, memory_order_acquire) != pos) sched_yield();
+        while (atomic_load_explicit(&slot->seq, memory_order_acquire) != pos - index) sched_yield();
     }
     slot->event = *event;
-    atomic_store_explicit(&slot->seq, pos + 1, memory_order_release);
+    atomic_store_explicit(&slot->seq, pos + 1 - index, memory_order_release);
 }
 
 size_t hg_ring_pop(hg_event_t *out, size_t max) {
-    if (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return 0;
     uint64_t tail = atomic_load_explicit(&hg_ring.tail, memory_order_relaxed);
     size_t count = 0;
     while (count < max) {
-        hg_slot_t *slot = &hg_ring.slots[tail & (HG_RING_SLOTS - 1)];
-        if (atomic_load_explicit(&slot->seq, memory_order_acquire) != tail + 1) break;
+        uint64_t index = tail & (HG_RING_SLOTS - 1);
+        hg_slot_t *slot = &hg_ring.slots[index];
+        if (atomic_load_explicit(&slot->seq, memory_order_acquire) != tail + 1 - index) break;
         out[count++] = slot->event;
-        atomic_store_explicit(&slot->seq, tail + HG_RING_SLOTS, memory_order_release);
+        atomic_store_explicit(&slot->seq, tail + HG_RING_SLOTS - index, memory_order_release);
         tail++;
     }
     atomic_store_explicit(&hg_ring.tail, tail, memory_order_release);
@@ -104,20 +92,20 @@ size_t hg_ring_pop(hg_event_t *out, size_t max) {
 }
 
 size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
-    if (!atomic_load_explicit(&hg_ring.initialised, memory_order_acquire)) return 0;
     uint64_t head = atomic_load(&hg_ring.head);
     uint64_t tail = atomic_load(&hg_ring.tail);
     size_t applied = 0;
     /* Slots claimed by threads that do not exist in the child may never be published:
      * take the published ones and skip the rest. */
     for (uint64_t pos = tail; pos < head; pos++) {
-        hg_slot_t *slot = &hg_ring.slots[pos & (HG_RING_SLOTS - 1)];
-        if (atomic_load(&slot->seq) == pos + 1 && slot->event.kind != 0) {
+        uint64_t index = pos & (HG_RING_SLOTS - 1);
+        hg_slot_t *slot = &hg_ring.slots[index];
+        if (atomic_load(&slot->seq) == pos + 1 - index && slot->event.kind != 0) {
             apply(&slot->event);
             applied++;
         }
     }
-    for (uint64_t i = 0; i < HG_RING_SLOTS; i++) atomic_store(&hg_ring.slots[i].seq, i);
+    for (uint64_t i = 0; i < HG_RING_SLOTS; i++) atomic_store(&hg_ring.slots[i].seq, 0);
     atomic_store(&hg_ring.head, 0);
     atomic_store(&hg_ring.tail, 0);
     atomic_store(&hg_ring.full_waits, 0);
