@@ -39,8 +39,6 @@ HG_ALWAYS_INLINE bool hg_recording(void) {
  * registers (see the top of the file). errno is the program's: the unwinder and
  * dl_iterate_phdr may change it, so it is put back. */
 static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, void *old_ptr) {
-    hg_regs_t here;
-    HG_HERE(here);
     int saved_errno = errno;
     hg_guard_depth++;
     hg_event_t event = {
@@ -50,7 +48,11 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
         .old_ptr = (uintptr_t)old_ptr,
         .stack = 0,
     };
-    if (kind == HG_EV_ALLOC || kind == HG_EV_REALLOC) event.stack = hg_stacks_capture(&here);
+    if (kind == HG_EV_ALLOC || kind == HG_EV_REALLOC) {
+        hg_regs_t here; /* frees need no stack, nor the snapshot */
+        HG_HERE(here);
+        event.stack = hg_stacks_capture(&here);
+    }
     hg_ring_push(&event);
     hg_guard_depth--;
     errno = saved_errno;

@@ -92,7 +92,9 @@ typedef struct {
 } hg_regs_t;
 
 /* Snapshots the registers at this point of the calling function: the unwinder's rules for
- * that address then hold for the snapshot (taken in one asm block, so nothing moves between). */
+ * that address then hold for the snapshot (taken in one asm block, so nothing moves between).
+ * The address after the asm stands in for a return address: its rule is looked up at
+ * address - 1, inside the asm. */
 #define HG_HERE(state)                                                                                     \
     __asm__ volatile("leaq 1f(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2\n1:"                          \
                      : "=&r"((state).ip), "=&r"((state).sp), "=&r"((state).rbp))
@@ -144,7 +146,7 @@ typedef struct {
 } hg_block_t;
 
 bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack);
-/** Starts loading ptr's slot: the drain thread calls it for a whole batch before applying it,
+/** Starts loading ptr's slot: the drain thread calls it a few events ahead of applying them,
  *  so that the cache misses of a large table overlap instead of adding up. */
 void hg_liveset_prefetch(uint64_t ptr);
 /** Removes ptr; copies the block to out when out is not null. False if ptr was not in use. */

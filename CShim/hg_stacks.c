@@ -26,7 +26,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <unistd.h>
 
 #include "hg_internal.h"
 
@@ -60,7 +59,7 @@ static void *hg_reserve(size_t bytes) {
  * closes every descriptor and opens files could have libunwind write a validation byte into
  * one of them. So libunwind is initialised while placeholders hold every free descriptor below
  * 1000 (the range programs use), and the placeholders are closed again. Runs once, early, on
- * the only thread (a few hundred microseconds). */
+ * the only thread. */
 static void hg_close_placeholders(const int *fds, int count) {
     /* They were handed out lowest first, so they come in runs: one close_range per run. */
     for (int i = 0; i < count;) {

@@ -198,6 +198,19 @@ static bool hg_parse_cie(const uint8_t *cie, hg_cie_t *out) {
     return r.ok;
 }
 
+/* Sets one register's rule (the offset counts only for HG_WHERE_CFAREL); registers the
+ * classification does not track are ignored. */
+static void hg_set_where(hg_row_t *row, uint64_t reg, uint8_t where, int64_t offset) {
+    if (reg >= HG_REGS) return;
+    row->where[reg] = where;
+    row->offset[reg] = offset;
+}
+
+/* DW_CFA_restore: the register's rule as the CIE's initial instructions left it. */
+static void hg_restore_where(hg_row_t *row, const hg_row_t *initial, uint64_t reg) {
+    if (reg < HG_REGS) hg_set_where(row, reg, initial->where[reg], initial->offset[reg]);
+}
+
 #define HG_STATE_STACK 8 /* remember_state nesting; deeper falls back */
 
 /* Runs CFA instructions up to and including location `target` (the rows in force there). */
@@ -214,11 +227,11 @@ static bool hg_run_cfa(hg_reader_t *r, const hg_cie_t *cie, const hg_row_t *init
         case 0x80:
             reg = op & 0x3f;
             offset = (int64_t)hg_uleb(r) * cie->data_align;
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_CFAREL, row->offset[reg] = offset;
+            hg_set_where(row, reg, HG_WHERE_CFAREL, offset);
             continue;
         case 0xc0:
             reg = op & 0x3f;
-            if (reg < HG_REGS) row->where[reg] = initial->where[reg], row->offset[reg] = initial->offset[reg];
+            hg_restore_where(row, initial, reg);
             continue;
         }
         switch (op) {
@@ -230,24 +243,24 @@ static bool hg_run_cfa(hg_reader_t *r, const hg_cie_t *cie, const hg_row_t *init
         case 0x05: /* offset_extended */
             reg = hg_uleb(r);
             offset = (int64_t)hg_uleb(r) * cie->data_align;
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_CFAREL, row->offset[reg] = offset;
+            hg_set_where(row, reg, HG_WHERE_CFAREL, offset);
             break;
         case 0x06: /* restore_extended */
             reg = hg_uleb(r);
-            if (reg < HG_REGS) row->where[reg] = initial->where[reg], row->offset[reg] = initial->offset[reg];
+            hg_restore_where(row, initial, reg);
             break;
         case 0x07: /* undefined */
             reg = hg_uleb(r);
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_UNDEF;
+            hg_set_where(row, reg, HG_WHERE_UNDEF, 0);
             break;
         case 0x08: /* same_value */
             reg = hg_uleb(r);
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_SAME;
+            hg_set_where(row, reg, HG_WHERE_SAME, 0);
             break;
         case 0x09: /* register */
             reg = hg_uleb(r);
             hg_uleb(r);
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_OTHER;
+            hg_set_where(row, reg, HG_WHERE_OTHER, 0);
             break;
         case 0x0a: /* remember_state */
             if (depth == HG_STATE_STACK) return false;
@@ -279,12 +292,12 @@ static bool hg_run_cfa(hg_reader_t *r, const hg_cie_t *cie, const hg_row_t *init
             offset = (int64_t)hg_uleb(r);
             if (offset < 0 || offset > r->end - r->p) return false;
             r->p += offset;
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_OTHER;
+            hg_set_where(row, reg, HG_WHERE_OTHER, 0);
             break;
         case 0x11: /* offset_extended_sf */
             reg = hg_uleb(r);
             offset = hg_sleb(r) * cie->data_align;
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_CFAREL, row->offset[reg] = offset;
+            hg_set_where(row, reg, HG_WHERE_CFAREL, offset);
             break;
         case 0x12: /* def_cfa_sf */
             row->cfa_reg = hg_uleb(r);
@@ -295,18 +308,18 @@ static bool hg_run_cfa(hg_reader_t *r, const hg_cie_t *cie, const hg_row_t *init
         case 0x14:                                                      /* val_offset */
             reg = hg_uleb(r);
             hg_uleb(r);
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_OTHER;
+            hg_set_where(row, reg, HG_WHERE_OTHER, 0);
             break;
         case 0x15: /* val_offset_sf */
             reg = hg_uleb(r);
             hg_sleb(r);
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_OTHER;
+            hg_set_where(row, reg, HG_WHERE_OTHER, 0);
             break;
         case 0x2e: hg_uleb(r); break; /* GNU_args_size */
         case 0x2f:                    /* GNU_negative_offset_extended */
             reg = hg_uleb(r);
             offset = -(int64_t)hg_uleb(r) * cie->data_align;
-            if (reg < HG_REGS) row->where[reg] = HG_WHERE_CFAREL, row->offset[reg] = offset;
+            hg_set_where(row, reg, HG_WHERE_CFAREL, offset);
             break;
         default: return false;
         }
@@ -494,12 +507,12 @@ static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec")))
 
 static const uintptr_t hg_zero_word;
 
-/* Derives the RBP checks of frames [from, to) (clamped to the memory): frame i's RBP, read
- * from frame i - 1's save slot, is checked when that slot exists and the value matters. */
-static void hg_derive_checks(hg_memory_t *m, uint32_t from, uint32_t to) {
-    if (from == 0) from = 1;
+/* Derives the RBP checks of frames [1, to) (clamped to the memory; frame 0 is never checked):
+ * frame i's RBP, read from frame i - 1's save slot, is checked when that slot exists and the
+ * value matters. */
+static void hg_derive_checks(hg_memory_t *m, uint32_t to) {
     if (to > m->count) to = m->count;
-    for (uint32_t i = from; i < to; i++) {
+    for (uint32_t i = 1; i < to; i++) {
         uintptr_t slot = m->slot[i - 1] & ~HG_MATTERS;
         bool checked = slot != 0 && (m->slot[i] & HG_MATTERS);
         m->rbp_at[i] = checked ? slot : (uintptr_t)&hg_zero_word;
@@ -517,13 +530,13 @@ static void hg_mark_rbp(hg_memory_t *m, uint32_t upto, bool outer_matters) {
         matters = hg_rule_kind(rule) == HG_RULE_CFA_RBP || (passes_on && matters);
         m->slot[i] = (m->slot[i] & ~HG_MATTERS) | (matters ? HG_MATTERS : 0);
     }
-    hg_derive_checks(m, 1, upto + 1);
+    hg_derive_checks(m, upto + 1);
 }
 
 /* Every frame's RBP matters: for lists whose rules were not kept, or that may go on (CUT). */
 static void hg_mark_all(hg_memory_t *m) {
     for (uint32_t i = 0; i < m->count; i++) m->slot[i] |= HG_MATTERS;
-    hg_derive_checks(m, 1, m->count);
+    hg_derive_checks(m, m->count);
 }
 
 /* Makes the fresh frames [0, n) (IPs in ips) frames [0, n) of the memory. */
@@ -633,8 +646,6 @@ void hg_unwind_init(void) {
     hg_rules = map == MAP_FAILED ? NULL : map;
 }
 
-/* This function's own state at a point whose CFI row is known: the address after the asm
- * stands in for a return address (its rule is looked up at address - 1, inside the asm). */
 HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, uint32_t *same_tag) {
     *same_tag = 0;
     hg_memory_t *m = &hg_memory;

@@ -112,7 +112,7 @@ public final class ReportBuilder {
             for (index, source) in sources.enumerated() {
                 out.append(ReportFrame(
                     address: address, function: source.function,
-                    file: source.file.map(Self.baseName), line: source.line, module: module.path,
+                    file: source.file.map(ModuleImage.fileName), line: source.line, module: module.path,
                     inlined: index < sources.count - 1 ? true : nil, linkageName: source.linkageName))
             }
         }
@@ -134,10 +134,6 @@ public final class ReportBuilder {
             return kept
         }
         return frames
-    }
-
-    static func baseName(_ path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
     }
 }
 

@@ -77,8 +77,7 @@ enum SuppressionMatcher {
 
     /// True for frame 0 of a heapgate stack: an entry point of libheapgate.so.
     static func isHeapgateAllocator(_ frame: SuppressionFrame) -> Bool {
-        guard let object = frame.object else { return false }
-        return baseName(object).hasPrefix("libheapgate")
+        frame.object.map(ModuleImage.isShim) ?? false
     }
 
     /// Where distributions install memcheck's preload object.
@@ -120,10 +119,6 @@ enum SuppressionMatcher {
             || name == "__libc_start_call_main" || name == "generic_start_main" || name.hasPrefix("generic_start_main.")
     }
 
-    static func baseName(_ path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
-    }
-
     // MARK: valgrind
 
     /// Whether `patterns` match a prefix of `frames` (valgrind's VG_(generic_match) with
@@ -158,7 +153,7 @@ enum SuppressionMatcher {
             guard let file = frame.file else { return false }
             // valgrind compares the file name without its directory; a pattern with a '/' is
             // also tried against the whole path.
-            let nameMatches = wildcardMatch(pattern, baseName(file))
+            let nameMatches = wildcardMatch(pattern, ModuleImage.fileName(file))
                 || (pattern.contains("/") && wildcardMatch(pattern, file))
             return nameMatches && (line == nil || line == frame.line)
         case .anyFrames:

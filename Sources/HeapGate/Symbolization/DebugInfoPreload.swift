@@ -66,10 +66,7 @@ public final class DebugInfoPreload: @unchecked Sendable {
             guard path.hasPrefix("/"), !files.contains(path) else { continue }
             files.append(path)
         }
-        let executableFile = (realpath(executable, nil)).map { real -> String in
-            defer { free(real) }
-            return String(cString: real)
-        } ?? executable
+        let executableFile = ModuleImage.resolvedPath(executable)
         func rank(_ path: String) -> Int {
             if path == executableFile { return 0 }
             if path.hasSuffix("/libc.so.6") { return 1 }

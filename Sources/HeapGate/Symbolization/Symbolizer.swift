@@ -11,6 +11,21 @@ public struct ModuleImage: Hashable, Sendable {
         self.path = path
         self.base = base
     }
+
+    /// The last component of a path.
+    static func fileName(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    /// libheapgate.so, wherever it is installed: frame 0 of every recorded stack.
+    static func isShim(_ path: String) -> Bool { fileName(path).hasPrefix("libheapgate") }
+
+    /// The path with symbolic links resolved, or as given when that fails.
+    static func resolvedPath(_ path: String) -> String {
+        guard let real = realpath(path, nil) else { return path }
+        defer { free(real) }
+        return String(cString: real)
+    }
 }
 
 /// One level of a symbolized call stack.
@@ -130,22 +145,16 @@ public final class Symbolizer {
         // Every image is opened once per file, at base 0, and looked up file-relative: the same
         // library loaded at different bases (each process of a tree, with ASLR) shares one
         // session and one cache instead of reading its debug info again.
-        let file = ModuleImage(path: canonical(module.path), base: 0)
-        let relative = address &- module.base
+        let (file, relative) = fileRelative(address, in: module)
         let key = CacheKey(module: file, address: relative)
         if let frames = cache[key] { return frames }
         var frames = session(for: file).map { lookUp(relative, in: $0.module) }
             ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
         // heapgate's own entry points (frame 0 of every stack: malloc, calloc, ...) are one
         // frame each, whatever the shim inlined into them.
-        if Self.isShim(module.path), let entry = frames.last { frames = [entry] }
+        if ModuleImage.isShim(module.path), let entry = frames.last { frames = [entry] }
         cache[key] = frames
         return frames
-    }
-
-    /// libheapgate.so, wherever it is installed.
-    static func isShim(_ path: String) -> Bool {
-        (path.split(separator: "/").last.map(String.init) ?? path).hasPrefix("libheapgate")
     }
 
     /// The ELF symbol covering `address`, demangled, without reading DWARF: no source line and
@@ -154,8 +163,7 @@ public final class Symbolizer {
     public func symbolName(address: UInt64, in module: ModuleImage) -> SourceFrame {
         lock.lock()
         defer { lock.unlock() }
-        let file = ModuleImage(path: canonical(module.path), base: 0)
-        let relative = address &- module.base
+        let (file, relative) = fileRelative(address, in: module)
         if let frames = cache[CacheKey(module: file, address: relative)], let outer = frames.last {
             return SourceFrame(function: outer.function, file: nil, line: nil, isInlined: false, linkageName: outer.linkageName)
         }
@@ -182,18 +190,19 @@ public final class Symbolizer {
         }
     }
 
-    /// The file's path with symbolic links resolved (or as given, if that fails): one file
-    /// reached under two names (/lib/… and /usr/lib/…, say) gets one session. Called with
-    /// the lock held.
+    /// The file's resolved path: one file reached under two names (/lib/… and /usr/lib/…,
+    /// say) gets one session. Called with the lock held.
     private func canonical(_ path: String) -> String {
         if let known = canonicalPaths[path] { return known }
-        var resolved = path
-        if let real = realpath(path, nil) {
-            resolved = String(cString: real)
-            free(real)
-        }
+        let resolved = ModuleImage.resolvedPath(path)
         canonicalPaths[path] = resolved
         return resolved
+    }
+
+    /// The module's file, opened once at base 0, and the address relative to it. Called with
+    /// the lock held.
+    private func fileRelative(_ address: UInt64, in module: ModuleImage) -> (ModuleImage, UInt64) {
+        (ModuleImage(path: canonical(module.path), base: 0), address &- module.base)
     }
 
     private func session(for image: ModuleImage) -> Session? {
