@@ -260,6 +260,26 @@ extension SymbolizationTests {
             _ = Symbolizer()
             #expect(getenv("DEBUGINFOD_URLS") == nil)
         }
+
+        /// The symbol index (one binary search per address) must name every address as
+        /// `dwfl_module_addrinfo` does (one walk of the whole symbol table per address): at the
+        /// edges and middle of symbols in a C, a C++, a Rust and a Swift fixture, libc, libstdc++
+        /// and libswiftCore, whose large tables are why the index exists.
+        @Test func symbolIndexAgreesWithLibdw() throws {
+            let files = [
+                Harness.fixture("leak_basic"), Harness.fixture("leak_cpp"), Harness.fixture("leak_rust"),
+                Harness.fixture("leak_swift"), "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib/x86_64-linux-gnu/libstdc++.so.6", SuppressionTests.Defaults.swiftCore,
+            ]
+            let symbolizer = Symbolizer()
+            for file in files where FileManager.default.fileExists(atPath: file) {
+                // Every symbol of the small files; one in 29 of the large ones (libdw's own
+                // look-up is what takes the time here).
+                let (answered, differences) = symbolizer.checkSymbolIndex(path: file, stride: file.contains("/lib") ? 29 : 1)
+                #expect(differences.isEmpty, "\(differences.prefix(5))")
+                #expect(answered > 30, "\(file): the index answered only \(answered) addresses itself")
+            }
+        }
     }
 }
 

@@ -87,6 +87,8 @@ public final class Symbolizer {
     private final class Session {
         let dwfl: OpaquePointer
         let module: OpaquePointer
+        /// Built on the first symbol look-up; its names point into this session's memory.
+        private var index: SymbolIndex?
 
         init(dwfl: OpaquePointer, module: OpaquePointer) {
             self.dwfl = dwfl
@@ -94,6 +96,22 @@ public final class Symbolizer {
         }
 
         deinit { LibDW.dwflEnd(dwfl) }
+
+        /// The ELF symbol containing `address`, as `dwfl_module_addrinfo` finds it.
+        func symbol(at address: UInt64) -> String? {
+            switch symbolIndex().lookUp(address) {
+            case .name(let name): return name
+            case .needsLibdw: return LibDW.dwflModuleAddrInfo(module, address)
+            }
+        }
+
+        @discardableResult
+        func symbolIndex() -> SymbolIndex {
+            if let index { return index }
+            let built = SymbolIndex(module: module)
+            index = built
+            return built
+        }
     }
 
     /// A function-like DWARF scope containing the address: an inlined instance or the subprogram.
@@ -148,7 +166,7 @@ public final class Symbolizer {
         let (file, relative) = fileRelative(address, in: module)
         let key = CacheKey(module: file, address: relative)
         if let frames = cache[key] { return frames }
-        var frames = session(for: file).map { lookUp(relative, in: $0.module) }
+        var frames = session(for: file).map { lookUp(relative, in: $0) }
             ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
         // heapgate's own entry points (frame 0 of every stack: malloc, calloc, ...) are one
         // frame each, whatever the shim inlined into them.
@@ -167,7 +185,7 @@ public final class Symbolizer {
         if let frames = cache[CacheKey(module: file, address: relative)], let outer = frames.last {
             return SourceFrame(function: outer.function, file: nil, line: nil, isInlined: false, linkageName: outer.linkageName)
         }
-        let symbol = session(for: file).flatMap { LibDW.dwflModuleAddrInfo($0.module, relative) }
+        let symbol = session(for: file).flatMap { $0.symbol(at: relative) }
         return SourceFrame(function: symbol.map(Demangler.demangle), file: nil, line: nil, isInlined: false, linkageName: symbol)
     }
 
@@ -183,11 +201,45 @@ public final class Symbolizer {
             // One real look-up: libelf decompresses a debug section when it is first read,
             // which opening the DWARF does not do.
             if let function = LibDW.dwflFirstFunction(session.module) {
-                _ = lookUp(function, in: session.module)
+                _ = lookUp(function, in: session)
             } else {
                 _ = LibDW.dwflModuleGetDwarf(session.module)
             }
+            session.symbolIndex()
         }
+    }
+
+    /// Checks the symbol index of the file at `path` against `dwfl_module_addrinfo` itself, at
+    /// the start, middle, last byte and end of every `stride`-th symbol and the byte before it
+    /// (for tests: the index must give libdw's answer). Returns the number of addresses the
+    /// index answered alone, and one line per address where the two differ.
+    func checkSymbolIndex(path: String, stride: Int) -> (answered: Int, differences: [String]) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let session = session(for: ModuleImage(path: canonical(path), base: 0)),
+              let (count, _) = LibDW.dwflSymbolTable(session.module) else { return (0, ["\(path): no symbols"]) }
+        let index = session.symbolIndex()
+        var answered = 0
+        var differences: [String] = []
+        for symbolNumber in Swift.stride(from: 1, to: count, by: max(1, stride)) {
+            guard let (symbol, start, _) = LibDW.dwflSymbol(session.module, symbolNumber) else { continue }
+            let size = symbol.st_size
+            for address in Set([start &- 1, start, start &+ size / 2, start &+ max(size, 1) &- 1, start &+ size]) {
+                let expected = LibDW.dwflModuleAddrInfo(session.module, address)
+                let got: String?
+                switch index.lookUp(address) {
+                case .name(let name):
+                    answered += 1
+                    got = name
+                case .needsLibdw:
+                    got = expected
+                }
+                if got != expected {
+                    differences.append("\(path) 0x\(String(address, radix: 16)): index \(got ?? "nil"), libdw \(expected ?? "nil")")
+                }
+            }
+        }
+        return (answered, differences)
     }
 
     /// The file's resolved path: one file reached under two names (/lib/… and /usr/lib/…,
@@ -219,7 +271,8 @@ public final class Symbolizer {
         return session
     }
 
-    private func lookUp(_ address: UInt64, in module: OpaquePointer) -> [SourceFrame] {
+    private func lookUp(_ address: UInt64, in session: Session) -> [SourceFrame] {
+        let module = session.module
         let location = LibDW.dwflModuleGetSrc(module, address).flatMap(LibDW.dwflLineInfo)
             ?? compileUnit(containing: address, in: module).flatMap { unit in
                 var cu = unit.cu
@@ -227,7 +280,7 @@ public final class Symbolizer {
             }
         let scopes = functionScopes(address, in: module)
         guard !scopes.isEmpty else {
-            let symbol = LibDW.dwflModuleAddrInfo(module, address)
+            let symbol = session.symbol(at: address)
             return [SourceFrame(
                 function: symbol.map(Demangler.demangle), file: location?.file, line: location?.line,
                 isInlined: false, linkageName: symbol)]
@@ -243,7 +296,7 @@ public final class Symbolizer {
             )
         }
         let outer = frames.count - 1
-        if !scopes[outer].hasDwarfLinkageName, let symbol = LibDW.dwflModuleAddrInfo(module, address) {
+        if !scopes[outer].hasDwarfLinkageName, let symbol = session.symbol(at: address) {
             // The real (out-of-line) function is the ELF symbol covering the address: it names the
             // frame when DWARF does not, and is the raw name when DWARF has only a plain DW_AT_name
             // (C functions, or C++ with -gline-tables-only, whose DW_AT_name is unqualified).
@@ -376,7 +429,7 @@ public final class Symbolizer {
 }
 
 /// One thin Swift wrapper per C function used by `Symbolizer`.
-private enum LibDW {
+enum LibDW {
     /// Wraps libc `unsetenv`.
     static func unsetenv(_ name: String) {
         _ = Foundation.unsetenv(name)
@@ -435,6 +488,24 @@ private enum LibDW {
             if isFunction && symbol.st_size > 0 && address != 0 { return address }
         }
         return nil
+    }
+
+    /// Wraps `dwfl_module_getsymtab` and `dwfl_module_getsymtab_first_global`: the number of
+    /// symbols (index 0 is the null symbol) and the index of the first non-local one (0 when
+    /// the module has only .dynsym read through its program headers).
+    static func dwflSymbolTable(_ module: OpaquePointer) -> (count: Int, firstGlobal: Int)? {
+        let count = Int(dwfl_module_getsymtab(module))
+        let firstGlobal = Int(dwfl_module_getsymtab_first_global(module))
+        return count > 1 && firstGlobal >= 0 ? (count, firstGlobal) : nil
+    }
+
+    /// Wraps `dwfl_module_getsym_info`: symbol `index`, its address, and its name, which
+    /// points into the module's string table and lives as long as the module's session.
+    static func dwflSymbol(_ module: OpaquePointer, _ index: Int) -> (symbol: GElf_Sym, address: UInt64, name: UnsafePointer<CChar>)? {
+        var symbol = GElf_Sym()
+        var address: GElf_Addr = 0
+        guard let name = dwfl_module_getsym_info(module, Int32(index), &symbol, &address, nil, nil, nil) else { return nil }
+        return (symbol, address, name)
     }
 
     /// Wraps `dwfl_module_addrdie`: the compile unit DIE covering `address` and the bias to subtract

@@ -1,0 +1,128 @@
+import CLibdw
+
+/// The ELF symbol naming an address, found by binary search in a table built once per module,
+/// with the same answer as `dwfl_module_addrinfo`.
+///
+/// Why: elfutils 0.188 answers each `dwfl_module_addrinfo` by walking the whole symbol table
+/// (two libelf calls per symbol). A Swift program's report names tens of frames in
+/// libswiftCore, whose table has tens of thousands of symbols: 60–70 ms of the report went
+/// there. One walk at build time, then a binary search per address, costs the same as one
+/// of those look-ups.
+///
+/// Same answer, by construction: libdw's choice between symbols whose sized range covers the
+/// address depends only on those symbols, their order in the table and their binding, and
+/// they are compared here in the same order by the same rule: it first searches the global
+/// symbols; a covering symbol wins over the current choice if it starts later or has a
+/// stronger binding (global > weak > local > other), or, at the same start and binding,
+/// when it is smaller; only when no global covers the address does it search the locals the
+/// same way. When no sized symbol covers the address, libdw falls back to a nearby symbol
+/// without a size (an assembly label) under rules that depend on every symbol below the
+/// address: those rare addresses, and an address that a global label sits exactly on, are
+/// left to libdw itself (`needsLibdw`).
+struct SymbolIndex {
+    private struct Entry {
+        var start: UInt64
+        var end: UInt64
+        /// Position in the symbol table: ties are broken in table order, as libdw does.
+        var order: Int32
+        var binding: Int8
+        /// Into the module's string table, which lives as long as its `Dwfl` session.
+        var name: UnsafePointer<CChar>
+    }
+
+    /// Sized symbols sorted by start, with the largest end of any symbol up to each one, so
+    /// that the walk back from an address stops where nothing before can still cover it.
+    private struct Ranges {
+        var entries: [Entry] = []
+        var reach: [UInt64] = []
+
+        mutating func seal() {
+            entries.sort { ($0.start, $0.order) < ($1.start, $1.order) }
+            var furthest: UInt64 = 0
+            reach = entries.map { entry in
+                furthest = max(furthest, entry.end)
+                return furthest
+            }
+        }
+
+        /// libdw's pick among the symbols covering `address`, or nil when none does.
+        func pick(_ address: UInt64) -> Entry? {
+            var low = 0, high = entries.count // first entry starting after the address
+            while low < high {
+                let middle = (low + high) / 2
+                if entries[middle].start <= address { low = middle + 1 } else { high = middle }
+            }
+            var covering: [Entry] = []
+            var index = low - 1
+            while index >= 0, reach[index] > address {
+                if entries[index].end > address { covering.append(entries[index]) }
+                index -= 1
+            }
+            var chosen: Entry?
+            for candidate in covering.sorted(by: { $0.order < $1.order }) {
+                guard let current = chosen else {
+                    chosen = candidate
+                    continue
+                }
+                if current.start < candidate.start || current.binding < candidate.binding {
+                    chosen = candidate
+                } else if current.start == candidate.start, current.binding == candidate.binding,
+                          current.end - current.start > candidate.end - candidate.start {
+                    chosen = candidate
+                }
+            }
+            return chosen
+        }
+    }
+
+    private var globals = Ranges()
+    private var locals = Ranges()
+    /// Starts of global symbols without a size: libdw skips the locals when one sits exactly
+    /// on the address.
+    private var globalLabels: Set<UInt64> = []
+
+    /// Reads the module's symbol table (the full one if the module has it, else .dynsym).
+    init(module: OpaquePointer) {
+        guard let (count, firstGlobal) = LibDW.dwflSymbolTable(module) else { return }
+        for index in 1..<count {
+            guard let (symbol, address, name) = LibDW.dwflSymbol(module, index),
+                  name.pointee != 0, symbol.st_shndx != UInt16(SHN_UNDEF) else { continue }
+            let type = Int32(symbol.st_info & 0xf)
+            guard type != STT_SECTION, type != STT_FILE, type != STT_TLS else { continue }
+            let isGlobal = firstGlobal == 0 || index >= firstGlobal
+            guard symbol.st_size != 0 else {
+                if isGlobal { globalLabels.insert(address) }
+                continue
+            }
+            let entry = Entry(start: address, end: address &+ symbol.st_size, order: Int32(index),
+                              binding: Self.strength(of: symbol), name: name)
+            if isGlobal { globals.entries.append(entry) } else { locals.entries.append(entry) }
+        }
+        globals.seal()
+        locals.seal()
+    }
+
+    /// The symbol's name, `.none` when libdw would find no symbol either, and
+    /// `needsLibdw` where the answer depends on a symbol without a size.
+    enum Answer: Equatable {
+        case name(String)
+        case needsLibdw
+    }
+
+    func lookUp(_ address: UInt64) -> Answer {
+        if let entry = globals.pick(address) { return .name(String(cString: entry.name)) }
+        if globalLabels.contains(address) { return .needsLibdw }
+        if let entry = locals.pick(address) { return .name(String(cString: entry.name)) }
+        return .needsLibdw
+    }
+
+    /// libdw's order of bindings: global, then weak, then local, then anything else.
+    private static func strength(of symbol: GElf_Sym) -> Int8 {
+        switch Int32(symbol.st_info >> 4) {
+        case STB_GLOBAL: return 3
+        case STB_WEAK: return 2
+        case STB_LOCAL: return 1
+        default: return 0
+        }
+    }
+}
