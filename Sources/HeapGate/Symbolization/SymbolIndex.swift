@@ -102,8 +102,9 @@ struct SymbolIndex {
         locals.seal()
     }
 
-    /// The symbol's name, `.none` when libdw would find no symbol either, and
-    /// `needsLibdw` where the answer depends on a symbol without a size.
+    /// The name of the symbol libdw would pick, or `needsLibdw` where no sized symbol covers
+    /// the address or a global label sits exactly on it (libdw's answer then depends on
+    /// symbols without a size, and it is asked itself).
     enum Answer: Equatable {
         case name(String)
         case needsLibdw
