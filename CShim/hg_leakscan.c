@@ -613,7 +613,9 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
         const hg_scan_block_t *last = &hg_blocks[hg_block_count - 1];
         hg_highest = last->start + (last->size ? last->size : 1);
     }
-    hg_scan_roots(stack_floor);
+    /* The scan only marks blocks: with none in use there is nothing to find, and reading
+     * every root word of the process would be most of a short program's exit. */
+    if (hg_block_count > 0) hg_scan_roots(stack_floor);
     hg_form_cliques();
     hg_write_blocks(hg_now_ns() - started);
     return true;
