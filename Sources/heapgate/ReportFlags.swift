@@ -94,6 +94,7 @@ struct ReportFlags: ParsableArguments {
     func emit(_ heaps: [ProcessHeap], exitStatuses: [Int: Int] = [:], symbolizer: Symbolizer? = nil) throws -> [ProcessReport] {
         var options = self.options
         options.suppressions = RecordSuppressions(try loadSuppressions())
+        let symbolizer = symbolizer ?? Symbolizer(useDebuginfod: debuginfod)
         let builder = ReportBuilder(options: options, symbolizer: symbolizer)
         let reports = heaps.map { builder.report(for: $0, exitStatus: exitStatuses[$0.header.pid]) }
         let text = reports.map { report in
@@ -108,6 +109,7 @@ struct ReportFlags: ParsableArguments {
                 throw CLIError("cannot write the JSON report to \(jsonPath)", status: 2)
             }
         }
+        symbolizer.storeDecompressedDebugFiles()
         return reports
     }
 }

@@ -685,7 +685,11 @@ def write_results(results, wls, big, info, started, finished):
                   "(events/s = trace events / wall time).", "", summary_table(big), ""]
     lines += ["## Notes", "",
               "- Runs are interleaved per workload (native, heapgate, heaptrack, valgrind, native, …) after "
-              "one untimed native warm-up run, so drift of the machine hits every tool alike.",
+              "one untimed native warm-up run, so drift of the machine hits every tool alike. heapgate also gets "
+              "one untimed run per workload: a machine's first `heapgate run` or `heapgate summary` keeps "
+              "uncompressed copies of the compressed debug files it read (libc's, from libc6-dbg: about 0.1 s, "
+              "once; see docs/architecture.md, \"Uncompressed copies of debug files\"), and the table shows "
+              "the runs after that.",
               "- `bigheap` holds ~1 GB in 10 M blocks at exit; its point is heapgate's exit-time cost with a "
               "large live heap (heapgate run vs native, and `heapgate summary` on its trace). heaptrack and "
               "valgrind are skipped there by default to bound memory and time: memcheck needs about 2.5× the "
@@ -821,6 +825,10 @@ def main():
                 continue
             log(f"{tag} {wl.title}: warm-up")
             measure(wl.argv, stdin=wl.stdin)
+            if "heapgate" in tools:
+                # Also warms heapgate's debug-info cache (uncompressed copies of compressed
+                # debug files, made once per machine), so the runs show the steady state.
+                run_tool("heapgate", wl, scratch)
             runs = {t: [] for t in tools}
             dead = set()
             for i in range(RUNS):

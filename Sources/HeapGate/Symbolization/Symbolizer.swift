@@ -133,18 +133,26 @@ public final class Symbolizer {
     private var compileUnits: [OpaquePointer: [Dwarf_Die]] = [:]
     private var canonicalPaths: [String: String] = [:]
     private let lock = NSLock()
+    private let debugCache: DebugInfoCache
+    /// libdwfl's `debuginfo_path` (a `char **`), owned here: nil for its default.
+    private let debugPath: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
 
     /// - Parameter useDebuginfod: when false (the default), `DEBUGINFOD_URLS` is removed from this
     ///   process's environment, so a missing debug file never triggers a network lookup (an
     ///   unreachable server stalls about 90 s per module).
-    public init(useDebuginfod: Bool = false) {
+    /// - Parameter cache: where uncompressed copies of compressed debug files are looked for
+    ///   first (and kept by `storeDecompressedDebugFiles`).
+    public init(useDebuginfod: Bool = false, cache: DebugInfoCache = .fromEnvironment()) {
         if !useDebuginfod { LibDW.unsetenv("DEBUGINFOD_URLS") }
+        debugCache = cache
+        debugPath = .allocate(capacity: 1)
+        debugPath.initialize(to: cache.searchPath.flatMap { strdup($0) })
         callbacks = .allocate(capacity: 1)
         callbacks.initialize(to: Dwfl_Callbacks(
             find_elf: dwfl_build_id_find_elf,
             find_debuginfo: dwfl_standard_find_debuginfo,
             section_address: dwfl_offline_section_address,
-            debuginfo_path: nil
+            debuginfo_path: debugPath
         ))
     }
 
@@ -152,6 +160,20 @@ public final class Symbolizer {
         sessions.removeAll()  // dwfl_end before the callbacks they point to go away
         callbacks.deinitialize(count: 1)
         callbacks.deallocate()
+        free(debugPath.pointee)
+        debugPath.deallocate()
+    }
+
+    /// Keeps uncompressed copies of the compressed debug files this symbolizer had to read
+    /// (see `DebugInfoCache`), so that later reports open them without inflating them. Call
+    /// once the report is out: the first copy of libc's takes about 70 ms.
+    public func storeDecompressedDebugFiles() {
+        lock.lock()
+        defer { lock.unlock() }
+        for case let session? in sessions.values {
+            guard let debugFile = LibDW.dwflDebugFile(session.module), let buildID = LibDW.dwflBuildID(session.module) else { continue }
+            debugCache.store(debugFile: debugFile, buildID: buildID)
+        }
     }
 
     /// `address` is the runtime address to look up (callers already subtract 1 from return addresses).
@@ -207,6 +229,15 @@ public final class Symbolizer {
             }
             session.symbolIndex()
         }
+    }
+
+    /// The separate debug file libdw opened for the file at `path`, once a look-up has opened
+    /// it (for tests: which copy was read).
+    func debugFile(forFileAt path: String) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let session = sessions[ModuleImage(path: canonical(path), base: 0)] ?? nil else { return nil }
+        return LibDW.dwflDebugFile(session.module)
     }
 
     /// Checks the symbol index of the file at `path` against `dwfl_module_addrinfo` itself, at
@@ -506,6 +537,23 @@ enum LibDW {
         var address: GElf_Addr = 0
         guard let name = dwfl_module_getsym_info(module, Int32(index), &symbol, &address, nil, nil, nil) else { return nil }
         return (symbol, address, name)
+    }
+
+    /// Wraps `dwfl_module_info`: the separate debug file libdw opened for the module, if any.
+    static func dwflDebugFile(_ module: OpaquePointer) -> String? {
+        var debugFile: UnsafePointer<CChar>?
+        var mainFile: UnsafePointer<CChar>?
+        _ = dwfl_module_info(module, nil, nil, nil, nil, nil, &mainFile, &debugFile)
+        return debugFile.map { String(cString: $0) }
+    }
+
+    /// Wraps `dwfl_module_build_id`: the module's GNU build id, if it has one.
+    static func dwflBuildID(_ module: OpaquePointer) -> [UInt8]? {
+        var bits: UnsafePointer<UInt8>?
+        var address: GElf_Addr = 0
+        let length = dwfl_module_build_id(module, &bits, &address)
+        guard length > 0, let bits else { return nil }
+        return Array(UnsafeBufferPointer(start: bits, count: Int(length)))
     }
 
     /// Wraps `dwfl_module_addrdie`: the compile unit DIE covering `address` and the bias to subtract
