@@ -13,7 +13,8 @@ import Foundation
 /// before `/usr/lib/debug` in libdwfl's search path, so libdw finds a copy by the module's
 /// build id, and checks that id, exactly as it finds the original. A copy is made by
 /// binutils' `objcopy --decompress-debug-sections` (the debug file is otherwise unchanged),
-/// written under a temporary name and renamed, so concurrent runs never see half a file; it
+/// written under a temporary name that one run at a time claims, then renamed, so concurrent
+/// runs never see half a file; it
 /// is made after a report that had to inflate the original, so that run pays once (about
 /// 70 ms for libc's) and later ones do not. Without `objcopy`, or with a directory that
 /// cannot be written, nothing is cached and nothing else changes.
@@ -60,7 +61,10 @@ public struct DebugInfoCache: Sendable {
               Self.hasCompressedSections(debugFile), let objcopy = Self.objcopy else { return }
         let folder = (destination as NSString).deletingLastPathComponent
         guard (try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)) != nil else { return }
-        let temporary = destination + ".\(getpid()).tmp"
+        // One maker at a time: concurrent reports (a test suite's, say) would otherwise each
+        // inflate and write the same 10 MB. A claim left by a run that died expires.
+        let temporary = destination + ".partial"
+        guard Self.claim(temporary) else { return }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: objcopy)
         process.arguments = ["--decompress-debug-sections", debugFile, temporary]
@@ -69,6 +73,22 @@ public struct DebugInfoCache: Sendable {
         guard (try? process.run()) != nil else { return }
         process.waitUntilExit()
         if process.terminationStatus != 0 || rename(temporary, destination) != 0 { unlink(temporary) }
+    }
+
+    /// Creates `path` if no other run has (or if its claim is over a minute old).
+    private static func claim(_ path: String) -> Bool {
+        for _ in 0..<2 {
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if descriptor >= 0 {
+                close(descriptor)
+                return true
+            }
+            guard errno == EEXIST,
+                  let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                  modified.timeIntervalSinceNow < -60 else { return false }
+            unlink(path)
+        }
+        return false
     }
 
     private static let objcopy: String? = ["/usr/bin/objcopy", "/bin/objcopy"].first {
