@@ -4,8 +4,8 @@ import Foundation
 /// Uncompressed copies of compressed separate debug files, kept across runs.
 ///
 /// Why: Debian's debug packages (libc6-dbg, the -dbgsym packages) ship their DWARF sections
-/// zlib-compressed, and libdw inflates every debug section of a file when it opens it, also
-/// the ones a report never reads. Nearly every report opens libc's (stdio, locale and NSS
+/// zlib-compressed, and libdw inflates the file's debug sections when it first reads its
+/// DWARF, also the ones a report never reads. Nearly every report opens libc's (stdio, locale and NSS
 /// blocks are allocated by libc): about 36 ms of a 73 ms `heapgate summary` of `date`. An
 /// uncompressed copy opens without that.
 ///
