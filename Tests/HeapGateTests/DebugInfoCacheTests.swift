@@ -73,5 +73,8 @@ import Testing
         #expect(DebugInfoCache.fromEnvironment(["HOME": "/h"]).directory == "/h/.cache/heapgate")
         #expect(DebugInfoCache.fromEnvironment([:]).directory == nil)
         #expect(DebugInfoCache(directory: "/c").path(buildID: [0x93, 0xac, 0x61]) == "/c/.build-id/93/ac61.debug")
+        #expect(DebugInfoCache(directory: "rel").directory == FileManager.default.currentDirectoryPath + "/rel")
+        #expect(DebugInfoCache(directory: "/a:b").directory == nil)
+        #expect(DebugInfoCache(directory: "").directory == nil)
     }
 }

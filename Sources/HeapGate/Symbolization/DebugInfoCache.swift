@@ -25,14 +25,21 @@ public struct DebugInfoCache: Sendable {
     /// nil when caching is off.
     public let directory: String?
 
+    /// A relative `directory` is taken from the current directory (libdwfl would read it as
+    /// relative to each module's own); one with a colon, which libdwfl's path list cannot
+    /// hold, turns caching off.
     public init(directory: String?) {
-        self.directory = directory
+        guard let directory, !directory.isEmpty, !directory.contains(":") else {
+            self.directory = nil
+            return
+        }
+        self.directory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
     }
 
     /// The cache `HEAPGATE_CACHE`, `XDG_CACHE_HOME` or `HOME` names.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> DebugInfoCache {
         if let chosen = environment["HEAPGATE_CACHE"] {
-            return DebugInfoCache(directory: chosen == "off" || chosen.isEmpty ? nil : chosen)
+            return DebugInfoCache(directory: chosen == "off" ? nil : chosen)
         }
         if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return DebugInfoCache(directory: xdg + "/heapgate") }
         if let home = environment["HOME"], home.hasPrefix("/") { return DebugInfoCache(directory: home + "/.cache/heapgate") }
