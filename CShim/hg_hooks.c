@@ -22,7 +22,6 @@
 
 #include "hg_internal.h"
 
-#define HG_EXPORT __attribute__((visibility("default")))
 #define HG_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 HG_ALWAYS_INLINE bool hg_recording(void) {

@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HG_HIDDEN __attribute__((visibility("hidden")))
+/* The shim is built with -fvisibility=hidden: only what this marks is exported (the malloc
+ * family, _exit and _Exit). */
+#define HG_EXPORT __attribute__((visibility("default")))
 #define HG_NOINLINE __attribute__((noinline))
 #define HG_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HG_UNLIKELY(x) __builtin_expect(!!(x), 0)

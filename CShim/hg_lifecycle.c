@@ -99,6 +99,6 @@ static __attribute__((noreturn)) void hg_exit_now(int status) {
 
 /** Interposes _exit(2): exit() does not come through here, but a fork child's _exit does.
  *  Exported, like the malloc family (hg_hooks.c). */
-__attribute__((visibility("default"))) void _exit(int status) { hg_exit_now(status); }
+HG_EXPORT void _exit(int status) { hg_exit_now(status); }
 /** Interposes _Exit(3), the C99 spelling of _exit. */
-__attribute__((visibility("default"))) void _Exit(int status) { hg_exit_now(status); }
+HG_EXPORT void _Exit(int status) { hg_exit_now(status); }

@@ -96,7 +96,7 @@ public enum TextReport {
     static func render(_ frame: ReportFrame) -> String {
         let address = "0x" + String(frame.address.dropFirst(2)).uppercased()
         let function = frame.function ?? "???"
-        if let module = frame.module, ModuleImage.fileName(module) == "libheapgate.so" {
+        if let module = frame.module, ModuleImage.isShim(module) {
             return "\(address): \(function) (libheapgate.so)"
         }
         if let file = frame.file, let line = frame.line {

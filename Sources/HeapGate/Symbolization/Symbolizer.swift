@@ -219,10 +219,10 @@ public final class Symbolizer {
         lock.lock()
         defer { lock.unlock() }
         for path in paths {
-            guard let session = session(for: ModuleImage(path: canonical(path), base: 0)) else { continue }
+            guard let session = session(forFileAt: path) else { continue }
             // One real look-up: libelf decompresses a debug section when it is first read,
             // which opening the DWARF does not do.
-            if let function = LibDW.dwflFirstFunction(session.module) {
+            if let function = Self.firstFunction(in: session.module) {
                 _ = lookUp(function, in: session)
             } else {
                 _ = LibDW.dwflModuleGetDwarf(session.module)
@@ -236,7 +236,7 @@ public final class Symbolizer {
     func debugFile(forFileAt path: String) -> String? {
         lock.lock()
         defer { lock.unlock() }
-        guard let session = sessions[ModuleImage(path: canonical(path), base: 0)] ?? nil else { return nil }
+        guard let session = sessions[fileImage(path)] ?? nil else { return nil }
         return LibDW.dwflDebugFile(session.module)
     }
 
@@ -247,7 +247,7 @@ public final class Symbolizer {
     func checkSymbolIndex(path: String, stride: Int) -> (answered: Int, differences: [String]) {
         lock.lock()
         defer { lock.unlock() }
-        guard let session = session(for: ModuleImage(path: canonical(path), base: 0)),
+        guard let session = session(forFileAt: path),
               let (count, _) = LibDW.dwflSymbolTable(session.module) else { return (0, ["\(path): no symbols"]) }
         let index = session.symbolIndex()
         var answered = 0
@@ -282,10 +282,28 @@ public final class Symbolizer {
         return resolved
     }
 
+    /// The file at `path` as every session holds it: resolved, at base 0. Called with the
+    /// lock held.
+    private func fileImage(_ path: String) -> ModuleImage {
+        ModuleImage(path: canonical(path), base: 0)
+    }
+
     /// The module's file, opened once at base 0, and the address relative to it. Called with
     /// the lock held.
     private func fileRelative(_ address: UInt64, in module: ModuleImage) -> (ModuleImage, UInt64) {
-        (ModuleImage(path: canonical(module.path), base: 0), address &- module.base)
+        (fileImage(module.path), address &- module.base)
+    }
+
+    private func session(forFileAt path: String) -> Session? { session(for: fileImage(path)) }
+
+    /// The address of the module's first sized function symbol, if it has one.
+    private static func firstFunction(in module: OpaquePointer) -> UInt64? {
+        guard let (count, _) = LibDW.dwflSymbolTable(module) else { return nil }
+        for index in 1..<count {
+            guard let (symbol, address, _) = LibDW.dwflSymbol(module, index) else { continue }
+            if Int32(symbol.st_info & 0xf) == STT_FUNC && symbol.st_size > 0 && address != 0 { return address }
+        }
+        return nil
     }
 
     private func session(for image: ModuleImage) -> Session? {
@@ -504,21 +522,6 @@ enum LibDW {
         var offset: GElf_Off = 0
         var symbol = GElf_Sym()
         return dwfl_module_addrinfo(module, address, &offset, &symbol, nil, nil, nil).map { String(cString: $0) }
-    }
-
-    /// Wraps `dwfl_module_getsymtab` and `dwfl_module_getsym_info`: the address of the first
-    /// sized function symbol, if the module has one.
-    static func dwflFirstFunction(_ module: OpaquePointer) -> UInt64? {
-        let count = dwfl_module_getsymtab(module)
-        guard count > 1 else { return nil }
-        for index in 1..<count {
-            var symbol = GElf_Sym()
-            var address: GElf_Addr = 0
-            guard dwfl_module_getsym_info(module, index, &symbol, &address, nil, nil, nil) != nil else { continue }
-            let isFunction = (symbol.st_info & 0xf) == 2 // STT_FUNC
-            if isFunction && symbol.st_size > 0 && address != 0 { return address }
-        }
-        return nil
     }
 
     /// Wraps `dwfl_module_getsymtab` and `dwfl_module_getsymtab_first_global`: the number of
