@@ -107,13 +107,28 @@ hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start);
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
 extern uint32_t hg_stacks_max_depth;
 
+/* Stack hashes take the frames from the outermost in: the unwinder keeps the hash of every
+ * outer frame it remembers, so a capture that reuses them hashes only its fresh frames. */
+#define HG_STACK_HASH_SEED 0xcbf29ce484222325ull
+static inline uint64_t hg_stack_hash_add(uint64_t state, uintptr_t ip) {
+    state = (state ^ ip) * 0x100000001b3ull;
+    return state ^ (state >> 29);
+}
+static inline uint64_t hg_stack_hash_finish(uint64_t state, uint32_t depth) { return hg_stack_hash_add(state, depth); }
+
 /* hg_unwind.c: the fast unwinder behind hg_stacks_capture */
+typedef struct {
+    /* The frames are those of this thread's previous capture, which hg_unwind_tag named
+     * same_tag (0: they are not); ips past the innermost frames are then left unset. */
+    uint32_t same_tag;
+    bool hashed;   /* hash holds the stack hash state (before hg_stack_hash_finish) of ips[1..] */
+    uint64_t hash;
+} hg_unwound_t;
+
 void hg_unwind_init(void);
 /** Like unw_backtrace, but from `start`: ips[0] is start->ip, then the return addresses of
- *  the frames above it; ips has room for max_frames + 2 entries. When the frames are those of
- *  this thread's previous capture, which hg_unwind_tag named, *same_tag is that name and ips
- *  past the innermost frames are left unset. */
-int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, uint32_t *same_tag);
+ *  the frames above it; ips has room for max_frames + 2 entries. */
+int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out);
 /** Names (0: no name) the frame list that the capture just made on this thread produced. */
 void hg_unwind_tag(uint32_t tag);
 

@@ -115,12 +115,9 @@ void hg_stacks_init(void) {
 }
 
 static uint64_t hg_hash_frames(void *const *ips, int count) {
-    uint64_t hash = 0xcbf29ce484222325ull ^ (uint64_t)count;
-    for (int i = 0; i < count; i++) {
-        hash = (hash ^ (uintptr_t)ips[i]) * 0x100000001b3ull;
-        hash ^= hash >> 29;
-    }
-    return hash;
+    uint64_t state = HG_STACK_HASH_SEED;
+    for (int i = count; i-- > 0;) state = hg_stack_hash_add(state, (uintptr_t)ips[i]);
+    return hg_stack_hash_finish(state, (uint32_t)count);
 }
 
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref) { return (hg_stack_t *)(hg_arena + (uint64_t)ref * 8); }
@@ -142,8 +139,7 @@ static hg_stack_ref_t hg_stack_store(uint64_t hash, void *const *ips, int count)
     return (hg_stack_ref_t)(offset / 8);
 }
 
-static hg_stack_ref_t hg_stacks_intern(void *const *ips, int count) {
-    uint64_t hash = hg_hash_frames(ips, count);
+static hg_stack_ref_t hg_stacks_intern(void *const *ips, int count, uint64_t hash) {
     hg_stack_ref_t mine = 0;
     uint32_t index = (uint32_t)hash & (HG_TABLE_SLOTS - 1);
     for (int probe = 0; probe < HG_MAX_PROBES; probe++, index = (index + 1) & (HG_TABLE_SLOTS - 1)) {
@@ -187,6 +183,14 @@ static void hg_verify_report(int frame, uintptr_t fast, uintptr_t plain) {
     (void)ignored;
 }
 
+/* HEAPGATE_UNWIND=verify: the hash the unwinder kept differs from the frames' own. */
+static void hg_verify_hash_report(void) {
+    static const char line[] = "heapgate: unwind mismatch in the kept stack hash\n";
+    if (atomic_fetch_add(&hg_verify_reports, 1) >= 100) return;
+    ssize_t ignored = write(2, line, sizeof line - 1);
+    (void)ignored;
+}
+
 /* Compares a fast capture with unw_backtrace's (both from frame 0 = the entry point). */
 static void hg_verify(void *const *fast, int fast_count, void *const *plain, int plain_count) {
     int common = fast_count < plain_count ? fast_count : plain_count;
@@ -207,35 +211,40 @@ HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
     int depth = (int)hg_stacks_max_depth;
     void **frames;
     int count;
+    hg_unwound_t unwound = {0};
     if (HG_UNLIKELY(hg_unwind_mode == HG_UNWIND_PLAIN)) {
         count = unw_backtrace(ips, depth + HG_SKIP_FRAMES_PLAIN) - HG_SKIP_FRAMES_PLAIN;
         frames = ips + HG_SKIP_FRAMES_PLAIN;
     } else {
-        uint32_t same = 0;
-        count = hg_unwind_backtrace(start, ips, depth + HG_SKIP_FRAMES, &same) - HG_SKIP_FRAMES;
+        count = hg_unwind_backtrace(start, ips, depth + HG_SKIP_FRAMES, &unwound) - HG_SKIP_FRAMES;
         frames = ips + HG_SKIP_FRAMES;
         if (HG_UNLIKELY(hg_unwind_mode == HG_UNWIND_VERIFY)) {
             void *plain[HG_MAX_DEPTH + HG_SKIP_FRAMES_PLAIN];
             int plain_count = unw_backtrace(plain, depth + HG_SKIP_FRAMES_PLAIN) - HG_SKIP_FRAMES_PLAIN;
             if (plain_count < 0) plain_count = 0;
-            if (same != 0) {
-                const hg_stack_t *stack = hg_stacks_get(same);
+            if (unwound.same_tag != 0) {
+                const hg_stack_t *stack = hg_stacks_get(unwound.same_tag);
                 memcpy(frames, stack->ips, sizeof(void *) * stack->depth);
                 count = (int)stack->depth;
             }
             hg_verify(frames, count, plain + HG_SKIP_FRAMES_PLAIN, plain_count);
+            if (unwound.hashed && count > 0 &&
+                hg_stack_hash_finish(unwound.hash, (uint32_t)count) != hg_hash_frames(frames, count))
+                hg_verify_hash_report();
             /* What is recorded is unw_backtrace's answer. */
             count = plain_count;
             if (count > 0) memcpy(frames, plain + HG_SKIP_FRAMES_PLAIN, sizeof(void *) * (size_t)count);
-            same = 0;
+            unwound = (hg_unwound_t){0};
         }
-        if (same != 0) return same;
+        if (unwound.same_tag != 0) return unwound.same_tag;
     }
     if (count <= 0) {
         if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(0);
         return 0;
     }
-    hg_stack_ref_t ref = hg_stacks_intern(frames, count);
+    /* The unwinder hashed what it could not reuse on top of the outer frames' kept hash. */
+    uint64_t hash = unwound.hashed ? hg_stack_hash_finish(unwound.hash, (uint32_t)count) : hg_hash_frames(frames, count);
+    hg_stack_ref_t ref = hg_stacks_intern(frames, count, hash);
     if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(ref);
     return ref;
 }

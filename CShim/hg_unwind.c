@@ -474,20 +474,27 @@ typedef enum {
     HG_END_CUT,      /* it stopped at the depth limit or at HG_REMEMBER: the stack may go on */
 } hg_end_t;
 
-/* Frame i (0 = the frame of the start registers, in hg_record) is ip[i], sp[i], rbp[i]; slot[i] is the RBP
- * save slot that the step from frame i read (0: RBP passed on unchanged), and its bit 0 says
- * whether frame i's RBP value matters: whether a rule further out uses it (an RBP-based CFA)
- * before a save slot replaces it. Where it does not, it is neither compared nor checked. */
+/* Frame i (0 = the frame of the start registers, in hg_record) is ip, sp, rbp at index
+ * HG_REMEMBER - count + i: the outermost frame always sits at the last index. A reuse keeps the
+ * outer frames of the last list where they are and writes only its fresh frames below them,
+ * so nothing is moved and the outer frames' hashes stay valid.
+ * slot is the RBP save slot that the step from the frame read (0: RBP passed on unchanged),
+ * and its bit 0 says whether the frame's RBP value matters: whether a rule further out uses it
+ * (an RBP-based CFA) before a save slot replaces it. Where it does not, it is neither compared
+ * nor checked. */
 typedef struct {
     uint32_t count; /* frames [0, count) */
     uint32_t end;   /* hg_end_t */
     uintptr_t low_slot, low_value;
     uint32_t tag;     /* the caller's name (a stack ref) for this frame list; 0 = none */
     bool tag_pending; /* the capture that just ran replaced the list: hg_unwind_tag names it */
+    bool hashed;      /* hash[] is valid: the list holds every frame of its stack (it is not CUT) */
     uintptr_t ip[HG_REMEMBER], sp[HG_REMEMBER], rbp[HG_REMEMBER] /* hg_hide()n */, slot[HG_REMEMBER];
-    /* Frame i's RBP check, derived from the above so that reuse compares without branching:
-     * the word at rbp_at[i] must be rbp_want[i] (hg_hide()n); a dummy word where none applies. */
+    /* A frame's RBP check, derived from the above so that reuse compares without branching:
+     * the word at rbp_at must be rbp_want (hg_hide()n); a dummy word where none applies. */
     uintptr_t rbp_at[HG_REMEMBER], rbp_want[HG_REMEMBER];
+    /* The stack hash (hg_stack_hash_add) of the frames from the outermost in to this one. */
+    uint64_t hash[HG_REMEMBER];
     /* the frames of the capture under way, until it meets a remembered one (ips hold the IPs) */
     uintptr_t fresh_sp[HG_FRESH], fresh_rbp[HG_FRESH] /* hg_hide()n */, fresh_slot[HG_FRESH];
     uint64_t fresh_rule[HG_FRESH];
@@ -507,12 +514,16 @@ static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec")))
 
 static const uintptr_t hg_zero_word;
 
+/* Index of frame 0: frame i is at hg_base(m) + i. */
+static inline uint32_t hg_base(const hg_memory_t *m) { return HG_REMEMBER - m->count; }
+
 /* Derives the RBP checks of frames [1, to) (clamped to the memory; frame 0 is never checked):
  * frame i's RBP, read from frame i - 1's save slot, is checked when that slot exists and the
  * value matters. */
 static void hg_derive_checks(hg_memory_t *m, uint32_t to) {
     if (to > m->count) to = m->count;
-    for (uint32_t i = 1; i < to; i++) {
+    uint32_t base = hg_base(m);
+    for (uint32_t i = base + 1; i < base + to; i++) {
         uintptr_t slot = m->slot[i - 1] & ~HG_MATTERS;
         bool checked = slot != 0 && (m->slot[i] & HG_MATTERS);
         m->rbp_at[i] = checked ? slot : (uintptr_t)&hg_zero_word;
@@ -524,32 +535,60 @@ static void hg_derive_checks(hg_memory_t *m, uint32_t to) {
  * checks that depend on them or on the fresh frames [0, upto). */
 static void hg_mark_rbp(hg_memory_t *m, uint32_t upto, bool outer_matters) {
     bool matters = outer_matters;
+    uintptr_t *slot = m->slot + hg_base(m);
     for (uint32_t i = upto; i-- > 0;) {
         uint64_t rule = m->fresh_rule[i];
         bool passes_on = !(rule & HG_RULE_RBP_SAVED) && hg_rule_kind(rule) != HG_RULE_LAST;
         matters = hg_rule_kind(rule) == HG_RULE_CFA_RBP || (passes_on && matters);
-        m->slot[i] = (m->slot[i] & ~HG_MATTERS) | (matters ? HG_MATTERS : 0);
+        slot[i] = (slot[i] & ~HG_MATTERS) | (matters ? HG_MATTERS : 0);
     }
     hg_derive_checks(m, upto + 1);
 }
 
 /* Every frame's RBP matters: for lists whose rules were not kept, or that may go on (CUT). */
 static void hg_mark_all(hg_memory_t *m) {
-    for (uint32_t i = 0; i < m->count; i++) m->slot[i] |= HG_MATTERS;
+    for (uint32_t i = hg_base(m); i < HG_REMEMBER; i++) m->slot[i] |= HG_MATTERS;
     hg_derive_checks(m, m->count);
 }
 
-/* Makes the fresh frames [0, n) (IPs in ips) frames [0, n) of the memory. */
-static void hg_keep_fresh(hg_memory_t *m, void *const *ips, uint32_t n) {
-    if (n == 0) return; /* the common case of a repeated stack: skip four library calls */
-    memcpy(m->ip, ips, sizeof(uintptr_t) * n);
-    memcpy(m->sp, m->fresh_sp, sizeof(uintptr_t) * n);
-    memcpy(m->rbp, m->fresh_rbp, sizeof(uintptr_t) * n);
-    memcpy(m->slot, m->fresh_slot, sizeof(uintptr_t) * n);
+/* Hashes frames [0, upto) onto the hash of frame upto (or the seed, at the outer end). */
+static void hg_hash_inward(hg_memory_t *m, uint32_t upto) {
+    uint32_t base = hg_base(m);
+    uint64_t state = upto == m->count ? HG_STACK_HASH_SEED : m->hash[base + upto];
+    for (uint32_t i = base + upto; i-- > base;) m->hash[i] = state = hg_stack_hash_add(state, m->ip[i]);
+    m->hashed = true;
 }
 
-/* Unwinds on from frame n - 1 (state; already in ips[n - 1], and in the memory if it fits)
- * to the end or to max frames, remembering what fits. -1 when a frame needs unw_backtrace. */
+/* Hands the caller the hash of frames [1, count), the ones it keeps, when the list has it. */
+static inline void hg_give_hash(const hg_memory_t *m, hg_unwound_t *out) {
+    if (!m->hashed || m->count < 2) return;
+    out->hashed = true;
+    out->hash = m->hash[hg_base(m) + 1];
+}
+
+/* Makes the fresh frames [0, n) (IPs in ips) the frames at indices [base, base + n). */
+static void hg_keep_fresh(hg_memory_t *m, void *const *ips, uint32_t n, uint32_t base) {
+    if (n == 0) return; /* the common case of a repeated stack: skip four library calls */
+    memcpy(m->ip + base, ips, sizeof(uintptr_t) * n);
+    memcpy(m->sp + base, m->fresh_sp, sizeof(uintptr_t) * n);
+    memcpy(m->rbp + base, m->fresh_rbp, sizeof(uintptr_t) * n);
+    memcpy(m->slot + base, m->fresh_slot, sizeof(uintptr_t) * n);
+}
+
+/* The rare paths build a list from index 0 (frame i at index i); this moves it to its place. */
+static void hg_anchor(hg_memory_t *m) {
+    uint32_t base = hg_base(m);
+    if (base == 0) return;
+    size_t bytes = sizeof(uintptr_t) * m->count;
+    memmove(m->ip + base, m->ip, bytes);
+    memmove(m->sp + base, m->sp, bytes);
+    memmove(m->rbp + base, m->rbp, bytes);
+    memmove(m->slot + base, m->slot, bytes);
+}
+
+/* Unwinds on from frame n - 1 (state; already in ips[n - 1], and at index n - 1 of the memory
+ * if it fits, frames [0, n - 1) before it) to the end or to max frames, remembering what fits,
+ * then anchors the list. -1 when a frame needs unw_backtrace. */
 static int hg_unwind_on(hg_memory_t *m, void **ips, uint32_t n, hg_regs_t state, uint32_t max) {
     for (;;) {
         uintptr_t slot = 0;
@@ -576,7 +615,10 @@ static int hg_unwind_on(hg_memory_t *m, void **ips, uint32_t n, hg_regs_t state,
     }
     if (n > HG_REMEMBER) m->end = HG_END_CUT;
     m->count = n < HG_REMEMBER ? n : HG_REMEMBER;
+    hg_anchor(m);
     hg_mark_all(m);
+    m->hashed = false;
+    if (m->end != HG_END_CUT) hg_hash_inward(m, m->count);
     return (int)n;
 }
 
@@ -584,16 +626,16 @@ static int hg_unwind_on(hg_memory_t *m, void **ips, uint32_t n, hg_regs_t state,
  * Reuses j's outer frames if every word their steps read (return-address slots, RBP slots
  * whose value matters, the low end) still holds the value read then. Returns the frame count,
  * -1 if a word changed, -2 if going on past the memory needs unw_backtrace. */
-static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t max, uint32_t *same_tag) {
-    uint32_t remembered = m->count;
+static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t max, hg_unwound_t *out) {
+    uint32_t remembered = m->count, base = hg_base(m);
     uint32_t total = n + (remembered - j);
     bool cut = total > max;
     if (cut) total = max;
-    uint32_t last = j + (total - n) - 1;
+    uint32_t last = base + j + (total - n) - 1; /* index of the outermost frame reused */
     /* Every word is read (all lie in live frames at or above frame j), and the differences
      * are combined: no branch per frame. */
     uintptr_t changed = 0;
-    for (uint32_t i = j + 1; i <= last; i++) {
+    for (uint32_t i = base + j + 1; i <= last; i++) {
         changed |= *(const uintptr_t *)(m->sp[i] - 8) ^ m->ip[i];
         changed |= hg_hide(*(const uintptr_t *)m->rbp_at[i]) ^ m->rbp_want[i];
     }
@@ -601,43 +643,56 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
     if (!cut && m->end == HG_END_LOW && *(const uintptr_t *)m->low_slot != m->low_value) return -1;
     bool go_on = !cut && m->end == HG_END_CUT && total < max;
     if (n == j && !cut && !go_on && m->tag != 0 &&
-        (n == 0 || (memcmp(ips, m->ip, sizeof(uintptr_t) * n) == 0 && memcmp(m->fresh_sp, m->sp, sizeof(uintptr_t) * n) == 0))) {
+        (n == 0 || (memcmp(ips, m->ip + base, sizeof(uintptr_t) * n) == 0 &&
+                    memcmp(m->fresh_sp, m->sp + base, sizeof(uintptr_t) * n) == 0))) {
         /* The very list of the last capture: keep the fresh inner states (RBP may differ where
          * it does not matter) and let the caller reuse its stack. */
-        hg_keep_fresh(m, ips, n);
-        hg_mark_rbp(m, n, m->slot[n] & HG_MATTERS);
-        *same_tag = m->tag;
+        if (n > 0) {
+            hg_keep_fresh(m, ips, n, base);
+            hg_mark_rbp(m, n, m->slot[base + n] & HG_MATTERS);
+        }
+        out->same_tag = m->tag;
         return (int)total;
     }
     hg_regs_t tail = {m->ip[last], m->sp[last], hg_reveal(m->rbp[last])};
-    memcpy(ips + n, &m->ip[j], sizeof(uintptr_t) * (total - n));
-    uint32_t keep = total < HG_REMEMBER ? total : HG_REMEMBER;
-    if (n != j) {
-        size_t bytes = sizeof(uintptr_t) * (keep - n);
-        memmove(&m->ip[n], &m->ip[j], bytes);
-        memmove(&m->sp[n], &m->sp[j], bytes);
-        memmove(&m->rbp[n], &m->rbp[j], bytes);
-        memmove(&m->slot[n], &m->slot[j], bytes);
-        memmove(&m->rbp_at[n], &m->rbp_at[j], bytes); /* frame n's own is derived again below */
-        memmove(&m->rbp_want[n], &m->rbp_want[j], bytes);
-    }
-    hg_keep_fresh(m, ips, n);
-    m->count = keep;
+    memcpy(ips + n, m->ip + base + j, sizeof(uintptr_t) * (total - n));
     m->tag = 0;
     m->tag_pending = true;
-    if (cut || keep < total) {
-        m->end = HG_END_CUT;
-        hg_mark_all(m);
-    } else {
-        hg_mark_rbp(m, n, m->slot[n] & HG_MATTERS);
+    uint32_t keep = total < HG_REMEMBER ? total : HG_REMEMBER;
+    if (!cut && keep == total && !go_on) {
+        /* The usual case: the reused frames stay where they are; the fresh ones go below. */
+        m->count = total;
+        base = hg_base(m);
+        hg_keep_fresh(m, ips, n, base);
+        hg_mark_rbp(m, n, m->slot[base + n] & HG_MATTERS);
+        if (m->hashed) {
+            hg_hash_inward(m, n);
+            hg_give_hash(m, out);
+        }
+        return (int)total;
     }
-    if (!go_on) return (int)total;
-    int count = hg_unwind_on(m, ips, total, tail, max);
-    if (HG_UNLIKELY(count < 0)) {
-        m->count = 0;
-        return -2;
+    /* The list is cut (depth limit, or more frames than the memory holds) or goes on past the
+     * memory: rebuilt from index 0, then anchored. */
+    memmove(m->ip + n, m->ip + base + j, sizeof(uintptr_t) * (keep - n));
+    memmove(m->sp + n, m->sp + base + j, sizeof(uintptr_t) * (keep - n));
+    memmove(m->rbp + n, m->rbp + base + j, sizeof(uintptr_t) * (keep - n));
+    memmove(m->slot + n, m->slot + base + j, sizeof(uintptr_t) * (keep - n));
+    hg_keep_fresh(m, ips, n, 0);
+    if (go_on) {
+        int count = hg_unwind_on(m, ips, total, tail, max);
+        if (HG_UNLIKELY(count < 0)) {
+            m->count = 0;
+            return -2;
+        }
+        if ((uint32_t)count == m->count) hg_give_hash(m, out);
+        return count;
     }
-    return count;
+    m->count = keep;
+    m->end = HG_END_CUT;
+    m->hashed = false;
+    hg_anchor(m);
+    hg_mark_all(m);
+    return (int)total;
 }
 
 void hg_unwind_init(void) {
@@ -646,8 +701,8 @@ void hg_unwind_init(void) {
     hg_rules = map == MAP_FAILED ? NULL : map;
 }
 
-HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, uint32_t *same_tag) {
-    *same_tag = 0;
+HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out) {
+    *out = (hg_unwound_t){0};
     hg_memory_t *m = &hg_memory;
     m->tag_pending = false;
     if (HG_UNLIKELY(hg_rules == NULL || max_frames <= 0)) goto plain;
@@ -655,16 +710,18 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     hg_regs_t state = *start; /* frame 0 */
 
     uint32_t remembered = m->count;
+    const uintptr_t *remembered_sp = m->sp + hg_base(m), *remembered_ip = m->ip + hg_base(m);
+    const uintptr_t *remembered_rbp = m->rbp + hg_base(m), *remembered_slot = m->slot + hg_base(m);
     uint32_t n = 0; /* frames unwound afresh so far */
     uint32_t j = 0; /* first remembered frame whose SP is not below frame n's */
     hg_step_t step = HG_STEP_OK;
     for (;;) {
         /* state is frame n's */
         ips[n] = (void *)state.ip;
-        while (j < remembered && m->sp[j] < state.sp) j++;
-        if (j < remembered && m->sp[j] == state.sp && m->ip[j] == state.ip &&
-            (!(m->slot[j] & HG_MATTERS) || m->rbp[j] == hg_hide(state.rbp))) {
-            int count = hg_reuse(m, ips, n, j, max, same_tag);
+        while (j < remembered && remembered_sp[j] < state.sp) j++;
+        if (j < remembered && remembered_sp[j] == state.sp && remembered_ip[j] == state.ip &&
+            (!(remembered_slot[j] & HG_MATTERS) || remembered_rbp[j] == hg_hide(state.rbp))) {
+            int count = hg_reuse(m, ips, n, j, max, out);
             if (HG_LIKELY(count >= 0)) return count;
             if (count == -2) goto plain;
         }
@@ -681,12 +738,11 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     }
 
     /* No remembered frame met: the fresh frames become the memory. */
-    hg_keep_fresh(m, ips, n);
-    m->count = n;
     m->tag = 0;
     m->tag_pending = true;
     if (n == HG_FRESH && step == HG_STEP_OK && n < max) {
         /* A deep new stack: go on without looking back (state is frame n's, not yet kept). */
+        hg_keep_fresh(m, ips, n, 0);
         ips[n] = (void *)state.ip;
         m->ip[n] = state.ip, m->sp[n] = state.sp, m->rbp[n] = hg_hide(state.rbp), m->slot[n] = 0;
         int count = hg_unwind_on(m, ips, n + 1, state, max);
@@ -694,8 +750,11 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
             m->count = 0;
             goto plain;
         }
+        if ((uint32_t)count == m->count) hg_give_hash(m, out);
         return count;
     }
+    m->count = n;
+    hg_keep_fresh(m, ips, n, hg_base(m));
     if (step == HG_STEP_LAST) {
         m->end = HG_END_LAST;
     } else if (step == HG_STEP_LOW) {
@@ -706,6 +765,11 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
         m->end = HG_END_CUT;
     }
     hg_mark_rbp(m, n, m->end == HG_END_CUT);
+    m->hashed = false;
+    if (m->end != HG_END_CUT) {
+        hg_hash_inward(m, n);
+        hg_give_hash(m, out);
+    }
     return (int)n;
 
 plain:;
