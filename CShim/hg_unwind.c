@@ -491,8 +491,10 @@ typedef struct {
     bool hashed;      /* hash[] is valid: the list holds every frame of its stack (it is not CUT) */
     uintptr_t ip[HG_REMEMBER], sp[HG_REMEMBER], rbp[HG_REMEMBER] /* hg_hide()n */, slot[HG_REMEMBER];
     /* A frame's RBP check, derived from the above so that reuse compares without branching:
-     * the word at rbp_at must be rbp_want (hg_hide()n); a dummy word where none applies. */
-    uintptr_t rbp_at[HG_REMEMBER], rbp_want[HG_REMEMBER];
+     * the word at rbp_at must be the complement of rbp_not (a zero word and all ones where
+     * no check applies). The complement of a user-space address has its top bits set, so,
+     * like the masked values, it never looks like a heap pointer to the leak scan. */
+    uintptr_t rbp_at[HG_REMEMBER], rbp_not[HG_REMEMBER];
     /* The stack hash (hg_stack_hash_add) of the frames from the outermost in to this one. */
     uint64_t hash[HG_REMEMBER];
     /* the frames of the capture under way, until it meets a remembered one (ips hold the IPs) */
@@ -527,7 +529,7 @@ static void hg_derive_checks(hg_memory_t *m, uint32_t to) {
         uintptr_t slot = m->slot[i - 1] & ~HG_MATTERS;
         bool checked = slot != 0 && (m->slot[i] & HG_MATTERS);
         m->rbp_at[i] = checked ? slot : (uintptr_t)&hg_zero_word;
-        m->rbp_want[i] = checked ? m->rbp[i] : hg_hide(0);
+        m->rbp_not[i] = ~(checked ? hg_reveal(m->rbp[i]) : 0);
     }
 }
 
@@ -633,13 +635,14 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
     if (cut) total = max;
     uint32_t last = base + j + (total - n) - 1; /* index of the outermost frame reused */
     /* Every word is read (all lie in live frames at or above frame j), and the differences
-     * are combined: no branch per frame. */
-    uintptr_t changed = 0;
+     * are combined: no branch per frame. A return address matches when its XOR is zero, an
+     * RBP word when its XOR with the complement is all ones: an OR and an AND, no masking. */
+    uintptr_t changed = 0, rbp_same = ~(uintptr_t)0;
     for (uint32_t i = base + j + 1; i <= last; i++) {
         changed |= *(const uintptr_t *)(m->sp[i] - 8) ^ m->ip[i];
-        changed |= hg_hide(*(const uintptr_t *)m->rbp_at[i]) ^ m->rbp_want[i];
+        rbp_same &= *(const uintptr_t *)m->rbp_at[i] ^ m->rbp_not[i];
     }
-    if (changed) return -1;
+    if (changed || ~rbp_same) return -1;
     if (!cut && m->end == HG_END_LOW && *(const uintptr_t *)m->low_slot != m->low_value) return -1;
     bool go_on = !cut && m->end == HG_END_CUT && total < max;
     if (n == j && !cut && !go_on && m->tag != 0 &&
