@@ -533,20 +533,6 @@ static void hg_derive_checks(hg_memory_t *m, uint32_t to) {
     }
 }
 
-/* Sets the HG_MATTERS bits of frames [0, upto) from their rules, given frame upto's, and the
- * checks that depend on them or on the fresh frames [0, upto). */
-static void hg_mark_rbp(hg_memory_t *m, uint32_t upto, bool outer_matters) {
-    bool matters = outer_matters;
-    uintptr_t *slot = m->slot + hg_base(m);
-    for (uint32_t i = upto; i-- > 0;) {
-        uint64_t rule = m->fresh_rule[i];
-        bool passes_on = !(rule & HG_RULE_RBP_SAVED) && hg_rule_kind(rule) != HG_RULE_LAST;
-        matters = hg_rule_kind(rule) == HG_RULE_CFA_RBP || (passes_on && matters);
-        slot[i] = (slot[i] & ~HG_MATTERS) | (matters ? HG_MATTERS : 0);
-    }
-    hg_derive_checks(m, upto + 1);
-}
-
 /* Every frame's RBP matters: for lists whose rules were not kept, or that may go on (CUT). */
 static void hg_mark_all(hg_memory_t *m) {
     for (uint32_t i = hg_base(m); i < HG_REMEMBER; i++) m->slot[i] |= HG_MATTERS;
@@ -566,6 +552,35 @@ static inline void hg_give_hash(const hg_memory_t *m, hg_unwound_t *out) {
     if (!m->hashed || m->count < 2) return;
     out->hashed = true;
     out->hash = m->hash[hg_base(m) + 1];
+}
+
+/* Makes the fresh frames [0, n) (IPs in ips, the rest in fresh_*) frames [0, n) of the
+ * memory, whose count already includes them (frames [n, count) are in place). One pass from
+ * the outermost fresh frame in copies each frame, sets its HG_MATTERS bit from its rule and
+ * the frame above's bit (outer_matters for frame n), derives the RBP check of the frame above
+ * it, and, with `hash`, its hash (frame n's, or the seed when n is the outermost). */
+static void hg_settle_fresh(hg_memory_t *m, void *const *ips, uint32_t n, bool outer_matters, bool hash) {
+    uint32_t base = hg_base(m);
+    bool matters = outer_matters; /* frame i + 1's, in the loop */
+    uint64_t state = hash ? (n == m->count ? HG_STACK_HASH_SEED : m->hash[base + n]) : 0;
+    for (uint32_t i = n; i-- > 0;) {
+        uint32_t at = base + i;
+        uint64_t rule = m->fresh_rule[i];
+        uintptr_t slot = m->fresh_slot[i] & ~HG_MATTERS;
+        /* The check of frame i + 1, whose RBP the step from frame i read from slot. */
+        if (i + 1 < m->count) {
+            bool checked = slot != 0 && matters;
+            m->rbp_at[at + 1] = checked ? slot : (uintptr_t)&hg_zero_word;
+            m->rbp_not[at + 1] = ~(checked ? hg_reveal(m->rbp[at + 1]) : 0);
+        }
+        bool passes_on = !(rule & HG_RULE_RBP_SAVED) && hg_rule_kind(rule) != HG_RULE_LAST;
+        matters = hg_rule_kind(rule) == HG_RULE_CFA_RBP || (passes_on && matters);
+        m->ip[at] = (uintptr_t)ips[i];
+        m->sp[at] = m->fresh_sp[i];
+        m->rbp[at] = m->fresh_rbp[i];
+        m->slot[at] = slot | (matters ? HG_MATTERS : 0);
+        if (hash) m->hash[at] = state = hg_stack_hash_add(state, (uintptr_t)ips[i]);
+    }
 }
 
 /* Makes the fresh frames [0, n) (IPs in ips) the frames at indices [base, base + n). */
@@ -650,10 +665,7 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
                     memcmp(m->fresh_sp, m->sp + base, sizeof(uintptr_t) * n) == 0))) {
         /* The very list of the last capture: keep the fresh inner states (RBP may differ where
          * it does not matter) and let the caller reuse its stack. */
-        if (n > 0) {
-            hg_keep_fresh(m, ips, n, base);
-            hg_mark_rbp(m, n, m->slot[base + n] & HG_MATTERS);
-        }
+        if (n > 0) hg_settle_fresh(m, ips, n, m->slot[base + n] & HG_MATTERS, false);
         out->same_tag = m->tag;
         return (int)total;
     }
@@ -665,13 +677,8 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
     if (!cut && keep == total && !go_on) {
         /* The usual case: the reused frames stay where they are; the fresh ones go below. */
         m->count = total;
-        base = hg_base(m);
-        hg_keep_fresh(m, ips, n, base);
-        hg_mark_rbp(m, n, m->slot[base + n] & HG_MATTERS);
-        if (m->hashed) {
-            hg_hash_inward(m, n);
-            hg_give_hash(m, out);
-        }
+        hg_settle_fresh(m, ips, n, m->slot[hg_base(m) + n] & HG_MATTERS, m->hashed);
+        hg_give_hash(m, out);
         return (int)total;
     }
     /* The list is cut (depth limit, or more frames than the memory holds) or goes on past the
@@ -757,7 +764,6 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
         return count;
     }
     m->count = n;
-    hg_keep_fresh(m, ips, n, hg_base(m));
     if (step == HG_STEP_LAST) {
         m->end = HG_END_LAST;
     } else if (step == HG_STEP_LOW) {
@@ -767,12 +773,9 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     } else {
         m->end = HG_END_CUT;
     }
-    hg_mark_rbp(m, n, m->end == HG_END_CUT);
-    m->hashed = false;
-    if (m->end != HG_END_CUT) {
-        hg_hash_inward(m, n);
-        hg_give_hash(m, out);
-    }
+    m->hashed = m->end != HG_END_CUT;
+    hg_settle_fresh(m, ips, n, m->end == HG_END_CUT, m->hashed);
+    hg_give_hash(m, out);
     return (int)n;
 
 plain:;
