@@ -8,10 +8,11 @@
  * FREE of the previous owner of that address is in the ring.
  *
  * Frames: the exported function holds its whole body (shared bodies are always-inline), and
- * hg_record, which it calls, snapshots its own registers and unwinds from there. A recorded
- * stack is [hg_record, <entry point>, program...]; hg_stacks.c drops hg_record, so frame 0 is
- * the entry point (malloc, calloc, ...), as in memcheck's stacks. Every frame of the shim
- * costs each fresh unwind a step and each reused one a check, hence no other layer.
+ * hg_record, which it calls, unwinds from the entry point's registers at that call, read off
+ * its own frame: a recorded stack is [<entry point>, program...], frame 0 being the entry
+ * point (malloc, calloc, ...), as in memcheck's stacks. Every frame of the shim costs each
+ * fresh unwind a step and each reused one a check, hence no other layer, and hg_record's own
+ * frame is never unwound.
  * The Makefile builds the shim with -fno-optimize-sibling-calls: no entry point may turn its
  * call to hg_record into a jump, which would drop its frame.
  */
@@ -48,9 +49,13 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
         .stack = 0,
     };
     if (kind == HG_EV_ALLOC || kind == HG_EV_REALLOC) {
-        hg_regs_t here; /* frees need no stack, nor the snapshot */
-        HG_HERE(here);
-        event.stack = hg_stacks_capture(&here);
+        /* Frees need no stack. __builtin_frame_address makes this function keep a frame
+         * pointer, so its frame holds the entry point's RBP and return address, and its CFA
+         * (the frame + 16) is the entry point's stack pointer at the call: the state a DWARF
+         * step from here would give, without one. */
+        const uintptr_t *frame = __builtin_frame_address(0);
+        hg_regs_t entry = {.ip = frame[1], .sp = (uintptr_t)(frame + 2), .rbp = frame[0]};
+        event.stack = hg_stacks_capture(&entry);
     }
     hg_ring_push(&event);
     hg_guard_depth--;

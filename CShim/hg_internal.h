@@ -93,16 +93,8 @@ typedef struct {
     uintptr_t ip, sp, rbp;
 } hg_regs_t;
 
-/* Snapshots the registers at this point of the calling function: the unwinder's rules for
- * that address then hold for the snapshot (taken in one asm block, so nothing moves between).
- * The address after the asm stands in for a return address: its rule is looked up at
- * address - 1, inside the asm. */
-#define HG_HERE(state)                                                                                     \
-    __asm__ volatile("leaq 1f(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2\n1:"                          \
-                     : "=&r"((state).ip), "=&r"((state).sp), "=&r"((state).rbp))
-
-/** Unwinds the stack from `start` (hg_record's registers; its frame is dropped, so frame 0 is
- *  the entry point) and returns its deduplicated id. */
+/** Unwinds the stack from `start` (the registers of the entry point, malloc or another, at its
+ *  call to hg_record: frame 0 is the entry point) and returns its deduplicated id. */
 hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start);
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
 extern uint32_t hg_stacks_max_depth;
@@ -121,13 +113,13 @@ typedef struct {
     /* The frames are those of this thread's previous capture, which hg_unwind_tag named
      * same_tag (0: they are not); ips past the innermost frames are then left unset. */
     uint32_t same_tag;
-    bool hashed;   /* hash holds the stack hash state (before hg_stack_hash_finish) of ips[1..] */
+    bool hashed;   /* hash holds the stack hash state (before hg_stack_hash_finish) of all ips */
     uint64_t hash;
 } hg_unwound_t;
 
 void hg_unwind_init(void);
 /** Like unw_backtrace, but from `start`: ips[0] is start->ip, then the return addresses of
- *  the frames above it; ips has room for max_frames + 2 entries. */
+ *  the frames above it; ips has room for max_frames + 3 entries. */
 int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out);
 /** Names (0: no name) the frame list that the capture just made on this thread produced. */
 void hg_unwind_tag(uint32_t tag);

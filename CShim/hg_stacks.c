@@ -29,10 +29,8 @@
 
 #include "hg_internal.h"
 
-/* The shim's frame on top of every fast capture: hg_record (the unwind starts from its
- * registers), so that frame 0 is the entry point. unw_backtrace, called here, also returns
- * hg_stacks_capture's own frame. */
-#define HG_SKIP_FRAMES 1
+/* The fast unwind starts at the entry point (hg_record hands over its caller's registers).
+ * unw_backtrace, called here, starts with hg_stacks_capture's and hg_record's frames. */
 #define HG_SKIP_FRAMES_PLAIN 2
 #define HG_MAX_DEPTH 256
 #define HG_TABLE_SLOTS (1u << 22)
@@ -207,7 +205,7 @@ static void hg_verify(void *const *fast, int fast_count, void *const *plain, int
 HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
     if (HG_UNLIKELY(hg_table == NULL || hg_arena == NULL)) return 0;
     /* Room for the deepest stack, the skipped frames, and the fallback's two extra frames. */
-    void *ips[HG_MAX_DEPTH + HG_SKIP_FRAMES_PLAIN + 2];
+    void *ips[HG_MAX_DEPTH + HG_SKIP_FRAMES_PLAIN + 3];
     int depth = (int)hg_stacks_max_depth;
     void **frames;
     int count;
@@ -216,8 +214,8 @@ HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
         count = unw_backtrace(ips, depth + HG_SKIP_FRAMES_PLAIN) - HG_SKIP_FRAMES_PLAIN;
         frames = ips + HG_SKIP_FRAMES_PLAIN;
     } else {
-        count = hg_unwind_backtrace(start, ips, depth + HG_SKIP_FRAMES, &unwound) - HG_SKIP_FRAMES;
-        frames = ips + HG_SKIP_FRAMES;
+        count = hg_unwind_backtrace(start, ips, depth, &unwound);
+        frames = ips;
         if (HG_UNLIKELY(hg_unwind_mode == HG_UNWIND_VERIFY)) {
             void *plain[HG_MAX_DEPTH + HG_SKIP_FRAMES_PLAIN];
             int plain_count = unw_backtrace(plain, depth + HG_SKIP_FRAMES_PLAIN) - HG_SKIP_FRAMES_PLAIN;

@@ -474,7 +474,7 @@ typedef enum {
     HG_END_CUT,      /* it stopped at the depth limit or at HG_REMEMBER: the stack may go on */
 } hg_end_t;
 
-/* Frame i (0 = the frame of the start registers, in hg_record) is ip, sp, rbp at index
+/* Frame i (0 = the frame of the start registers: the entry point) is ip, sp, rbp at index
  * HG_REMEMBER - count + i: the outermost frame always sits at the last index. A reuse keeps the
  * outer frames of the last list where they are and writes only its fresh frames below them,
  * so nothing is moved and the outer frames' hashes stay valid.
@@ -547,11 +547,11 @@ static void hg_hash_inward(hg_memory_t *m, uint32_t upto) {
     m->hashed = true;
 }
 
-/* Hands the caller the hash of frames [1, count), the ones it keeps, when the list has it. */
+/* Hands the caller the hash of the list's frames, when it has it. */
 static inline void hg_give_hash(const hg_memory_t *m, hg_unwound_t *out) {
-    if (!m->hashed || m->count < 2) return;
+    if (!m->hashed || m->count == 0) return;
     out->hashed = true;
-    out->hash = m->hash[hg_base(m) + 1];
+    out->hash = m->hash[hg_base(m)];
 }
 
 /* Makes the fresh frames [0, n) (IPs in ips, the rest in fresh_*) frames [0, n) of the
@@ -784,13 +784,12 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     return (int)n;
 
 plain:;
-    /* unw_backtrace starts in this function and hg_stacks_capture: drop those two (ips has
-     * room for max + 2). Frame 0 is start's, as above. */
-    int count = unw_backtrace(ips, max_frames + 2);
-    if (count <= 2) return 0;
-    memmove(ips, ips + 2, sizeof(void *) * (size_t)(count - 2));
-    ips[0] = (void *)start->ip;
-    return count - 2;
+    /* unw_backtrace starts in this function, hg_stacks_capture and hg_record: drop those
+     * three (ips has room for max + 3), so that frame 0 is start's, as above. */
+    int count = unw_backtrace(ips, max_frames + 3);
+    if (count <= 3) return 0;
+    memmove(ips, ips + 3, sizeof(void *) * (size_t)(count - 3));
+    return count - 3;
 }
 
 void hg_unwind_tag(uint32_t tag) {
