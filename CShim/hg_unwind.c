@@ -658,7 +658,9 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
     uintptr_t changed = 0, rbp_same = ~(uintptr_t)0;
     uint32_t first = base + j + 1;
     if (first <= last && *(const uintptr_t *)(m->sp[first] - 8) != m->ip[first]) return -1;
-    for (uint32_t i = first; i <= last; i++) {
+    /* Unrolled: the loop's own three instructions were a fifth of its cost (30-frame churn:
+     * capture instructions -11 %). */
+    _Pragma("GCC unroll 4") for (uint32_t i = first; i <= last; i++) {
         changed |= *(const uintptr_t *)(m->sp[i] - 8) ^ m->ip[i];
         rbp_same &= *(const uintptr_t *)m->rbp_at[i] ^ m->rbp_not[i];
     }
