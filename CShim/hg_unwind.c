@@ -489,7 +489,9 @@ typedef struct {
     uint32_t tag;     /* the caller's name (a stack ref) for this frame list; 0 = none */
     bool tag_pending; /* the capture that just ran replaced the list: hg_unwind_tag names it */
     bool hashed;      /* hash[] is valid: the list holds every frame of its stack (it is not CUT) */
-    uintptr_t ip[HG_REMEMBER], sp[HG_REMEMBER], rbp[HG_REMEMBER] /* hg_hide()n */, slot[HG_REMEMBER];
+    /* sp has a spare last element that always holds the highest address: a sentinel that
+     * ends the search for the first remembered frame not below the current one. */
+    uintptr_t ip[HG_REMEMBER], sp[HG_REMEMBER + 1], rbp[HG_REMEMBER] /* hg_hide()n */, slot[HG_REMEMBER];
     /* A frame's RBP check, derived from the above so that reuse compares without branching:
      * the word at rbp_at must be the complement of rbp_not (a zero word and all ones where
      * no check applies). The complement of a user-space address has its top bits set, so,
@@ -512,7 +514,7 @@ typedef struct {
 static inline uintptr_t hg_hide(uintptr_t rbp) { return rbp ^ HG_RBP_MASK; }
 static inline uintptr_t hg_reveal(uintptr_t hidden) { return hidden ^ HG_RBP_MASK; }
 
-static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec")));
+static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec"))) = {.sp[HG_REMEMBER] = UINTPTR_MAX};
 
 static const uintptr_t hg_zero_word;
 
@@ -726,7 +728,6 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     uint32_t max = (uint32_t)max_frames;
     hg_regs_t state = *start; /* frame 0 */
 
-    uint32_t remembered = m->count;
     const uintptr_t *remembered_sp = m->sp + hg_base(m), *remembered_ip = m->ip + hg_base(m);
     const uintptr_t *remembered_rbp = m->rbp + hg_base(m), *remembered_slot = m->slot + hg_base(m);
     uint32_t n = 0; /* frames unwound afresh so far */
@@ -735,8 +736,8 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     for (;;) {
         /* state is frame n's */
         ips[n] = (void *)state.ip;
-        while (j < remembered && remembered_sp[j] < state.sp) j++;
-        if (j < remembered && remembered_sp[j] == state.sp && remembered_ip[j] == state.ip &&
+        while (remembered_sp[j] < state.sp) j++; /* stops at the sentinel: j == remembered */
+        if (remembered_sp[j] == state.sp && remembered_ip[j] == state.ip &&
             (!(remembered_slot[j] & HG_MATTERS) || remembered_rbp[j] == hg_hide(state.rbp))) {
             int count = hg_reuse(m, ips, n, j, max, out);
             if (HG_LIKELY(count >= 0)) return count;
