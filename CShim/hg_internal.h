@@ -121,8 +121,35 @@ void hg_unwind_init(void);
 /** Like unw_backtrace, but from `start`: ips[0] is start->ip, then the return addresses of
  *  the frames above it; ips has room for max_frames + 3 entries. */
 int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out);
-/** Names (0: no name) the frame list that the capture just made on this thread produced. */
-void hg_unwind_tag(uint32_t tag);
+/** Names (0: no name) the frame list that the capture just made on this thread produced, and
+ *  keeps it among the stacks seen (hg_seen.c) when it holds all `count` recorded frames. */
+void hg_unwind_tag(uint32_t tag, int count);
+
+/* RBP is an ordinary register in code built without frame pointers: it can hold a pointer to a
+ * heap block. The unwinder's memories are read as roots by the exit-time leak scan, so RBP
+ * values are kept masked: no remembered value looks like a heap pointer and keeps a lost block
+ * "reachable". */
+#define HG_RBP_MASK ((uintptr_t)0xa5a5a5a5a5a5a5a5ull)
+static inline uintptr_t hg_hide(uintptr_t rbp) { return rbp ^ HG_RBP_MASK; }
+static inline uintptr_t hg_reveal(uintptr_t hidden) { return hidden ^ HG_RBP_MASK; }
+
+/* ---- hg_seen.c: stacks a thread captured before, found again by their first frame ---- */
+/* A complete frame list as the unwinder keeps it: frame i's IP, SP and RBP check (the word at
+ * rbp_at[i] must be the complement of rbp_not[i]), for i in [0, count). */
+typedef struct {
+    const uintptr_t *ip, *sp, *rbp_at, *rbp_not;
+    uint32_t count;
+    uintptr_t rbp0; /* frame 0's, hidden; it must match when rbp0_matters */
+    bool rbp0_matters;
+    bool low; /* the stack ended where the word at low_slot was low_value (below 0x4000) */
+    uintptr_t low_slot, low_value;
+} hg_seen_list_t;
+
+void hg_seen_init(void);
+/** The stack (its reference; 0: none) of an earlier capture on this thread whose frame 0 is
+ *  start's and whose every checked word still holds the value read then; *count its depth. */
+uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count);
+void hg_seen_keep(const hg_seen_list_t *list, uint32_t ref);
 
 /* ---- hg_modules.c: loaded objects ---- */
 #define HG_MAX_SEGMENTS 16

@@ -237,12 +237,12 @@ HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
         if (unwound.same_tag != 0) return unwound.same_tag;
     }
     if (count <= 0) {
-        if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(0);
+        if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(0, 0);
         return 0;
     }
     /* The unwinder hashed what it could not reuse on top of the outer frames' kept hash. */
     uint64_t hash = unwound.hashed ? hg_stack_hash_finish(unwound.hash, (uint32_t)count) : hg_hash_frames(frames, count);
     hg_stack_ref_t ref = hg_stacks_intern(frames, count, hash);
-    if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(ref);
+    if (hg_unwind_mode != HG_UNWIND_PLAIN) hg_unwind_tag(ref, count);
     return ref;
 }

@@ -487,6 +487,7 @@ typedef struct {
     uint32_t end;   /* hg_end_t */
     uintptr_t low_slot, low_value;
     uint32_t tag;     /* the caller's name (a stack ref) for this frame list; 0 = none */
+    uint32_t max;     /* the depth limit of the capture that made it */
     bool tag_pending; /* the capture that just ran replaced the list: hg_unwind_tag names it */
     bool hashed;      /* hash[] is valid: the list holds every frame of its stack (it is not CUT) */
     /* sp has a spare last element that always holds the highest address: a sentinel that
@@ -505,14 +506,6 @@ typedef struct {
 } hg_memory_t;
 
 #define HG_MATTERS ((uintptr_t)1)
-
-/* RBP is an ordinary register in code built without frame pointers: it can hold a pointer to a
- * heap block. The remembered unwind lives in static TLS, which the exit-time leak scan reads as
- * a root, so RBP values are kept masked: no remembered value looks like a heap pointer and
- * keeps a lost block "reachable". */
-#define HG_RBP_MASK ((uintptr_t)0xa5a5a5a5a5a5a5a5ull)
-static inline uintptr_t hg_hide(uintptr_t rbp) { return rbp ^ HG_RBP_MASK; }
-static inline uintptr_t hg_reveal(uintptr_t hidden) { return hidden ^ HG_RBP_MASK; }
 
 static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec"))) = {.sp[HG_REMEMBER] = UINTPTR_MAX};
 
@@ -641,6 +634,28 @@ static int hg_unwind_on(hg_memory_t *m, void **ips, uint32_t n, hg_regs_t state,
     return (int)n;
 }
 
+/* Keeps the list, named tag, among the stacks seen if it holds the whole recorded stack of
+ * `count` frames: it ended (LAST or LOW), or was cut at the depth limit, where the capture
+ * stops anyway. */
+static void hg_keep_seen(const hg_memory_t *m, uint32_t tag, uint32_t count) {
+    if (tag == 0 || count == 0 || count != m->count) return;
+    if (m->end == HG_END_CUT && m->count != m->max) return;
+    uint32_t base = hg_base(m);
+    hg_seen_list_t list = {
+        .ip = m->ip + base,
+        .sp = m->sp + base,
+        .rbp_at = m->rbp_at + base,
+        .rbp_not = m->rbp_not + base,
+        .count = m->count,
+        .rbp0 = m->rbp[base],
+        .rbp0_matters = (m->slot[base] & HG_MATTERS) != 0,
+        .low = m->end == HG_END_LOW,
+        .low_slot = m->low_slot,
+        .low_value = m->low_value,
+    };
+    hg_seen_keep(&list, tag);
+}
+
 /* Fresh frame n (state; fresh frames [0, n) are in ips and fresh_*) is remembered frame j.
  * Reuses j's outer frames if every word their steps read (return-address slots, RBP slots
  * whose value matters, the low end) still holds the value read then. Returns the frame count,
@@ -674,7 +689,12 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
                     memcmp(m->fresh_sp, m->sp + base, sizeof(uintptr_t) * n) == 0))) {
         /* The very list of the last capture: keep the fresh inner states (RBP may differ where
          * it does not matter) and let the caller reuse its stack. */
-        if (n > 0) hg_settle_fresh(m, ips, n, m->slot[base + n] & HG_MATTERS, false);
+        if (n > 0) {
+            /* The inner frames' RBP bits may have changed: so may the checks the stacks seen
+             * keep for this stack. */
+            hg_settle_fresh(m, ips, n, m->slot[base + n] & HG_MATTERS, false);
+            hg_keep_seen(m, m->tag, total);
+        }
         out->same_tag = m->tag;
         return (int)total;
     }
@@ -718,6 +738,7 @@ void hg_unwind_init(void) {
     void *map = mmap(NULL, sizeof(hg_rule_slot_t) * HG_RULE_SLOTS, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     hg_rules = map == MAP_FAILED ? NULL : map;
+    hg_seen_init();
 }
 
 HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out) {
@@ -727,6 +748,13 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     if (HG_UNLIKELY(hg_rules == NULL || max_frames <= 0)) goto plain;
     uint32_t max = (uint32_t)max_frames;
     hg_regs_t state = *start; /* frame 0 */
+    uint32_t seen_count;
+    uint32_t seen = hg_seen_find(start, &seen_count);
+    if (seen != 0 && seen_count <= max) {
+        out->same_tag = seen;
+        return (int)seen_count;
+    }
+    m->max = max;
 
     const uintptr_t *remembered_sp = m->sp + hg_base(m), *remembered_ip = m->ip + hg_base(m);
     const uintptr_t *remembered_rbp = m->rbp + hg_base(m), *remembered_slot = m->slot + hg_base(m);
@@ -795,10 +823,10 @@ plain:;
     return count - 3;
 }
 
-void hg_unwind_tag(uint32_t tag) {
+void hg_unwind_tag(uint32_t tag, int count) {
     hg_memory_t *m = &hg_memory;
-    if (m->tag_pending) {
-        m->tag = tag;
-        m->tag_pending = false;
-    }
+    if (!m->tag_pending) return;
+    m->tag = tag;
+    m->tag_pending = false;
+    if (count > 0) hg_keep_seen(m, tag, (uint32_t)count);
 }

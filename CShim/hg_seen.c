@@ -1,0 +1,146 @@
+/*
+ * Stacks a thread captured before, found again by their first frame.
+ *
+ * The unwinder (hg_unwind.c) remembers one frame list per thread, the last one, and reuses
+ * its outer part; what differs from it is stepped afresh. Programs that alternate between
+ * allocation sites (sqlite3's opcodes, jq's values, Swift's and Rust's containers) keep
+ * stepping the same few inner frames again: on the benchmarks, from half to nearly all of the
+ * captures whose stack is not the last one's repeat a stack that an earlier capture on the
+ * thread had, from the same entry point at the same stack address.
+ *
+ * So each thread also keeps its recent complete stacks: HG_SEEN_LISTS of them, in sets of
+ * HG_SEEN_WAYS chosen by frame 0's IP and SP, for every frame the words its unwind read (the
+ * return-address slot and, where a later rule uses RBP, the RBP save slot) with the values
+ * read then, and the stack's reference. A capture whose frame 0 (IP, SP, and RBP where it
+ * matters) equals a kept stack's, and whose stack still holds every kept word, has that
+ * stack: the unwind is a function of frame 0's state and of the words it reads (the same
+ * argument as the unwinder's reuse, over the whole list). Nothing is trusted that is not
+ * compared, so no invalidation is needed; a stale entry fails its check and is replaced.
+ * Several ways per set, because stacks that share frame 0 and part further out (an
+ * allocation entry point called from sibling sites at one depth: the Rust benchmark has up
+ * to four) would otherwise evict each other on every capture; the least recently kept or
+ * found entry of a set goes first.
+ *
+ * Memory: one mapping per thread (HG_SEEN_LISTS × ~2 KiB, pages touched as entries fill),
+ * made at the thread's first kept stack and unmapped by a thread-exit destructor. It is not in
+ * static TLS, which glibc takes out of every thread's stack. Its words are stack addresses,
+ * code addresses, masked RBP values and complements: none looks like a heap pointer to the
+ * exit-time scan, which reads it as a root.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "hg_internal.h"
+
+#define HG_SEEN_LISTS 64   /* per thread; a power of two */
+#define HG_SEEN_WAYS 4     /* entries per set; a power of two */
+#define HG_SEEN_FRAMES 64  /* longer lists are not kept (the default depth is 64) */
+
+typedef struct {
+    uint32_t ref;   /* the stack; 0: an empty entry */
+    uint32_t count; /* frames [0, count) */
+    uint64_t age;   /* when it was last kept or found: the oldest of a set goes first */
+    uintptr_t ip0, sp0;
+    uintptr_t rbp0;        /* hidden; compared when rbp0_matters */
+    bool rbp0_matters;
+    bool low;              /* the stack ended at a low return address: low_slot held low_value */
+    uintptr_t low_slot, low_value;
+    /* frames [1, count): the return address at ret_slot[i] must be ip[i], the word at rbp_at[i]
+     * the complement of rbp_not[i] (a zero word and all ones where nothing is checked) */
+    uintptr_t ret_slot[HG_SEEN_FRAMES], ip[HG_SEEN_FRAMES], rbp_at[HG_SEEN_FRAMES], rbp_not[HG_SEEN_FRAMES];
+} hg_seen_t;
+
+static __thread hg_seen_t *hg_seen __attribute__((tls_model("initial-exec")));
+static __thread bool hg_seen_off __attribute__((tls_model("initial-exec"))); /* failed, or the thread is exiting */
+static __thread uint64_t hg_seen_clock __attribute__((tls_model("initial-exec")));
+static pthread_key_t hg_seen_key;
+static bool hg_seen_key_ok;
+
+static void hg_seen_release(void *lists) {
+    hg_seen = NULL;
+    hg_seen_off = true; /* destructors that run later may still allocate */
+    munmap(lists, sizeof(hg_seen_t) * HG_SEEN_LISTS);
+}
+
+void hg_seen_init(void) { hg_seen_key_ok = pthread_key_create(&hg_seen_key, hg_seen_release) == 0; }
+
+/* The first entry of frame 0's set; the others follow it. */
+static inline hg_seen_t *hg_seen_set(uintptr_t ip, uintptr_t sp) {
+    uint64_t mixed = ((uint64_t)ip ^ ((uint64_t)sp << 7)) * 0x9e3779b97f4a7c15ull;
+    unsigned bits = __builtin_ctz(HG_SEEN_LISTS / HG_SEEN_WAYS);
+    return &hg_seen[bits ? (mixed >> (64 - bits)) * HG_SEEN_WAYS : 0];
+}
+
+/* Whether e is start's stack: its frame 0 is start's and every word it checks holds. */
+static bool hg_seen_holds(const hg_seen_t *e, const hg_regs_t *start) {
+    if (e->ref == 0 || e->ip0 != start->ip || e->sp0 != start->sp) return false;
+    if (e->rbp0_matters && e->rbp0 != hg_hide(start->rbp)) return false;
+    /* Where two call paths meet at one place, the first outer frame is often where they part. */
+    if (e->count > 1 && *(const uintptr_t *)e->ret_slot[1] != e->ip[1]) return false;
+    uintptr_t changed = 0, rbp_same = ~(uintptr_t)0;
+    _Pragma("GCC unroll 4") for (uint32_t i = 1; i < e->count; i++) {
+        changed |= *(const uintptr_t *)e->ret_slot[i] ^ e->ip[i];
+        rbp_same &= *(const uintptr_t *)e->rbp_at[i] ^ e->rbp_not[i];
+    }
+    if (changed || ~rbp_same) return false;
+    return !e->low || *(const uintptr_t *)e->low_slot == e->low_value;
+}
+
+uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count) {
+    if (hg_seen == NULL) return 0;
+    hg_seen_t *set = hg_seen_set(start->ip, start->sp);
+    for (int way = 0; way < HG_SEEN_WAYS; way++)
+        if (hg_seen_holds(&set[way], start)) {
+            set[way].age = ++hg_seen_clock;
+            *count = set[way].count;
+            return set[way].ref;
+        }
+    return 0;
+}
+
+static bool hg_seen_create(void) {
+    if (hg_seen_off || !hg_seen_key_ok) return false;
+    void *map = mmap(NULL, sizeof(hg_seen_t) * HG_SEEN_LISTS, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (map == MAP_FAILED || pthread_setspecific(hg_seen_key, map) != 0) {
+        if (map != MAP_FAILED) munmap(map, sizeof(hg_seen_t) * HG_SEEN_LISTS);
+        hg_seen_off = true;
+        return false;
+    }
+    hg_seen = map;
+    return true;
+}
+
+void hg_seen_keep(const hg_seen_list_t *list, uint32_t ref) {
+    if (ref == 0 || list->count == 0 || list->count > HG_SEEN_FRAMES) return;
+    if (hg_seen == NULL && !hg_seen_create()) return;
+    hg_seen_t *set = hg_seen_set(list->ip[0], list->sp[0]);
+    /* The entry of the same stack if the set has it (its checks are replaced), else the one
+     * least recently kept or found. */
+    hg_seen_t *e = &set[0];
+    for (int way = 0; way < HG_SEEN_WAYS; way++) {
+        if (set[way].ref == ref) {
+            e = &set[way];
+            break;
+        }
+        if (set[way].age < e->age) e = &set[way];
+    }
+    e->age = ++hg_seen_clock;
+    e->ref = 0; /* a signal handler's capture cannot run meanwhile (the shim's guard), but keep
+                 * the entry unusable until it is whole anyway */
+    e->ip0 = list->ip[0];
+    e->sp0 = list->sp[0];
+    e->rbp0 = list->rbp0;
+    e->rbp0_matters = list->rbp0_matters;
+    e->low = list->low;
+    e->low_slot = list->low_slot;
+    e->low_value = list->low_value;
+    uint32_t n = list->count;
+    for (uint32_t i = 1; i < n; i++) e->ret_slot[i] = list->sp[i] - 8;
+    memcpy(e->ip + 1, list->ip + 1, sizeof(uintptr_t) * (n - 1));
+    memcpy(e->rbp_at + 1, list->rbp_at + 1, sizeof(uintptr_t) * (n - 1));
+    memcpy(e->rbp_not + 1, list->rbp_not + 1, sizeof(uintptr_t) * (n - 1));
+    e->count = n;
+    e->ref = ref;
+}
