@@ -7,11 +7,9 @@
 
 #include "hg_internal.h"
 
-#define HG_BOOTSTRAP_BYTES (256 * 1024)
-
 /* Each block is preceded by its size so malloc_usable_size and realloc can answer. The
  * header lives inside the arena, which is ours: no user block ever gets a header. */
-static _Alignas(64) unsigned char hg_bootstrap_arena[HG_BOOTSTRAP_BYTES];
+_Alignas(64) unsigned char hg_bootstrap_arena[HG_BOOTSTRAP_BYTES];
 static _Atomic size_t hg_bootstrap_used;
 
 void *hg_bootstrap_alloc(size_t size, size_t alignment) {
@@ -27,11 +25,6 @@ void *hg_bootstrap_alloc(size_t size, size_t alignment) {
             return hg_bootstrap_arena + user; /* static storage: already zeroed, never reused */
         }
     }
-}
-
-bool hg_bootstrap_owns(const void *ptr) {
-    const unsigned char *p = ptr;
-    return p >= hg_bootstrap_arena && p < hg_bootstrap_arena + HG_BOOTSTRAP_BYTES;
 }
 
 size_t hg_bootstrap_usable_size(const void *ptr) {

@@ -30,12 +30,25 @@ typedef struct {
 } hg_real_t;
 
 extern hg_real_t hg_real;
-/** Resolves hg_real once; returns false while the resolution is still under way (dlsym allocating). */
-bool hg_real_ready(void);
+enum { HG_REAL_UNRESOLVED, HG_REAL_RESOLVING, HG_REAL_RESOLVED };
+extern _Atomic int hg_real_state;
+bool hg_real_resolve_once(void);
+/** Resolves hg_real once; returns false while the resolution is still under way (dlsym
+ *  allocating). Inline: every call into the shim asks. */
+static inline bool hg_real_ready(void) {
+    if (HG_LIKELY(atomic_load_explicit(&hg_real_state, memory_order_acquire) == HG_REAL_RESOLVED)) return true;
+    return hg_real_resolve_once();
+}
 
 /* ---- hg_bootstrap.c: memory handed out while dlsym is still resolving ---- */
 void *hg_bootstrap_alloc(size_t size, size_t alignment);
-bool hg_bootstrap_owns(const void *ptr);
+#define HG_BOOTSTRAP_BYTES (256 * 1024)
+extern unsigned char hg_bootstrap_arena[HG_BOOTSTRAP_BYTES];
+/* Inline: every free asks. */
+static inline bool hg_bootstrap_owns(const void *ptr) {
+    const unsigned char *p = ptr;
+    return p >= hg_bootstrap_arena && p < hg_bootstrap_arena + HG_BOOTSTRAP_BYTES;
+}
 size_t hg_bootstrap_usable_size(const void *ptr);
 
 /* ---- hg_guard.c: per-thread re-entrancy guard ---- */

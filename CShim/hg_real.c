@@ -9,8 +9,7 @@
 
 hg_real_t hg_real;
 
-enum { HG_REAL_UNRESOLVED, HG_REAL_RESOLVING, HG_REAL_RESOLVED };
-static _Atomic int hg_real_state;
+_Atomic int hg_real_state;
 
 static void *hg_real_lookup(const char *name) { return dlsym(RTLD_NEXT, name); }
 
@@ -28,13 +27,12 @@ static void hg_real_resolve(void) {
     hg_real.exit_now = hg_real_lookup("_exit");
 }
 
-bool hg_real_ready(void) {
-    int state = atomic_load_explicit(&hg_real_state, memory_order_acquire);
-    if (HG_LIKELY(state == HG_REAL_RESOLVED)) return true;
+bool hg_real_resolve_once(void) {
     int expected = HG_REAL_UNRESOLVED;
     if (!atomic_compare_exchange_strong(&hg_real_state, &expected, HG_REAL_RESOLVING)) {
-        /* Another thread (or dlsym on this one, recursing into calloc) is resolving. */
-        return false;
+        /* Resolved meanwhile, or another thread (or dlsym on this one, recursing into
+         * calloc) is resolving. */
+        return expected == HG_REAL_RESOLVED;
     }
     hg_real_resolve();
     atomic_store_explicit(&hg_real_state, HG_REAL_RESOLVED, memory_order_release);
