@@ -30,17 +30,20 @@ static bool hg_is_fork_child;
 /* Owned by the drain thread (or by the single thread of a fork child before it starts one). */
 static bool hg_writing = true;
 static uint32_t hg_generation = 1;
-static uint32_t hg_next_stack_id = 1;
-static uint64_t hg_prev_address;
-static uint64_t hg_events, hg_allocs, hg_frees, hg_bytes_allocated;
-/* Old blocks of reallocs still in flight, keyed by address (a refused realloc gives it back). */
-static hg_block_t hg_pending[HG_PENDING_REALLOCS];
-static unsigned hg_pending_next;
+/* Written for every event (see HG_OWN_LINES). */
+static struct HG_OWN_LINES {
+    uint32_t next_stack_id;
+    uint64_t prev_address;
+    uint64_t events, allocs, frees, bytes_allocated;
+    /* Old blocks of reallocs still in flight, keyed by address (a refused realloc gives it back). */
+    hg_block_t pending[HG_PENDING_REALLOCS];
+    unsigned pending_next;
+} hg_tally = {.next_stack_id = 1};
 
 /* Puts an address as a delta against the previous one; the caller reserved the room. */
 static inline void hg_put_address(uint64_t address) {
-    hg_writer_put_sv((int64_t)(address - hg_prev_address));
-    hg_prev_address = address;
+    hg_writer_put_sv((int64_t)(address - hg_tally.prev_address));
+    hg_tally.prev_address = address;
 }
 
 static uint32_t hg_write_stack(hg_stack_ref_t ref) {
@@ -48,7 +51,7 @@ static uint32_t hg_write_stack(hg_stack_ref_t ref) {
     hg_stack_t *stack = hg_stacks_get(ref);
     if (stack->trace_generation == hg_generation) return stack->trace_id;
     stack->trace_generation = hg_generation;
-    stack->trace_id = hg_next_stack_id++;
+    stack->trace_id = hg_tally.next_stack_id++;
     hg_writer_byte(HG_REC_STACK);
     hg_writer_uv(stack->trace_id);
     hg_writer_uv(stack->depth);
@@ -93,14 +96,14 @@ static void hg_write_module_load(uint32_t index) {
 }
 
 static void hg_pending_put(const hg_block_t *block) {
-    hg_pending[hg_pending_next++ % HG_PENDING_REALLOCS] = *block;
+    hg_tally.pending[hg_tally.pending_next++ % HG_PENDING_REALLOCS] = *block;
 }
 
 static bool hg_pending_take(uint64_t ptr, hg_block_t *out) {
     for (unsigned i = 0; i < HG_PENDING_REALLOCS; i++) {
-        if (hg_pending[i].ptr == ptr && ptr != 0) {
-            if (out) *out = hg_pending[i];
-            hg_pending[i].ptr = 0;
+        if (hg_tally.pending[i].ptr == ptr && ptr != 0) {
+            if (out) *out = hg_tally.pending[i];
+            hg_tally.pending[i].ptr = 0;
             return true;
         }
     }
@@ -108,23 +111,23 @@ static bool hg_pending_take(uint64_t ptr, hg_block_t *out) {
 }
 
 static void hg_apply(const hg_event_t *event) {
-    hg_events++;
+    hg_tally.events++;
     switch ((hg_event_kind_t)event->kind) {
     case HG_EV_ALLOC: {
         if (hg_writing) hg_write_block_record(HG_REC_ALLOC, event->ptr, event->size, event->stack);
-        hg_allocs++;
-        hg_bytes_allocated += event->size;
+        hg_tally.allocs++;
+        hg_tally.bytes_allocated += event->size;
         hg_liveset_insert(event->ptr, event->size, event->stack);
         break;
     }
     case HG_EV_FREE:
         if (hg_writing) hg_write_free_record(HG_REC_FREE, event->ptr);
-        hg_frees++;
+        hg_tally.frees++;
         hg_liveset_remove(event->ptr, NULL);
         break;
     case HG_EV_REALLOC_FREE: {
         if (hg_writing) hg_write_free_record(HG_REC_REALLOC_FREE, event->ptr);
-        hg_frees++;
+        hg_tally.frees++;
         hg_block_t old;
         if (hg_liveset_remove(event->ptr, &old)) hg_pending_put(&old);
         break;
@@ -138,11 +141,11 @@ static void hg_apply(const hg_event_t *event) {
         hg_block_t old;
         bool had_old = hg_pending_take(event->old_ptr, &old);
         if (event->ptr != 0) {
-            hg_allocs++;
-            hg_bytes_allocated += event->size;
+            hg_tally.allocs++;
+            hg_tally.bytes_allocated += event->size;
             hg_liveset_insert(event->ptr, event->size, event->stack);
         } else {
-            hg_frees--; /* glibc refused: the old block was never freed */
+            hg_tally.frees--; /* glibc refused: the old block was never freed */
             if (had_old) hg_liveset_insert(old.ptr, old.size, old.stack);
         }
         break;
@@ -157,7 +160,7 @@ static void hg_apply(const hg_event_t *event) {
         }
         break;
     default: /* a lost position: nothing to apply */
-        hg_events--;
+        hg_tally.events--;
         break;
     }
 }
@@ -200,9 +203,9 @@ static void hg_write_preamble(void) {
     for (uint32_t i = 0; i < hg_modules_count(); i++)
         if (hg_modules_get(i)->loaded) hg_write_module_load(i);
     hg_writer_byte(HG_REC_INHERITED);
-    hg_writer_uv(hg_allocs);
-    hg_writer_uv(hg_frees);
-    hg_writer_uv(hg_bytes_allocated);
+    hg_writer_uv(hg_tally.allocs);
+    hg_writer_uv(hg_tally.frees);
+    hg_writer_uv(hg_tally.bytes_allocated);
     hg_liveset_for_each(hg_write_inherited_block);
 }
 
@@ -226,13 +229,13 @@ static void hg_write_unclassified_block(const hg_block_t *block) {
  * HG_REC_SNAPSHOT): counters and every module ever loaded; the blocks follow. */
 static void hg_write_snapshot_header(void) {
     hg_writer_byte(HG_REC_SNAPSHOT);
-    hg_writer_uv(hg_allocs);
-    hg_writer_uv(hg_frees);
-    hg_writer_uv(hg_bytes_allocated);
+    hg_writer_uv(hg_tally.allocs);
+    hg_writer_uv(hg_tally.frees);
+    hg_writer_uv(hg_tally.bytes_allocated);
     hg_writer_uv(hg_liveset_count());
-    hg_prev_address = 0;
+    hg_tally.prev_address = 0;
     hg_generation++; /* every stack the snapshot names is written again, under a fresh id */
-    hg_next_stack_id = 1;
+    hg_tally.next_stack_id = 1;
     for (uint32_t i = 0; i < hg_modules_count(); i++) hg_write_module_load(i);
 }
 
@@ -348,7 +351,7 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     }
     if (!classified) hg_liveset_for_each(hg_write_unclassified_block);
     hg_writer_byte(HG_REC_STATS);
-    hg_writer_uv(hg_events);
+    hg_writer_uv(hg_tally.events);
     hg_writer_uv(hg_ring_full_waits());
     hg_writer_uv(hg_ring_lost());
     hg_writer_byte(HG_REC_END);
@@ -381,8 +384,8 @@ void hg_drain_fork_child(void) {
     hg_writing = true;
     hg_is_fork_child = true;
     hg_generation++;
-    hg_next_stack_id = 1;
-    hg_prev_address = 0;
-    hg_events = 0;
+    hg_tally.next_stack_id = 1;
+    hg_tally.prev_address = 0;
+    hg_tally.events = 0;
     hg_drain_start();
 }

@@ -29,7 +29,9 @@ _Static_assert(sizeof(hg_entry_t) == 16, "four entries per cache line");
 static hg_entry_t *hg_entries;
 static size_t hg_capacity; /* a power of two: 1 << hg_capacity_log2 */
 static unsigned hg_capacity_log2;
-static size_t hg_used;
+static struct HG_OWN_LINES {
+    size_t used; /* written for every event (see HG_OWN_LINES) */
+} hg_fill;
 
 typedef struct {
     uint64_t ptr, size;
@@ -117,13 +119,13 @@ void hg_liveset_prefetch(uint64_t ptr) {
 }
 
 bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {
-    if ((hg_used + 1) * 4 > hg_capacity * 3 && !hg_liveset_grow()) return false;
+    if ((hg_fill.used + 1) * 4 > hg_capacity * 3 && !hg_liveset_grow()) return false;
     uint32_t stored = size < HG_SIZE_ELSEWHERE ? (uint32_t)size : HG_SIZE_ELSEWHERE;
     if (stored == HG_SIZE_ELSEWHERE && !hg_large_put(ptr, size)) return false;
     size_t slot = hg_slot_of(ptr);
     while (hg_entries[slot].ptr != 0 && hg_entries[slot].ptr != ptr) slot = (slot + 1) & (hg_capacity - 1);
     if (hg_entries[slot].ptr == 0) {
-        hg_used++;
+        hg_fill.used++;
     } else if (hg_entries[slot].size == HG_SIZE_ELSEWHERE && stored != HG_SIZE_ELSEWHERE) {
         hg_large_take(ptr, true);
     }
@@ -151,7 +153,7 @@ bool hg_liveset_remove(uint64_t ptr, hg_block_t *out) {
         }
     }
     memset(&hg_entries[hole], 0, sizeof hg_entries[hole]);
-    hg_used--;
+    hg_fill.used--;
     return true;
 }
 
@@ -163,7 +165,7 @@ void hg_liveset_for_each(void (*fn)(const hg_block_t *)) {
     }
 }
 
-size_t hg_liveset_count(void) { return hg_used; }
+size_t hg_liveset_count(void) { return hg_fill.used; }
 
 void hg_liveset_exclude_from_scan(void) {
     if (hg_entries) hg_leakscan_exclude(hg_entries, hg_capacity * sizeof(hg_entry_t));

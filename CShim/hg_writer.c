@@ -25,7 +25,7 @@ static dev_t hg_dev;
 static ino_t hg_ino;
 static bool hg_failed;
 unsigned char hg_write_buffer[HG_WRITE_BUFFER];
-size_t hg_write_buffered;
+struct hg_write_cursor hg_write_cursor;
 static uint64_t hg_flushed; /* bytes handed to write() (or dropped after a failure) */
 
 static int hg_create_trace_file(const char *dir) {
@@ -60,7 +60,7 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
     hg_dev = st.st_dev;
     hg_ino = st.st_ino;
     hg_failed = false;
-    hg_write_buffered = 0;
+    hg_write_cursor.buffered = 0;
     hg_flushed = 0;
 
     struct timespec now;
@@ -86,22 +86,22 @@ static bool hg_still_our_file(void) {
     return fstat(hg_fd, &st) == 0 && st.st_dev == hg_dev && st.st_ino == hg_ino;
 }
 
-uint64_t hg_writer_offset(void) { return hg_flushed + hg_write_buffered; }
+uint64_t hg_writer_offset(void) { return hg_flushed + hg_write_cursor.buffered; }
 
 void hg_writer_flush(void) {
-    hg_flushed += hg_write_buffered;
-    if (hg_fd < 0 || hg_failed || hg_write_buffered == 0) {
-        hg_write_buffered = 0;
+    hg_flushed += hg_write_cursor.buffered;
+    if (hg_fd < 0 || hg_failed || hg_write_cursor.buffered == 0) {
+        hg_write_cursor.buffered = 0;
         return;
     }
     if (!hg_still_our_file()) {
         hg_failed = true;
-        hg_write_buffered = 0;
+        hg_write_cursor.buffered = 0;
         return;
     }
     size_t done = 0;
-    while (done < hg_write_buffered) {
-        ssize_t n = write(hg_fd, hg_write_buffer + done, hg_write_buffered - done);
+    while (done < hg_write_cursor.buffered) {
+        ssize_t n = write(hg_fd, hg_write_buffer + done, hg_write_cursor.buffered - done);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             hg_failed = true; /* disk full, I/O error: the program goes on untraced */
@@ -109,17 +109,17 @@ void hg_writer_flush(void) {
         }
         done += (size_t)n;
     }
-    hg_write_buffered = 0;
+    hg_write_cursor.buffered = 0;
 }
 
 void hg_writer_bytes(const void *data, size_t length) {
     const unsigned char *bytes = data;
     while (length > 0) {
-        if (hg_write_buffered == HG_WRITE_BUFFER) hg_writer_flush();
-        size_t chunk = HG_WRITE_BUFFER - hg_write_buffered;
+        if (hg_write_cursor.buffered == HG_WRITE_BUFFER) hg_writer_flush();
+        size_t chunk = HG_WRITE_BUFFER - hg_write_cursor.buffered;
         if (chunk > length) chunk = length;
-        memcpy(hg_write_buffer + hg_write_buffered, bytes, chunk);
-        hg_write_buffered += chunk;
+        memcpy(hg_write_buffer + hg_write_cursor.buffered, bytes, chunk);
+        hg_write_cursor.buffered += chunk;
         bytes += chunk;
         length -= chunk;
     }
@@ -136,7 +136,7 @@ void hg_writer_forget_in_child(void) {
      * buffer holds the parent's bytes, which the parent writes itself. */
     if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
     hg_fd = -1;
-    hg_write_buffered = 0;
+    hg_write_cursor.buffered = 0;
     hg_flushed = 0;
     hg_failed = false;
 }
