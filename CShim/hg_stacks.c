@@ -214,7 +214,16 @@ HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
         count = unw_backtrace(ips, depth + HG_SKIP_FRAMES_PLAIN) - HG_SKIP_FRAMES_PLAIN;
         frames = ips + HG_SKIP_FRAMES_PLAIN;
     } else {
-        count = hg_unwind_backtrace(start, ips, depth, &unwound);
+        /* A stack this thread had before (hg_seen.c) needs no unwind at all. */
+        uint32_t seen_count;
+        uint32_t seen = hg_seen_find(start, &seen_count);
+        if (seen != 0 && seen_count <= (uint32_t)depth) {
+            if (HG_LIKELY(hg_unwind_mode != HG_UNWIND_VERIFY)) return seen;
+            unwound.same_tag = seen;
+            count = (int)seen_count;
+        } else {
+            count = hg_unwind_backtrace(start, ips, depth, &unwound);
+        }
         frames = ips;
         if (HG_UNLIKELY(hg_unwind_mode == HG_UNWIND_VERIFY)) {
             void *plain[HG_MAX_DEPTH + HG_SKIP_FRAMES_PLAIN];

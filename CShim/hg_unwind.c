@@ -748,12 +748,6 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     if (HG_UNLIKELY(hg_rules == NULL || max_frames <= 0)) goto plain;
     uint32_t max = (uint32_t)max_frames;
     hg_regs_t state = *start; /* frame 0 */
-    uint32_t seen_count;
-    uint32_t seen = hg_seen_find(start, &seen_count);
-    if (seen != 0 && seen_count <= max) {
-        out->same_tag = seen;
-        return (int)seen_count;
-    }
     m->max = max;
 
     const uintptr_t *remembered_sp = m->sp + hg_base(m), *remembered_ip = m->ip + hg_base(m);
