@@ -154,9 +154,11 @@ static inline uintptr_t hg_reveal(uintptr_t hidden) { return hidden ^ HG_RBP_MAS
 
 /* ---- hg_seen.c: stacks a thread captured before, found again by their first frame ---- */
 /* A complete frame list as the unwinder keeps it: frame i's IP, SP and RBP check (the word at
- * rbp_at[i] must be the complement of rbp_not[i]), for i in [0, count). */
+ * rbp_at[i] must be the complement of rbp_not[i]; rbp_at[i] is `unchecked`, a dummy word,
+ * where nothing is checked), for i in [0, count). */
 typedef struct {
     const uintptr_t *ip, *sp, *rbp_at, *rbp_not;
+    uintptr_t unchecked;
     uint32_t count;
     uintptr_t rbp0; /* frame 0's, hidden; it must match when rbp0_matters */
     bool rbp0_matters;

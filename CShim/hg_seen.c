@@ -46,9 +46,13 @@ typedef struct {
     bool rbp0_matters;
     bool low;              /* the stack ended at a low return address: low_slot held low_value */
     uintptr_t low_slot, low_value;
-    /* frames [1, count): the return address at ret_slot[i] must be ip[i], the word at rbp_at[i]
-     * the complement of rbp_not[i] (a zero word and all ones where nothing is checked) */
-    uintptr_t ret_slot[HG_SEEN_FRAMES], ip[HG_SEEN_FRAMES], rbp_at[HG_SEEN_FRAMES], rbp_not[HG_SEEN_FRAMES];
+    /* frames [1, count): the return address at ret_slot[i] must be ip[i] */
+    uintptr_t ret_slot[HG_SEEN_FRAMES], ip[HG_SEEN_FRAMES];
+    /* the RBP checks, only those that apply (none in code without frame pointers, where
+     * checking a dummy word for every frame was two fifths of a look-up): the word at
+     * rbp_at[k] must be the complement of rbp_not[k], for k in [0, rbp_checks) */
+    uint32_t rbp_checks;
+    uintptr_t rbp_at[HG_SEEN_FRAMES], rbp_not[HG_SEEN_FRAMES];
 } hg_seen_t;
 
 static __thread hg_seen_t *hg_seen __attribute__((tls_model("initial-exec")));
@@ -79,10 +83,8 @@ static bool hg_seen_holds(const hg_seen_t *e, const hg_regs_t *start) {
     /* Where two call paths meet at one place, the first outer frame is often where they part. */
     if (e->count > 1 && *(const uintptr_t *)e->ret_slot[1] != e->ip[1]) return false;
     uintptr_t changed = 0, rbp_same = ~(uintptr_t)0;
-    _Pragma("GCC unroll 4") for (uint32_t i = 1; i < e->count; i++) {
-        changed |= *(const uintptr_t *)e->ret_slot[i] ^ e->ip[i];
-        rbp_same &= *(const uintptr_t *)e->rbp_at[i] ^ e->rbp_not[i];
-    }
+    _Pragma("GCC unroll 4") for (uint32_t i = 1; i < e->count; i++) changed |= *(const uintptr_t *)e->ret_slot[i] ^ e->ip[i];
+    for (uint32_t k = 0; k < e->rbp_checks; k++) rbp_same &= *(const uintptr_t *)e->rbp_at[k] ^ e->rbp_not[k];
     if (changed || ~rbp_same) return false;
     return !e->low || *(const uintptr_t *)e->low_slot == e->low_value;
 }
@@ -139,8 +141,13 @@ void hg_seen_keep(const hg_seen_list_t *list, uint32_t ref) {
     uint32_t n = list->count;
     for (uint32_t i = 1; i < n; i++) e->ret_slot[i] = list->sp[i] - 8;
     memcpy(e->ip + 1, list->ip + 1, sizeof(uintptr_t) * (n - 1));
-    memcpy(e->rbp_at + 1, list->rbp_at + 1, sizeof(uintptr_t) * (n - 1));
-    memcpy(e->rbp_not + 1, list->rbp_not + 1, sizeof(uintptr_t) * (n - 1));
+    uint32_t checks = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (list->rbp_at[i] != list->unchecked) {
+            e->rbp_at[checks] = list->rbp_at[i];
+            e->rbp_not[checks++] = list->rbp_not[i];
+        }
+    e->rbp_checks = checks;
     e->count = n;
     e->ref = ref;
 }

@@ -646,6 +646,7 @@ static void hg_keep_seen(const hg_memory_t *m, uint32_t tag, uint32_t count) {
         .sp = m->sp + base,
         .rbp_at = m->rbp_at + base,
         .rbp_not = m->rbp_not + base,
+        .unchecked = (uintptr_t)&hg_zero_word,
         .count = m->count,
         .rbp0 = m->rbp[base],
         .rbp0_matters = (m->slot[base] & HG_MATTERS) != 0,
