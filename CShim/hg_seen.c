@@ -37,10 +37,11 @@
 #define HG_SEEN_WAYS 4     /* entries per set; a power of two */
 #define HG_SEEN_FRAMES 64  /* longer lists are not kept (the default depth is 64) */
 
-typedef struct {
+typedef struct hg_seen {
     uint32_t ref;   /* the stack; 0: an empty entry */
     uint32_t count; /* frames [0, count) */
     uint64_t age;   /* when it was last kept or found: the oldest of a set goes first */
+    struct hg_seen *next; /* the entry that the capture after this one's last had (a guess) */
     uintptr_t ip0, sp0;
     uintptr_t rbp0;        /* hidden; compared when rbp0_matters */
     bool rbp0_matters;
@@ -58,6 +59,7 @@ typedef struct {
 static __thread hg_seen_t *hg_seen __attribute__((tls_model("initial-exec")));
 static __thread bool hg_seen_off __attribute__((tls_model("initial-exec"))); /* failed, or the thread is exiting */
 static __thread uint64_t hg_seen_clock __attribute__((tls_model("initial-exec")));
+static __thread hg_seen_t *hg_seen_last __attribute__((tls_model("initial-exec"))); /* the last capture's entry */
 static pthread_key_t hg_seen_key;
 static bool hg_seen_key_ok;
 
@@ -89,14 +91,29 @@ static bool hg_seen_holds(const hg_seen_t *e, const hg_regs_t *start) {
     return !e->low || *(const uintptr_t *)e->low_slot == e->low_value;
 }
 
+/* Notes that the capture after the last one had entry e. */
+static inline uint32_t hg_seen_follow(hg_seen_t *e) {
+    hg_seen_last->next = e;
+    hg_seen_last = e;
+    e->age = ++hg_seen_clock;
+    return e->ref;
+}
+
 uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count) {
     if (hg_seen == NULL) return 0;
+    /* Programs cycle through their allocation sites: the entry that followed the last one
+     * the previous time is tried first. Stacks that share frame 0 part only a few frames
+     * out, so without the guess a look-up would often check a set's other ways in full. */
+    hg_seen_t *guess = hg_seen_last->next;
+    if (hg_seen_holds(guess, start)) {
+        *count = guess->count;
+        return hg_seen_follow(guess);
+    }
     hg_seen_t *set = hg_seen_set(start->ip, start->sp);
     for (int way = 0; way < HG_SEEN_WAYS; way++)
-        if (hg_seen_holds(&set[way], start)) {
-            set[way].age = ++hg_seen_clock;
+        if (&set[way] != guess && hg_seen_holds(&set[way], start)) {
             *count = set[way].count;
-            return set[way].ref;
+            return hg_seen_follow(&set[way]);
         }
     return 0;
 }
@@ -111,6 +128,8 @@ static bool hg_seen_create(void) {
         return false;
     }
     hg_seen = map;
+    for (int i = 0; i < HG_SEEN_LISTS; i++) hg_seen[i].next = &hg_seen[0];
+    hg_seen_last = &hg_seen[0];
     return true;
 }
 
@@ -150,4 +169,5 @@ void hg_seen_keep(const hg_seen_list_t *list, uint32_t ref) {
     e->rbp_checks = checks;
     e->count = n;
     e->ref = ref;
+    hg_seen_follow(e);
 }
