@@ -73,6 +73,11 @@ void hg_ring_push(const hg_event_t *event) {
     }
     slot->event = *event;
     atomic_store_explicit(&slot->seq, pos + 1 - index, memory_order_release);
+    /* A slot's line was last written by the drain thread (its seq) a lap ago, so the store
+     * above had to fetch it for writing, and the next push's locked fetch_add waits for that
+     * store. Asking for a line eight slots ahead in the writable state overlaps the fetches
+     * (program alone, medians of 11: churn 4.9x -> 4.5x, Rust 1.50x -> 1.44x). */
+    __asm__ volatile("prefetchw %0" ::"m"(hg_ring.slots[(pos + 8) & (HG_RING_SLOTS - 1)]));
 }
 
 size_t hg_ring_pop(hg_event_t *out, size_t max) {
