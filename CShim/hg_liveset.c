@@ -55,7 +55,9 @@ static void *hg_map_table(size_t bytes) {
 }
 
 static bool hg_liveset_grow(void) {
-    size_t capacity = hg_capacity ? hg_capacity * 2 : (1u << 16);
+    /* Small at first: populating and, at exit, walking a 1 MiB table was a tenth of a short
+     * program's traced run; the doublings a large live set adds cost less than that. */
+    size_t capacity = hg_capacity ? hg_capacity * 2 : (1u << 12);
     void *map = hg_map_table(capacity * sizeof(hg_entry_t));
     if (map == MAP_FAILED) return false;
     hg_entry_t *old = hg_entries;
