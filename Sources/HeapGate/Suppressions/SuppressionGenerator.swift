@@ -19,7 +19,7 @@ import Foundation
 /// `#` are put in angle brackets, or they would not read back). No trailing newline.
 public func valgrindSuppression(for frames: [SuppressionFrame], kind: LeakKind,
                                 name: String = "<insert_a_suppression_name_here>", maxFrames: Int = 24) -> String {
-    var cleanName = name.split(whereSeparator: \.isNewline).joined(separator: " ").trimmingCharacters(in: .whitespaces)
+    var cleanName = name.split(whereSeparator: \.isNewline).joined(separator: " ").trimmingWhitespace()
     if cleanName.isEmpty { cleanName = "<insert_a_suppression_name_here>" }
     // A name line that reads as a brace or a comment would not parse back.
     if cleanName == "{" || cleanName == "}" || cleanName.hasPrefix("#") { cleanName = "<\(cleanName)>" }

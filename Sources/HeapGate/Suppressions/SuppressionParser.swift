@@ -102,8 +102,8 @@ public enum SuppressionParser {
                 throw fail(toolLine.number, "malformed 'tool1,tool2,...:kind' line '\(toolLine.text)'")
             }
             let tools = toolLine.text[..<colon].split(separator: ",", omittingEmptySubsequences: false)
-                .map { $0.trimmingCharacters(in: .whitespaces) }
-            let kind = toolLine.text[toolLine.text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                .map { $0.trimmingWhitespace() }
+            let kind = toolLine.text[toolLine.text.index(after: colon)...].trimmingWhitespace()
 
             guard tools.contains("Memcheck") else {
                 // Another tool's suppression: skipped unread up to its '}', as valgrind does.
@@ -139,7 +139,7 @@ public enum SuppressionParser {
             case "Leak":
                 guard let line = reader.next() else { throw endOfFile("expected 'match-leak-kinds:' or a location line") }
                 if line.text.hasPrefix("match-leak-kinds:") {
-                    let value = line.text.dropFirst("match-leak-kinds:".count).trimmingCharacters(in: .whitespaces)
+                    let value = line.text.dropFirst("match-leak-kinds:".count).trimmingWhitespace()
                     leakKinds = try parseLeakKinds(value) { fail(line.number, $0) }
                 } else if line.text == "}" || isLocationLine(line.text) {
                     pending = line
@@ -185,7 +185,7 @@ public enum SuppressionParser {
         }
         var kinds: Set<LeakKind> = []
         for token in value.split(separator: ",", omittingEmptySubsequences: false) {
-            let word = token.trimmingCharacters(in: .whitespaces)
+            let word = token.trimmingWhitespace()
             guard let kind = LeakKind(rawValue: word) else {
                 throw fail("unknown leak kind '\(word)' in match-leak-kinds (expected definite, indirect, possible, reachable, all or none)")
             }
@@ -196,7 +196,7 @@ public enum SuppressionParser {
 
     static func parseLocation(_ text: String, fail: (String) -> SuppressionFileError) throws -> SuppressionPattern {
         if text == "..." { return .anyFrames }
-        let body = text.dropFirst(4).trimmingCharacters(in: .whitespaces)
+        let body = text.dropFirst(4).trimmingWhitespace()
         if text.hasPrefix("fun:") {
             guard !body.isEmpty else { throw fail("empty function name after 'fun:'") }
             return .function(body)
@@ -245,8 +245,8 @@ public enum SuppressionParser {
                 throw SuppressionFileError(
                     file: file, line: line.number, reason: "expected 'type:pattern' (such as leak:libfoo.so), found '\(line.text)'")
             }
-            let type = line.text[..<colon].trimmingCharacters(in: .whitespaces)
-            let pattern = line.text[line.text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let type = line.text[..<colon].trimmingWhitespace()
+            let pattern = line.text[line.text.index(after: colon)...].trimmingWhitespace()
             if type == "leak", pattern.isEmpty {
                 throw SuppressionFileError(file: file, line: line.number, reason: "empty pattern after 'leak:'")
             }
@@ -274,7 +274,7 @@ struct LineReader {
 
     mutating func next() -> (text: String, number: Int)? {
         while index < lines.count {
-            let text = lines[index].trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = lines[index].trimmingWhitespace()
             index += 1
             lastLine = index
             if text.isEmpty || text.hasPrefix("#") { continue }

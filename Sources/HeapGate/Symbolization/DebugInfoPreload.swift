@@ -62,7 +62,7 @@ public final class DebugInfoPreload: @unchecked Sendable {
         for line in maps.split(separator: "\n") {
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard fields.count == 6, fields[1].contains("x") else { continue }
-            let path = fields[5].trimmingCharacters(in: .whitespaces)
+            let path = fields[5].trimmingWhitespace()
             guard path.hasPrefix("/"), !files.contains(path) else { continue }
             files.append(path)
         }
