@@ -266,9 +266,20 @@ struct LineReader {
     /// Number of the last line read (skipped lines included); at the end, the file's last line.
     private(set) var lastLine = 0
 
+    /// Splits at "\n" bytes (a "\r" before one is trimmed with the line's other blanks):
+    /// splitting on `Character.isNewline` paid for grapheme breaking over the whole file.
     init(_ text: String) {
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
-        if lines.last?.isEmpty == true { lines.removeLast() }
+        var lines: [Substring] = []
+        var start = text.startIndex
+        var index = text.utf8.startIndex
+        while index != text.utf8.endIndex {
+            if text.utf8[index] == UInt8(ascii: "\n") {
+                lines.append(text[start..<index])
+                start = text.utf8.index(after: index)
+            }
+            index = text.utf8.index(after: index)
+        }
+        if start != text.endIndex { lines.append(text[start...]) }
         self.lines = lines
     }
 
