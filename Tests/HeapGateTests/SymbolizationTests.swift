@@ -280,6 +280,23 @@ extension SymbolizationTests {
                 #expect(answered > 30, "\(file): the index answered only \(answered) addresses itself")
             }
         }
+
+        /// The scope index (one walk per compile unit, then a binary search per address) must
+        /// find the same chain of DWARF scopes as a walk over the unit for every address: at the
+        /// start, middle and end of the functions of a C, a C++, a Rust and a Swift fixture (Rust
+        /// nests its functions in namespaces, C++ in classes too) and of libc (libc6-dbg).
+        @Test func scopeIndexAgreesWithTheWalk() throws {
+            let files = [
+                Harness.fixture("leak_basic"), Harness.fixture("leak_cpp"), Harness.fixture("leak_rust"),
+                Harness.fixture("leak_swift"), "/lib/x86_64-linux-gnu/libc.so.6",
+            ]
+            let symbolizer = Symbolizer()
+            for file in files where FileManager.default.fileExists(atPath: file) {
+                let (checked, differences) = symbolizer.checkScopeIndex(path: file, stride: file.contains("/lib") ? 29 : 1)
+                #expect(differences.isEmpty, "\(differences.prefix(5))")
+                #expect(checked > 10, "\(file): only \(checked) addresses had DWARF scopes")
+            }
+        }
     }
 }
 

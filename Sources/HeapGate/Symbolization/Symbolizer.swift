@@ -89,6 +89,9 @@ public final class Symbolizer {
         let module: OpaquePointer
         /// Built on the first symbol look-up; its names point into this session's memory.
         private var index: SymbolIndex?
+        /// Per compile unit (keyed by its DIE's address in libdw's memory), built on its first
+        /// scope look-up.
+        var scopeIndexes: [UInt: ScopeIndex] = [:]
 
         init(dwfl: OpaquePointer, module: OpaquePointer) {
             self.dwfl = dwfl
@@ -273,6 +276,43 @@ public final class Symbolizer {
         return (answered, differences)
     }
 
+    /// Checks the scope index of the file at `path` against the walk over its compile units it
+    /// replaces, at the start, middle and last byte of every `stride`-th symbol (for tests: the
+    /// chains of scopes must be the same DIEs). Returns the number of addresses that had a
+    /// chain, and one line per address where the two differ.
+    func checkScopeIndex(path: String, stride: Int) -> (checked: Int, differences: [String]) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let session = session(forFileAt: path),
+              let (count, _) = LibDW.dwflSymbolTable(session.module) else { return (0, ["\(path): no symbols"]) }
+        var checked = 0
+        var differences: [String] = []
+        for symbolNumber in Swift.stride(from: 1, to: count, by: max(1, stride)) {
+            guard let (symbol, start, _) = LibDW.dwflSymbol(session.module, symbolNumber) else { continue }
+            let size = symbol.st_size
+            for address in Set([start, start &+ size / 2, start &+ max(size, 1) &- 1]) {
+                guard let unit = compileUnit(containing: address, in: session.module) else { continue }
+                let pc = address &- unit.bias
+                var walked: [Dwarf_Die] = []
+                Self.descend(into: unit.cu, pc: pc, chain: &walked)
+                var indexed: [Dwarf_Die] = []
+                let key = UInt(bitPattern: unit.cu.addr)
+                let index = session.scopeIndexes[key] ?? ScopeIndex(unit: unit.cu, containerTags: Self.containerTags,
+                                                                     codeScopeTags: Self.codeScopeTags)
+                session.scopeIndexes[key] = index
+                if let outermost = index.outermostScope(containing: pc) {
+                    indexed.append(outermost)
+                    Self.descend(into: outermost, pc: pc, chain: &indexed)
+                }
+                if !walked.isEmpty { checked += 1 }
+                if walked.map({ UInt(bitPattern: $0.addr) }) != indexed.map({ UInt(bitPattern: $0.addr) }) {
+                    differences.append("\(path) 0x\(String(address, radix: 16)): walk \(walked.count) scopes, index \(indexed.count)")
+                }
+            }
+        }
+        return (checked, differences)
+    }
+
     /// The file's resolved path: one file reached under two names (/lib/… and /usr/lib/…,
     /// say) gets one session. Called with the lock held.
     private func canonical(_ path: String) -> String {
@@ -327,7 +367,7 @@ public final class Symbolizer {
                 var cu = unit.cu
                 return LibDW.dwarfGetSrcDie(&cu, address &- unit.bias)
             }
-        let scopes = functionScopes(address, in: module)
+        let scopes = functionScopes(address, in: session)
         guard !scopes.isEmpty else {
             let symbol = session.symbol(at: address)
             return [SourceFrame(
@@ -361,11 +401,19 @@ public final class Symbolizer {
     /// The DIE tree is walked by hand, descending into namespaces and types, because elfutils
     /// 0.188's `dwarf_getscopes` finds nothing in rustc's compile units (subprograms nested in
     /// DW_TAG_namespace), where valgrind and gdb find the inlined chain.
-    private func functionScopes(_ address: UInt64, in module: OpaquePointer) -> [Scope] {
-        guard let unit = compileUnit(containing: address, in: module) else { return [] }
+    private func functionScopes(_ address: UInt64, in session: Session) -> [Scope] {
+        guard let unit = compileUnit(containing: address, in: session.module) else { return [] }
         var cuDie = unit.cu
         var chain: [Dwarf_Die] = []
-        Self.descend(into: unit.cu, pc: address &- unit.bias, chain: &chain)
+        let pc = address &- unit.bias
+        let key = UInt(bitPattern: unit.cu.addr)
+        let index = session.scopeIndexes[key] ?? ScopeIndex(unit: unit.cu, containerTags: Self.containerTags,
+                                                             codeScopeTags: Self.codeScopeTags)
+        session.scopeIndexes[key] = index
+        if let outermost = index.outermostScope(containing: pc) {
+            chain.append(outermost)
+            Self.descend(into: outermost, pc: pc, chain: &chain)
+        }
         var result: [Scope] = []
         for var die in chain.reversed() {
             switch LibDW.dwarfTag(&die) {
@@ -603,6 +651,18 @@ enum LibDW {
     static func dwarfSibling(_ die: inout Dwarf_Die) -> Dwarf_Die? {
         var sibling = Dwarf_Die()
         return dwarf_siblingof(&die, &sibling) == 0 ? sibling : nil
+    }
+
+    /// Wraps `dwarf_ranges`: the DIE's address ranges, [start, end) each.
+    static func dwarfRanges(_ die: inout Dwarf_Die) -> [(start: UInt64, end: UInt64)] {
+        var ranges: [(start: UInt64, end: UInt64)] = []
+        var base: Dwarf_Addr = 0, start: Dwarf_Addr = 0, end: Dwarf_Addr = 0
+        var offset = dwarf_ranges(&die, 0, &base, &start, &end)
+        while offset > 0 {
+            if end > start { ranges.append((start, end)) }
+            offset = dwarf_ranges(&die, offset, &base, &start, &end)
+        }
+        return ranges
     }
 
     /// Wraps `dwarf_haspc`: whether the DIE's address ranges contain `pc`.
