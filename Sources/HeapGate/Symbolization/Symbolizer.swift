@@ -295,15 +295,7 @@ public final class Symbolizer {
                 let pc = address &- unit.bias
                 var walked: [Dwarf_Die] = []
                 Self.descend(into: unit.cu, pc: pc, chain: &walked)
-                var indexed: [Dwarf_Die] = []
-                let key = UInt(bitPattern: unit.cu.addr)
-                let index = session.scopeIndexes[key] ?? ScopeIndex(unit: unit.cu, containerTags: Self.containerTags,
-                                                                     codeScopeTags: Self.codeScopeTags)
-                session.scopeIndexes[key] = index
-                if let outermost = index.outermostScope(containing: pc) {
-                    indexed.append(outermost)
-                    Self.descend(into: outermost, pc: pc, chain: &indexed)
-                }
+                let indexed = scopeChain(unit: unit.cu, pc: pc, in: session)
                 if !walked.isEmpty { checked += 1 }
                 if walked.map({ UInt(bitPattern: $0.addr) }) != indexed.map({ UInt(bitPattern: $0.addr) }) {
                     differences.append("\(path) 0x\(String(address, radix: 16)): walk \(walked.count) scopes, index \(indexed.count)")
@@ -404,16 +396,7 @@ public final class Symbolizer {
     private func functionScopes(_ address: UInt64, in session: Session) -> [Scope] {
         guard let unit = compileUnit(containing: address, in: session.module) else { return [] }
         var cuDie = unit.cu
-        var chain: [Dwarf_Die] = []
-        let pc = address &- unit.bias
-        let key = UInt(bitPattern: unit.cu.addr)
-        let index = session.scopeIndexes[key] ?? ScopeIndex(unit: unit.cu, containerTags: Self.containerTags,
-                                                             codeScopeTags: Self.codeScopeTags)
-        session.scopeIndexes[key] = index
-        if let outermost = index.outermostScope(containing: pc) {
-            chain.append(outermost)
-            Self.descend(into: outermost, pc: pc, chain: &chain)
-        }
+        let chain = scopeChain(unit: unit.cu, pc: address &- unit.bias, in: session)
         var result: [Scope] = []
         for var die in chain.reversed() {
             switch LibDW.dwarfTag(&die) {
@@ -437,6 +420,19 @@ public final class Symbolizer {
         // Inlined scopes without an enclosing subprogram DIE: the real function comes from the symbol table.
         if !result.isEmpty { result.append(Scope(name: nil, isInlined: false)) }
         return result
+    }
+
+    /// The code scopes (outermost first) of `unit` that contain `pc`: the outermost from the
+    /// unit's scope index, the rest by descending into it.
+    private func scopeChain(unit: Dwarf_Die, pc: UInt64, in session: Session) -> [Dwarf_Die] {
+        let key = UInt(bitPattern: unit.addr)
+        let index = session.scopeIndexes[key]
+            ?? ScopeIndex(unit: unit, containerTags: Self.containerTags, codeScopeTags: Self.codeScopeTags)
+        session.scopeIndexes[key] = index
+        guard let outermost = index.outermostScope(containing: pc) else { return [] }
+        var chain = [outermost]
+        Self.descend(into: outermost, pc: pc, chain: &chain)
+        return chain
     }
 
     /// The compile unit covering `address`. libdwfl finds it through .debug_aranges; Swift
