@@ -11,8 +11,10 @@
  * exactly once, by compare-and-swap with release order, after the stack's bytes were written,
  * so any thread that loads a reference with acquire order sees the whole stack.
  *
- * Unwinding: hg_unwind.c (per-IP rules from .eh_frame, and per-thread reuse of the frames that
- * did not change since the thread's previous capture), with unw_backtrace as its fallback.
+ * Unwinding: first hg_seen.c (the thread's recent complete stacks, found again by their first
+ * frame and checked word by word), then hg_unwind.c (per-IP rules from .eh_frame, and
+ * per-thread reuse of the frames that did not change since the thread's previous capture),
+ * with unw_backtrace as its fallback.
  * HEAPGATE_UNWIND, read once at start: "plain" uses unw_backtrace for every capture; "verify"
  * runs both on every capture and reports on stderr any capture where they differ (for tests).
  */

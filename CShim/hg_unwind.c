@@ -20,6 +20,10 @@
  * longjmp, recursion to another depth, a handler on the same stack): states and words are
  * compared, never trusted. Hence no invalidation is needed, on fork or anywhere else.
  *
+ * In front of both, hg_stacks_capture asks hg_seen.c, which applies the same argument to the
+ * thread's recent complete stacks, found by their first frame: a hit needs no unwind at all.
+ * hg_unwind_tag hands it every complete list this unwinder makes.
+ *
  * Concurrency: the rule table is shared; a slot's key goes from 0 to an IP once (CAS), and
  * only the thread that claimed it writes the rule, once, with release order; a reader that
  * sees the key but not yet the rule derives the rule itself. The remembered frames are
