@@ -37,7 +37,16 @@ struct SymbolIndex {
         var reach: [UInt64] = []
 
         mutating func seal() {
-            entries.sort { ($0.start, $0.order) < ($1.start, $1.order) }
+            // Entries were appended in table order, so an entry's position breaks ties as its
+            // order does. Sorting packed keys (start, position) instead of the 32-byte entries
+            // with a comparator takes a fifth of the instructions; it was a fifth of
+            // `heapgate summary` on a Swift program (libswiftCore's table).
+            if entries.count < (1 << 24), entries.allSatisfy({ $0.start < (1 << 40) }) {
+                let keys = entries.indices.map { UInt64(entries[$0].start) << 24 | UInt64($0) }.sorted()
+                entries = keys.map { entries[Int($0 & 0xFF_FFFF)] }
+            } else {
+                entries.sort { $0.start != $1.start ? $0.start < $1.start : $0.order < $1.order }
+            }
             var furthest: UInt64 = 0
             reach = entries.map { entry in
                 furthest = max(furthest, entry.end)
