@@ -206,8 +206,9 @@ static void hg_verify(void *const *fast, int fast_count, void *const *plain, int
 
 HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
     if (HG_UNLIKELY(hg_table == NULL || hg_arena == NULL)) return 0;
-    /* Room for the deepest stack, the skipped frames, and the fallback's two extra frames. */
-    void *ips[HG_MAX_DEPTH + HG_SKIP_FRAMES_PLAIN + 3];
+    /* Room for the deepest stack and the frames unw_backtrace adds in front: the plain mode's
+     * two, the unwinder fallback's three. */
+    void *ips[HG_MAX_DEPTH + 3];
     int depth = (int)hg_stacks_max_depth;
     void **frames;
     int count;
@@ -217,9 +218,9 @@ HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
         frames = ips + HG_SKIP_FRAMES_PLAIN;
     } else {
         /* A stack this thread had before (hg_seen.c) needs no unwind at all. */
-        uint32_t seen_count;
+        uint32_t seen_count; /* at most depth: only lists of a capture are kept */
         uint32_t seen = hg_seen_find(start, &seen_count);
-        if (seen != 0 && seen_count <= (uint32_t)depth) {
+        if (seen != 0) {
             if (HG_LIKELY(hg_unwind_mode != HG_UNWIND_VERIFY)) return seen;
             unwound.same_tag = seen;
             count = (int)seen_count;

@@ -518,18 +518,20 @@ static const uintptr_t hg_zero_word;
 /* Index of frame 0: frame i is at hg_base(m) + i. */
 static inline uint32_t hg_base(const hg_memory_t *m) { return HG_REMEMBER - m->count; }
 
-/* Derives the RBP checks of frames [1, to) (clamped to the memory; frame 0 is never checked):
- * frame i's RBP, read from frame i - 1's save slot, is checked when that slot exists and the
- * value matters. */
+/* The RBP check of the frame at `index`, whose RBP the step from the frame below read from
+ * `slot` (0: none): checked when that slot exists and the value matters. */
+static inline void hg_set_check(hg_memory_t *m, uint32_t index, uintptr_t slot, bool matters) {
+    bool checked = slot != 0 && matters;
+    m->rbp_at[index] = checked ? slot : (uintptr_t)&hg_zero_word;
+    m->rbp_not[index] = ~(checked ? hg_reveal(m->rbp[index]) : 0);
+}
+
+/* Derives the RBP checks of frames [1, to) (clamped to the memory; frame 0 is never checked). */
 static void hg_derive_checks(hg_memory_t *m, uint32_t to) {
     if (to > m->count) to = m->count;
     uint32_t base = hg_base(m);
-    for (uint32_t i = base + 1; i < base + to; i++) {
-        uintptr_t slot = m->slot[i - 1] & ~HG_MATTERS;
-        bool checked = slot != 0 && (m->slot[i] & HG_MATTERS);
-        m->rbp_at[i] = checked ? slot : (uintptr_t)&hg_zero_word;
-        m->rbp_not[i] = ~(checked ? hg_reveal(m->rbp[i]) : 0);
-    }
+    for (uint32_t i = base + 1; i < base + to; i++)
+        hg_set_check(m, i, m->slot[i - 1] & ~HG_MATTERS, m->slot[i] & HG_MATTERS);
 }
 
 /* Every frame's RBP matters: for lists whose rules were not kept, or that may go on (CUT). */
@@ -538,17 +540,17 @@ static void hg_mark_all(hg_memory_t *m) {
     hg_derive_checks(m, m->count);
 }
 
-/* Hashes frames [0, upto) onto the hash of frame upto (or the seed, at the outer end). */
-static void hg_hash_inward(hg_memory_t *m, uint32_t upto) {
-    uint32_t base = hg_base(m);
-    uint64_t state = upto == m->count ? HG_STACK_HASH_SEED : m->hash[base + upto];
-    for (uint32_t i = base + upto; i-- > base;) m->hash[i] = state = hg_stack_hash_add(state, m->ip[i]);
+/* Hashes every frame of the list, from the outermost in. */
+static void hg_hash_all(hg_memory_t *m) {
+    uint64_t state = HG_STACK_HASH_SEED;
+    for (uint32_t i = HG_REMEMBER; i-- > hg_base(m);) m->hash[i] = state = hg_stack_hash_add(state, m->ip[i]);
     m->hashed = true;
 }
 
-/* Hands the caller the hash of the list's frames, when it has it. */
-static inline void hg_give_hash(const hg_memory_t *m, hg_unwound_t *out) {
-    if (!m->hashed || m->count == 0) return;
+/* Hands the caller the hash of the `count` frames it unwound, when the list holds them all
+ * and has their hash. */
+static inline void hg_give_hash(const hg_memory_t *m, uint32_t count, hg_unwound_t *out) {
+    if (!m->hashed || count == 0 || count != m->count) return;
     out->hashed = true;
     out->hash = m->hash[hg_base(m)];
 }
@@ -566,12 +568,7 @@ static void hg_settle_fresh(hg_memory_t *m, void *const *ips, uint32_t n, bool o
         uint32_t at = base + i;
         uint64_t rule = m->fresh_rule[i];
         uintptr_t slot = m->fresh_slot[i] & ~HG_MATTERS;
-        /* The check of frame i + 1, whose RBP the step from frame i read from slot. */
-        if (i + 1 < m->count) {
-            bool checked = slot != 0 && matters;
-            m->rbp_at[at + 1] = checked ? slot : (uintptr_t)&hg_zero_word;
-            m->rbp_not[at + 1] = ~(checked ? hg_reveal(m->rbp[at + 1]) : 0);
-        }
+        if (i + 1 < m->count) hg_set_check(m, at + 1, slot, matters); /* frame i + 1's */
         bool passes_on = !(rule & HG_RULE_RBP_SAVED) && hg_rule_kind(rule) != HG_RULE_LAST;
         matters = hg_rule_kind(rule) == HG_RULE_CFA_RBP || (passes_on && matters);
         m->ip[at] = (uintptr_t)ips[i];
@@ -582,9 +579,9 @@ static void hg_settle_fresh(hg_memory_t *m, void *const *ips, uint32_t n, bool o
     }
 }
 
-/* Makes the fresh frames [0, n) (IPs in ips) the frames at indices [base, base + n). */
+/* Makes the fresh frames [0, n) (IPs in ips) the frames at indices [base, base + n), as they
+ * are: for the rare paths, whose lists get every RBP bit (hg_mark_all). */
 static void hg_keep_fresh(hg_memory_t *m, void *const *ips, uint32_t n, uint32_t base) {
-    if (n == 0) return; /* the common case of a repeated stack: skip four library calls */
     memcpy(m->ip + base, ips, sizeof(uintptr_t) * n);
     memcpy(m->sp + base, m->fresh_sp, sizeof(uintptr_t) * n);
     memcpy(m->rbp + base, m->fresh_rbp, sizeof(uintptr_t) * n);
@@ -634,7 +631,7 @@ static int hg_unwind_on(hg_memory_t *m, void **ips, uint32_t n, hg_regs_t state,
     hg_anchor(m);
     hg_mark_all(m);
     m->hashed = false;
-    if (m->end != HG_END_CUT) hg_hash_inward(m, m->count);
+    if (m->end != HG_END_CUT) hg_hash_all(m);
     return (int)n;
 }
 
@@ -712,7 +709,7 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
         /* The usual case: the reused frames stay where they are; the fresh ones go below. */
         m->count = total;
         hg_settle_fresh(m, ips, n, m->slot[hg_base(m) + n] & HG_MATTERS, m->hashed);
-        hg_give_hash(m, out);
+        hg_give_hash(m, total, out);
         return (int)total;
     }
     /* The list is cut (depth limit, or more frames than the memory holds) or goes on past the
@@ -728,7 +725,7 @@ static int hg_reuse(hg_memory_t *m, void **ips, uint32_t n, uint32_t j, uint32_t
             m->count = 0;
             return -2;
         }
-        if ((uint32_t)count == m->count) hg_give_hash(m, out);
+        hg_give_hash(m, (uint32_t)count, out);
         return count;
     }
     m->count = keep;
@@ -795,7 +792,7 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
             m->count = 0;
             goto plain;
         }
-        if ((uint32_t)count == m->count) hg_give_hash(m, out);
+        hg_give_hash(m, (uint32_t)count, out);
         return count;
     }
     m->count = n;
@@ -810,7 +807,7 @@ HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_
     }
     m->hashed = m->end != HG_END_CUT;
     hg_settle_fresh(m, ips, n, m->end == HG_END_CUT, m->hashed);
-    hg_give_hash(m, out);
+    hg_give_hash(m, n, out);
     return (int)n;
 
 plain:;

@@ -6,12 +6,12 @@ extension StringProtocol where UTF8View: BidirectionalCollection {
     /// The text without leading and trailing whitespace.
     func trimmingWhitespace() -> String {
         let bytes = utf8
-        guard let first = bytes.firstIndex(where: { !Self.isWhitespace($0) }),
-              let last = bytes.lastIndex(where: { !Self.isWhitespace($0) })
+        guard let first = bytes.firstIndex(where: { !isASCIIWhitespace($0) }),
+              let last = bytes.lastIndex(where: { !isASCIIWhitespace($0) })
         else { return "" }
         // The byte after the last non-blank one is ASCII (or the end): a character boundary.
         return String(self[first..<bytes.index(after: last)])
     }
-
-    static func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
 }
+
+private func isASCIIWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }

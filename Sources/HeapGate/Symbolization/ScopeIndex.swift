@@ -21,9 +21,19 @@ struct ScopeIndex {
     /// maxEnd[i]: the largest end among entries[0...i], which bounds the backward scan.
     private var maxEnd: [UInt64] = []
 
-    init(unit: Dwarf_Die, containerTags: Set<Int32>, codeScopeTags: Set<Int32>) {
+    /// DIEs whose children are searched for code scopes (the symbolizer's walk below a scope
+    /// uses the same two sets).
+    static let containerTags: Set<Int32> = [
+        Int32(DW_TAG_module), Int32(DW_TAG_namespace), Int32(DW_TAG_structure_type), Int32(DW_TAG_class_type),
+        Int32(DW_TAG_union_type), Int32(DW_TAG_enumeration_type),
+    ]
+    static let codeScopeTags: Set<Int32> = [
+        Int32(DW_TAG_subprogram), Int32(DW_TAG_inlined_subroutine), Int32(DW_TAG_lexical_block),
+    ]
+
+    init(unit: Dwarf_Die) {
         var order = 0
-        collect(under: unit, containerTags: containerTags, codeScopeTags: codeScopeTags, order: &order)
+        collect(under: unit, order: &order)
         entries.sort { $0.start != $1.start ? $0.start < $1.start : $0.order < $1.order }
         var running: UInt64 = 0
         maxEnd = entries.map { entry in
@@ -32,15 +42,14 @@ struct ScopeIndex {
         }
     }
 
-    private mutating func collect(under parent: Dwarf_Die, containerTags: Set<Int32>, codeScopeTags: Set<Int32>,
-                                  order: inout Int) {
+    private mutating func collect(under parent: Dwarf_Die, order: inout Int) {
         var parent = parent
         guard var child = LibDW.dwarfChild(&parent) else { return }
         while true {
             let tag = LibDW.dwarfTag(&child)
-            if containerTags.contains(tag) {
-                collect(under: child, containerTags: containerTags, codeScopeTags: codeScopeTags, order: &order)
-            } else if codeScopeTags.contains(tag) {
+            if Self.containerTags.contains(tag) {
+                collect(under: child, order: &order)
+            } else if Self.codeScopeTags.contains(tag) {
                 for range in LibDW.dwarfRanges(&child) {
                     entries.append(Entry(start: range.start, end: range.end, order: order, die: child))
                 }

@@ -427,7 +427,7 @@ public final class Symbolizer {
     private func scopeChain(unit: Dwarf_Die, pc: UInt64, in session: Session) -> [Dwarf_Die] {
         let key = UInt(bitPattern: unit.addr)
         let index = session.scopeIndexes[key]
-            ?? ScopeIndex(unit: unit, containerTags: Self.containerTags, codeScopeTags: Self.codeScopeTags)
+            ?? ScopeIndex(unit: unit)
         session.scopeIndexes[key] = index
         guard let outermost = index.outermostScope(containing: pc) else { return [] }
         var chain = [outermost]
@@ -456,25 +456,17 @@ public final class Symbolizer {
         return units
     }
 
-    private static let containerTags: Set<Int32> = [
-        Int32(DW_TAG_module), Int32(DW_TAG_namespace), Int32(DW_TAG_structure_type), Int32(DW_TAG_class_type),
-        Int32(DW_TAG_union_type), Int32(DW_TAG_enumeration_type),
-    ]
-    private static let codeScopeTags: Set<Int32> = [
-        Int32(DW_TAG_subprogram), Int32(DW_TAG_inlined_subroutine), Int32(DW_TAG_lexical_block),
-    ]
-
     /// Appends to `chain` the code scopes (outermost first) under `parent` that contain `pc`.
     private static func descend(into parent: Dwarf_Die, pc: UInt64, chain: inout [Dwarf_Die]) {
         var parent = parent
         guard var child = LibDW.dwarfChild(&parent) else { return }
         while true {
             let tag = LibDW.dwarfTag(&child)
-            if containerTags.contains(tag) {
+            if ScopeIndex.containerTags.contains(tag) {
                 let before = chain.count
                 descend(into: child, pc: pc, chain: &chain)
                 if chain.count > before { return }
-            } else if codeScopeTags.contains(tag), LibDW.dwarfHasPC(&child, pc) {
+            } else if ScopeIndex.codeScopeTags.contains(tag), LibDW.dwarfHasPC(&child, pc) {
                 chain.append(child)
                 descend(into: child, pc: pc, chain: &chain)
                 return
