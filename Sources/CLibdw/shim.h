@@ -2,6 +2,7 @@
 #define HEAPGATE_CLIBDW_SHIM_H
 #include <elfutils/libdwfl.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <dwarf.h>
 #include <gelf.h>
 #endif

@@ -153,7 +153,8 @@ public final class Symbolizer {
         callbacks = .allocate(capacity: 1)
         callbacks.initialize(to: Dwfl_Callbacks(
             find_elf: dwfl_build_id_find_elf,
-            find_debuginfo: dwfl_standard_find_debuginfo,
+            // Not dwfl_standard_find_debuginfo unless asked: see LocalDebugInfoSearch.
+            find_debuginfo: useDebuginfod ? dwfl_standard_find_debuginfo : LocalDebugInfoSearch.callback,
             section_address: dwfl_offline_section_address,
             debuginfo_path: debugPath
         ))
@@ -343,6 +344,7 @@ public final class Symbolizer {
         var session: Session?
         if let dwfl = LibDW.dwflBegin(callbacks) {
             if let module = LibDW.dwflReportElf(dwfl, path: image.path, base: image.base), LibDW.dwflReportEnd(dwfl) {
+                LibDW.dwflSetUserData(module, debugPath.pointee.map { UnsafeMutableRawPointer($0) })
                 session = Session(dwfl: dwfl, module: module)
             } else {
                 LibDW.dwflEnd(dwfl)
@@ -534,6 +536,24 @@ enum LibDW {
     /// load bias for ET_DYN files (ignored for ET_EXEC). Nil if the file is missing or not ELF.
     static func dwflReportElf(_ dwfl: OpaquePointer, path: String, base: UInt64) -> OpaquePointer? {
         dwfl_report_elf(dwfl, path, path, -1, base, true)
+    }
+
+    /// Sets the module's userdata (`dwfl_module_info`'s first result), which libdwfl hands to
+    /// the find callbacks.
+    static func dwflSetUserData(_ module: OpaquePointer, _ value: UnsafeMutableRawPointer?) {
+        var slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        _ = dwfl_module_info(module, &slot, nil, nil, nil, nil, nil, nil)
+        slot?.pointee = value
+    }
+
+    /// The GNU build id of the ELF file open at `descriptor` (`dwelf_elf_gnu_build_id`).
+    static func elfBuildID(_ descriptor: Int32) -> [UInt8]? {
+        guard let elf = elf_begin(descriptor, ELF_C_READ_MMAP, nil) else { return nil }
+        defer { elf_end(elf) }
+        var bits: UnsafeRawPointer?
+        let length = dwelf_elf_gnu_build_id(elf, &bits)
+        guard length > 0, let bits else { return nil }
+        return Array(UnsafeRawBufferPointer(start: bits, count: length))
     }
 
     /// Wraps `dwfl_report_end(dwfl, NULL, NULL)`; true on success.
