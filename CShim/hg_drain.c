@@ -313,6 +313,7 @@ void hg_drain_start(void) {
      * process that exits or execs sooner would leave an empty file. */
     hg_write_preamble();
     hg_writer_flush(); /* even a process killed at once leaves a readable trace */
+    hg_ring_populate_start();
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous); /* the new thread inherits "all blocked" */

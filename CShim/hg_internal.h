@@ -81,6 +81,8 @@ typedef struct {
 } hg_event_t;
 
 void hg_ring_push(const hg_event_t *event);
+/** Maps the ring's first pages (see hg_ring.c); call before the drain thread exists. */
+void hg_ring_populate_start(void);
 /** Consumer side (the drain thread only): copies up to max published events in order. */
 size_t hg_ring_pop(hg_event_t *out, size_t max);
 /** Consumer side in a fork child: takes the published events other (now gone) threads
