@@ -134,7 +134,11 @@ size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
     uint64_t tail = atomic_load(&hg_ring.tail);
     size_t applied = 0;
     /* Slots claimed by threads that do not exist in the child may never be published:
-     * take the published ones and skip the rest. */
+     * take the published ones and skip the rest. Each is then freed for its next lap, as
+     * the drain would have freed it, and the child's positions go on from the parent's:
+     * every other slot already is free for its next position. Rewriting every slot for
+     * positions from 0 instead copied all 4 MiB of the parent's pages in each fork child,
+     * most of which only exec. */
     for (uint64_t pos = tail; pos < head; pos++) {
         uint64_t index = pos & (HG_RING_SLOTS - 1);
         hg_slot_t *slot = &hg_ring.slots[index];
@@ -142,10 +146,9 @@ size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
             apply(&slot->event);
             applied++;
         }
+        atomic_store(&slot->seq, pos + HG_RING_SLOTS - index);
     }
-    for (uint64_t i = 0; i < HG_RING_SLOTS; i++) atomic_store(&hg_ring.slots[i].seq, 0);
-    atomic_store(&hg_ring.head, 0);
-    atomic_store(&hg_ring.tail, 0);
+    atomic_store(&hg_ring.tail, head);
     atomic_store(&hg_ring.full_waits, 0);
     atomic_store(&hg_ring.lost, 0);
     return applied;
