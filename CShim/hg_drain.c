@@ -313,7 +313,8 @@ void hg_drain_start(void) {
      * process that exits or execs sooner would leave an empty file. */
     hg_write_preamble();
     hg_writer_flush(); /* even a process killed at once leaves a readable trace */
-    hg_ring_populate_start();
+    /* A fork child shares these pages with its parent until it writes them; most only exec. */
+    if (!hg_is_fork_child) hg_ring_populate_start();
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous); /* the new thread inherits "all blocked" */
