@@ -68,7 +68,7 @@ static void hg_ring_assert(void) {
  * maps only what it uses (all 4 MiB at start cost a `true` 2 ms); by the producer that claims
  * a chunk's first slot, since the drain thread may not run for a while when the program's
  * threads take every CPU. */
-#define HG_POPULATE_CHUNK (HG_RING_SLOTS / 16)
+#define HG_POPULATE_CHUNK (HG_RING_SLOTS / 64)
 
 static void hg_populate_chunk(uint64_t chunk) {
     if (chunk >= HG_RING_SLOTS / HG_POPULATE_CHUNK) return;
