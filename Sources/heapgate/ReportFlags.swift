@@ -115,6 +115,7 @@ struct ReportFlags: ParsableArguments {
                 throw CLIError("cannot write the JSON report to \(jsonPath)", status: 2)
             }
         }
+        symbolizer.storeFrames()
         symbolizer.storeDecompressedDebugFiles()
         Self.keptUntilExit.append(symbolizer)
         return reports

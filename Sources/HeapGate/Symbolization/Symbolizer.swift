@@ -98,6 +98,9 @@ public final class Symbolizer {
             self.module = module
         }
 
+        /// The module's GNU build id, if it has one.
+        lazy var buildID: [UInt8]? = LibDW.dwflBuildID(module)
+
         deinit { LibDW.dwflEnd(dwfl) }
 
         /// The ELF symbol containing `address`, as `dwfl_module_addrinfo` finds it.
@@ -137,6 +140,7 @@ public final class Symbolizer {
     private var canonicalPaths: [String: String] = [:]
     private let lock = NSLock()
     private let debugCache: DebugInfoCache
+    private let frameCache: FrameCache
     /// libdwfl's `debuginfo_path` (a `char **`), owned here: nil for its default.
     private let debugPath: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
 
@@ -148,6 +152,7 @@ public final class Symbolizer {
     public init(useDebuginfod: Bool = false, cache: DebugInfoCache = .fromEnvironment()) {
         if !useDebuginfod { LibDW.unsetenv("DEBUGINFOD_URLS") }
         debugCache = cache
+        frameCache = FrameCache(cache: cache)
         debugPath = .allocate(capacity: 1)
         debugPath.initialize(to: cache.searchPath.flatMap { strdup($0) })
         callbacks = .allocate(capacity: 1)
@@ -166,6 +171,14 @@ public final class Symbolizer {
         callbacks.deallocate()
         free(debugPath.pointee)
         debugPath.deallocate()
+    }
+
+    /// Writes the frames this symbolizer resolved from DWARF to the cache (see `FrameCache`),
+    /// so that later reports need not read the DWARF again. Call once the report is out.
+    public func storeFrames() {
+        lock.lock()
+        defer { lock.unlock() }
+        frameCache.store()
     }
 
     /// Keeps uncompressed copies of the compressed debug files this symbolizer had to read
@@ -192,12 +205,23 @@ public final class Symbolizer {
         let (file, relative) = fileRelative(address, in: module)
         let key = CacheKey(module: file, address: relative)
         if let frames = cache[key] { return frames }
-        var frames = session(for: file).map { lookUp(relative, in: $0) }
+        let session = session(for: file)
+        let buildID = session?.buildID
+        if let session, let buildID, let kept = frameCache.entry(buildID: buildID, address: relative),
+           kept.fromDWARF || LibDW.dwflModuleGetDwarf(session.module) == nil {
+            cache[key] = kept.frames
+            return kept.frames
+        }
+        var frames = session.map { lookUp(relative, in: $0) }
             ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
         // heapgate's own entry points (frame 0 of every stack: malloc, calloc, ...) are one
         // frame each, whatever the shim inlined into them.
         if ModuleImage.isShim(module.path), let entry = frames.last { frames = [entry] }
         cache[key] = frames
+        if let session, let buildID {
+            let entry = FrameCache.Entry(frames: frames, fromDWARF: LibDW.dwflModuleGetDwarf(session.module) != nil)
+            frameCache.keep(entry, buildID: buildID, address: relative)
+        }
         return frames
     }
 
@@ -224,6 +248,8 @@ public final class Symbolizer {
         defer { lock.unlock() }
         for path in paths {
             guard let session = session(forFileAt: path) else { continue }
+            // The frame cache most likely answers for it again, without its debug information.
+            if let buildID = session.buildID, frameCache.knows(buildID: buildID) { continue }
             // One real look-up: libelf decompresses a debug section when it is first read,
             // which opening the DWARF does not do.
             if let function = Self.firstFunction(in: session.module) {
@@ -548,6 +574,7 @@ enum LibDW {
 
     /// The GNU build id of the ELF file open at `descriptor` (`dwelf_elf_gnu_build_id`).
     static func elfBuildID(_ descriptor: Int32) -> [UInt8]? {
+        _ = elf_version(UInt32(EV_CURRENT))
         guard let elf = elf_begin(descriptor, ELF_C_READ_MMAP, nil) else { return nil }
         defer { elf_end(elf) }
         var bits: UnsafeRawPointer?

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+@testable import HeapGate
+
+/// Frames kept across runs (`FrameCache`): a later symbolizer gives the same frames without
+/// reading the DWARF again; an answer made without DWARF gives way once a debug file appears;
+/// another heapgate build's file is ignored.
+@Suite struct FrameCacheTests {
+    @Test(.enabled(if: DebugInfoCacheTests.ready))
+    func laterSymbolizerAnswersWithoutReadingDWARF() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let cache = DebugInfoCache(directory: directory)
+            let image = ModuleImage(path: DebugInfoCacheTests.libc, base: 0)
+            let address = try DebugInfoCacheTests.mallocAddress()
+
+            let first = Symbolizer(cache: cache)
+            let expected = first.symbolize(address: address, in: image)
+            #expect(first.debugFile(forFileAt: DebugInfoCacheTests.libc) != nil, "libc6-dbg is not installed")
+            #expect(expected.last?.file?.hasSuffix("malloc/malloc.c") == true, "\(expected)")
+            first.storeFrames()
+
+            let second = Symbolizer(cache: cache)
+            let again = second.symbolize(address: address, in: image)
+            #expect(again == expected)
+            #expect(again.map(\.linkageName) == expected.map(\.linkageName))
+            // Answered from the cache: libc's debug file was never opened.
+            #expect(second.debugFile(forFileAt: DebugInfoCacheTests.libc) == nil)
+
+            // Another heapgate build does not trust these answers.
+            let stranger = FrameCache(cache: cache, owner: "another-build")
+            #expect(stranger.entry(buildID: try #require(Self.buildID(of: DebugInfoCacheTests.libc)), address: address) == nil)
+        }
+    }
+
+    /// Kept while the program had no debug file: the symbol table's answer. Once its debug file
+    /// is there, DWARF's answer (with file and line) replaces it.
+    @Test(.enabled(if: LocalDebugInfoSearchTests.ready))
+    func symbolTableAnswerGivesWayToDWARF() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let build = directory + "/build"
+            try FileManager.default.createDirectory(atPath: build, withIntermediateDirectories: true)
+            let debug = try LocalDebugInfoSearchTests.build(in: build, buildID: true)
+            try FileManager.default.moveItem(atPath: debug, toPath: directory + "/kept.debug")
+            let cache = DebugInfoCache(directory: directory + "/cache")
+            let program = build + "/prog"
+
+            let symbols = try Harness.execute("/usr/bin/nm", [program]).stdoutText
+            let line = try #require(symbols.split(separator: "\n").first { $0.hasSuffix(" T helper") })
+            let address = try #require(UInt64(line.split(separator: " ")[0], radix: 16))
+            let image = ModuleImage(path: program, base: 0)
+
+            let without = Symbolizer(cache: cache)
+            let plain = without.symbolize(address: address, in: image)
+            #expect(plain.last?.function == "helper" && plain.last?.file == nil, "\(plain)")
+            without.storeFrames()
+            #expect(Symbolizer(cache: cache).symbolize(address: address, in: image) == plain)
+
+            try FileManager.default.moveItem(atPath: directory + "/kept.debug", toPath: debug)
+            let with = Symbolizer(cache: cache).symbolize(address: address, in: image)
+            #expect(with.last?.function == "helper", "\(with)")
+            #expect(with.last?.file?.hasSuffix("prog.c") == true && with.last?.line == 2, "\(with)")
+        }
+    }
+
+    @Test func framesSurviveTheFileFormat() {
+        let frames = [
+            SourceFrame(function: "inner", file: "/src/a.c", line: 7, isInlined: true, linkageName: "_Z5innerv"),
+            SourceFrame(function: nil, file: nil, line: nil, isInlined: false, linkageName: nil),
+            SourceFrame(function: "", file: "=odd", line: 0, isInlined: false, linkageName: "x"),
+        ]
+        let encoded = try? #require(FrameCache.encode(frames))
+        let decoded = encoded.flatMap { FrameCache.decode(Substring($0)) }
+        #expect(decoded == frames)
+        #expect(decoded?.map(\.linkageName) == frames.map(\.linkageName))
+        // A name that would break the line is not kept.
+        #expect(FrameCache.encode([SourceFrame(function: "a\nb", file: nil, line: nil, isInlined: false)]) == nil)
+    }
+
+    static func buildID(of path: String) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY)
+        defer { close(descriptor) }
+        return LibDW.elfBuildID(descriptor)
+    }
+}
