@@ -342,6 +342,11 @@ def heapgate_post(res, trace_dir, scratch, timeout):
     else:
         res["summary_error"] = s.get("error", "failed")
         res["summary_log"] = tail(os.path.join(scratch, "summary.log"), 3)
+    # The same report as on a machine's first run: no kept frames, no uncompressed debug copies.
+    cold = measure([HEAPGATE, "summary", trace_dir], child_env={"HEAPGATE_CACHE": "off"}, timeout=timeout,
+                   log_path=os.path.join(scratch, "summary-cold.log"))
+    if cold["ok"]:
+        res["summary_cold_wall"] = cold["wall"]
     if have_stats:
         res.update(events=events, waits=waits, lost=lost)
     elif "allocs" in res:
@@ -436,7 +441,7 @@ def summarize(runs):
         s["error"] = errs[0] if errs else "not run"
         return s
     for key in ("wall", "cpu", "maxrss_kb", "trace_bytes", "output_bytes", "events", "waits", "lost",
-                "summary_wall", "summary_cpu", "summary_maxrss_kb", "allocs", "frees", "scan_s"):
+                "summary_wall", "summary_cpu", "summary_maxrss_kb", "summary_cold_wall", "allocs", "frees", "scan_s"):
         v = med([r.get(key) for r in ok])
         if v is not None:
             s[key] = v
@@ -510,17 +515,19 @@ def main_table(results, wls):
 
 def heapgate_table(results, wls):
     rows = ["| workload | events | trace (MB) | bytes/event | events/s | ring-full waits | events lost "
-            "| exit-time leak scan (s) | exit-time processing (s) | its CPU (s) | its peak RSS (MB) |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+            "| exit-time leak scan (s) | exit-time processing (s) | its CPU (s) | its peak RSS (MB) "
+            "| same, caches off (s) |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for wl in wls:
         s = results.get(wl.id, {}).get("heapgate")
         if not s or not s.get("ok"):
             continue
-        rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
             wl.id, fmt_int(s.get("events")), fmt_mb(s.get("trace_bytes"), is_kb=False),
             f"{s['bytes_per_event']:.2f}" if s.get("bytes_per_event") else "n/a",
             fmt_rate(s.get("events_per_s")), fmt_int(s.get("waits")), fmt_int(s.get("lost")),
-            fmt_s(s.get("scan_s")), fmt_s(s.get("summary_wall")), fmt_s(s.get("summary_cpu")), fmt_mb(s.get("summary_maxrss_kb"))))
+            fmt_s(s.get("scan_s")), fmt_s(s.get("summary_wall")), fmt_s(s.get("summary_cpu")), fmt_mb(s.get("summary_maxrss_kb")),
+            fmt_s(s.get("summary_cold_wall"))))
     return "\n".join(rows)
 
 
@@ -675,7 +682,9 @@ def write_results(results, wls, big, info, started, finished):
               "including the few the runtime makes before `main`); bytes/event = trace size / events; "
               "events/s = events / wall time of the whole `heapgate run`; exit-time leak scan = the classification inside the traced process at exit (`statistics.leakScanSeconds`); exit-time processing = "
               "`heapgate summary --json` on the kept trace (reader + symbolizer + report), which is also "
-              "the part of `heapgate run`'s wall time spent after the program exits.", "",
+              "the part of `heapgate run`'s wall time spent after the program exits; \"caches off\" is the "
+              "same with `HEAPGATE_CACHE=off`, as on a machine's first run (no frames kept from earlier "
+              "reports, no uncompressed copies of debug files).", "",
               heapgate_table(results, wls), ""]
     if big:
         lines += ["## `heapgate summary` on a large trace", "",
@@ -690,8 +699,10 @@ def write_results(results, wls, big, info, started, finished):
               "which every ratio divides by, is taken over three times as many runs. heapgate also gets "
               "one untimed run per workload: a machine's first `heapgate run` or `heapgate summary` keeps "
               "uncompressed copies of the compressed debug files it read (libc's, from libc6-dbg: about 0.1 s, "
-              "once; see docs/architecture.md, \"Uncompressed copies of debug files\"), and the table shows "
-              "the runs after that.",
+              "once; see docs/architecture.md, \"Uncompressed copies of debug files\") and the frames its "
+              "report resolved (\"Frames kept across runs\"), and the table shows the runs after that, as "
+              "someone who traces their program again sees them. The heapgate details give the report's "
+              "time without those caches too.",
               "- `bigheap` holds ~1 GB in 10 M blocks at exit; its point is heapgate's exit-time cost with a "
               "large live heap (heapgate run vs native, and `heapgate summary` on its trace). heaptrack and "
               "valgrind are skipped there by default to bound memory and time: memcheck needs about 2.5× the "
