@@ -433,6 +433,18 @@ def med(values):
     return statistics.median(values) if values else None
 
 
+def paired_wall_ratio(native, own, repeats):
+    """Median over rounds of a tool's wall time over the same round's native one (the median of
+    its `repeats` native runs). Runs of one round follow each other, so a slow phase of the
+    machine moves both sides of a round's ratio, where it moves only one median of the two."""
+    ratios = []
+    for i, r in enumerate(own):
+        group = [n["wall"] for n in native[i * repeats:(i + 1) * repeats] if n.get("ok")]
+        if r.get("ok") and group and med(group) > 0:
+            ratios.append(r["wall"] / med(group))
+    return med(ratios)
+
+
 def summarize(runs):
     ok = [r for r in runs if r.get("ok")]
     s = {"runs": len(runs), "ok": len(ok)}
@@ -485,8 +497,9 @@ def fmt_rate(v):
 
 
 def main_table(results, wls):
-    rows = ["| workload | tool | wall (s) | × native | CPU (s) | × native | peak RSS (MB) | × native | output (MB) | runs ok |",
-            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    rows = ["| workload | tool | wall (s) | × native | × native, per round | CPU (s) | × native | peak RSS (MB) | × native "
+            "| output (MB) | runs ok |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for wl in wls:
         per = results.get(wl.id)
         if not per:
@@ -497,16 +510,18 @@ def main_table(results, wls):
             if s is None:
                 continue
             if s.get("skipped"):
-                rows.append(f"| {wl.id} | {tool} | n/a | | n/a | | n/a | | | skipped: {s['skipped']} |")
+                rows.append(f"| {wl.id} | {tool} | n/a | | | n/a | | n/a | | | skipped: {s['skipped']} |")
                 continue
             if not s.get("ok"):
-                rows.append(f"| {wl.id} | {tool} | n/a | | n/a | | n/a | | | 0/{s['runs']}: {s.get('error', 'failed')} |")
+                rows.append(f"| {wl.id} | {tool} | n/a | | | n/a | | n/a | | | 0/{s['runs']}: {s.get('error', 'failed')} |")
                 continue
             out = s.get("trace_bytes", s.get("output_bytes"))
             okcol = f"{s['ok']}/{s['runs']}" + (f" ({s['error']})" if s.get("error") else "")
             ratio = tool != "native"
-            rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            paired = s.get("paired_wall_x")
+            rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 wl.id, tool, fmt_s(s.get("wall")), fmt_x(s.get("wall"), nat.get("wall")) if ratio else "1×",
+                fmt_x(paired, 1.0) if ratio and paired is not None else "",
                 fmt_s(s.get("cpu")), fmt_x(s.get("cpu"), nat.get("cpu")) if ratio else "1×",
                 fmt_mb(s.get("maxrss_kb")), fmt_x(s.get("maxrss_kb"), nat.get("maxrss_kb")) if ratio else "1×",
                 fmt_mb(out, is_kb=False) if out is not None else "", okcol))
@@ -670,7 +685,10 @@ def write_results(results, wls, big, info, started, finished):
     if big:
         lines.append(f"- **summary**: {big['title']}: `{big['cmd']}`")
     lines += ["", "## Time, CPU and memory per tool", "",
-              "Median over the runs; × native is the ratio of the medians to the same program run natively. "
+              "Median over the runs; × native is the ratio of the medians to the same program run natively; "
+              "× native, per round is the median over the rounds of the tool's wall time over the native "
+              "one of the same round, which a busy phase of the machine moves less (it slows both runs of "
+              "a round, where it moves only one of the two medians). "
               "Wall time of heapgate is the whole `heapgate run` (program + exit-time report); "
               "heaptrack's is the `heaptrack -o FILE prog` run (recording and compression, no heaptrack_print); "
               "valgrind's is `valgrind --leak-check=full prog`. "
@@ -871,6 +889,10 @@ def main():
                             log(r["log_tail"])
             for tool in tools:
                 per[tool] = summarize(runs[tool])
+                if tool != "native" and "native" in runs:
+                    ratio = paired_wall_ratio(runs["native"], runs[tool], native_repeats)
+                    if ratio is not None:
+                        per[tool]["paired_wall_x"] = ratio
             results[wl.id] = per
             raw[wl.id] = runs
         if do_summary:
