@@ -62,6 +62,26 @@ import Testing
         }
     }
 
+    /// The directory keeps the most recently written modules' files.
+    @Test func oldestModulesAreDropped() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let frame = [SourceFrame(function: "f", file: "/a.c", line: 1, isInlined: false)]
+            for module in 0..<5 {
+                let cache = FrameCache(cache: DebugInfoCache(directory: directory), owner: "test", keptModules: 3)
+                cache.keep(.init(frames: frame, fromDWARF: true), buildID: [UInt8(module)], address: 0x10)
+                cache.store()
+                // Older by a minute each, so the order does not hang on the clock's resolution.
+                let path = directory + "/frames/" + FrameCache.hex([UInt8(module)])
+                let date = Date(timeIntervalSinceNow: Double(module - 10) * 60)
+                try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: path)
+            }
+            let left = try FileManager.default.contentsOfDirectory(atPath: directory + "/frames").sorted()
+            #expect(left == ["02", "03", "04"])
+            let reader = FrameCache(cache: DebugInfoCache(directory: directory), owner: "test")
+            #expect(reader.entry(buildID: [4], address: 0x10)?.frames == frame)
+        }
+    }
+
     @Test func framesSurviveTheFileFormat() {
         let frames = [
             SourceFrame(function: "inner", file: "/src/a.c", line: 7, isInlined: true, linkageName: "_Z5innerv"),

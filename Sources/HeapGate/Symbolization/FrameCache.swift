@@ -18,11 +18,14 @@ import Foundation
 /// The file also records heapgate's own
 /// build id, so that a rebuilt heapgate, whose answers may differ, starts afresh. A file is
 /// written whole under a temporary name and renamed; concurrent runs may lose each other's
-/// additions, never corrupt them. Files stop growing at `limit` addresses.
+/// additions, never corrupt them. Files stop growing at `limit` addresses, and the directory
+/// keeps the `keptModules` most recently written files (each rebuild of a program is a new
+/// build id, and a new file).
 final class FrameCache {
     private let directory: String?
     private let owner: String
     private let limit: Int
+    private let keptModules: Int
     /// By build id (hex): what the file held when first read, plus this run's additions.
     private var tables: [String: [UInt64: Entry]] = [:]
     private var added: [String: [UInt64: Entry]] = [:]
@@ -35,10 +38,11 @@ final class FrameCache {
 
     /// - Parameter owner: whose answers the files hold (heapgate's build id by default); a
     ///   file written by another owner is ignored and then replaced.
-    init(cache: DebugInfoCache, owner: String? = FrameCache.ownBuildID, limit: Int = 4096) {
+    init(cache: DebugInfoCache, owner: String? = FrameCache.ownBuildID, limit: Int = 4096, keptModules: Int = 256) {
         directory = owner == nil ? nil : cache.directory.map { $0 + "/frames" }
         self.owner = owner ?? ""
         self.limit = limit
+        self.keptModules = keptModules
     }
 
     /// The frames kept for `address` (file-relative) of the module with `buildID`.
@@ -86,6 +90,21 @@ final class FrameCache {
             if rename(temporary, path) != 0 { unlink(temporary) }
         }
         added.removeAll()
+        prune(directory)
+    }
+
+    /// Removes the least recently written files beyond `keptModules` (and partial files
+    /// left by runs that died).
+    private func prune(_ directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory), names.count > keptModules else { return }
+        var files: [(name: String, written: Int)] = []
+        for name in names {
+            var info = stat()
+            guard stat(directory + "/" + name, &info) == 0 else { continue }
+            files.append((name, info.st_mtim.tv_sec))
+        }
+        files.sort { $0.written > $1.written }
+        for file in files.dropFirst(keptModules) { unlink(directory + "/" + file.name) }
     }
 
     private func read(_ key: String) -> [UInt64: Entry] {
