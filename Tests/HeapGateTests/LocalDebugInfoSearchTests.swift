@@ -100,6 +100,30 @@ import Testing
         }
     }
 
+    /// On this machine's libraries and the test fixtures, the local search opens the same debug
+    /// file as libdwfl's standard one (which, without DEBUGINFOD_URLS, finds nothing more).
+    @Test(.enabled(if: ready))
+    func findsWhatTheStandardSearchFinds() throws {
+        let libraries = ["libc.so.6", "libm.so.6", "libstdc++.so.6", "libz.so.1", "libunwind.so.8", "libdw.so.1", "libelf.so.1",
+                         "libgcc_s.so.1", "libsqlite3.so.0", "libjq.so.1"]
+            .map { "/lib/x86_64-linux-gnu/" + $0 }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        let fixtures = (try? FileManager.default.contentsOfDirectory(atPath: Harness.fixture(""))) ?? []
+        let paths = libraries + fixtures.sorted().prefix(12).map { Harness.fixture($0) }
+        // The local symbolizer first: it clears DEBUGINFOD_URLS, so the standard one cannot go to the network.
+        let local = Symbolizer(useDebuginfod: false, cache: DebugInfoCache(directory: nil))
+        let standard = Symbolizer(useDebuginfod: true, cache: DebugInfoCache(directory: nil))
+        local.preload(paths: paths)
+        standard.preload(paths: paths)
+        var found = 0
+        for path in paths {
+            let ours = local.debugFile(forFileAt: path).map(Harness.realPath)
+            #expect(ours == standard.debugFile(forFileAt: path).map(Harness.realPath), "\(path)")
+            if ours != nil { found += 1 }
+        }
+        #expect(found >= 1, "no separate debug file found at all (libc6-dbg is installed by make test)")
+    }
+
     @Test func candidatesFollowTheStandardOrder() {
         let found = LocalDebugInfoSearch.candidates(file: "/usr/lib/x/libm.so.6", link: "libm.debug",
                                                     path: ":.debug:/cache:/usr/lib/debug")
