@@ -71,7 +71,7 @@ import Testing
                 cache.keep(.init(frames: frame, fromDWARF: true), buildID: [UInt8(module)], address: 0x10)
                 cache.store()
                 // Older by a minute each, so the order does not hang on the clock's resolution.
-                let path = directory + "/frames/" + FrameCache.hex([UInt8(module)])
+                let path = directory + "/frames/" + hexString([UInt8(module)])
                 let date = Date(timeIntervalSinceNow: Double(module - 10) * 60)
                 try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: path)
             }

@@ -55,8 +55,8 @@ public struct DebugInfoCache: Sendable {
     /// Where the copy of the debug file with this build id goes.
     func path(buildID: [UInt8]) -> String? {
         guard let directory, buildID.count >= 2 else { return nil }
-        let hex = buildID.map { String(format: "%02x", $0) }
-        return "\(directory)/.build-id/\(hex[0])/\(hex[1...].joined()).debug"
+        let hex = hexString(buildID)
+        return "\(directory)/.build-id/\(hex.prefix(2))/\(hex.dropFirst(2)).debug"
     }
 
     /// Keeps an uncompressed copy of `debugFile` (the separate debug file of a module with

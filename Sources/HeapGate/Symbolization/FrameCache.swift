@@ -48,7 +48,7 @@ final class FrameCache {
     /// The frames kept for `address` (file-relative) of the module with `buildID`.
     func entry(buildID: [UInt8], address: UInt64) -> Entry? {
         guard directory != nil else { return nil }
-        let key = Self.hex(buildID)
+        let key = hexString(buildID)
         if tables[key] == nil { tables[key] = read(key) }
         return tables[key]?[address]
     }
@@ -56,7 +56,7 @@ final class FrameCache {
     /// True when a file holds answers for the module with `buildID`.
     func knows(buildID: [UInt8]) -> Bool {
         guard directory != nil else { return false }
-        let key = Self.hex(buildID)
+        let key = hexString(buildID)
         if tables[key] == nil { tables[key] = read(key) }
         return tables[key]?.isEmpty == false
     }
@@ -64,7 +64,7 @@ final class FrameCache {
     /// Remembers an answer, to be written by `store()`.
     func keep(_ entry: Entry, buildID: [UInt8], address: UInt64) {
         guard directory != nil, Self.encode(entry.frames) != nil else { return }
-        let key = Self.hex(buildID)
+        let key = hexString(buildID)
         if tables[key] == nil { tables[key] = read(key) }
         guard tables[key, default: [:]].count < limit else { return }
         tables[key, default: [:]][address] = entry
@@ -156,17 +156,12 @@ final class FrameCache {
         return frames.isEmpty ? nil : frames
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef")
-        return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
-    }
-
     /// heapgate's own GNU build id (hex), read from /proc/self/exe; nil (no frame cache) when
     /// it has none.
     static let ownBuildID: String? = {
         let descriptor = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
-        return LibDW.elfBuildID(descriptor).map(hex)
+        return LibDW.elfBuildID(descriptor).map(hexString)
     }()
 }

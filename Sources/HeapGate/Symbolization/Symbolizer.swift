@@ -173,8 +173,8 @@ public final class Symbolizer {
         debugPath.deallocate()
     }
 
-    /// Writes the frames this symbolizer resolved from DWARF to the cache (see `FrameCache`),
-    /// so that later reports need not read the DWARF again. Call once the report is out.
+    /// Writes the frames this symbolizer resolved to the cache (see `FrameCache`), so that
+    /// later reports need not read the DWARF again. Call once the report is out.
     public func storeFrames() {
         lock.lock()
         defer { lock.unlock() }
