@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <sched.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "hg_internal.h"
 
@@ -47,7 +46,8 @@ typedef struct {
     _Alignas(64) _Atomic uint64_t tail; /* next position to consume (drain thread) */
     _Atomic uint64_t full_waits;
     _Atomic uint64_t lost;
-    _Alignas(64) hg_slot_t slots[HG_RING_SLOTS];
+    /* Page-aligned, so that the chunks mapped ahead of use (below) are whole pages. */
+    _Alignas(4096) hg_slot_t slots[HG_RING_SLOTS];
 } hg_ring_t;
 
 static hg_ring_t hg_ring;
@@ -69,16 +69,13 @@ static void hg_ring_assert(void) {
  * a chunk's first slot, since the drain thread may not run for a while when the program's
  * threads take every CPU. */
 #define HG_POPULATE_CHUNK (HG_RING_SLOTS / 64)
+_Static_assert(HG_POPULATE_CHUNK * sizeof(hg_slot_t) % 4096 == 0, "chunks are whole pages");
 
 static void hg_populate_chunk(uint64_t chunk) {
     if (chunk >= HG_RING_SLOTS / HG_POPULATE_CHUNK) return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t start = (uintptr_t)&hg_ring.slots[chunk * HG_POPULATE_CHUNK];
-    uintptr_t end = start + HG_POPULATE_CHUNK * sizeof(hg_slot_t);
-    uintptr_t first = (start + page - 1) & ~(page - 1), last = end & ~(page - 1);
     int saved = errno;
     /* Kernels before 5.14 refuse MADV_POPULATE_WRITE; their first lap faults as before. */
-    if (last > first) (void)madvise((void *)first, last - first, MADV_POPULATE_WRITE);
+    (void)madvise(&hg_ring.slots[chunk * HG_POPULATE_CHUNK], HG_POPULATE_CHUNK * sizeof(hg_slot_t), MADV_POPULATE_WRITE);
     errno = saved;
 }
 

@@ -46,8 +46,11 @@ public struct DebugInfoCache: Sendable {
         return DebugInfoCache(directory: nil)
     }
 
-    /// libdwfl's `debuginfo_path`: its default (the file's directory, its `.debug`
-    /// subdirectory, /usr/lib/debug) with the cache searched before /usr/lib/debug.
+    /// libdwfl's default `debuginfo_path`: the file's directory, its `.debug` subdirectory,
+    /// /usr/lib/debug.
+    static let defaultSearchPath = ":.debug:/usr/lib/debug"
+
+    /// libdwfl's `debuginfo_path`: its default with the cache searched before /usr/lib/debug.
     var searchPath: String? {
         directory.map { ":.debug:\($0):/usr/lib/debug" }
     }

@@ -47,28 +47,29 @@ final class FrameCache {
 
     /// The frames kept for `address` (file-relative) of the module with `buildID`.
     func entry(buildID: [UInt8], address: UInt64) -> Entry? {
-        guard directory != nil else { return nil }
-        let key = hexString(buildID)
-        if tables[key] == nil { tables[key] = read(key) }
-        return tables[key]?[address]
+        table(hexString(buildID))[address]
     }
 
     /// True when a file holds answers for the module with `buildID`.
     func knows(buildID: [UInt8]) -> Bool {
-        guard directory != nil else { return false }
-        let key = hexString(buildID)
-        if tables[key] == nil { tables[key] = read(key) }
-        return tables[key]?.isEmpty == false
+        !table(hexString(buildID)).isEmpty
     }
 
     /// Remembers an answer, to be written by `store()`.
     func keep(_ entry: Entry, buildID: [UInt8], address: UInt64) {
         guard directory != nil, Self.encode(entry.frames) != nil else { return }
         let key = hexString(buildID)
-        if tables[key] == nil { tables[key] = read(key) }
-        guard tables[key, default: [:]].count < limit else { return }
+        guard table(key).count < limit else { return }
         tables[key, default: [:]][address] = entry
         added[key, default: [:]][address] = entry
+    }
+
+    /// The module's table (by build id in hex), read from its file on first use.
+    private func table(_ key: String) -> [UInt64: Entry] {
+        if let known = tables[key] { return known }
+        let read = read(key)
+        tables[key] = read
+        return read
     }
 
     /// Writes the files that gained addresses, each merged with what another run may have

@@ -22,10 +22,6 @@ import Foundation
 /// A candidate must carry the module's build id, or, for a module without one, match the
 /// debug link's CRC. With `--debuginfod`, the standard callback is used instead.
 enum LocalDebugInfoSearch {
-    /// The `debuginfo_path` a module's search uses: the symbolizer puts its C string in the
-    /// module's userdata when it reports the module (nil: libdwfl's default).
-    static let defaultPath = ":.debug:/usr/lib/debug"
-
     /// The callback; its signature is `Dwfl_Callbacks.find_debuginfo`'s.
     static let callback: @convention(c) (
         OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<CChar>?, GElf_Addr,
@@ -36,14 +32,15 @@ enum LocalDebugInfoSearch {
         // A dwz "alt" file is named without a CRC; only its build id identifies it, and step 1
         // has looked that up.
         if debugLink != nil && crc == 0 { return -1 }
-        let path = userdata?.pointee.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? defaultPath
+        // The symbolizer puts its `debuginfo_path` in each module's userdata (nil: the default).
+        let path = userdata?.pointee.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
+            ?? DebugInfoCache.defaultSearchPath
         let wanted = Wanted(buildID: LibDW.dwflBuildID(module), crc: crc)
         let file = String(cString: fileName)
         let link = debugLink.map { String(cString: $0) }
         var found = search(file: file, link: link, path: path, wanted: wanted)
-        if found == nil, let real = realPath(file), real != file {
-            found = search(file: real, link: link, path: path, wanted: wanted)
-        }
+        let real = ModuleImage.resolvedPath(file)
+        if found == nil, real != file { found = search(file: real, link: link, path: path, wanted: wanted) }
         guard let (descriptor, name) = found else { return -1 }
         foundName.pointee = strdup(name)
         return descriptor
@@ -133,11 +130,5 @@ enum LocalDebugInfoSearch {
         var value = UInt32(index)
         for _ in 0..<8 { value = value & 1 != 0 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1 }
         return value
-    }
-
-    private static func realPath(_ file: String) -> String? {
-        guard let resolved = realpath(file, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }
