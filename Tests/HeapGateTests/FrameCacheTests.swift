@@ -62,6 +62,31 @@ import Testing
         }
     }
 
+    /// The shim's entry points are one frame each in a report, whatever it inlined into them.
+    /// The cache is keyed by build id, and the same shim may first have been seen under
+    /// another name (a renamed copy, preloaded by hand): what it kept then still gives one
+    /// frame for libheapgate.so.
+    @Test func shimFramesStayOneFrameWhenTheCacheAnswers() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let renamed = directory + "/renamed.so"
+            try FileManager.default.copyItem(atPath: Harness.shim, toPath: renamed)
+            let symbols = try Harness.execute("/usr/bin/nm", ["-S", Harness.shim]).stdoutText
+            let line = try #require(symbols.split(separator: "\n").first { $0.hasSuffix(" T malloc") })
+            let fields = line.split(separator: " ")
+            let start = try #require(UInt64(fields[0], radix: 16)), size = try #require(UInt64(fields[1], radix: 16))
+            let cache = DebugInfoCache(directory: directory + "/cache")
+
+            // An address in malloc where the shim inlined its body: two frames or more.
+            let first = Symbolizer(cache: cache)
+            let image = ModuleImage(path: renamed, base: 0)
+            let inlined = try #require((start..<start + size).first { first.symbolize(address: $0, in: image).count > 1 })
+            first.storeFrames()
+
+            let frames = Symbolizer(cache: cache).symbolize(address: inlined, in: ModuleImage(path: Harness.shim, base: 0))
+            #expect(frames.map(\.function) == ["malloc"], "\(frames)")
+        }
+    }
+
     /// The directory keeps the most recently written modules' files.
     @Test func oldestModulesAreDropped() throws {
         try Harness.withTemporaryDirectory { directory in

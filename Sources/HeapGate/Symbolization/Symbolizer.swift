@@ -207,22 +207,28 @@ public final class Symbolizer {
         if let frames = cache[key] { return frames }
         let session = session(for: file)
         let buildID = session?.buildID
+        // heapgate's own entry points (frame 0 of every stack: malloc, calloc, ...) are one
+        // frame each, whatever the shim inlined into them. Applied to what the frame cache
+        // gives too: it is keyed by build id, and the same shim may have been loaded under
+        // another name.
+        func shown(_ frames: [SourceFrame]) -> [SourceFrame] {
+            ModuleImage.isShim(module.path) ? frames.suffix(1) : frames
+        }
         if let session, let buildID, let kept = frameCache.entry(buildID: buildID, address: relative),
            kept.fromDWARF || LibDW.dwflModuleGetDwarf(session.module) == nil {
-            cache[key] = kept.frames
-            return kept.frames
+            let result = shown(kept.frames)
+            cache[key] = result
+            return result
         }
-        var frames = session.map { lookUp(relative, in: $0) }
+        let frames = session.map { lookUp(relative, in: $0) }
             ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
-        // heapgate's own entry points (frame 0 of every stack: malloc, calloc, ...) are one
-        // frame each, whatever the shim inlined into them.
-        if ModuleImage.isShim(module.path), let entry = frames.last { frames = [entry] }
-        cache[key] = frames
+        let result = shown(frames)
+        cache[key] = result
         if let session, let buildID {
             let entry = FrameCache.Entry(frames: frames, fromDWARF: LibDW.dwflModuleGetDwarf(session.module) != nil)
             frameCache.keep(entry, buildID: buildID, address: relative)
         }
-        return frames
+        return result
     }
 
     /// The ELF symbol covering `address`, demangled, without reading DWARF: no source line and
