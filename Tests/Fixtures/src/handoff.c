@@ -2,17 +2,15 @@
  * handoff.c - blocks handed between threads the moment a second thread starts, so that
  * addresses freed on one thread are allocated again on the other.
  *
- *   1. main allocates NBLOCKS (200,000) blocks of 16..256 bytes (while it is the only
- *      thread, its events carry no sequence numbers in heapgate's rings; so many that the
- *      drain thread is still reading them when the worker starts);
+ *   1. main allocates NBLOCKS (200,000) blocks of 16..256 bytes (so many that a tracer's
+ *      consumer is still busy with them when the worker starts);
  *   2. main starts one worker and hands it a block it allocates just after (while the
  *      worker makes its first allocation); the worker frees it, then all of main's blocks
- *      at once, the newest first (the
- *      frees and the allocations they undo are on different threads, and main's last
- *      allocations were made a moment before), then allocates NBLOCKS blocks of
- *      the same sizes (glibc hands out the addresses main's blocks had);
- *   3. main allocates and frees NBLOCKS more blocks meanwhile (its events now numbered,
- *      racing the worker's for the same addresses), then joins the worker;
+ *      at once, the newest first (the frees and the allocations they undo are on different
+ *      threads, and main's last allocations were made a moment before), then allocates
+ *      NBLOCKS blocks of the same sizes (glibc hands out the addresses main's blocks had);
+ *   3. main allocates and frees NBLOCKS more blocks meanwhile, racing the worker for the
+ *      same addresses, then joins the worker;
  *   4. main frees the worker's blocks, except every 10,000th, which stays referenced from
  *      nothing: leaked_by_worker() allocated them, 20 blocks.
  *
