@@ -435,14 +435,20 @@ def med(values):
 
 def paired_wall_ratio(native, own, repeats):
     """Median over rounds of a tool's wall time over the same round's native one (the median of
-    its `repeats` native runs). Runs of one round follow each other, so a slow phase of the
-    machine moves both sides of a round's ratio, where it moves only one median of the two."""
+    its `repeats` native runs), with the quartiles of those ratios: how far the machine moved
+    them. Runs of one round follow each other, so a slow phase of the machine moves both sides
+    of a round's ratio, where it moves only one median of the two. None without rounds."""
     ratios = []
     for i, r in enumerate(own):
         group = [n["wall"] for n in native[i * repeats:(i + 1) * repeats] if n.get("ok")]
         if r.get("ok") and group and med(group) > 0:
             ratios.append(r["wall"] / med(group))
-    return med(ratios)
+    if not ratios:
+        return None
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return med(ratios), q1, q3
 
 
 def summarize(runs):
@@ -519,9 +525,11 @@ def main_table(results, wls):
             okcol = f"{s['ok']}/{s['runs']}" + (f" ({s['error']})" if s.get("error") else "")
             ratio = tool != "native"
             paired = s.get("paired_wall_x")
+            spread = (f" ({s['paired_wall_q1']:.2f}–{s['paired_wall_q3']:.2f})"
+                      if ratio and paired is not None and "paired_wall_q1" in s else "")
             rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 wl.id, tool, fmt_s(s.get("wall")), fmt_x(s.get("wall"), nat.get("wall")) if ratio else "1×",
-                fmt_x(paired, 1.0) if ratio and paired is not None else "",
+                fmt_x(paired, 1.0) + spread if ratio and paired is not None else "",
                 fmt_s(s.get("cpu")), fmt_x(s.get("cpu"), nat.get("cpu")) if ratio else "1×",
                 fmt_mb(s.get("maxrss_kb")), fmt_x(s.get("maxrss_kb"), nat.get("maxrss_kb")) if ratio else "1×",
                 fmt_mb(out, is_kb=False) if out is not None else "", okcol))
@@ -688,7 +696,8 @@ def write_results(results, wls, big, info, started, finished):
               "Median over the runs; × native is the ratio of the medians to the same program run natively; "
               "× native, per round is the median over the rounds of the tool's wall time over the native "
               "one of the same round, which a busy phase of the machine moves less (it slows both runs of "
-              "a round, where it moves only one of the two medians). "
+              "a round, where it moves only one of the two medians); in brackets, the quartiles of those "
+              "per-round ratios, the middle half of the rounds: how much the machine moved them. "
               "Wall time of heapgate is the whole `heapgate run` (program + exit-time report); "
               "heaptrack's is the `heaptrack -o FILE prog` run (recording and compression, no heaptrack_print); "
               "valgrind's is `valgrind --leak-check=full prog`. "
@@ -890,9 +899,9 @@ def main():
             for tool in tools:
                 per[tool] = summarize(runs[tool])
                 if tool != "native" and "native" in runs:
-                    ratio = paired_wall_ratio(runs["native"], runs[tool], native_repeats)
-                    if ratio is not None:
-                        per[tool]["paired_wall_x"] = ratio
+                    paired = paired_wall_ratio(runs["native"], runs[tool], native_repeats)
+                    if paired is not None:
+                        per[tool]["paired_wall_x"], per[tool]["paired_wall_q1"], per[tool]["paired_wall_q3"] = paired
             results[wl.id] = per
             raw[wl.id] = runs
         if do_summary:
