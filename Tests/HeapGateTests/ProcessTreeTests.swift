@@ -93,10 +93,7 @@ struct ProcessTreeTests {
     /// ordering races a chance to show.
     @Test func threads() throws {
         for round in 1...3 {
-            let (outcome, report) = try Harness.run([Harness.fixture("threads")])
-            #expect(outcome.status == 0, "round \(round)")
-            try #require(report.processes.count == 1, "round \(round)")
-            let process = report.processes[0]
+            let process = try soleProcess(of: "threads", round: round)
             #expect(process.complete, "round \(round)")
             try process.expectRecord("thread_leak", bytes: 256, blocks: 8, file: "threads.c", line: 34,
                                      caller: ("worker", "threads.c", 71))
@@ -118,10 +115,7 @@ struct ProcessTreeTests {
     /// size or stack. Figures are valgrind's without freeres (EXPECTED.md). Three runs.
     @Test func handoffAcrossThreads() throws {
         for round in 1...3 {
-            let (outcome, report) = try Harness.run([Harness.fixture("handoff")])
-            #expect(outcome.status == 0, "round \(round)")
-            try #require(report.processes.count == 1, "round \(round)")
-            let process = report.processes[0]
+            let process = try soleProcess(of: "handoff", round: round)
             try process.expectRecord("leaked_by_worker", bytes: 320, blocks: 20, file: "handoff.c", line: 34,
                                      caller: ("worker", "handoff.c", 50))
             // valgrind: 592 B in 21 blocks, 81,600,320 bytes allocated: the worker's DTV is
@@ -129,5 +123,13 @@ struct ProcessTreeTests {
             #expect(HeapFigures(process) == HeapFigures(bytes: 592 + 32, blocks: 21, allocs: 600_003, frees: 599_982,
                                                         bytesAllocated: 81_600_320 + 32), "round \(round)")
         }
+    }
+
+    /// Runs a fixture that exits 0 as a single process, and gives that process's report.
+    private func soleProcess(of fixture: String, round: Int) throws -> Report.Process {
+        let (outcome, report) = try Harness.run([Harness.fixture(fixture)])
+        #expect(outcome.status == 0, "round \(round)")
+        try #require(report.processes.count == 1, "round \(round)")
+        return report.processes[0]
     }
 }

@@ -524,12 +524,12 @@ def main_table(results, wls):
             out = s.get("trace_bytes", s.get("output_bytes"))
             okcol = f"{s['ok']}/{s['runs']}" + (f" ({s['error']})" if s.get("error") else "")
             ratio = tool != "native"
-            paired = s.get("paired_wall_x")
-            spread = (f" ({s['paired_wall_q1']:.2f}–{s['paired_wall_q3']:.2f})"
-                      if ratio and paired is not None and "paired_wall_q1" in s else "")
+            paired = s.get("paired_wall_x")  # set with its quartiles, paired_wall_q1 and _q3
+            per_round = (f"{fmt_x(paired, 1.0)} ({s['paired_wall_q1']:.2f}–{s['paired_wall_q3']:.2f})"
+                         if ratio and paired is not None else "")
             rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 wl.id, tool, fmt_s(s.get("wall")), fmt_x(s.get("wall"), nat.get("wall")) if ratio else "1×",
-                fmt_x(paired, 1.0) + spread if ratio and paired is not None else "",
+                per_round,
                 fmt_s(s.get("cpu")), fmt_x(s.get("cpu"), nat.get("cpu")) if ratio else "1×",
                 fmt_mb(s.get("maxrss_kb")), fmt_x(s.get("maxrss_kb"), nat.get("maxrss_kb")) if ratio else "1×",
                 fmt_mb(out, is_kb=False) if out is not None else "", okcol))

@@ -207,28 +207,25 @@ public final class Symbolizer {
         if let frames = cache[key] { return frames }
         let session = session(for: file)
         let buildID = session?.buildID
-        // heapgate's own entry points (frame 0 of every stack: malloc, calloc, ...) are one
-        // frame each, whatever the shim inlined into them. Applied to what the frame cache
-        // gives too: it is keyed by build id, and the same shim may have been loaded under
-        // another name.
-        func shown(_ frames: [SourceFrame]) -> [SourceFrame] {
-            ModuleImage.isShim(module.path) ? frames.suffix(1) : frames
-        }
+        let frames: [SourceFrame]
         if let session, let buildID, let kept = frameCache.entry(buildID: buildID, address: relative),
            kept.fromDWARF || LibDW.dwflModuleGetDwarf(session.module) == nil {
-            let result = shown(kept.frames)
-            cache[key] = result
-            return result
+            frames = kept.frames
+        } else {
+            frames = session.map { lookUp(relative, in: $0) }
+                ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
+            if let session, let buildID {
+                let entry = FrameCache.Entry(frames: frames, fromDWARF: LibDW.dwflModuleGetDwarf(session.module) != nil)
+                frameCache.keep(entry, buildID: buildID, address: relative)
+            }
         }
-        let frames = session.map { lookUp(relative, in: $0) }
-            ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
-        let result = shown(frames)
-        cache[key] = result
-        if let session, let buildID {
-            let entry = FrameCache.Entry(frames: frames, fromDWARF: LibDW.dwflModuleGetDwarf(session.module) != nil)
-            frameCache.keep(entry, buildID: buildID, address: relative)
-        }
-        return result
+        // heapgate's own entry points (frame 0 of every stack: malloc, calloc, ...) are one
+        // frame each, whatever the shim inlined into them. Applied here, after the frame cache,
+        // which keeps what DWARF said: it knows a module by build id only, and the same shim
+        // may have been seen under another name.
+        let shown = ModuleImage.isShim(module.path) ? Array(frames.suffix(1)) : frames
+        cache[key] = shown
+        return shown
     }
 
     /// The ELF symbol covering `address`, demangled, without reading DWARF: no source line and
