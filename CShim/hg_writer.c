@@ -5,12 +5,16 @@
  *    close-on-exec;
  *  - before each write the descriptor is checked to still be our file (a program that closes
  *    every descriptor and opens another must not get trace bytes in it);
- *  - any failure (disk full, unwritable directory) stops writing, never the program.
+ *  - any failure (disk full, unwritable directory) stops writing, never the program;
+ *  - no write starts at or past the file-size limit (RLIMIT_FSIZE, `ulimit -f`): such a write
+ *    raises SIGXFSZ, whose default action kills the process, and the shim's writes at start
+ *    and at exit run on the program's own threads. The trace stops at the limit instead.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,6 +92,15 @@ static bool hg_still_our_file(void) {
 
 uint64_t hg_writer_offset(void) { return hg_flushed + hg_write_cursor.buffered; }
 
+/* How many of `wanted` bytes may be written at `offset` without crossing the file-size limit.
+ * Read at every flush: the program may change its limit at any time. */
+static size_t hg_room_under_file_limit(uint64_t offset, size_t wanted) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_FSIZE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return wanted;
+    if (offset >= limit.rlim_cur) return 0;
+    return limit.rlim_cur - offset < wanted ? (size_t)(limit.rlim_cur - offset) : wanted;
+}
+
 void hg_writer_flush(void) {
     hg_flushed += hg_write_cursor.buffered;
     if (hg_fd < 0 || hg_failed || hg_write_cursor.buffered == 0) {
@@ -99,9 +112,12 @@ void hg_writer_flush(void) {
         hg_write_cursor.buffered = 0;
         return;
     }
+    uint64_t file_size = hg_flushed - hg_write_cursor.buffered; /* all written so far */
+    size_t allowed = hg_room_under_file_limit(file_size, hg_write_cursor.buffered);
+    if (allowed < hg_write_cursor.buffered) hg_failed = true; /* after what still fits */
     size_t done = 0;
-    while (done < hg_write_cursor.buffered) {
-        ssize_t n = write(hg_fd, hg_write_buffer + done, hg_write_cursor.buffered - done);
+    while (done < allowed) {
+        ssize_t n = write(hg_fd, hg_write_buffer + done, allowed - done);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             hg_failed = true; /* disk full, I/O error: the program goes on untraced */

@@ -59,11 +59,19 @@ struct RunCommand: ParsableCommand {
         }
         do {
             var warnings: [String] = []
-            let heaps = try TraceSet.load(files: TraceSet.files(in: directory), rootPID: Int(launched.pid),
+            let files = TraceSet.files(in: directory)
+            if let limit = FileSizeLimit.bytes {
+                for file in FileSizeLimit.filesAtLimit(files, limit: limit) {
+                    warnings.append("\(file) stops at the file-size limit (ulimit -f: \(limit) bytes), so it is incomplete")
+                }
+            }
+            let heaps = try TraceSet.load(files: files, rootPID: Int(launched.pid),
                                           skippingUnreadable: true, warnings: &warnings)
             for warning in warnings { FileHandle.standardError.write(Data("heapgate: warning: \(warning)\n".utf8)) }
             if heaps.isEmpty {
-                FileHandle.standardError.write(Data("heapgate: \(arguments[0]) wrote no trace (it ignores LD_PRELOAD, or cleared it)\n".utf8))
+                // With files, the warnings above said why none could be read.
+                let why = files.isEmpty ? "wrote no trace (it ignores LD_PRELOAD, or cleared it)" : "left no readable trace"
+                FileHandle.standardError.write(Data("heapgate: \(arguments[0]) \(why)\n".utf8))
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
                                           symbolizer: symbolizer)

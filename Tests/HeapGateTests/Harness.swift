@@ -34,7 +34,16 @@ enum Harness {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = inPipe
-        try process.run()
+        // The child starts with no signal blocked, as from a shell. It inherits the mask of the
+        // thread that spawns it, and Swift Testing's worker threads block most signals: a
+        // fixture would then survive signals that kill it when a user runs it.
+        var unblocked = sigset_t(), previous = sigset_t()
+        sigemptyset(&unblocked)
+        pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
+        do {
+            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+            try process.run()
+        }
         // Read both pipes concurrently so a chatty child never blocks on a full pipe.
         let outData = Collected(), errData = Collected()
         let group = DispatchGroup()

@@ -44,7 +44,7 @@ struct LaunchTests {
         #expect(traced.status == 3)
         #expect(report.processes.first?.exitStatus == 3)
         #expect(native.stdout.count == 786_432)
-        #expect(traced.stdout == native.stdout)
+        expectSameBytes(traced.stdout, native.stdout, "stdout")
         try expectProgramStderrThenReport(traced, native: native)
     }
 
@@ -58,7 +58,7 @@ struct LaunchTests {
         let expected = "stdin: 300000 bytes fnv1a64 " + hex16(Harness.fnv1a64(input))
         #expect(lastLine(native.stdoutText) == expected)
         #expect(lastLine(traced.stdoutText) == expected)
-        #expect(traced.stdout == native.stdout)
+        expectSameBytes(traced.stdout, native.stdout, "stdout")
         #expect(traced.status == 0)
         try expectProgramStderrThenReport(traced, native: native)
     }
@@ -195,8 +195,8 @@ struct LaunchTests {
                                                  environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": traceDirectory],
                                                  input: input)
                 #expect(traced.status == 5, "HEAPGATE_OUT=\(traceDirectory)")
-                #expect(traced.stdout == native.stdout, "HEAPGATE_OUT=\(traceDirectory)")
-                #expect(traced.stderr == native.stderr, "HEAPGATE_OUT=\(traceDirectory)")
+                expectSameBytes(traced.stdout, native.stdout, "stdout with HEAPGATE_OUT=\(traceDirectory)")
+                expectSameBytes(Data(traced.stderr.utf8), Data(native.stderr.utf8), "stderr with HEAPGATE_OUT=\(traceDirectory)")
             }
         }
     }
@@ -209,8 +209,50 @@ struct LaunchTests {
         let native = try Harness.execute(command[0], Array(command.dropFirst()), input: input)
         let (traced, _) = try Harness.runReport(command, flags: ["--trace-dir=/proc"], input: input)
         #expect(traced.status == 5)
-        #expect(traced.stdout == native.stdout)
+        expectSameBytes(traced.stdout, native.stdout, "stdout")
         #expect(traced.stderr.hasPrefix(native.stderr))
+    }
+
+    /// A file-size limit (`ulimit -f`) below what the trace needs: a write that starts at the
+    /// limit raises SIGXFSZ, which kills the process, and the shim writes its first bytes and
+    /// its last on the program's own threads. 0 bytes stops the very first write; 100 cuts it
+    /// short, after which a retry would start at the limit. The shim stops at the limit instead.
+    @Test(arguments: [0, 100])
+    func fileSizeLimitNeverKillsTheProgram(limit: Int) throws {
+        let input = Data("some input\n".utf8)
+        let command = [Harness.fixture("prints_a_lot"), "5", "--stdin"]
+        let native = try Harness.execute(command[0], Array(command.dropFirst()), input: input)
+        #expect(native.status == 5)
+        try Harness.withTemporaryDirectory { directory in
+            let traced = try Harness.execute("/usr/bin/prlimit", ["--fsize=\(limit)", "--"] + command,
+                                             environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": directory],
+                                             input: input)
+            #expect(traced.status == 5)
+            expectSameBytes(traced.stdout, native.stdout, "stdout")
+            expectSameBytes(Data(traced.stderr.utf8), Data(native.stderr.utf8), "stderr")
+            // prlimit's own image wrote its trace before the limit; the fixture's stops at it.
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            let sizes = try names.map { try FileManager.default.attributesOfItem(atPath: directory + "/" + $0)[.size] as? Int ?? -1 }
+            #expect(sizes.contains(limit), "trace sizes \(sizes)")
+        }
+        // heapgate run under the same limit says why the report is incomplete.
+        let run = try Harness.execute("/usr/bin/prlimit", ["--fsize=\(limit)", "--", Harness.heapgate, "run", "--"] + command,
+                                      input: input)
+        #expect(run.status == 5)
+        expectSameBytes(run.stdout, native.stdout, "stdout")
+        #expect(run.stderr.contains("stops at the file-size limit (ulimit -f: \(limit) bytes), so it is incomplete"))
+    }
+
+    /// The program gets the signal mask and ignored signals it would get from a shell: what
+    /// heapgate was given (nohup's ignored SIGHUP stays ignored), and glibc's own signals 32
+    /// and 33 at their default, which glibc's posix_spawn would hand on as ignored (the test
+    /// runner's children, heapgate here, start with them ignored for that reason).
+    @Test(arguments: [([String](), "0000000000000000"), (["/usr/bin/nohup"], "0000000000000001")])
+    func signalDispositionsPassThrough(wrapper: [String], ignored: String) throws {
+        let command = wrapper + [Harness.heapgate, "run", "--", "/bin/grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"]
+        let outcome = try Harness.execute(command[0], Array(command.dropFirst()))
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "SigBlk:\t0000000000000000\nSigIgn:\t\(ignored)\n")
     }
 
     // MARK: Helpers
@@ -229,6 +271,17 @@ struct LaunchTests {
             #expect(line.wholeMatch(of: #/==\d+==.*/#) != nil || line.hasPrefix("heapgate: "),
                     "unexpected line after the program's stderr: \(line)", sourceLocation: sourceLocation)
         }
+    }
+
+    /// `#expect(a == b)` on a megabyte of output would have Swift Testing diff the two when
+    /// they differ, which takes minutes: compare first, and say only where they part.
+    private func expectSameBytes(_ traced: Data, _ native: Data, _ what: String,
+                                 sourceLocation: SourceLocation = #_sourceLocation) {
+        guard traced != native else { return }
+        let firstDifference = zip(traced, native).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            ?? min(traced.count, native.count)
+        Issue.record("\(what) differs from the native run's from byte \(firstDifference) (\(traced.count) bytes, natively \(native.count))",
+                     sourceLocation: sourceLocation)
     }
 
     private func lastLine(_ text: String) -> String {

@@ -94,8 +94,14 @@ public enum TracedLaunch {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var internalSignals = glibcInternalSignals()
+        posix_spawnattr_setsigdefault(&attributes, &internalSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let error = posix_spawn(&pid, executable, nil, nil, argv, envp)
+        let error = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
         guard error == 0 else { throw LaunchError.spawnFailed(executable, error) }
 
         // Like a shell waiting for a foreground job: ^C and ^\ are for the program.
@@ -109,6 +115,18 @@ public enum TracedLaunch {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (pid, shellStatus(status))
+    }
+
+    /// Signals 32 and 33, which glibc keeps for itself (thread cancellation, set*id across
+    /// threads). glibc's posix_spawn hands any of them this process has a handler for to the
+    /// child as ignored, and exec keeps that; a shell's fork and exec leaves them at their
+    /// default. So the program gets them at their default, as from a shell. (Built bit by bit:
+    /// sigaddset refuses glibc's own signals.)
+    static func glibcInternalSignals() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        set.__val.0 |= (1 << (32 - 1)) | (1 << (33 - 1))
+        return set
     }
 
     /// WEXITSTATUS, or 128+N for death by signal N.
