@@ -26,6 +26,11 @@ static pthread_t hg_drain_thread;
 static _Atomic bool hg_drain_exists, hg_drain_stop, hg_pause_requested, hg_paused;
 static _Atomic int hg_finished;
 static bool hg_is_fork_child;
+/* The process this state belongs to. A vfork child shares its parent's memory, and with it
+ * the ring, the drain thread's state and the trace's: it must not finish them when it calls
+ * _exit after a failed exec (hg_lifecycle.c interposes _exit). Doing so ended the parent's
+ * trace there, and everything the parent did afterwards was missing from its report. */
+static pid_t hg_owner;
 
 /* Owned by the drain thread (or by the single thread of a fork child before it starts one). */
 static bool hg_writing = true;
@@ -307,6 +312,7 @@ static void *hg_drain_main(void *unused) {
 }
 
 void hg_drain_start(void) {
+    hg_owner = getpid();
     /* The file is opened and its preamble written here, on the calling thread, before the
      * drain thread exists: moving the descriptor above 1000 grows the descriptor table, which
      * waits for an RCU grace period (~10 ms) once the process has a second thread, and a
@@ -331,7 +337,10 @@ void hg_drain_start(void) {
     atomic_store(&hg_drain_exists, true);
 }
 
+bool hg_drain_in_owner(void) { return getpid() == hg_owner; }
+
 void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
+    if (!hg_drain_in_owner()) return; /* a vfork child: the trace is its parent's */
     if (atomic_exchange(&hg_finished, 1)) return;
     if (!atomic_load(&hg_drain_exists)) return;
     /* Wait (briefly) for producers that claimed a slot to publish it, then stop. */

@@ -83,6 +83,7 @@ static uintptr_t hg_exit_caller_stack_pointer(void) {
 }
 
 __attribute__((destructor)) static void hg_destructor(void) {
+    if (!hg_drain_in_owner()) return; /* see hg_exit_now */
     hg_guard_depth++;
     uintptr_t floor = hg_exit_caller_stack_pointer();
     hg_drain_finish(-1, floor ? floor : (uintptr_t)__builtin_frame_address(0));
@@ -90,8 +91,12 @@ __attribute__((destructor)) static void hg_destructor(void) {
 }
 
 static __attribute__((noreturn)) void hg_exit_now(int status) {
-    hg_guard_depth++;
-    hg_drain_finish(status, (uintptr_t)__builtin_frame_address(0));
+    /* A vfork child (after a failed exec) runs on its parent's memory, this thread's guard
+     * depth included: raising it here left the parent, once resumed, recording nothing. */
+    if (hg_drain_in_owner()) {
+        hg_guard_depth++;
+        hg_drain_finish(status, (uintptr_t)__builtin_frame_address(0));
+    }
     if (hg_real.exit_now) hg_real.exit_now(status);
     syscall(SYS_exit_group, status);
     __builtin_unreachable();

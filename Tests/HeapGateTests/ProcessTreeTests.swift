@@ -66,6 +66,36 @@ struct ProcessTreeTests {
         #expect(exec.records.count == 3)
     }
 
+    /// `vfork_exec`: a vfork child runs on the parent's memory, the shim's state and the
+    /// thread's guard included, until it execs; when the exec fails it calls `_exit(127)`,
+    /// which the shim interposes. That once ended the parent's trace and left its thread
+    /// unrecorded. The parent's report is whole either way; a child whose exec failed gets no
+    /// report of its own (memcheck, running the vfork as a fork, summarises it too).
+    @Test(arguments: ["/nonexistent/program", "leak_basic"])
+    func vforkChild(_ program: String) throws {
+        let execs = program == "leak_basic"
+        let path = execs ? Harness.fixture(program) : program
+        let (outcome, report) = try Harness.run([Harness.fixture("vfork_exec"), path])
+        #expect(outcome.status == (execs ? 0 : 127))
+        try #require(report.processes.count == (execs ? 2 : 1))
+        let parent = report.processes[0]
+        #expect(parent.exitStatus == (execs ? 0 : 127))
+        #expect(parent.complete)
+        #expect(HeapFigures(parent) == HeapFigures(bytes: 96, blocks: 2, allocs: 2, frees: 0, bytesAllocated: 96))
+        try parent.expectRecord("before_vfork", bytes: 32, blocks: 1, file: "vfork_exec.c", line: 23,
+                                caller: ("main", "vfork_exec.c", 39))
+        try parent.expectRecord("after_vfork", bytes: 64, blocks: 1, file: "vfork_exec.c", line: 30,
+                                caller: ("main", "vfork_exec.c", 50))
+        #expect(parent.records.count == 2)
+        if execs {
+            let child = report.processes[1]
+            #expect(child.command == [path])
+            #expect(child.parentPid == parent.pid)
+            #expect(child.complete)
+            #expect(HeapFigures(child) == HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+        }
+    }
+
     /// The plugin is dlclose'd before exit, yet its leak is symbolized (memcheck needs
     /// --keep-debuginfo=yes for that). Totals are the "no freeres" row of EXPECTED.md: the
     /// other in-use block is ld.so's 2,304-byte dlopen data, and ld.so keeps three copies of
