@@ -118,6 +118,8 @@ typedef struct {
  *  call to hg_record: frame 0 is the entry point) and returns its deduplicated id. */
 hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start);
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
+/** Keeps the stacks' storage out of the exit-time scan's roots (it holds no heap pointers). */
+void hg_stacks_exclude_from_scan(void);
 extern uint32_t hg_stacks_max_depth;
 
 /* Stack hashes take the frames from the outermost in: the unwinder keeps the hash of every

@@ -5,9 +5,13 @@
  * pointers unwinds correctly) and looked up in an insert-only, lock-free hash table. Identical
  * stacks are stored once; events carry a 4-byte reference.
  *
- * Storage: stacks live in one large anonymous mapping reserved up front (MAP_NORESERVE, so
- * only touched pages cost memory) and are never freed; a reference is the stack's offset in
- * 8-byte units. The table maps a hash to a reference; a slot goes from 0 to a reference
+ * Storage: stacks are never freed. They are laid out one after another in an address range
+ * of 4 GiB that exists only as numbers: a reference is the stack's offset in it, in 8-byte
+ * units. The range is mapped 16 MiB at a time, when a stack first lands in a chunk (most
+ * programs need one). It was one 4 GiB reservation up front, which took 4 GiB of the
+ * program's address-space limit (`ulimit -v`; a 5,000 MiB malloc that succeeds under a
+ * 6 GB limit failed with the shim preloaded) and, under strict overcommit, of its commit
+ * limit too, since MAP_NORESERVE is then ignored. The table maps a hash to a reference; a slot goes from 0 to a reference
  * exactly once, by compare-and-swap with release order, after the stack's bytes were written,
  * so any thread that loads a reference with acquire order sees the whole stack.
  *
@@ -37,6 +41,9 @@
 #define HG_MAX_DEPTH 256
 #define HG_TABLE_SLOTS (1u << 22)
 #define HG_ARENA_BYTES (4ull << 30)
+#define HG_CHUNK_SHIFT 24 /* 16 MiB */
+#define HG_CHUNK_BYTES (1ull << HG_CHUNK_SHIFT)
+#define HG_CHUNKS (HG_ARENA_BYTES / HG_CHUNK_BYTES)
 #define HG_MAX_PROBES 4096
 
 uint32_t hg_stacks_max_depth = 64;
@@ -46,7 +53,7 @@ static hg_unwind_mode_t hg_unwind_mode;
 static _Atomic uint32_t hg_verify_reports;
 
 static _Atomic uint32_t *hg_table;
-static unsigned char *hg_arena;
+static _Atomic(unsigned char *) hg_chunks[HG_CHUNKS]; /* mapped on first use */
 static _Atomic uint64_t hg_arena_used = 8; /* offset 0 is the "no stack" reference */
 
 static void *hg_reserve(size_t bytes) {
@@ -104,10 +111,9 @@ void hg_stacks_init(void) {
     if (unwind && strcmp(unwind, "plain") == 0) hg_unwind_mode = HG_UNWIND_PLAIN;
     if (unwind && strcmp(unwind, "verify") == 0) hg_unwind_mode = HG_UNWIND_VERIFY;
     hg_table = hg_reserve(sizeof(uint32_t) * HG_TABLE_SLOTS);
-    hg_arena = hg_reserve(HG_ARENA_BYTES);
-    /* Never leak-scan roots: 4 GiB of mostly untouched reservation, and no heap pointers. */
+    /* Never leak-scan roots: 16 MiB of mostly untouched reservation, and no heap pointers
+     * (nor are the stacks' chunks: hg_stacks_exclude_from_scan). */
     if (hg_table) hg_leakscan_exclude(hg_table, sizeof(uint32_t) * HG_TABLE_SLOTS);
-    if (hg_arena) hg_leakscan_exclude(hg_arena, HG_ARENA_BYTES);
     /* Per-thread caches need no lock when a signal handler unwinds mid-unwind. This is also
      * libunwind's first use, which opens its memory-validation pipe: see hg_init_libunwind. */
     hg_init_libunwind();
@@ -120,7 +126,34 @@ static uint64_t hg_hash_frames(void *const *ips, int count) {
     return hg_stack_hash_finish(state, (uint32_t)count);
 }
 
-hg_stack_t *hg_stacks_get(hg_stack_ref_t ref) { return (hg_stack_t *)(hg_arena + (uint64_t)ref * 8); }
+hg_stack_t *hg_stacks_get(hg_stack_ref_t ref) {
+    uint64_t offset = (uint64_t)ref * 8;
+    /* Whoever holds a reference got it after the stack's writer stored the stack, and that
+     * writer had loaded (or stored) its chunk's pointer before: the acquire that gave the
+     * reference makes the pointer visible too. */
+    unsigned char *chunk = atomic_load_explicit(&hg_chunks[offset >> HG_CHUNK_SHIFT], memory_order_relaxed);
+    return (hg_stack_t *)(chunk + (offset & (HG_CHUNK_BYTES - 1)));
+}
+
+/* The chunk that holds `offset`, mapped by the first thread that needs it. */
+static unsigned char *hg_chunk_at(uint64_t offset) {
+    _Atomic(unsigned char *) *slot = &hg_chunks[offset >> HG_CHUNK_SHIFT];
+    unsigned char *chunk = atomic_load_explicit(slot, memory_order_acquire);
+    if (chunk) return chunk;
+    unsigned char *fresh = hg_reserve(HG_CHUNK_BYTES);
+    if (!fresh) return NULL;
+    if (atomic_compare_exchange_strong_explicit(slot, &chunk, fresh, memory_order_acq_rel, memory_order_acquire))
+        return fresh;
+    munmap(fresh, HG_CHUNK_BYTES); /* another thread mapped it first */
+    return chunk;
+}
+
+void hg_stacks_exclude_from_scan(void) {
+    for (size_t i = 0; i < HG_CHUNKS; i++) {
+        unsigned char *chunk = atomic_load(&hg_chunks[i]);
+        if (chunk) hg_leakscan_exclude(chunk, HG_CHUNK_BYTES);
+    }
+}
 
 static bool hg_stack_equals(const hg_stack_t *stack, uint64_t hash, void *const *ips, int count) {
     return stack->hash == hash && stack->depth == (uint32_t)count &&
@@ -130,9 +163,14 @@ static bool hg_stack_equals(const hg_stack_t *stack, uint64_t hash, void *const 
 /* Writes a new stack into the arena; 0 when the arena is exhausted. */
 static hg_stack_ref_t hg_stack_store(uint64_t hash, void *const *ips, int count) {
     uint64_t bytes = sizeof(hg_stack_t) + sizeof(uintptr_t) * (uint64_t)count;
-    uint64_t offset = atomic_fetch_add(&hg_arena_used, bytes);
-    if (offset + bytes > HG_ARENA_BYTES || offset / 8 > UINT32_MAX) return 0;
-    hg_stack_t *stack = (hg_stack_t *)(hg_arena + offset);
+    uint64_t offset;
+    do { /* a stack never straddles two chunks: a claim that would is skipped, its bytes unused */
+        offset = atomic_fetch_add(&hg_arena_used, bytes);
+        if (offset + bytes > HG_ARENA_BYTES) return 0;
+    } while ((offset >> HG_CHUNK_SHIFT) != ((offset + bytes - 1) >> HG_CHUNK_SHIFT));
+    unsigned char *chunk = hg_chunk_at(offset);
+    if (chunk == NULL) return 0;
+    hg_stack_t *stack = (hg_stack_t *)(chunk + (offset & (HG_CHUNK_BYTES - 1)));
     stack->hash = hash;
     stack->depth = (uint32_t)count;
     memcpy(stack->ips, ips, sizeof(void *) * (size_t)count);
@@ -205,7 +243,7 @@ static void hg_verify(void *const *fast, int fast_count, void *const *plain, int
 }
 
 HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
-    if (HG_UNLIKELY(hg_table == NULL || hg_arena == NULL)) return 0;
+    if (HG_UNLIKELY(hg_table == NULL)) return 0;
     /* Room for the deepest stack and the frames unw_backtrace adds in front: the plain mode's
      * two, the unwinder fallback's three. */
     void *ips[HG_MAX_DEPTH + 3];

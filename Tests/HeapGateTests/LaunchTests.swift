@@ -255,6 +255,27 @@ struct LaunchTests {
         #expect(outcome.stdoutText == "SigBlk:\t0000000000000000\nSigIgn:\t\(ignored)\n")
     }
 
+    /// The shim leaves the program its address-space limit (`ulimit -v`): huge_block needs
+    /// 8 GiB of address space at its peak, and runs under a limit 128 MiB above that. The
+    /// shim's stack storage was one 4 GiB reservation, and huge_block failed traced (77).
+    @Test func addressSpaceLimitIsLeftToTheProgram() throws {
+        let limit = "--as=\((8 << 30) + (128 << 20))"
+        let native = try Harness.execute("/usr/bin/prlimit", [limit, "--", Harness.fixture("huge_block")])
+        try #require(native.status == 0, "huge_block needs 8 GiB of address space, without heapgate too")
+        let (outcome, report) = try Harness.run(["/usr/bin/prlimit", limit, "--", Harness.fixture("huge_block")],
+                                                flags: ["--show-leak-kinds=all"])
+        #expect(outcome.status == 0)
+        let process = try #require(report.processes.first)
+        #expect(process.command == [Harness.fixture("huge_block")])
+        #expect(process.heap.inUseAtExit == Report.Amount(bytes: 4_294_967_312, blocks: 1))
+        #expect(process.heap.allocs == 3)
+        #expect(process.heap.frees == 2)
+        // And with its stacks: the block held in a global, from hold_huge.
+        let held = process.records(allocatedIn: "hold_huge")
+        #expect(held.count == 1)
+        #expect(held.first?.frames.contains { $0.function == "hold_huge" && $0.file == "huge_block.c" } == true)
+    }
+
     // MARK: Helpers
 
     /// heapgate's stderr is the program's stderr, then only report lines (`==PID== …`) and
