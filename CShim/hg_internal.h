@@ -271,6 +271,10 @@ static inline void hg_writer_sv(int64_t value) {
 /** The file offset the next byte will have. */
 uint64_t hg_writer_offset(void);
 void hg_writer_close(void);
+/** Where the shim's own descriptors go (the trace file, libunwind's pipe): 1000 and up, out of
+ *  the range programs use; with a descriptor limit (RLIMIT_NOFILE) below ~1024, its top three,
+ *  so that the program's own descriptors get the numbers they get natively. */
+int hg_descriptor_floor(void);
 /** Forgets the parent's file in a fork child without touching the parent's descriptor state. */
 void hg_writer_forget_in_child(void);
 

@@ -65,8 +65,8 @@ static void *hg_reserve(size_t bytes) {
  * descriptors. The program's next open() would then return 5 instead of 3, and a program that
  * closes every descriptor and opens files could have libunwind write a validation byte into
  * one of them. So libunwind is initialised while placeholders hold every free descriptor below
- * 1000 (the range programs use), and the placeholders are closed again. Runs once, early, on
- * the only thread. */
+ * hg_descriptor_floor() (1000, or the top of a lower descriptor limit), and the placeholders
+ * are closed again. Runs once, early, on the only thread. */
 static void hg_close_placeholders(const int *fds, int count) {
     /* They were handed out lowest first, so they come in runs: one close_range per run. */
     for (int i = 0; i < count;) {
@@ -79,10 +79,8 @@ static void hg_close_placeholders(const int *fds, int count) {
 }
 
 static void hg_init_libunwind(void) {
-    struct rlimit limit;
-    int high = 1000;
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 1024) high = (int)limit.rlim_cur - 8;
-    int source = high > 16 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+    int high = hg_descriptor_floor();
+    int source = high > 3 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
     static int placed[1024];
     int count = 0;
     /* F_DUPFD hands out the lowest free descriptor: one call per free slot, no probing of

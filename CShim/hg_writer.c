@@ -1,7 +1,7 @@
 /*
  * The trace file: one per process image, written only by the drain thread through a 1 MiB
  * buffer. Tracing must never harm the program, so:
- *  - the descriptor is moved above the range programs use (F_DUPFD_CLOEXEC from 1000) and is
+ *  - the descriptor is moved above the range programs use (hg_descriptor_floor) and is
  *    close-on-exec;
  *  - before each write the descriptor is checked to still be our file (a program that closes
  *    every descriptor and opens another must not get trace bytes in it);
@@ -23,6 +23,15 @@
 #include "hg_trace_format.h"
 
 #define HG_HIGH_FD 1000
+#define HG_OWN_DESCRIPTORS 3 /* the trace file and libunwind's pipe */
+
+int hg_descriptor_floor(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+        limit.rlim_cur >= HG_HIGH_FD + 24)
+        return HG_HIGH_FD;
+    return limit.rlim_cur > HG_OWN_DESCRIPTORS + 3 ? (int)limit.rlim_cur - HG_OWN_DESCRIPTORS : 3;
+}
 
 static int hg_fd = -1;
 static dev_t hg_dev;
@@ -50,7 +59,7 @@ static int hg_create_trace_file(const char *dir) {
 bool hg_writer_open(const char *dir, uint32_t flags) {
     int fd = hg_create_trace_file(dir && dir[0] ? dir : ".");
     if (fd < 0) return false;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, HG_HIGH_FD);
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, hg_descriptor_floor());
     if (high >= 0) {
         close(fd);
         fd = high;

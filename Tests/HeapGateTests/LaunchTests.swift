@@ -141,10 +141,14 @@ struct LaunchTests {
 
     /// The program's own descriptors are numbered as without heapgate: the trace file and
     /// libunwind's validation pipe live above 1000.
-    @Test func descriptorNumbersAreUnchanged() throws {
-        let native = try Harness.execute(Harness.fixture("first_fd"), [])
+    /// Also under a descriptor limit below 1000, where the shim's three descriptors (the trace
+    /// file, libunwind's pipe) go to the top of the range: the trace file used to stay at 3.
+    @Test(arguments: [[String](), ["/usr/bin/prlimit", "--nofile=64", "--"]])
+    func descriptorNumbersAreUnchanged(limit: [String]) throws {
+        let command = limit + [Harness.fixture("first_fd")]
+        let native = try Harness.execute(command[0], Array(command.dropFirst()))
         #expect(native.stdoutText == "open 3 pipe 4 5\n")
-        let (traced, _) = try Harness.run([Harness.fixture("first_fd")])
+        let (traced, _) = try Harness.run(command)
         #expect(traced.stdoutText == native.stdoutText)
     }
 
