@@ -33,6 +33,7 @@
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <libunwind.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -511,7 +512,37 @@ typedef struct {
 
 #define HG_MATTERS ((uintptr_t)1)
 
-static __thread hg_memory_t hg_memory __attribute__((tls_model("initial-exec"))) = {.sp[HG_REMEMBER] = UINTPTR_MAX};
+/* Each thread's memory is a mapping of its own, made at its first capture and unmapped by a
+ * thread-exit destructor; static TLS holds only the pointer. As a 6.4 KiB static TLS variable
+ * it was taken out of every thread's stack by glibc, and a thread made with the smallest
+ * stack (PTHREAD_STACK_MIN, 16 KiB) crashed in its first malloc. */
+static __thread hg_memory_t *hg_memory_mine __attribute__((tls_model("initial-exec")));
+static __thread bool hg_memory_off __attribute__((tls_model("initial-exec"))); /* failed, or the thread is exiting */
+static pthread_key_t hg_memory_key;
+static bool hg_memory_key_ok;
+
+static void hg_memory_release(void *memory) {
+    hg_memory_mine = NULL;
+    hg_memory_off = true; /* destructors that run later may still allocate: they unwind plainly */
+    munmap(memory, sizeof(hg_memory_t));
+}
+
+/* The calling thread's memory; NULL when it cannot have one (then captures unwind plainly). */
+static hg_memory_t *hg_memory_get(void) {
+    hg_memory_t *m = hg_memory_mine;
+    if (HG_LIKELY(m != NULL)) return m;
+    if (hg_memory_off || !hg_memory_key_ok) return NULL;
+    void *map = mmap(NULL, sizeof(hg_memory_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED || pthread_setspecific(hg_memory_key, map) != 0) {
+        if (map != MAP_FAILED) munmap(map, sizeof(hg_memory_t));
+        hg_memory_off = true;
+        return NULL;
+    }
+    m = map; /* zeroed: no frames */
+    m->sp[HG_REMEMBER] = UINTPTR_MAX;
+    hg_memory_mine = m;
+    return m;
+}
 
 static const uintptr_t hg_zero_word;
 
@@ -740,12 +771,14 @@ void hg_unwind_init(void) {
     void *map = mmap(NULL, sizeof(hg_rule_slot_t) * HG_RULE_SLOTS, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     hg_rules = map == MAP_FAILED ? NULL : map;
+    hg_memory_key_ok = pthread_key_create(&hg_memory_key, hg_memory_release) == 0;
     hg_seen_init();
 }
 
 HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out) {
     *out = (hg_unwound_t){0};
-    hg_memory_t *m = &hg_memory;
+    hg_memory_t *m = hg_memory_get();
+    if (HG_UNLIKELY(m == NULL)) goto plain;
     m->tag_pending = false;
     if (HG_UNLIKELY(hg_rules == NULL || max_frames <= 0)) goto plain;
     uint32_t max = (uint32_t)max_frames;
@@ -820,8 +853,8 @@ plain:;
 }
 
 void hg_unwind_tag(uint32_t tag, int count) {
-    hg_memory_t *m = &hg_memory;
-    if (!m->tag_pending) return;
+    hg_memory_t *m = hg_memory_mine;
+    if (m == NULL || !m->tag_pending) return;
     m->tag = tag;
     m->tag_pending = false;
     if (count > 0) hg_keep_seen(m, tag, (uint32_t)count);

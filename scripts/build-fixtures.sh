@@ -101,6 +101,7 @@ fixture c fd_hygiene fd_hygiene.c
 fixture c first_fd first_fd.c
 fixture c huge_block huge_block.c
 fixture c errno_preserved errno_preserved.c -pthread
+fixture c small_stack small_stack.c -pthread
 # A static executable needs the C library's static archive (libc.a); without it the
 # launch test that uses static_hello skips.
 probe="$out/.static-probe.tmp.$$"

@@ -280,6 +280,25 @@ struct LaunchTests {
         #expect(held.first?.frames.contains { $0.function == "hold_huge" && $0.file == "huge_block.c" } == true)
     }
 
+    /// A thread made with the smallest stack glibc allows (PTHREAD_STACK_MIN, 16 KiB) allocates
+    /// from 1 to 20 frames deep. glibc takes static TLS out of every thread's stack, and the
+    /// unwinder's 6.4 KiB of per-thread memory was static TLS: this thread crashed (SIGSEGV)
+    /// in its first malloc. Its stacks are whole: malloc, 20 frames of descend, worker.
+    @Test func threadWithTheSmallestStack() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("small_stack")],
+                                                flags: ["--show-leak-kinds=all", "--num-callers=30"])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "small_stack: ok\n")
+        let process = try #require(report.processes.first)
+        #expect(process.heap.allocs == 22)
+        #expect(process.heap.frees == 19)
+        let record = try #require(process.records(allocatedIn: "worker").first)
+        #expect(record.bytes == 40 && record.blocks == 1)
+        #expect(record.frames.first?.function == "malloc")
+        let frames = record.frames.dropFirst().prefix(21).map { "\($0.function ?? "?"):\($0.line ?? 0)" }
+        #expect(frames == ["descend:20"] + Array(repeating: "descend:21", count: 19) + ["worker:31"])
+    }
+
     // MARK: Helpers
 
     /// heapgate's stderr is the program's stderr, then only report lines (`==PID== …`) and
