@@ -56,8 +56,36 @@ static int hg_create_trace_file(const char *dir) {
     return -1;
 }
 
+/* The trace directory as an absolute path, resolved against the working directory once, when
+ * the process image starts: a fork child made after a chdir() finds the same directory (a
+ * relative one was then looked up from the new working directory, and the child's trace was
+ * lost or written elsewhere). */
+static const char *hg_trace_directory(const char *dir) {
+    static char resolved[4096];
+    if (resolved[0] != '\0') return resolved;
+    if (dir == NULL || dir[0] == '\0') dir = ".";
+    size_t length = strlen(dir);
+    if (dir[0] == '/') {
+        if (length >= sizeof resolved) return dir;
+        memcpy(resolved, dir, length + 1);
+        return resolved;
+    }
+    if (getcwd(resolved, sizeof resolved) == NULL) {
+        resolved[0] = '\0';
+        return dir;
+    }
+    size_t cwd_length = strlen(resolved);
+    if (cwd_length + 1 + length >= sizeof resolved) {
+        resolved[0] = '\0';
+        return dir;
+    }
+    resolved[cwd_length] = '/';
+    memcpy(resolved + cwd_length + 1, dir, length + 1);
+    return resolved;
+}
+
 bool hg_writer_open(const char *dir, uint32_t flags) {
-    int fd = hg_create_trace_file(dir && dir[0] ? dir : ".");
+    int fd = hg_create_trace_file(hg_trace_directory(dir));
     if (fd < 0) return false;
     int high = fcntl(fd, F_DUPFD_CLOEXEC, hg_descriptor_floor());
     if (high >= 0) {

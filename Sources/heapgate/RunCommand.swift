@@ -84,6 +84,8 @@ struct RunCommand: ParsableCommand {
         throw ExitCode(launched.status)
     }
 
+    /// An absolute path: the program's processes may change directory before they fork or exec,
+    /// and each looks the directory up again.
     private func makeTraceDirectory() throws -> String {
         if let traceDirectory {
             do {
@@ -91,11 +93,15 @@ struct RunCommand: ParsableCommand {
             } catch {
                 throw fail("cannot create the trace directory \(traceDirectory)", status: 2)
             }
-            return traceDirectory
+            return absolute(traceDirectory)
         }
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         var template = Array((base + "/heapgate.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw fail("cannot create a temporary directory in \(base)", status: 1) }
-        return String(cString: made)
+        return absolute(String(cString: made))
+    }
+
+    private func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 }

@@ -96,6 +96,49 @@ struct ProcessTreeTests {
         }
     }
 
+    /// A trace directory given as a relative path, and a program that changes directory before
+    /// it starts a child. Preloaded by hand (`HEAPGATE_OUT=traces`), the shim resolves the path
+    /// when the process starts, so the fork child's trace lands beside its parent's; it was
+    /// looked up from the new working directory, which has no `traces`, and the child was lost.
+    @Test func relativeTraceDirectoryAndForkAfterChdir() throws {
+        try Harness.withTemporaryDirectory { directory in
+            try FileManager.default.createDirectory(atPath: directory + "/elsewhere", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: directory + "/traces", withIntermediateDirectories: true)
+            let outcome = try Harness.execute(Harness.fixture("chdir_fork"), ["elsewhere"],
+                                              environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": "traces"],
+                                              directory: directory)
+            #expect(outcome.status == 0)
+            let (summary, report) = try Harness.summary([directory + "/traces"])
+            #expect(summary.status == 0)
+            let processes = try #require(report?.processes)
+            try #require(processes.count == 2, "the parent and its fork child")
+            let parent = processes[0], child = processes[1]
+            #expect(child.parentPid == parent.pid)
+            #expect(HeapFigures(parent) == HeapFigures(bytes: 10, blocks: 1, allocs: 1, frees: 0, bytesAllocated: 10))
+            #expect(HeapFigures(child) == HeapFigures(bytes: 30, blocks: 2, allocs: 2, frees: 0, bytesAllocated: 30))
+            try child.expectRecord("in_child", bytes: 20, blocks: 1, file: "chdir_fork.c", line: 31,
+                                   caller: ("main", "chdir_fork.c", 47))
+        }
+    }
+
+    /// The same through `heapgate run --trace-dir=traces`, where the child then execs another
+    /// program: heapgate hands the processes an absolute path. The exec'd image looked the
+    /// relative one up from its own working directory, and its report was missing.
+    @Test func relativeTraceDirectoryAndExecAfterChdir() throws {
+        try Harness.withTemporaryDirectory { directory in
+            try FileManager.default.createDirectory(atPath: directory + "/elsewhere", withIntermediateDirectories: true)
+            let program = Harness.fixture("leak_basic")
+            let (outcome, report) = try Harness.runReport([Harness.fixture("chdir_fork"), "elsewhere", program],
+                                                          flags: ["--trace-dir=traces"], directory: directory)
+            #expect(outcome.status == 0)
+            let processes = try #require(report?.processes)
+            try #require(processes.count == 2, "chdir_fork and leak_basic, exec'd in its child")
+            #expect(HeapFigures(processes[0]) == HeapFigures(bytes: 10, blocks: 1, allocs: 1, frees: 0, bytesAllocated: 10))
+            #expect(processes[1].command == [program])
+            #expect(HeapFigures(processes[1]) == HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+        }
+    }
+
     /// The plugin is dlclose'd before exit, yet its leak is symbolized (memcheck needs
     /// --keep-debuginfo=yes for that). Totals are the "no freeres" row of EXPECTED.md: the
     /// other in-use block is ld.so's 2,304-byte dlopen data, and ld.so keeps three copies of
