@@ -48,7 +48,8 @@ struct RunCommand: ParsableCommand {
             if report.leakCheck == "no" { settings["HEAPGATE_LEAK_CHECK"] = "no" }
             // The shim captures 64 frames unless told otherwise; deeper reports need deeper stacks.
             if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(report.numCallers) }
-            launched = try TracedLaunch.run(arguments, shim: shim, traceDirectory: directory, extraEnvironment: settings) { executable, pid in
+            launched = try TracedLaunch.run(arguments, rawArguments: rawCommand(arguments), shim: shim,
+                                            traceDirectory: directory, extraEnvironment: settings) { executable, pid in
                 let shared = Symbolizer(useDebuginfod: report.debuginfod)
                 symbolizer = shared
                 preload = DebugInfoPreload(symbolizer: shared, executable: executable, pid: pid)
@@ -82,6 +83,24 @@ struct RunCommand: ParsableCommand {
             FileHandle.standardError.write(Data("heapgate: \(error.message)\n".utf8))
         }
         throw ExitCode(launched.status)
+    }
+
+    /// The command as the bytes heapgate received: the last `command.count` entries of argv, if
+    /// each decodes to the string the parser gave. Swift decodes argv as UTF-8 and replaces
+    /// other bytes, and the program must get its arguments byte for byte (a Latin-1 file name).
+    private func rawCommand(_ command: [String]) -> [[CChar]]? {
+        let argc = Int(CommandLine.argc)
+        guard command.count < argc else { return nil }
+        var raw: [[CChar]] = []
+        for index in (argc - command.count)..<argc {
+            guard let argument = CommandLine.unsafeArgv[index] else { return nil }
+            raw.append(Array(UnsafeBufferPointer(start: argument, count: strlen(argument) + 1)))
+        }
+        for (bytes, string) in zip(raw, command) {
+            let decoded = bytes.dropLast().withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+            guard decoded == string else { return nil }
+        }
+        return raw
     }
 
     /// An absolute path: the program's processes may change directory before they fork or exec,

@@ -299,6 +299,17 @@ struct LaunchTests {
         #expect(frames == ["descend:20"] + Array(repeating: "descend:21", count: 19) + ["worker:31"])
     }
 
+    /// Arguments and environment values that are not UTF-8 (a Latin-1 file name) reach the
+    /// program byte for byte. Swift decodes argv and the environment as UTF-8, replacing
+    /// other bytes, and heapgate handed the program the replacements. A shell makes the bytes:
+    /// the test's own process could not pass them.
+    @Test func bytesThatAreNotUTF8PassThrough() throws {
+        let script = #"b=$(printf 'a\377b'); X="$b" exec "$0" run -- /bin/sh -c 'printf %s "$1" | od -An -tx1; printf %s "$X" | od -An -tx1' inner "$b""#
+        let outcome = try Harness.execute("/bin/sh", ["-c", script, Harness.heapgate])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == " 61 ff 62\n 61 ff 62\n")
+    }
+
     // MARK: Helpers
 
     /// heapgate's stderr is the program's stderr, then only report lines (`==PID== …`) and

@@ -74,22 +74,21 @@ public enum TracedLaunch {
 
     /// Runs `arguments` with the shim preloaded, writing traces to `traceDirectory`.
     /// Returns the child's pid and its status as a shell reports it (128+N for signal N).
-    /// `whileRunning` is called once the program has started (its environment is fixed by
-    /// then), before waiting for it; it gets the executable's path and the process id.
-    public static func run(_ arguments: [String], shim: String, traceDirectory: String,
+    /// `rawArguments`, when given, are the same arguments as the bytes heapgate received: the
+    /// program gets those (Swift's strings replace bytes that are not UTF-8). `whileRunning`
+    /// is called once the program has started (its environment is fixed by then), before
+    /// waiting for it; it gets the executable's path and the process id.
+    public static func run(_ arguments: [String], rawArguments: [[CChar]]? = nil, shim: String, traceDirectory: String,
                            extraEnvironment: [String: String] = [:],
                            whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32) {
         let executable = try resolve(arguments[0])
         if ElfInspection.isStaticExecutable(path: executable) { throw LaunchError.staticBinary(executable) }
 
-        var environment = ProcessInfo.processInfo.environment
-        let preload = environment["LD_PRELOAD"].map { shim + ":" + $0 } ?? shim
-        environment["LD_PRELOAD"] = preload
-        environment["HEAPGATE_OUT"] = traceDirectory
-        for (key, value) in extraEnvironment { environment[key] = value }
-
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        var settings = extraEnvironment
+        settings["HEAPGATE_OUT"] = traceDirectory
+        let argumentBytes = rawArguments ?? arguments.map { Array($0.utf8CString) }
+        let argv = argumentBytes.map { bytes in bytes.withUnsafeBufferPointer { strdup($0.baseAddress!) } } + [nil]
+        let envp = programEnvironment(shim: shim, settings: settings) + [nil]
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
@@ -115,6 +114,31 @@ public enum TracedLaunch {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (pid, shellStatus(status))
+    }
+
+    /// heapgate's environment, entry for entry and byte for byte (values need not be UTF-8,
+    /// which Foundation's dictionary of strings would change), with the shim put first in
+    /// LD_PRELOAD and `settings` set. Each entry is malloc'd; the caller frees them.
+    static func programEnvironment(shim: String, settings: [String: String]) -> [UnsafeMutablePointer<CChar>?] {
+        var entries: [UnsafeMutablePointer<CChar>?] = []
+        var preload = Array(shim.utf8CString.dropLast())
+        var index = 0
+        while let entry = environ[index] {
+            index += 1
+            let keyLength = strcspn(entry, "=")
+            let key = String(decoding: UnsafeRawBufferPointer(start: entry, count: keyLength), as: UTF8.self)
+            if key == "LD_PRELOAD", entry[keyLength] == CChar(UInt8(ascii: "=")) {
+                let value = UnsafeBufferPointer(start: entry + keyLength + 1, count: strlen(entry + keyLength + 1))
+                if !value.isEmpty { preload += [CChar(UInt8(ascii: ":"))] + value }
+                continue
+            }
+            if settings[key] != nil { continue }
+            entries.append(strdup(entry))
+        }
+        let preloadEntry = Array("LD_PRELOAD=".utf8CString.dropLast()) + preload + [0]
+        entries.append(preloadEntry.withUnsafeBufferPointer { strdup($0.baseAddress!) })
+        for (key, value) in settings.sorted(by: { $0.key < $1.key }) { entries.append(strdup("\(key)=\(value)")) }
+        return entries
     }
 
     /// Signals 32 and 33, which glibc keeps for itself (thread cancellation, set*id across
