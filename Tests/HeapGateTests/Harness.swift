@@ -34,16 +34,7 @@ enum Harness {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = inPipe
-        // The child starts with no signal blocked, as from a shell. It inherits the mask of the
-        // thread that spawns it, and Swift Testing's worker threads block most signals: a
-        // fixture would then survive signals that kill it when a user runs it.
-        var unblocked = sigset_t(), previous = sigset_t()
-        sigemptyset(&unblocked)
-        pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
-        do {
-            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-            try process.run()
-        }
+        try startUnblocked(process)
         // Read both pipes concurrently so a chatty child never blocks on a full pipe.
         let outData = Collected(), errData = Collected()
         let group = DispatchGroup()
@@ -55,6 +46,17 @@ enum Harness {
         group.wait()
         let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
         return Outcome(status: status, stdout: outData.data, stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+
+    /// Starts `process` with no signal blocked, as from a shell. A child inherits the mask of
+    /// the thread that spawns it, and Swift Testing's worker threads block most signals: a
+    /// fixture would then survive signals that kill it when a user runs it.
+    static func startUnblocked(_ process: Process) throws {
+        var unblocked = sigset_t(), previous = sigset_t()
+        sigemptyset(&unblocked)
+        pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try process.run()
     }
 
     /// What one reader thread collected; read only after the DispatchGroup is done with it.
@@ -220,7 +222,7 @@ final class BackgroundProcess {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try Harness.startUnblocked(process)
     }
 
     struct EndedEarly: Error, CustomStringConvertible {
@@ -236,6 +238,12 @@ final class BackgroundProcess {
             if chunk.isEmpty { throw EndedEarly(output: String(decoding: seen, as: UTF8.self)) }
             seen.append(chunk)
         }
+    }
+
+    /// Everything the program wrote to stdout, once it (and whatever shares its stdout) ended.
+    func wholeOutput() -> String {
+        seen.append(output.fileHandleForReading.readDataToEndOfFile())
+        return String(decoding: seen, as: UTF8.self)
     }
 
     /// Sends `signal` and waits; returns the status as a shell reports it.

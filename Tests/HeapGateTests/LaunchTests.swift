@@ -310,6 +310,19 @@ struct LaunchTests {
         #expect(outcome.stdoutText == " 61 ff 62\n 61 ff 62\n")
     }
 
+    /// A signal sent to heapgate (by kill, `docker stop`, a CI runner, `kill $!` in a script)
+    /// goes on to the program, which valgrind's user would have sent it to. heapgate died of
+    /// it and left the program running. Here the program traps SIGTERM, says so once, and
+    /// exits 7, which heapgate then exits with, after the report.
+    @Test func signalSentToHeapgateReachesTheProgram() throws {
+        // At most 5 s, so that a program left running does not outlive the test by much.
+        let script = "trap 'echo got TERM; exit 7' TERM; echo ready; for i in $(seq 100); do sleep 0.05; done"
+        let running = try BackgroundProcess(Harness.heapgate, ["run", "--", "/bin/sh", "-c", script])
+        try running.waitForLine("ready")
+        #expect(running.terminate(with: SIGTERM) == 7)
+        #expect(running.wholeOutput() == "ready\ngot TERM\n")
+    }
+
     // MARK: Helpers
 
     /// heapgate's stderr is the program's stderr, then only report lines (`==PID== …`) and

@@ -33,6 +33,10 @@ public enum LaunchError: Error, CustomStringConvertible {
     }
 }
 
+/// The pid of the program `heapgate run` waits for, for the signal handler that passes
+/// signals on (written before the handler is installed, only read by it).
+nonisolated(unsafe) private var programWaitedFor: pid_t = 0
+
 /// Starts a program with the shim preloaded and waits for it, passing stdin, stdout and
 /// stderr through untouched.
 public enum TracedLaunch {
@@ -103,13 +107,8 @@ public enum TracedLaunch {
         let error = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
         guard error == 0 else { throw LaunchError.spawnFailed(executable, error) }
 
-        // Like a shell waiting for a foreground job: ^C and ^\ are for the program.
-        let oldInt = signal(SIGINT, SIG_IGN)
-        let oldQuit = signal(SIGQUIT, SIG_IGN)
-        defer {
-            signal(SIGINT, oldInt)
-            signal(SIGQUIT, oldQuit)
-        }
+        let previousActions = forwardSignals(to: pid)
+        defer { for (signal, action) in previousActions { var old = action; sigaction(signal, &old, nil) } }
         whileRunning?(executable, pid)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -139,6 +138,34 @@ public enum TracedLaunch {
         entries.append(preloadEntry.withUnsafeBufferPointer { strdup($0.baseAddress!) })
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) { entries.append(strdup("\(key)=\(value)")) }
         return entries
+    }
+
+    /// The signals a supervisor sends to stop or steer a program, passed on while heapgate waits.
+    static let forwardedSignals: [Int32] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2]
+
+    /// Makes heapgate a transparent wrapper while it waits for the program at `pid`. A signal
+    /// sent to heapgate (kill, `docker stop`, a CI runner, `kill $!` in a script) goes on to
+    /// the program, which under valgrind would have received it itself: left alone, heapgate
+    /// died and the program ran on, orphaned. The terminal's ^C and ^\ (and ^Z) reach the
+    /// whole foreground job, the program included, so the kernel's own signals (SI_KERNEL)
+    /// are not passed on again; heapgate outlives them, as a shell does its foreground job.
+    /// A signal sent with `kill` to the whole process group reaches the program twice.
+    /// Returns the actions to put back.
+    static func forwardSignals(to pid: pid_t) -> [(Int32, sigaction)] {
+        programWaitedFor = pid
+        var previous: [(Int32, sigaction)] = []
+        for signal in forwardedSignals {
+            var action = sigaction()
+            action.__sigaction_handler.sa_sigaction = { signal, info, _ in
+                guard let info, info.pointee.si_code <= 0 else { return } // SI_USER, SI_QUEUE, SI_TKILL
+                kill(programWaitedFor, signal)
+            }
+            action.sa_flags = SA_SIGINFO | SA_RESTART
+            sigemptyset(&action.sa_mask)
+            var old = sigaction()
+            if sigaction(signal, &action, &old) == 0 { previous.append((signal, old)) }
+        }
+        return previous
     }
 
     /// Signals 32 and 33, which glibc keeps for itself (thread cancellation, set*id across
