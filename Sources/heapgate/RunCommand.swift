@@ -33,6 +33,7 @@ struct RunCommand: ParsableCommand {
         do { shim = try TracedLaunch.locateShim() } catch let error as LaunchError {
             throw fail(error.description, status: error.exitStatus)
         }
+        try checkReportInputs()
         let directory = try makeTraceDirectory()
         defer { if traceDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
 
@@ -80,9 +81,22 @@ struct RunCommand: ParsableCommand {
         } catch let error as TraceFormatError {
             FileHandle.standardError.write(Data("heapgate: \(error.description)\n".utf8))
         } catch let error as CLIError {
-            FileHandle.standardError.write(Data("heapgate: \(error.message)\n".utf8))
+            // The report could not be made: never let that look like a clean run.
+            throw fail(error.message, status: launched.status != 0 ? launched.status : error.status)
         }
         throw ExitCode(launched.status)
+    }
+
+    /// Suppression files and the JSON report's path are checked before the program runs, as
+    /// valgrind checks them: found afterwards, a typo could only be reported beside the
+    /// program's own exit status, which a CI job would read as a pass.
+    private func checkReportInputs() throws {
+        do { _ = try report.loadSuppressions() } catch let error as CLIError {
+            throw fail(error.message, status: error.status)
+        }
+        if let json = report.jsonPath, !FileManager.default.createFile(atPath: json, contents: nil) {
+            throw fail("cannot write the JSON report to \(json)", status: 2)
+        }
     }
 
     /// The command as the bytes heapgate received: the last `command.count` entries of argv, if

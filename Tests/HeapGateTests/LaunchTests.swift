@@ -323,6 +323,21 @@ struct LaunchTests {
         #expect(running.wholeOutput() == "ready\ngot TERM\n")
     }
 
+    /// A missing or malformed suppression file, or a JSON report that cannot be written, stops
+    /// `heapgate run` before the program runs, with one line and status 2, as valgrind stops.
+    /// Found after the run, they were reported beside the program's own status (0), which a CI
+    /// job reads as a pass.
+    @Test(arguments: [
+        (["--suppressions=/nonexistent/heapgate.supp"], "heapgate: /nonexistent/heapgate.supp: no such suppressions file"),
+        (["--json=/proc/heapgate.json"], "heapgate: cannot write the JSON report to /proc/heapgate.json"),
+    ])
+    func badReportInputsStopBeforeTheProgramRuns(flags: [String], message: String) throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run"] + flags + ["--", "/bin/echo", "ran"])
+        #expect(outcome.status == 2)
+        #expect(outcome.stdoutText == "", "the program must not run")
+        #expect(outcome.stderr == message + "\n")
+    }
+
     // MARK: Helpers
 
     /// heapgate's stderr is the program's stderr, then only report lines (`==PID== …`) and
