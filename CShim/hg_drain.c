@@ -316,6 +316,8 @@ static void *hg_drain_main(void *unused) {
     return NULL;
 }
 
+static void hg_drain_spawn(void);
+
 void hg_drain_start(void) {
     hg_owner = getpid();
     /* The file is opened and its preamble written here, on the calling thread, before the
@@ -326,6 +328,11 @@ void hg_drain_start(void) {
     hg_writer_flush(); /* even a process killed at once leaves a readable trace */
     /* A fork child shares these pages with its parent until it writes them; most only exec. */
     if (!hg_is_fork_child) hg_ring_populate_start();
+    hg_drain_spawn();
+}
+
+/* Starts the drain thread; if it cannot be, recording stops (nothing would empty the ring). */
+static void hg_drain_spawn(void) {
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous); /* the new thread inherits "all blocked" */
@@ -345,10 +352,32 @@ void hg_drain_start(void) {
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     if (!started) {
         hg_ring_set_consumer_running(false);
-        atomic_store(&hg_state, HG_FINISHED); /* nothing would drain the ring: stop recording */
+        atomic_store(&hg_state, HG_FINISHED);
         return;
     }
     atomic_store(&hg_drain_exists, true);
+}
+
+/* Waits (briefly) until every event claimed so far is applied, then ends the drain thread. */
+static void hg_drain_stop_thread(void) {
+    uint64_t claimed = hg_ring_claimed();
+    hg_drain_wake();
+    for (int i = 0; i < 20000 && hg_ring_consumed() < claimed; i++) hg_sleep_us(50);
+    atomic_store(&hg_drain_stop, true);
+    hg_drain_wake();
+    pthread_join(hg_drain_thread, NULL);
+    atomic_store(&hg_drain_exists, false);
+    hg_ring_set_consumer_running(false);
+}
+
+bool hg_drain_suspend(void) {
+    if (!hg_drain_in_owner() || atomic_load(&hg_finished) || !atomic_load(&hg_drain_exists)) return false;
+    hg_drain_stop_thread();
+    return true;
+}
+
+void hg_drain_resume(void) {
+    if (!atomic_load(&hg_finished)) hg_drain_spawn();
 }
 
 bool hg_drain_in_owner(void) { return getpid() == hg_owner; }
@@ -358,15 +387,8 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     if (atomic_exchange(&hg_finished, 1)) return;
     if (!atomic_load(&hg_drain_exists)) return;
     /* Wait (briefly) for producers that claimed a slot to publish it, then stop. */
-    uint64_t claimed = hg_ring_claimed();
     atomic_store(&hg_state, HG_FINISHED);
-    hg_drain_wake();
-    for (int i = 0; i < 20000 && hg_ring_consumed() < claimed; i++) hg_sleep_us(50);
-    atomic_store(&hg_drain_stop, true);
-    hg_drain_wake();
-    pthread_join(hg_drain_thread, NULL);
-    atomic_store(&hg_drain_exists, false);
-    hg_ring_set_consumer_running(false);
+    hg_drain_stop_thread();
     uint64_t snapshot_offset = hg_writer_offset();
     hg_write_snapshot_header();
     bool classified = false;

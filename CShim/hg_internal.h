@@ -286,6 +286,11 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor);
 /** Whether the calling process is the one whose trace this is, and not a vfork child
  *  running on its parent's memory (which must leave the shim's state untouched). */
 bool hg_drain_in_owner(void);
+/** Stops the drain thread after it applied every event claimed so far (for a system call
+ *  that needs the process single-threaded); false when there was none to stop. */
+bool hg_drain_suspend(void);
+/** Starts the drain thread again after hg_drain_suspend(). */
+void hg_drain_resume(void);
 /** Writes one SNAPSHOT_BLOCK (and the STACK it needs); kind is 0 or 1 + HG_KIND_*, leader
  *  the address it is counted under (indirect blocks only). */
 void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, unsigned kind, uint64_t leader);

@@ -58,6 +58,11 @@ static struct {
 static _Atomic int hg_exclusion_count;
 
 void hg_leakscan_exclude(const void *start, size_t length) {
+    /* The same range again (a restarted drain thread gets its predecessor's cached stack) needs
+     * no second entry: a program that unshares in a loop would otherwise fill the list. */
+    int known = atomic_load(&hg_exclusion_count);
+    for (int i = 0; i < known && i < HG_MAX_EXCLUSIONS; i++)
+        if (hg_exclusions[i].start == (uintptr_t)start && hg_exclusions[i].end == (uintptr_t)start + length) return;
     int index = atomic_fetch_add(&hg_exclusion_count, 1);
     if (index >= HG_MAX_EXCLUSIONS) return;
     hg_exclusions[index].start = (uintptr_t)start;
