@@ -1,6 +1,7 @@
 /*
  * The malloc family: the only symbols libheapgate.so exports besides _exit/_Exit
- * (hg_lifecycle.c). Each entry point calls glibc, then records what happened.
+ * (hg_lifecycle.c) and unshare/setns (hg_namespaces.c). Each entry point calls glibc, then
+ * records what happened.
  *
  * Ordering rule, which makes the single ring's order a valid history of the heap:
  * a free is recorded *before* the memory goes back to glibc, an allocation *after* glibc
