@@ -8,9 +8,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -265,6 +267,32 @@ static void hg_sleep_us(long microseconds) {
     nanosleep(&delay, NULL);
 }
 
+/* The process's threads, from the link count of /proc/self/task (two more than they are);
+ * stat needs no descriptor. 0 when it cannot be read. */
+static unsigned hg_thread_count(void) {
+    struct stat task;
+    return stat("/proc/self/task", &task) == 0 && task.st_nlink > 2 ? (unsigned)task.st_nlink - 2 : 0;
+}
+
+/* Whether the drain thread is the only thread left, besides the main thread, which stays
+ * counted after it left (a thread group keeps its leader until the process ends). */
+static bool hg_only_the_drain_left(void) {
+    unsigned threads = hg_thread_count();
+    return threads != 0 && threads <= 2;
+}
+
+/* What glibc's last thread does when it ends: exit(0), running the program's atexit
+ * handlers and destructors, the shim's among them. Here, on the drain thread, which the
+ * program's last thread, ending, left running: without this the process never ended. */
+static __attribute__((noreturn)) void hg_exit_as_the_last_thread(void) {
+    hg_guard_depth = 0; /* what the program's atexit handlers allocate is the program's */
+    hg_ring_set_consumer_running(false); /* nobody empties the ring meanwhile: never wait on it */
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    exit(0);
+}
+
 static void *hg_drain_main(void *unused) {
     (void)unused;
     hg_guard_depth = 1; /* everything this thread allocates is the shim's own */
@@ -284,7 +312,7 @@ static void *hg_drain_main(void *unused) {
         pthread_attr_destroy(&attributes);
     }
     hg_event_t batch[HG_BATCH];
-    long idle_us = 0;
+    long idle_us = 0, next_census = 2000;
     for (;;) {
         if (atomic_load(&hg_pause_requested)) {
             atomic_store(&hg_paused, true);
@@ -302,9 +330,17 @@ static void *hg_drain_main(void *unused) {
         }
         if (count > 0) {
             idle_us = 0;
+            next_census = 2000;
             continue;
         }
         if (atomic_load(&hg_drain_stop)) break;
+        /* Once the main thread left by pthread_exit, look for being the last thread after 2 ms
+         * of quiet, then every 10 ms (a program that goes on running, a server, pays one
+         * stat() per 10 ms of quiet; all others never look). */
+        if (atomic_load(&hg_main_thread_gone) && idle_us >= next_census) {
+            next_census = idle_us + 10000;
+            if (hg_only_the_drain_left()) hg_exit_as_the_last_thread();
+        }
         /* Idle: hand what we have to the kernel, so a process killed now loses little. Sleep
          * longer the longer the program stays quiet (an idle server should not wake us 2,000
          * times a second), but never so long that a burst could fill the ring meanwhile. */
@@ -360,6 +396,15 @@ static void hg_drain_spawn(void) {
 
 /* Waits (briefly) until every event claimed so far is applied, then ends the drain thread. */
 static void hg_drain_stop_thread(void) {
+    if (pthread_equal(pthread_self(), hg_drain_thread)) {
+        /* The drain thread is ending the process itself (hg_exit_as_the_last_thread): what
+         * is left in the ring is applied here. */
+        hg_event_t batch[HG_BATCH];
+        for (size_t count; (count = hg_ring_pop(batch, HG_BATCH)) > 0;)
+            for (size_t i = 0; i < count; i++) hg_apply(&batch[i]);
+        atomic_store(&hg_drain_exists, false);
+        return;
+    }
     uint64_t claimed = hg_ring_claimed();
     hg_drain_wake();
     for (int i = 0; i < 20000 && hg_ring_consumed() < claimed; i++) hg_sleep_us(50);
@@ -372,7 +417,12 @@ static void hg_drain_stop_thread(void) {
 
 bool hg_drain_suspend(void) {
     if (!hg_drain_in_owner() || atomic_load(&hg_finished) || !atomic_load(&hg_drain_exists)) return false;
+    unsigned before = hg_thread_count();
     hg_drain_stop_thread();
+    /* pthread_join returns when the thread's exit has cleared its tid, a moment before the
+     * kernel takes it out of the thread group, and until then a call that needs one thread
+     * still fails (1 unshare in 6 did): wait, up to 100 ms, until it is gone. */
+    for (int i = 0; i < 2000 && before != 0 && hg_thread_count() >= before; i++) hg_sleep_us(50);
     return true;
 }
 
@@ -420,6 +470,7 @@ void hg_drain_fork_prepare(void) {
 void hg_drain_fork_parent(void) { atomic_store(&hg_pause_requested, false); }
 
 void hg_drain_fork_child(void) {
+    atomic_store(&hg_main_thread_gone, false); /* the child's only thread is its main thread */
     bool had_drain = atomic_load(&hg_drain_exists);
     atomic_store(&hg_pause_requested, false);
     atomic_store(&hg_paused, false);

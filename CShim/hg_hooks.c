@@ -1,6 +1,6 @@
 /*
- * The malloc family: the only symbols libheapgate.so exports besides _exit/_Exit
- * (hg_lifecycle.c) and unshare/setns (hg_namespaces.c). Each entry point calls glibc, then
+ * The malloc family: the only symbols libheapgate.so exports besides _exit, _Exit and
+ * pthread_exit (hg_lifecycle.c) and unshare/setns (hg_namespaces.c). Each entry point calls glibc, then
  * records what happened.
  *
  * Ordering rule, which makes the single ring's order a valid history of the heap:

@@ -33,6 +33,7 @@ typedef struct {
     void *(*pvalloc)(size_t);
     size_t (*malloc_usable_size)(void *);
     void (*exit_now)(int) __attribute__((noreturn));
+    void (*pthread_exit)(void *) __attribute__((noreturn));
 } hg_real_t;
 
 extern hg_real_t hg_real;
@@ -286,6 +287,9 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor);
 /** Whether the calling process is the one whose trace this is, and not a vfork child
  *  running on its parent's memory (which must leave the shim's state untouched). */
 bool hg_drain_in_owner(void);
+/** Set when the main thread leaves by pthread_exit (hg_lifecycle.c): from then on the drain
+ *  thread watches for being the last thread (see hg_drain_main). */
+extern _Atomic bool hg_main_thread_gone;
 /** Stops the drain thread after it applied every event claimed so far (for a system call
  *  that needs the process single-threaded); false when there was none to stop. */
 bool hg_drain_suspend(void);

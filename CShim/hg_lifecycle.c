@@ -107,3 +107,15 @@ static __attribute__((noreturn)) void hg_exit_now(int status) {
 HG_EXPORT void _exit(int status) { hg_exit_now(status); }
 /** Interposes _Exit(3), the C99 spelling of _exit. */
 HG_EXPORT void _Exit(int status) { hg_exit_now(status); }
+
+_Atomic bool hg_main_thread_gone;
+
+/** Interposes pthread_exit(3), for one case: the main thread leaving while other threads run
+ *  on. glibc ends the process when its last thread ends, and the drain thread would be that
+ *  last thread for ever; told that the main thread is gone, it ends the process itself when
+ *  it is the only thread left (hg_drain.c). */
+HG_EXPORT void pthread_exit(void *value) {
+    if (syscall(SYS_gettid) == getpid()) atomic_store(&hg_main_thread_gone, true);
+    if (!hg_real.pthread_exit) hg_real_resolve_once();
+    hg_real.pthread_exit(value);
+}

@@ -25,6 +25,7 @@ static void hg_real_resolve(void) {
     hg_real.pvalloc = hg_real_lookup("pvalloc");
     hg_real.malloc_usable_size = hg_real_lookup("malloc_usable_size");
     hg_real.exit_now = hg_real_lookup("_exit");
+    hg_real.pthread_exit = hg_real_lookup("pthread_exit");
 }
 
 bool hg_real_resolve_once(void) {

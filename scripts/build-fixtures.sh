@@ -89,6 +89,7 @@ fixture c exec_child exec_child.c
 fixture c vfork_exec vfork_exec.c
 fixture c chdir_fork chdir_fork.c
 fixture c unshare_user unshare_user.c
+fixture c main_thread_exit main_thread_exit.c -pthread
 fixture c libplugin.so libplugin.c -fPIC -shared
 fixture c dlopen_leak dlopen_leak.c -ldl
 fixture c prints_a_lot prints_a_lot.c

@@ -139,6 +139,30 @@ struct ProcessTreeTests {
         }
     }
 
+    /// `main_thread_exit`: the main thread leaves by pthread_exit and the process ends when
+    /// the worker, its last thread, returns. glibc ends a process when its last thread ends,
+    /// and the shim's drain thread was that last thread: the program never ended (and, every
+    /// signal blocked on that thread, only SIGKILL stopped it). Figures are valgrind's without
+    /// freeres, plus the 32 bytes of DTV seen in `threads`.
+    /// Under `timeout -s KILL`, so that the hang this guards against fails the test instead of
+    /// holding up the suite (it sends the signal to the whole process group).
+    @Test func mainThreadLeavesFirst() throws {
+        let scratch = Harness.temporaryDirectory()
+        defer { Harness.removeTemporary(scratch) }
+        let outcome = try Harness.execute("/usr/bin/timeout", ["-s", "KILL", "30", Harness.heapgate, "run",
+                                                               "--json=\(scratch)/report.json", "--", Harness.fixture("main_thread_exit")])
+        #expect(outcome.status == 0, "137: killed after 30 s")
+        let report = try #require(try Harness.decodeReport(atPath: scratch + "/report.json"))
+        #expect(outcome.stdoutText == "main_thread_exit: worker done\n")
+        let process = try #require(report.processes.first)
+        #expect(process.complete)
+        #expect(HeapFigures(process) == HeapFigures(bytes: 4_462, blocks: 9, allocs: 10, frees: 1, bytesAllocated: 4_470))
+        try process.expectRecord("before_leaving", bytes: 8, blocks: 1, file: "main_thread_exit.c", line: 21,
+                                 caller: ("main", "main_thread_exit.c", 45))
+        try process.expectRecord("in_worker", bytes: 24, blocks: 1, file: "main_thread_exit.c", line: 28,
+                                 caller: ("worker", "main_thread_exit.c", 37))
+    }
+
     /// The plugin is dlclose'd before exit, yet its leak is symbolized (memcheck needs
     /// --keep-debuginfo=yes for that). Totals are the "no freeres" row of EXPECTED.md: the
     /// other in-use block is ld.so's 2,304-byte dlopen data, and ld.so keeps three copies of
