@@ -293,6 +293,20 @@ static __attribute__((noreturn)) void hg_exit_as_the_last_thread(void) {
     exit(0);
 }
 
+/* Pops up to HG_BATCH events into `batch` and applies them; returns how many. */
+static size_t hg_drain_pass(hg_event_t batch[HG_BATCH]) {
+    size_t count = hg_ring_pop(batch, HG_BATCH);
+    /* Every event probes the live set at its block's address (a realloc's old block was
+     * taken out by its REALLOC_FREE): load the slot a few events ahead, so that the cache
+     * misses of a large table overlap instead of adding up. */
+    for (size_t i = 0; i < count && i < HG_PREFETCH_AHEAD; i++) hg_liveset_prefetch(batch[i].ptr);
+    for (size_t i = 0; i < count; i++) {
+        if (i + HG_PREFETCH_AHEAD < count) hg_liveset_prefetch(batch[i + HG_PREFETCH_AHEAD].ptr);
+        hg_apply(&batch[i]);
+    }
+    return count;
+}
+
 static void *hg_drain_main(void *unused) {
     (void)unused;
     hg_guard_depth = 1; /* everything this thread allocates is the shim's own */
@@ -319,15 +333,7 @@ static void *hg_drain_main(void *unused) {
             while (atomic_load(&hg_pause_requested)) hg_sleep_us(50);
             atomic_store(&hg_paused, false);
         }
-        size_t count = hg_ring_pop(batch, HG_BATCH);
-        /* Every event probes the live set at its block's address (a realloc's old block was
-         * taken out by its REALLOC_FREE): load the slot a few events ahead, so that the cache
-         * misses of a large table overlap instead of adding up. */
-        for (size_t i = 0; i < count && i < HG_PREFETCH_AHEAD; i++) hg_liveset_prefetch(batch[i].ptr);
-        for (size_t i = 0; i < count; i++) {
-            if (i + HG_PREFETCH_AHEAD < count) hg_liveset_prefetch(batch[i + HG_PREFETCH_AHEAD].ptr);
-            hg_apply(&batch[i]);
-        }
+        size_t count = hg_drain_pass(batch);
         if (count > 0) {
             idle_us = 0;
             next_census = 2000;
@@ -400,8 +406,7 @@ static void hg_drain_stop_thread(void) {
         /* The drain thread is ending the process itself (hg_exit_as_the_last_thread): what
          * is left in the ring is applied here. */
         hg_event_t batch[HG_BATCH];
-        for (size_t count; (count = hg_ring_pop(batch, HG_BATCH)) > 0;)
-            for (size_t i = 0; i < count; i++) hg_apply(&batch[i]);
+        while (hg_drain_pass(batch) > 0) {}
         atomic_store(&hg_drain_exists, false);
         return;
     }

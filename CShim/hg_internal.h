@@ -171,7 +171,11 @@ typedef struct {
     uintptr_t low_slot, low_value;
 } hg_seen_list_t;
 
-void hg_seen_init(void);
+/** The bytes a thread's seen lists take, inside its unwinder mapping (hg_unwind.c), which
+ *  hands them over, zeroed, when it makes the mapping and takes them back at thread exit. */
+extern const size_t hg_seen_bytes;
+void hg_seen_attach(void *lists);
+void hg_seen_detach(void);
 /** The stack (its reference; 0: none) of an earlier capture on this thread whose frame 0 is
  *  start's and whose every checked word still holds the value read then; *count its depth. */
 uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count);

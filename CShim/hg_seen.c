@@ -21,15 +21,13 @@
  * to four) would otherwise evict each other on every capture; the least recently kept or
  * found entry of a set goes first.
  *
- * Memory: one mapping per thread (HG_SEEN_LISTS × ~2 KiB, pages touched as entries fill),
- * made at the thread's first kept stack and unmapped by a thread-exit destructor. It is not in
- * static TLS, which glibc takes out of every thread's stack. Its words are stack addresses,
+ * Memory: HG_SEEN_LISTS × ~2 KiB per thread, pages touched as entries fill, inside the
+ * thread's unwinder mapping (hg_unwind.c), which hands them over when it makes it and takes
+ * them back at thread exit (hg_seen_attach, hg_seen_detach). Its words are stack addresses,
  * code addresses, masked RBP values and complements: none looks like a heap pointer to the
  * exit-time scan, which reads it as a root.
  */
-#include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "hg_internal.h"
 
@@ -57,19 +55,18 @@ typedef struct hg_seen {
 } hg_seen_t;
 
 static __thread hg_seen_t *hg_seen __attribute__((tls_model("initial-exec")));
-static __thread bool hg_seen_off __attribute__((tls_model("initial-exec"))); /* failed, or the thread is exiting */
 static __thread uint64_t hg_seen_clock __attribute__((tls_model("initial-exec")));
 static __thread hg_seen_t *hg_seen_last __attribute__((tls_model("initial-exec"))); /* the last capture's entry */
-static pthread_key_t hg_seen_key;
-static bool hg_seen_key_ok;
+const size_t hg_seen_bytes = sizeof(hg_seen_t) * HG_SEEN_LISTS;
 
-static void hg_seen_release(void *lists) {
-    hg_seen = NULL;
-    hg_seen_off = true; /* destructors that run later may still allocate */
-    munmap(lists, sizeof(hg_seen_t) * HG_SEEN_LISTS);
+void hg_seen_attach(void *lists) {
+    hg_seen_t *seen = lists;
+    for (int i = 0; i < HG_SEEN_LISTS; i++) seen[i].next = &seen[0];
+    hg_seen_last = &seen[0];
+    hg_seen = seen;
 }
 
-void hg_seen_init(void) { hg_seen_key_ok = pthread_key_create(&hg_seen_key, hg_seen_release) == 0; }
+void hg_seen_detach(void) { hg_seen = NULL; }
 
 /* The first entry of frame 0's set; the others follow it. */
 static inline hg_seen_t *hg_seen_set(uintptr_t ip, uintptr_t sp) {
@@ -118,24 +115,9 @@ uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count) {
     return 0;
 }
 
-static bool hg_seen_create(void) {
-    if (hg_seen_off || !hg_seen_key_ok) return false;
-    void *map = mmap(NULL, sizeof(hg_seen_t) * HG_SEEN_LISTS, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (map == MAP_FAILED || pthread_setspecific(hg_seen_key, map) != 0) {
-        if (map != MAP_FAILED) munmap(map, sizeof(hg_seen_t) * HG_SEEN_LISTS);
-        hg_seen_off = true;
-        return false;
-    }
-    hg_seen = map;
-    for (int i = 0; i < HG_SEEN_LISTS; i++) hg_seen[i].next = &hg_seen[0];
-    hg_seen_last = &hg_seen[0];
-    return true;
-}
-
 void hg_seen_keep(const hg_seen_list_t *list, uint32_t ref) {
     if (ref == 0 || list->count == 0 || list->count > HG_SEEN_FRAMES) return;
-    if (hg_seen == NULL && !hg_seen_create()) return;
+    if (hg_seen == NULL) return;
     hg_seen_t *set = hg_seen_set(list->ip[0], list->sp[0]);
     /* The entry of the same stack if the set has it (its checks are replaced), else the one
      * least recently kept or found. */

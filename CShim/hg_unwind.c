@@ -513,18 +513,25 @@ typedef struct {
 #define HG_MATTERS ((uintptr_t)1)
 
 /* Each thread's memory is a mapping of its own, made at its first capture and unmapped by a
- * thread-exit destructor; static TLS holds only the pointer. As a 6.4 KiB static TLS variable
- * it was taken out of every thread's stack by glibc, and a thread made with the smallest
- * stack (PTHREAD_STACK_MIN, 16 KiB) crashed in its first malloc. */
+ * thread-exit destructor; it also holds the thread's stacks seen before (hg_seen.c), behind
+ * the memory. Static TLS holds only the pointer: as a 6.4 KiB static TLS variable the memory
+ * was taken out of every thread's stack by glibc, and a thread made with the smallest stack
+ * (PTHREAD_STACK_MIN, 16 KiB) crashed in its first malloc. */
 static __thread hg_memory_t *hg_memory_mine __attribute__((tls_model("initial-exec")));
 static __thread bool hg_memory_off __attribute__((tls_model("initial-exec"))); /* failed, or the thread is exiting */
 static pthread_key_t hg_memory_key;
 static bool hg_memory_key_ok;
 
+/* The memory, then the seen lists at the next cache line. */
+#define HG_SEEN_OFFSET ((sizeof(hg_memory_t) + 63) & ~(size_t)63)
+
+static size_t hg_thread_mapping_bytes(void) { return HG_SEEN_OFFSET + hg_seen_bytes; }
+
 static void hg_memory_release(void *memory) {
+    hg_seen_detach();
     hg_memory_mine = NULL;
     hg_memory_off = true; /* destructors that run later may still allocate: they unwind plainly */
-    munmap(memory, sizeof(hg_memory_t));
+    munmap(memory, hg_thread_mapping_bytes());
 }
 
 /* The calling thread's memory; NULL when it cannot have one (then captures unwind plainly). */
@@ -532,15 +539,17 @@ static hg_memory_t *hg_memory_get(void) {
     hg_memory_t *m = hg_memory_mine;
     if (HG_LIKELY(m != NULL)) return m;
     if (hg_memory_off || !hg_memory_key_ok) return NULL;
-    void *map = mmap(NULL, sizeof(hg_memory_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *map = mmap(NULL, hg_thread_mapping_bytes(), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (map == MAP_FAILED || pthread_setspecific(hg_memory_key, map) != 0) {
-        if (map != MAP_FAILED) munmap(map, sizeof(hg_memory_t));
+        if (map != MAP_FAILED) munmap(map, hg_thread_mapping_bytes());
         hg_memory_off = true;
         return NULL;
     }
     m = map; /* zeroed: no frames */
     m->sp[HG_REMEMBER] = UINTPTR_MAX;
     hg_memory_mine = m;
+    hg_seen_attach((char *)map + HG_SEEN_OFFSET);
     return m;
 }
 
@@ -772,7 +781,6 @@ void hg_unwind_init(void) {
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     hg_rules = map == MAP_FAILED ? NULL : map;
     hg_memory_key_ok = pthread_key_create(&hg_memory_key, hg_memory_release) == 0;
-    hg_seen_init();
 }
 
 HG_NOINLINE int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out) {

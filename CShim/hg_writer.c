@@ -27,10 +27,9 @@
 
 int hg_descriptor_floor(void) {
     struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
-        limit.rlim_cur >= HG_HIGH_FD + 24)
-        return HG_HIGH_FD;
-    return limit.rlim_cur > HG_OWN_DESCRIPTORS + 3 ? (int)limit.rlim_cur - HG_OWN_DESCRIPTORS : 3;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= HG_HIGH_FD + HG_OWN_DESCRIPTORS)
+        return HG_HIGH_FD; /* RLIM_INFINITY included */
+    return limit.rlim_cur > 3 + HG_OWN_DESCRIPTORS ? (int)limit.rlim_cur - HG_OWN_DESCRIPTORS : 3;
 }
 
 static int hg_fd = -1;
@@ -64,23 +63,13 @@ static const char *hg_trace_directory(const char *dir) {
     static char resolved[4096];
     if (resolved[0] != '\0') return resolved;
     if (dir == NULL || dir[0] == '\0') dir = ".";
-    size_t length = strlen(dir);
-    if (dir[0] == '/') {
-        if (length >= sizeof resolved) return dir;
-        memcpy(resolved, dir, length + 1);
-        return resolved;
-    }
-    if (getcwd(resolved, sizeof resolved) == NULL) {
+    char cwd[4096] = "";
+    if (dir[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) return dir;
+    int length = snprintf(resolved, sizeof resolved, "%s%s%s", cwd, cwd[0] ? "/" : "", dir);
+    if (length < 0 || (size_t)length >= sizeof resolved) {
         resolved[0] = '\0';
         return dir;
     }
-    size_t cwd_length = strlen(resolved);
-    if (cwd_length + 1 + length >= sizeof resolved) {
-        resolved[0] = '\0';
-        return dir;
-    }
-    resolved[cwd_length] = '/';
-    memcpy(resolved + cwd_length + 1, dir, length + 1);
     return resolved;
 }
 
