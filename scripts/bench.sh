@@ -8,7 +8,8 @@
 # inputs once (scripts/bench/gen_data.py), then runs scripts/bench/driver.py, which
 # prints progress on stderr, the tables on stdout, and writes bench/results.md.
 #
-# Environment: BENCH_RUNS=N (default 5), BENCH_QUICK=1 (1 run, small inputs),
+# Environment: BENCH_RUNS=N (default 5), BENCH_PAIRED_RUNS=N (native and heapgate, default 15),
+# BENCH_QUICK=1 (1 run, small inputs),
 # BENCH_SKIP_VALGRIND=1 (no valgrind on jq, sqlite3, Rust, Swift), BENCH_BIG_ALL=1,
 # BENCH_ONLY=id,id, BENCH_TOOLS=tool,tool, BENCH_TIMEOUT=seconds; see driver.py.
 set -euo pipefail

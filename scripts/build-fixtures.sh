@@ -115,6 +115,15 @@ else
     rm -f "$probe"
     echo "  skip  static_hello (cannot link statically: is libc.a installed?)"
 fi
+# A 32-bit program needs the compiler's -m32 (no 32-bit C library: it makes its own system
+# calls); without it the launch test that uses hello_i386 skips.
+if echo '.globl _start' | "$CC" -m32 -nostdlib -static -x assembler -o "$probe" - 2>/dev/null; then
+    rm -f "$probe"
+    fixture c hello_i386 hello_i386.S -m32 -nostdlib -static
+else
+    rm -f "$probe"
+    echo "  skip  hello_i386 (cannot build a 32-bit x86 program: does the compiler take -m32?)"
+fi
 # C++
 fixture cxx leak_cpp leak_cpp.cpp
 fixture cxx clean_cpp clean.cpp

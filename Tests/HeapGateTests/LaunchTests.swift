@@ -122,6 +122,32 @@ struct LaunchTests {
         #expect(!outcome.stderr.contains("HEAP SUMMARY"))
     }
 
+    /// A program for another ELF class or machine than the shim: the loader ignores a preload
+    /// it cannot load and runs the program untraced. heapgate refuses it (status 3) as it does
+    /// a static one, naming both targets, and does not run it. hello_i386 is a real 32-bit
+    /// program (it runs natively where the kernel runs 32-bit code); the AArch64 one is only
+    /// an ELF header, which is all heapgate reads before it would start a program.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Harness.fixture("hello_i386")),
+                   "hello_i386 was not built: the compiler does not take -m32 (scripts/build-fixtures.sh says so)"))
+    func programForAnotherArchitecture() throws {
+        let i386 = Harness.fixture("hello_i386")
+        try Harness.withTemporaryDirectory { directory in
+            let aarch64 = directory + "/hello_aarch64"
+            var header = [UInt8](repeating: 0, count: 64)
+            header[0..<8] = [0x7f, 0x45, 0x4c, 0x46, 2 /* 64-bit */, 1 /* little-endian */, 1, 0]
+            header[16] = 2 /* ET_EXEC */
+            header[18] = 183 /* EM_AARCH64 */
+            #expect(FileManager.default.createFile(atPath: aarch64, contents: Data(header),
+                                                   attributes: [.posixPermissions: 0o755]))
+            for (program, kind) in [(i386, "32-bit x86"), (aarch64, "AArch64")] {
+                let outcome = try Harness.execute(Harness.heapgate, ["run", "--", program])
+                #expect(outcome.status == 3, "\(kind)")
+                #expect(outcome.stdout.isEmpty, "the program must not be run")
+                #expect(outcome.stderrLines == ["heapgate: \(program) is a \(kind) program and libheapgate.so is built for x86-64: the loader cannot load heapgate into it, so nothing can be traced"])
+            }
+        }
+    }
+
     // MARK: Tracing does not disturb the program
 
     /// The program closes every descriptor above stderr (the trace's among them), opens files,

@@ -8,6 +8,7 @@ public enum LaunchError: Error, CustomStringConvertible {
     case commandNotFound(String)
     case notExecutable(String)
     case staticBinary(String)
+    case otherArchitecture(String, program: String, shim: String)
     case shimMissing([String])
     case spawnFailed(String, Int32)
 
@@ -17,6 +18,8 @@ public enum LaunchError: Error, CustomStringConvertible {
         case let .notExecutable(path): return "\(path): Permission denied"
         case let .staticBinary(path):
             return "\(path) is statically linked: LD_PRELOAD cannot load heapgate into it, so nothing can be traced"
+        case let .otherArchitecture(path, program, shim):
+            return "\(path) is a \(program) program and libheapgate.so is built for \(shim): the loader cannot load heapgate into it, so nothing can be traced"
         case let .shimMissing(places): return "cannot find libheapgate.so (looked in \(places.joined(separator: ", "))); set HEAPGATE_SHIM"
         case let .spawnFailed(path, error): return "\(path): \(String(cString: strerror(error)))"
         }
@@ -27,7 +30,7 @@ public enum LaunchError: Error, CustomStringConvertible {
         switch self {
         case .commandNotFound: return 127
         case .notExecutable: return 126
-        case .staticBinary: return 3
+        case .staticBinary, .otherArchitecture: return 3
         case .shimMissing, .spawnFailed: return 1
         }
     }
@@ -86,7 +89,12 @@ public enum TracedLaunch {
                            extraEnvironment: [String: String] = [:],
                            whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32) {
         let executable = try resolve(arguments[0])
-        if ElfInspection.isStaticExecutable(path: executable) { throw LaunchError.staticBinary(executable) }
+        switch ElfInspection.verdict(program: executable, shim: shim) {
+        case .preloadable: break
+        case .staticExecutable: throw LaunchError.staticBinary(executable)
+        case let .otherArchitecture(program, shimTarget):
+            throw LaunchError.otherArchitecture(executable, program: program, shim: shimTarget)
+        }
 
         var settings = extraEnvironment
         settings["HEAPGATE_OUT"] = traceDirectory
