@@ -107,6 +107,64 @@ import Testing
         }
     }
 
+    /// Names of frames under main (`symbolName`, which reads no DWARF) are kept too, as
+    /// symbol-table answers: a later report takes them from the file instead of sorting the
+    /// module's symbol table. Such an answer does not stand in for a full look-up, which
+    /// still reads libc's DWARF.
+    @Test(.enabled(if: DebugInfoCacheTests.ready))
+    func namesUnderMainAreKept() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let cache = DebugInfoCache(directory: directory)
+            let image = ModuleImage(path: DebugInfoCacheTests.libc, base: 0)
+            let address = try DebugInfoCacheTests.mallocAddress()
+
+            let first = Symbolizer(cache: cache)
+            let name = first.symbolName(address: address, in: image)
+            let symbol = try #require(name.function) // malloc's, or one of its aliases (__libc_malloc)
+            #expect(symbol.hasSuffix("malloc") && name.linkageName == symbol && name.file == nil, "\(name)")
+            first.storeFrames()
+
+            // What the file says is what the next symbolizer answers: change it to tell.
+            let buildID = try #require(Self.buildID(of: DebugInfoCacheTests.libc))
+            let path = directory + "/frames/" + hexString(buildID)
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let line = String(address, radix: 16) + "\tS=\(symbol)\u{1F}=\(symbol)\u{1F}\u{1F}\u{1F}0\n"
+            #expect(text.contains(line), "\(text.debugDescription)")
+            try text.replacingOccurrences(of: line, with: String(address, radix: 16) + "\tS=kept\u{1F}=kept\u{1F}\u{1F}\u{1F}0\n")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(Symbolizer(cache: cache).symbolName(address: address, in: image).function == "kept")
+
+            let full = Symbolizer(cache: cache).symbolize(address: address, in: image)
+            #expect(full.last?.file?.hasSuffix("malloc/malloc.c") == true, "\(full)")
+        }
+    }
+
+    /// Two runs that kept answers for one module: the second to store merges its answers
+    /// with the file the first wrote (copied line for line, with names that are not ASCII),
+    /// and skips lines it cannot read.
+    @Test func storeMergesWithWhatAnotherRunWrote() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let one = [SourceFrame(function: "café", file: "/src/ünï.swift", line: 3, isInlined: false, linkageName: "$s4caféyyF")]
+            let two = [SourceFrame(function: "g", file: "/b.c", line: 9, isInlined: true), SourceFrame(function: "h", file: "/b.c", line: 2, isInlined: false)]
+            let first = FrameCache(cache: DebugInfoCache(directory: directory), owner: "test")
+            let second = FrameCache(cache: DebugInfoCache(directory: directory), owner: "test")
+            #expect(second.entry(buildID: [7], address: 0x20) == nil) // read before the first stores
+            first.keep(.init(frames: one, fromDWARF: true), buildID: [7], address: 0x10)
+            first.store()
+            let path = directory + "/frames/07"
+            try (String(contentsOfFile: path, encoding: .utf8) + "not a line\nzz\tDbroken\n30\tXwhat\n")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            second.keep(.init(frames: two, fromDWARF: false), buildID: [7], address: 0x20)
+            second.store()
+
+            let reader = FrameCache(cache: DebugInfoCache(directory: directory), owner: "test")
+            #expect(reader.entry(buildID: [7], address: 0x10) == .init(frames: one, fromDWARF: true))
+            #expect(reader.entry(buildID: [7], address: 0x10)?.frames.map(\.linkageName) == one.map(\.linkageName))
+            #expect(reader.entry(buildID: [7], address: 0x20) == .init(frames: two, fromDWARF: false))
+            #expect(reader.entry(buildID: [7], address: 0x30) == nil)
+        }
+    }
+
     @Test func framesSurviveTheFileFormat() {
         let frames = [
             SourceFrame(function: "inner", file: "/src/a.c", line: 7, isInlined: true, linkageName: "_Z5innerv"),

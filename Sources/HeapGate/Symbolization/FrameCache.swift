@@ -26,8 +26,8 @@ final class FrameCache {
     private let owner: String
     private let limit: Int
     private let keptModules: Int
-    /// By build id (hex): what the file held when first read, plus this run's additions.
-    private var tables: [String: [UInt64: Entry]] = [:]
+    /// By build id (hex): the file as first read, and this run's additions.
+    private var files: [String: KeptFile] = [:]
     private var added: [String: [UInt64: Entry]] = [:]
 
     struct Entry: Equatable {
@@ -47,28 +47,30 @@ final class FrameCache {
 
     /// The frames kept for `address` (file-relative) of the module with `buildID`.
     func entry(buildID: [UInt8], address: UInt64) -> Entry? {
-        table(hexString(buildID))[address]
+        let key = hexString(buildID)
+        return added[key]?[address] ?? file(key).entry(address)
     }
 
     /// True when a file holds answers for the module with `buildID`.
     func knows(buildID: [UInt8]) -> Bool {
-        !table(hexString(buildID)).isEmpty
+        let key = hexString(buildID)
+        return !file(key).lines.isEmpty || added[key] != nil
     }
 
     /// Remembers an answer, to be written by `store()`.
     func keep(_ entry: Entry, buildID: [UInt8], address: UInt64) {
         guard directory != nil, Self.encode(entry.frames) != nil else { return }
         let key = hexString(buildID)
-        guard table(key).count < limit else { return }
-        tables[key, default: [:]][address] = entry
+        let kept = file(key).lines
+        guard kept[address] != nil || kept.count + (added[key]?.count ?? 0) < limit else { return }
         added[key, default: [:]][address] = entry
     }
 
-    /// The module's table (by build id in hex), read from its file on first use.
-    private func table(_ key: String) -> [UInt64: Entry] {
-        if let known = tables[key] { return known }
+    /// The module's file (by build id in hex), read on first use.
+    private func file(_ key: String) -> KeptFile {
+        if let known = files[key] { return known }
         let read = read(key)
-        tables[key] = read
+        files[key] = read
         return read
     }
 
@@ -78,16 +80,26 @@ final class FrameCache {
         guard let directory, !added.isEmpty else { return }
         guard (try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)) != nil else { return }
         for (key, additions) in added {
-            var table = read(key)
-            for (address, entry) in additions where table.count < limit || table[address] != nil { table[address] = entry }
-            var text = "heapgate-frames 1 \(owner)\n"
-            for (address, entry) in table.sorted(by: { $0.key < $1.key }) {
-                guard let encoded = Self.encode(entry.frames) else { continue }
-                text += String(address, radix: 16) + "\t" + (entry.fromDWARF ? "D" : "S") + encoded + "\n"
+            // Read again: another run may have written the file meanwhile. Its lines are
+            // copied as they are; only this run's answers are encoded.
+            let kept = read(key)
+            var count = kept.lines.count
+            var answers: [UInt64: String] = [:]
+            for (address, entry) in additions {
+                guard kept.lines[address] != nil || count < limit, let encoded = Self.encode(entry.frames) else { continue }
+                if kept.lines[address] == nil { count += 1 }
+                answers[address] = (entry.fromDWARF ? "D" : "S") + encoded
+            }
+            var text = Array("heapgate-frames 1 \(owner)\n".utf8)
+            for address in Set(kept.lines.keys).union(answers.keys).sorted() {
+                text += Array(String(address, radix: 16).utf8)
+                text.append(UInt8(ascii: "\t"))
+                if let answer = answers[address] { text += Array(answer.utf8) } else { text += kept.bytes[kept.lines[address]!] }
+                text.append(UInt8(ascii: "\n"))
             }
             let path = directory + "/" + key
             let temporary = path + ".\(getpid()).partial"
-            guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else { continue }
+            guard FileManager.default.createFile(atPath: temporary, contents: Data(text)) else { continue }
             if rename(temporary, path) != 0 { unlink(temporary) }
         }
         added.removeAll()
@@ -108,19 +120,58 @@ final class FrameCache {
         for file in files.dropFirst(keptModules) { unlink(directory + "/" + file.name) }
     }
 
-    private func read(_ key: String) -> [UInt64: Entry] {
-        guard let directory, let data = FileManager.default.contents(atPath: directory + "/" + key) else { return [:] }
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
-        guard let header = lines.first, header == "heapgate-frames 1 \(owner)" else { return [:] }
-        var table: [UInt64: Entry] = [:]
-        for line in lines.dropFirst() {
-            guard let tab = line.firstIndex(of: "\t"), let address = UInt64(line[..<tab], radix: 16) else { continue }
-            let rest = line[line.index(after: tab)...]
-            guard let source = rest.first, source == "D" || source == "S",
-                  let frames = Self.decode(rest.dropFirst()) else { continue }
-            table[address] = Entry(frames: frames, fromDWARF: source == "D")
+    private func read(_ key: String) -> KeptFile {
+        guard let directory, let data = FileManager.default.contents(atPath: directory + "/" + key) else { return KeptFile() }
+        return KeptFile(bytes: [UInt8](data), header: "heapgate-frames 1 \(owner)")
+    }
+
+    /// A module's file as read: where each address's answer lies in it, decoded only when
+    /// asked for. A report needs a few dozen of the thousands of addresses that libc's file
+    /// collects, and decoding them all was a sixth of a short `heapgate run`'s own
+    /// instructions (6.5 M of 40 M).
+    private struct KeptFile {
+        var bytes: [UInt8] = []
+        /// By address: the rest of its line, after the tab (source letter and frames).
+        var lines: [UInt64: Range<Int>] = [:]
+
+        init() {}
+
+        /// Indexes the lines that start with a hex address and a tab; none when the first
+        /// line is not `header`.
+        init(bytes: [UInt8], header: String) {
+            let headerBytes = Array(header.utf8)
+            guard bytes.count > headerBytes.count, bytes[headerBytes.count] == UInt8(ascii: "\n"),
+                  bytes.starts(with: headerBytes) else { return }
+            self.bytes = bytes
+            var start = headerBytes.count + 1
+            while start < bytes.count {
+                let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+                var address: UInt64 = 0, at = start, digits = 0
+                while at < end, digits <= 16, let digit = Self.hexDigit(bytes[at]) {
+                    address = address << 4 | UInt64(digit)
+                    at += 1
+                    digits += 1
+                }
+                if digits > 0, digits <= 16, at < end, bytes[at] == UInt8(ascii: "\t") { lines[address] = (at + 1)..<end }
+                start = end + 1
+            }
         }
-        return table
+
+        func entry(_ address: UInt64) -> Entry? {
+            guard let range = lines[address], let source = range.first.map({ bytes[$0] }),
+                  source == UInt8(ascii: "D") || source == UInt8(ascii: "S"),
+                  let frames = FrameCache.decode(bytes[(range.lowerBound + 1)..<range.upperBound])
+            else { return nil }
+            return Entry(frames: frames, fromDWARF: source == UInt8(ascii: "D"))
+        }
+
+        private static func hexDigit(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+        }
     }
 
     // One line per address: its hex value, a tab, D (from DWARF) or S (symbol table), then
@@ -128,6 +179,8 @@ final class FrameCache {
     // field and a present one behind "=".
     private static let frameSeparator: Character = "\u{1E}"
     private static let fieldSeparator: Character = "\u{1F}"
+    private static let frameSeparatorByte: UInt8 = 0x1E
+    private static let fieldSeparatorByte: UInt8 = 0x1F
 
     static func encode(_ frames: [SourceFrame]) -> String? {
         var parts: [String] = []
@@ -144,15 +197,24 @@ final class FrameCache {
     }
 
     static func decode(_ text: Substring) -> [SourceFrame]? {
+        decode(Array(text.utf8)[...])
+    }
+
+    /// Splits at the separator bytes (ASCII, so never inside a multi-byte character): by
+    /// Character, which has to find grapheme boundaries, a Rust stack's line of 3.5 KB took
+    /// 0.5 M instructions.
+    static func decode(_ bytes: ArraySlice<UInt8>) -> [SourceFrame]? {
         var frames: [SourceFrame] = []
-        for part in text.split(separator: frameSeparator, omittingEmptySubsequences: false) {
-            let fields = part.split(separator: fieldSeparator, omittingEmptySubsequences: false)
+        for part in bytes.split(separator: frameSeparatorByte, omittingEmptySubsequences: false) {
+            let fields = part.split(separator: fieldSeparatorByte, omittingEmptySubsequences: false)
             guard fields.count == 5 else { return nil }
-            func string(_ field: Substring) -> String? { field.first == "=" ? String(field.dropFirst()) : nil }
+            func string(_ field: ArraySlice<UInt8>) -> String? {
+                field.first == UInt8(ascii: "=") ? String(decoding: field.dropFirst(), as: UTF8.self) : nil
+            }
             let line: Int?
-            if fields[3].isEmpty { line = nil } else if let value = Int(fields[3]) { line = value } else { return nil }
+            if fields[3].isEmpty { line = nil } else if let value = Int(String(decoding: fields[3], as: UTF8.self)) { line = value } else { return nil }
             frames.append(SourceFrame(function: string(fields[0]), file: string(fields[2]), line: line,
-                                      isInlined: fields[4] == "1", linkageName: string(fields[1])))
+                                      isInlined: fields[4].elementsEqual([UInt8(ascii: "1")]), linkageName: string(fields[1])))
         }
         return frames.isEmpty ? nil : frames
     }
