@@ -148,6 +148,35 @@ struct LaunchTests {
         }
     }
 
+    /// A set-user-ID program owned by another user starts in secure-execution mode, where the
+    /// loader ignores LD_PRELOAD: heapgate says so (status 3) instead of running it untraced
+    /// (it printed "wrote no trace" after the program had run, with the program's status 0).
+    /// The same copy without the bit is traced. Needs root, to give the copy to nobody.
+    @Test(.enabled(if: getuid() == 0, "needs root: the copy is given to another user"))
+    func setUserIDProgram() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let copy = directory + "/leak_basic"
+            try FileManager.default.copyItem(atPath: Harness.fixture("leak_basic"), toPath: copy)
+            #expect(chown(copy, 65534, 65534) == 0)
+            #expect(chmod(copy, 0o4755) == 0)
+            var volume = statvfs()
+            #expect(statvfs(copy, &volume) == 0)
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--", copy])
+            if volume.f_flag & UInt(ST_NOSUID) != 0 {
+                // The bit changes nothing on this file system: the program is traced.
+                #expect(outcome.status == 0 && outcome.stderr.contains("definitely lost: "), "\(outcome.stderr)")
+            } else {
+                #expect(outcome.status == 3)
+                #expect(outcome.stdout.isEmpty, "the program must not be run")
+                #expect(outcome.stderrLines == ["heapgate: \(copy) is set-user-ID (owner uid 65534): it runs in secure-execution mode, where the loader ignores LD_PRELOAD, so nothing can be traced (trace a copy without that bit)"])
+            }
+            #expect(chmod(copy, 0o755) == 0)
+            let traced = try Harness.execute(Harness.heapgate, ["run", "--", copy])
+            #expect(traced.status == 0)
+            #expect(traced.stderr.contains("definitely lost: "), "\(traced.stderr)")
+        }
+    }
+
     // MARK: Tracing does not disturb the program
 
     /// The program closes every descriptor above stderr (the trace's among them), opens files,

@@ -9,6 +9,7 @@ public enum LaunchError: Error, CustomStringConvertible {
     case notExecutable(String)
     case staticBinary(String)
     case otherArchitecture(String, program: String, shim: String)
+    case secureExecution(String, why: String)
     case shimMissing([String])
     case spawnFailed(String, Int32)
 
@@ -20,6 +21,8 @@ public enum LaunchError: Error, CustomStringConvertible {
             return "\(path) is statically linked: LD_PRELOAD cannot load heapgate into it, so nothing can be traced"
         case let .otherArchitecture(path, program, shim):
             return "\(path) is a \(program) program and libheapgate.so is built for \(shim): the loader cannot load heapgate into it, so nothing can be traced"
+        case let .secureExecution(path, why):
+            return "\(path) is \(why): it runs in secure-execution mode, where the loader ignores LD_PRELOAD, so nothing can be traced (trace a copy without that bit)"
         case let .shimMissing(places): return "cannot find libheapgate.so (looked in \(places.joined(separator: ", "))); set HEAPGATE_SHIM"
         case let .spawnFailed(path, error): return "\(path): \(String(cString: strerror(error)))"
         }
@@ -30,7 +33,7 @@ public enum LaunchError: Error, CustomStringConvertible {
         switch self {
         case .commandNotFound: return 127
         case .notExecutable: return 126
-        case .staticBinary, .otherArchitecture: return 3
+        case .staticBinary, .otherArchitecture, .secureExecution: return 3
         case .shimMissing, .spawnFailed: return 1
         }
     }
@@ -90,7 +93,8 @@ public enum TracedLaunch {
                            whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32) {
         let executable = try resolve(arguments[0])
         switch ElfInspection.verdict(program: executable, shim: shim) {
-        case .preloadable: break
+        case .preloadable:
+            if let why = SecureExecution.reason(path: executable) { throw LaunchError.secureExecution(executable, why: why) }
         case .staticExecutable: throw LaunchError.staticBinary(executable)
         case let .otherArchitecture(program, shimTarget):
             throw LaunchError.otherArchitecture(executable, program: program, shim: shimTarget)
