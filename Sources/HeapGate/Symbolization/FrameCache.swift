@@ -94,7 +94,11 @@ final class FrameCache {
             for address in Set(kept.lines.keys).union(answers.keys).sorted() {
                 text += Array(String(address, radix: 16).utf8)
                 text.append(UInt8(ascii: "\t"))
-                if let answer = answers[address] { text += Array(answer.utf8) } else { text += kept.bytes[kept.lines[address]!] }
+                if let answer = answers[address] {
+                    text += Array(answer.utf8)
+                } else if let range = kept.lines[address] {
+                    text += kept.bytes[range]
+                }
                 text.append(UInt8(ascii: "\n"))
             }
             let path = directory + "/" + key
