@@ -19,9 +19,10 @@ let package = Package(
             pkgConfig: "libdw",
             providers: [.apt(["libdw-dev", "libelf-dev"])]
         ),
+        .systemLibrary(name: "CLinux"),
         .target(
             name: "HeapGate",
-            dependencies: ["CLibdw"],
+            dependencies: ["CLibdw", "CLinux"],
             cSettings: [.define("_GNU_SOURCE")]
         ),
         .executableTarget(

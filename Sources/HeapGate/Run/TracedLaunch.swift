@@ -22,7 +22,7 @@ public enum LaunchError: Error, CustomStringConvertible {
         case let .otherArchitecture(path, program, shim):
             return "\(path) is a \(program) program and libheapgate.so is built for \(shim): the loader cannot load heapgate into it, so nothing can be traced"
         case let .secureExecution(path, why):
-            return "\(path) is \(why): it runs in secure-execution mode, where the loader ignores LD_PRELOAD, so nothing can be traced (trace a copy without that bit)"
+            return "\(path) is \(why): it runs in secure-execution mode, where the loader ignores LD_PRELOAD, so nothing can be traced (a copy made with cp can be)"
         case let .shimMissing(places): return "cannot find libheapgate.so (looked in \(places.joined(separator: ", "))); set HEAPGATE_SHIM"
         case let .spawnFailed(path, error): return "\(path): \(String(cString: strerror(error)))"
         }
