@@ -190,9 +190,15 @@ struct LaunchTests {
             try FileManager.default.copyItem(atPath: Harness.fixture("leak_basic"), toPath: copy)
             let setcap = try Harness.execute("/usr/sbin/setcap", ["cap_net_raw+ep", copy])
             #expect(setcap.status == 0, "\(setcap.stderr)")
+            // heapgate and its shim copied where nobody may run them: the checkout may not be.
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: directory + "/bin", withIntermediateDirectories: true)
+            try fm.createDirectory(atPath: directory + "/lib", withIntermediateDirectories: true)
+            try fm.copyItem(atPath: Harness.heapgate, toPath: directory + "/bin/heapgate")
+            try fm.copyItem(atPath: Harness.shim, toPath: directory + "/lib/libheapgate.so")
             let asNobody = try Harness.execute("/usr/bin/setpriv", [
-                "--reuid=65534", "--regid=65534", "--clear-groups", Harness.heapgate, "run", "--", copy,
-            ])
+                "--reuid=65534", "--regid=65534", "--clear-groups", directory + "/bin/heapgate", "run", "--", copy,
+            ], environment: ["HOME": directory])
             #expect(asNobody.status == 3)
             #expect(asNobody.stdout.isEmpty, "the program must not be run")
             #expect(asNobody.stderrLines == ["heapgate: \(copy) is given file capabilities (getcap lists them): it runs in secure-execution mode, where the loader ignores LD_PRELOAD, so nothing can be traced (a copy made with cp can be)"])
