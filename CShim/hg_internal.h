@@ -280,6 +280,10 @@ void hg_writer_close(void);
  *  the range programs use; with a descriptor limit (RLIMIT_NOFILE) below ~1024, its top three,
  *  so that the program's own descriptors get the numbers they get natively. */
 int hg_descriptor_floor(void);
+
+/* ---- hg_unwind_pipe.c: libunwind's pipe, above the program's descriptors ---- */
+/** Initialises libunwind, whose pipe goes to the top of the descriptor range. Once, early. */
+void hg_unwind_pipe_place(void);
 /** Forgets the parent's file in a fork child without touching the parent's descriptor state. */
 void hg_writer_forget_in_child(void);
 

@@ -7,6 +7,7 @@
  * (after main returned or exit() ran the atexit handlers) or by _exit (a fork child).
  */
 #define UNW_LOCAL_ONLY
+#include <dlfcn.h>
 #include <libunwind.h>
 #include <pthread.h>
 #include <string.h>
@@ -66,15 +67,21 @@ __attribute__((constructor)) static void hg_constructor(void) {
 
 /* The stack pointer of exit()'s caller, so the leak scan starts there: the frames of exit,
  * _dl_fini and this destructor lie below it, over the dead frames of whatever main called
- * last, whose stale slots would otherwise count as roots. Falls back to our own frame. */
+ * last, whose stale slots would otherwise count as roots. Falls back to our own frame.
+ * A frame is exit's when dladdr, which reads the loaded dynamic symbol tables, puts its call
+ * in exit (the address before the return address: exit ends with a call that does not
+ * return). unw_get_proc_name read /proc/self/maps and each frame's file, and looked for
+ * debug files, at every process's exit. */
 static uintptr_t hg_exit_caller_stack_pointer(void) {
     unw_context_t context;
     unw_cursor_t cursor;
     if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return 0;
-    char name[64];
     for (int depth = 0; depth < 32 && unw_step(&cursor) > 0; depth++) {
-        unw_word_t offset;
-        if (unw_get_proc_name(&cursor, name, sizeof name, &offset) != 0 || strcmp(name, "exit") != 0) continue;
+        unw_word_t ip;
+        Dl_info where;
+        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0 || dladdr((void *)(ip - 1), &where) == 0 ||
+            where.dli_sname == NULL || strcmp(where.dli_sname, "exit") != 0)
+            continue;
         unw_word_t sp;
         if (unw_step(&cursor) > 0 && unw_get_reg(&cursor, UNW_REG_SP, &sp) == 0) return (uintptr_t)sp;
         break;

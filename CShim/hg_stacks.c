@@ -61,44 +61,6 @@ static void *hg_reserve(size_t bytes) {
     return map == MAP_FAILED ? NULL : map;
 }
 
-/* libunwind 1.6 opens a pipe (its memory validator) on first use, at the two lowest free
- * descriptors. The program's next open() would then return 5 instead of 3, and a program that
- * closes every descriptor and opens files could have libunwind write a validation byte into
- * one of them. So libunwind is initialised while placeholders hold every free descriptor below
- * hg_descriptor_floor() (1000, or the top of a lower descriptor limit), and the placeholders
- * are closed again. Runs once, early, on the only thread. */
-static void hg_close_placeholders(const int *fds, int count) {
-    /* They were handed out lowest first, so they come in runs: one close_range per run. */
-    for (int i = 0; i < count;) {
-        int end = i + 1;
-        while (end < count && fds[end] == fds[end - 1] + 1) end++;
-        if (syscall(SYS_close_range, (unsigned)fds[i], (unsigned)fds[end - 1], 0u) != 0)
-            for (int j = i; j < end; j++) close(fds[j]);
-        i = end;
-    }
-}
-
-static void hg_init_libunwind(void) {
-    int high = hg_descriptor_floor();
-    int source = high > 3 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
-    static int placed[1024];
-    int count = 0;
-    /* F_DUPFD hands out the lowest free descriptor: one call per free slot, no probing of
-     * the taken ones (about 1,000 system calls instead of 3,000: ~2 ms at every start). */
-    while (source >= 0 && count < 1024) {
-        int fd = fcntl(source, F_DUPFD_CLOEXEC, 0);
-        if (fd < 0) break;
-        if (fd >= high) {
-            close(fd);
-            break;
-        }
-        placed[count++] = fd;
-    }
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-    hg_close_placeholders(placed, count);
-    if (source >= 0) close(source);
-}
-
 void hg_stacks_init(void) {
     const char *depth = hg_getenv("HEAPGATE_DEPTH");
     if (depth) {
@@ -112,9 +74,8 @@ void hg_stacks_init(void) {
     /* Never leak-scan roots: 16 MiB of mostly untouched reservation, and no heap pointers
      * (nor are the stacks' chunks: hg_stacks_exclude_from_scan). */
     if (hg_table) hg_leakscan_exclude(hg_table, sizeof(uint32_t) * HG_TABLE_SLOTS);
-    /* Per-thread caches need no lock when a signal handler unwinds mid-unwind. This is also
-     * libunwind's first use, which opens its memory-validation pipe: see hg_init_libunwind. */
-    hg_init_libunwind();
+    /* libunwind's first use, which opens its memory-validation pipe: see hg_unwind_pipe.c. */
+    hg_unwind_pipe_place();
     hg_unwind_init();
 }
 
