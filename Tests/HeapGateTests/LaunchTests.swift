@@ -174,6 +174,16 @@ struct LaunchTests {
             let traced = try Harness.execute(Harness.heapgate, ["run", "--", copy])
             #expect(traced.status == 0)
             #expect(traced.stderr.contains("definitely lost: "), "\(traced.stderr)")
+
+            // Linux ignores the bit on a script: its interpreter starts as usual, traced.
+            let script = directory + "/script"
+            #expect(FileManager.default.createFile(atPath: script, contents: Data("#!/bin/sh\necho from the script\n".utf8)))
+            #expect(chown(script, 65534, 65534) == 0)
+            #expect(chmod(script, 0o4755) == 0)
+            let interpreted = try Harness.execute(Harness.heapgate, ["run", "--", script])
+            #expect(interpreted.status == 0, "\(interpreted.stderr)")
+            #expect(interpreted.stdoutText == "from the script\n")
+            #expect(interpreted.stderr.contains("HEAP SUMMARY"), "\(interpreted.stderr)")
         }
     }
 
