@@ -124,6 +124,13 @@ else
     rm -f "$probe"
     echo "  skip  hello_i386 (cannot build a 32-bit x86 program: does the compiler take -m32?)"
 fi
+# A program linked against musl needs musl-gcc (Debian's musl-tools, which make test installs);
+# without it the launch test that uses hello_musl skips.
+if command -v musl-gcc >/dev/null 2>&1; then
+    CC=musl-gcc fixture c hello_musl hello_musl.c
+else
+    echo "  skip  hello_musl (no musl-gcc: install musl-tools)"
+fi
 # C++
 fixture cxx leak_cpp leak_cpp.cpp
 fixture cxx clean_cpp clean.cpp

@@ -7,7 +7,7 @@ profile=${1:-build}
 packages=(make gcc g++ pkg-config libunwind-dev libdw-dev libelf-dev)
 case "$profile" in
   build) ;;
-  test) packages+=(valgrind libcap2-bin) ;; # libcap2-bin: setcap, for the file-capabilities launch test
+  test) packages+=(valgrind libcap2-bin musl-tools) ;; # setcap and musl-gcc, for two launch tests
   bench) packages+=(valgrind heaptrack jq sqlite3 time) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

@@ -148,6 +148,23 @@ struct LaunchTests {
         }
     }
 
+    /// A program linked against musl: musl's loader stops with an error when LD_PRELOAD names
+    /// a library it cannot load (the glibc-linked shim), and the program never starts (status
+    /// 127, a wall of "Error relocating" lines, then "wrote no trace"). heapgate says why,
+    /// before it starts anything (status 3). Natively the fixture runs.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Harness.fixture("hello_musl")),
+                   "hello_musl was not built: no musl-gcc (musl-tools; scripts/build-fixtures.sh says so)"))
+    func muslProgram() throws {
+        let program = Harness.fixture("hello_musl")
+        let native = try Harness.execute(program, [])
+        #expect(native.status == 0)
+        #expect(native.stdoutText == "hello from musl\n")
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", program])
+        #expect(outcome.status == 3)
+        #expect(outcome.stdout.isEmpty)
+        #expect(outcome.stderrLines == ["heapgate: \(program) is linked against musl (its loader is /lib/ld-musl-x86_64.so.1) and libheapgate.so against glibc: musl's loader would refuse to start it with heapgate preloaded, so nothing can be traced"])
+    }
+
     /// A set-user-ID program owned by another user starts in secure-execution mode, where the
     /// loader ignores LD_PRELOAD: heapgate says so (status 3) instead of running it untraced
     /// (it printed "wrote no trace" after the program had run, with the program's status 0).

@@ -13,6 +13,9 @@ enum ElfInspection {
         /// one run by binfmt emulation): the loader refuses the shim ("wrong ELF class") and
         /// runs the program untraced.
         case otherArchitecture(program: String, shim: String)
+        /// Linked against musl, whose loader (`loader`) stops with an error, and does not start
+        /// the program, when a preload it cannot load (the glibc-linked shim) is asked for.
+        case muslProgram(loader: String)
     }
 
     /// The fields of an ELF header that decide whether one file can be loaded into the other.
@@ -41,7 +44,17 @@ enum ElfInspection {
         if let shimTarget = header(shim).flatMap(target), shimTarget != programTarget {
             return .otherArchitecture(program: programTarget.name, shim: shimTarget.name)
         }
-        return hasInterpreter(bytes, programTarget) == false ? .staticExecutable : .preloadable
+        switch interpreter(bytes, programTarget) {
+        case .absent?: return .staticExecutable
+        case let .path(loader)? where loader.split(separator: "/").last?.hasPrefix("ld-musl") == true:
+            return .muslProgram(loader: loader)
+        default: return .preloadable
+        }
+    }
+
+    private enum Interpreter {
+        case absent
+        case path(String)
     }
 
     /// The first 64 KiB, where the ELF header and (in practice) the program headers are.
@@ -59,9 +72,9 @@ enum ElfInspection {
         return Target(is64Bit: bytes[4] == 2, littleEndian: littleEndian, machine: machine)
     }
 
-    /// Whether a 64-bit little-endian ELF file has a PT_INTERP program header; nil where that
+    /// The PT_INTERP of a 64-bit little-endian ELF file (`.absent`: it has none); nil where that
     /// cannot be told from `bytes` (other layouts, headers beyond them).
-    private static func hasInterpreter(_ bytes: [UInt8], _ target: Target) -> Bool? {
+    private static func interpreter(_ bytes: [UInt8], _ target: Target) -> Interpreter? {
         guard target.is64Bit, target.littleEndian, bytes.count >= 64 else { return nil }
         func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
         func u64(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
@@ -71,8 +84,13 @@ enum ElfInspection {
             let at = phoff + index * phentsize
             guard at + 4 <= bytes.count else { return nil }
             let type = Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24
-            if type == 3 /* PT_INTERP */ { return true }
+            guard type == 3 /* PT_INTERP */ else { continue }
+            guard at + 40 <= bytes.count else { return nil }
+            let offset = u64(at + 8), size = u64(at + 32)
+            guard offset >= 0, size > 0, size < 4096, offset + size <= bytes.count else { return nil }
+            let path = bytes[offset..<(offset + size)].prefix { $0 != 0 }
+            return .path(String(decoding: path, as: UTF8.self))
         }
-        return false
+        return .absent
     }
 }

@@ -10,6 +10,7 @@ public enum LaunchError: Error, CustomStringConvertible {
     case staticBinary(String)
     case otherArchitecture(String, program: String, shim: String)
     case secureExecution(String, why: String)
+    case muslProgram(String, loader: String)
     case shimMissing([String])
     case spawnFailed(String, Int32)
 
@@ -21,6 +22,8 @@ public enum LaunchError: Error, CustomStringConvertible {
             return "\(path) is statically linked: LD_PRELOAD cannot load heapgate into it, so nothing can be traced"
         case let .otherArchitecture(path, program, shim):
             return "\(path) is a \(program) program and libheapgate.so is built for \(shim): the loader cannot load heapgate into it, so nothing can be traced"
+        case let .muslProgram(path, loader):
+            return "\(path) is linked against musl (its loader is \(loader)) and libheapgate.so against glibc: musl's loader would refuse to start it with heapgate preloaded, so nothing can be traced"
         case let .secureExecution(path, why):
             return "\(path) is \(why): it runs in secure-execution mode, where the loader ignores LD_PRELOAD, so nothing can be traced (a copy made with cp can be)"
         case let .shimMissing(places): return "cannot find libheapgate.so (looked in \(places.joined(separator: ", "))); set HEAPGATE_SHIM"
@@ -33,7 +36,7 @@ public enum LaunchError: Error, CustomStringConvertible {
         switch self {
         case .commandNotFound: return 127
         case .notExecutable: return 126
-        case .staticBinary, .otherArchitecture, .secureExecution: return 3
+        case .staticBinary, .otherArchitecture, .secureExecution, .muslProgram: return 3
         case .shimMissing, .spawnFailed: return 1
         }
     }
@@ -98,6 +101,8 @@ public enum TracedLaunch {
         case .staticExecutable: throw LaunchError.staticBinary(executable)
         case let .otherArchitecture(program, shimTarget):
             throw LaunchError.otherArchitecture(executable, program: program, shim: shimTarget)
+        case let .muslProgram(loader):
+            throw LaunchError.muslProgram(executable, loader: loader)
         }
 
         var settings = extraEnvironment
