@@ -12,12 +12,17 @@ SHIM_LIBS := -lunwind -ldl
 SHIM_SOURCES := $(wildcard CShim/*.c)
 SHIM_HEADERS := $(wildcard CShim/*.h CShim/include/*.h)
 SHIM := $(BUILD)/lib/libheapgate.so
+# What `heapgate run` puts in LD_PRELOAD: PRELOAD/$LIB/libheapgate.so. glibc expands $LIB and
+# finds a link to the shim; musl opens "$LIB" literally and finds a stub that does nothing
+# (CShim/stub/heapgate_preload_stub.c), where the shim would stop it from starting.
+PRELOAD := $(BUILD)/lib/heapgate-preload
+PRELOAD_STUB_SOURCE := CShim/stub/heapgate_preload_stub.c
 CLI := $(BUILD)/bin/heapgate
 SWIFT_SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') Package.swift
 
-.PHONY: all deps shim cli fixtures test install example bench clean
+.PHONY: all deps shim preload cli fixtures test install example bench clean
 
-all: shim cli
+all: shim preload cli
 
 # Installs missing Debian packages (apt-get); a no-op when everything is there.
 deps:
@@ -28,6 +33,18 @@ shim: $(SHIM)
 $(SHIM): $(SHIM_SOURCES) $(SHIM_HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $(SHIM_SOURCES) $(SHIM_LIBS)
+
+# The link for each expansion of $LIB that glibc builds use for x86-64 (Debian and Ubuntu,
+# Fedora and SUSE, Arch), and the stub under the literal name.
+preload: $(PRELOAD)/.made
+
+$(PRELOAD)/.made: $(SHIM) $(PRELOAD_STUB_SOURCE) Makefile
+	@rm -rf $(PRELOAD) && mkdir -p '$(PRELOAD)/$$LIB' $(PRELOAD)/lib/x86_64-linux-gnu $(PRELOAD)/lib64
+	$(CC) -shared -nostdlib -fPIC -o '$(PRELOAD)/$$LIB/libheapgate.so' $(PRELOAD_STUB_SOURCE)
+	ln -s ../../../libheapgate.so $(PRELOAD)/lib/x86_64-linux-gnu/libheapgate.so
+	ln -s ../../libheapgate.so $(PRELOAD)/lib64/libheapgate.so
+	ln -s ../../libheapgate.so $(PRELOAD)/lib/libheapgate.so
+	@touch $@
 
 cli: $(CLI)
 
@@ -62,6 +79,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/heapgate
 	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/heapgate
 	install -m 755 $(SHIM) $(DESTDIR)$(PREFIX)/lib/heapgate/libheapgate.so
+	rm -rf $(DESTDIR)$(PREFIX)/lib/heapgate/heapgate-preload
+	cp -a $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/heapgate/heapgate-preload
+	rm -f $(DESTDIR)$(PREFIX)/lib/heapgate/heapgate-preload/.made
 
 clean:
 	rm -rf $(BUILD) .build

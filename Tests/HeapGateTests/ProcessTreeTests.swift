@@ -229,4 +229,21 @@ struct ProcessTreeTests {
         try #require(report.processes.count == 1, "round \(round)")
         return report.processes[0]
     }
+
+    /// A musl program started by a traced one runs, untraced: musl's loader opens the preload
+    /// path's "$LIB" literally and finds a stub, where glibc's expands it and finds the shim.
+    /// Given the shim itself, musl's loader stopped with an error: the child never ran
+    /// (status 127), and a process tree that contains one failed under heapgate.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Harness.fixture("hello_musl")),
+                   "hello_musl was not built: no musl-gcc (musl-tools; scripts/build-fixtures.sh says so)"))
+    func muslChildStarts() throws {
+        let script = Harness.fixture("hello_musl") + "; echo \"status $?\""
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", "/bin/sh", "-c", script])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "hello from musl\nstatus 0\n")
+        #expect(!outcome.stderr.contains("Error"), "\(outcome.stderr)")
+        // The shell itself, linked against glibc, is traced.
+        #expect(outcome.stderr.contains("Command: /bin/sh -c"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("HEAP SUMMARY"))
+    }
 }

@@ -109,7 +109,7 @@ public enum TracedLaunch {
         settings["HEAPGATE_OUT"] = traceDirectory
         let argumentBytes = rawArguments ?? arguments.map { Array($0.utf8CString) }
         let argv = argumentBytes.map { bytes in bytes.withUnsafeBufferPointer { strdup($0.baseAddress!) } } + [nil]
-        let envp = programEnvironment(shim: shim, settings: settings) + [nil]
+        let envp = programEnvironment(shim: preloadEntry(forShim: shim), settings: settings) + [nil]
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
@@ -130,6 +130,22 @@ public enum TracedLaunch {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (pid, shellStatus(status))
+    }
+
+    /// What goes in LD_PRELOAD for `shim`: `heapgate-preload/$LIB/libheapgate.so` beside it when
+    /// `make` laid that out (see the Makefile) with a link to `shim` for every expansion of
+    /// $LIB it knows, else `shim` itself. glibc's loader expands $LIB and loads the shim; musl's
+    /// opens the directory named "$LIB" and loads a stub that does nothing. With the shim
+    /// itself there, musl's loader stopped with an error and a musl program anywhere in the
+    /// traced process tree never started.
+    static func preloadEntry(forShim shim: String) -> String {
+        let preload = URL(fileURLWithPath: shim).deletingLastPathComponent().path + "/heapgate-preload"
+        let expansions = ["lib/x86_64-linux-gnu", "lib64", "lib"]
+        let shimFile = ModuleImage.resolvedPath(shim)
+        guard FileManager.default.fileExists(atPath: preload + "/$LIB/libheapgate.so"),
+              expansions.allSatisfy({ ModuleImage.resolvedPath(preload + "/" + $0 + "/libheapgate.so") == shimFile })
+        else { return shim }
+        return preload + "/$LIB/libheapgate.so"
     }
 
     /// heapgate's environment, entry for entry and byte for byte (values need not be UTF-8,
