@@ -44,6 +44,14 @@ $(PRELOAD)/.made: $(SHIM) $(PRELOAD_STUB_SOURCE) Makefile
 	ln -s ../../../libheapgate.so $(PRELOAD)/lib/x86_64-linux-gnu/libheapgate.so
 	ln -s ../../libheapgate.so $(PRELOAD)/lib64/libheapgate.so
 	ln -s ../../libheapgate.so $(PRELOAD)/lib/libheapgate.so
+	@# A 32-bit program's loader expands $$LIB to lib32 (Debian's libc6-i386) or
+	@# lib/i386-linux-gnu (multiarch): a 32-bit stub there keeps it from printing that it
+	@# cannot load the 64-bit shim. Skipped where the compiler has no -m32.
+	@if $(CC) -m32 -shared -nostdlib -fPIC -o $(PRELOAD)/stub32.so $(PRELOAD_STUB_SOURCE) 2>/dev/null; then \
+	    mkdir -p $(PRELOAD)/lib32 $(PRELOAD)/lib/i386-linux-gnu; \
+	    cp $(PRELOAD)/stub32.so $(PRELOAD)/lib32/libheapgate.so; \
+	    mv $(PRELOAD)/stub32.so $(PRELOAD)/lib/i386-linux-gnu/libheapgate.so; \
+	fi
 	@touch $@
 
 cli: $(CLI)

@@ -120,6 +120,7 @@ fi
 if echo '.globl _start' | "$CC" -m32 -nostdlib -static -x assembler -o "$probe" - 2>/dev/null; then
     rm -f "$probe"
     fixture c hello_i386 hello_i386.S -m32 -nostdlib -static
+    fixture c hello_i386_dynamic hello_i386.S -m32 -nostdlib -pie -Wl,-dynamic-linker,/lib/ld-linux.so.2
 else
     rm -f "$probe"
     echo "  skip  hello_i386 (cannot build a 32-bit x86 program: does the compiler take -m32?)"

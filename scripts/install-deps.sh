@@ -7,7 +7,7 @@ profile=${1:-build}
 packages=(make gcc g++ pkg-config libunwind-dev libdw-dev libelf-dev)
 case "$profile" in
   build) ;;
-  test) packages+=(valgrind libcap2-bin musl-tools) ;; # setcap and musl-gcc, for two launch tests
+  test) packages+=(valgrind libcap2-bin musl-tools libc6-i386) ;; # setcap, musl-gcc, a 32-bit loader: launch tests
   bench) packages+=(valgrind heaptrack jq sqlite3 time) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

@@ -246,4 +246,20 @@ struct ProcessTreeTests {
         #expect(outcome.stderr.contains("Command: /bin/sh -c"), "\(outcome.stderr)")
         #expect(outcome.stderr.contains("HEAP SUMMARY"))
     }
+
+    /// A 32-bit program started by a traced one runs untraced and without a word from its
+    /// loader: that loader expands the preload path's $LIB to its own directory (lib32 for
+    /// Debian's libc6-i386), where `make` put a 32-bit stub. With the 64-bit shim's own path,
+    /// it printed "ERROR: ld.so: object … cannot be preloaded (wrong ELF class: ELFCLASS64)"
+    /// on the program's stderr.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Harness.fixture("hello_i386_dynamic"))
+                   && FileManager.default.fileExists(atPath: "/lib/ld-linux.so.2"),
+                   "needs hello_i386_dynamic (a compiler with -m32) and a 32-bit loader (libc6-i386)"))
+    func thirtyTwoBitChildRunsQuietly() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", "/bin/sh", "-c", Harness.fixture("hello_i386_dynamic")])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "hello from a 32-bit program\n")
+        #expect(!outcome.stderr.contains("ld.so"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("Command: /bin/sh -c"), "\(outcome.stderr)")
+    }
 }
