@@ -438,7 +438,6 @@ void hg_drain_resume(void) {
 bool hg_drain_in_owner(void) { return getpid() == hg_owner; }
 
 void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
-    if (!hg_drain_in_owner()) return; /* a vfork child: the trace is its parent's */
     if (atomic_exchange(&hg_finished, 1)) return;
     if (!atomic_load(&hg_drain_exists)) return;
     /* Wait (briefly) for producers that claimed a slot to publish it, then stop. */

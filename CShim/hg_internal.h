@@ -280,6 +280,9 @@ void hg_writer_close(void);
  *  the range programs use; with a descriptor limit (RLIMIT_NOFILE) below ~1024, its top three,
  *  so that the program's own descriptors get the numbers they get natively. */
 int hg_descriptor_floor(void);
+/** Moves `fd` (close-on-exec) to the lowest free descriptor at or above the floor and returns
+ *  it; where that cannot be done, returns `fd` where it is. */
+int hg_descriptor_raise(int fd);
 
 /* ---- hg_unwind_pipe.c: libunwind's pipe, above the program's descriptors ---- */
 /** Initialises libunwind, whose pipe goes to the top of the descriptor range. Once, early. */
@@ -290,7 +293,8 @@ void hg_writer_forget_in_child(void);
 /* ---- hg_drain.c: the thread that moves events from the ring to the trace ---- */
 void hg_drain_start(void);
 /** Drains everything claimed so far, runs the leak scan (the calling thread's stack counts
- *  from stack_floor up), writes STATS and END, closes the trace. Idempotent. */
+ *  from stack_floor up), writes STATS and END, closes the trace. Idempotent. Only for the
+ *  process whose trace it is: callers check hg_drain_in_owner() first. */
 void hg_drain_finish(int exit_status, uintptr_t stack_floor);
 /** Whether the calling process is the one whose trace this is, and not a vfork child
  *  running on its parent's memory (which must leave the shim's state untouched). */

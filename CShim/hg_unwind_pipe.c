@@ -12,7 +12,6 @@
  * 0.7–1.9 ms of every traced process's start (`perf stat -r 60` of a traced `true`).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -22,25 +21,16 @@
 
 #include "hg_internal.h"
 
-/* Set while hg_unwind_pipe_place() runs, to the thread that runs it. */
+/* The thread in hg_unwind_pipe_place(), while it runs; 0 otherwise (glibc's pthread_t is the
+ * thread's descriptor address, never 0). */
 static _Atomic(pthread_t) hg_placing_thread;
-static _Atomic bool hg_placing;
-
-/* Moves a descriptor to the lowest free one at or above the floor; keeps it where it is if
- * that cannot be done. */
-static int hg_raise_descriptor(int fd) {
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, hg_descriptor_floor());
-    if (high < 0) return fd;
-    close(fd);
-    return high;
-}
 
 static int hg_pipe2(int fds[2], int flags) {
     int result = (int)syscall(SYS_pipe2, fds, flags);
-    if (result == 0 && atomic_load(&hg_placing) && pthread_equal(atomic_load(&hg_placing_thread), pthread_self())) {
+    if (result == 0 && pthread_equal(atomic_load(&hg_placing_thread), pthread_self())) {
         int saved = errno;
-        fds[0] = hg_raise_descriptor(fds[0]);
-        fds[1] = hg_raise_descriptor(fds[1]);
+        fds[0] = hg_descriptor_raise(fds[0]);
+        fds[1] = hg_descriptor_raise(fds[1]);
         errno = saved;
     }
     return result;
@@ -54,9 +44,8 @@ HG_EXPORT int pipe(int fds[2]) { return hg_pipe2(fds, 0); }
 
 void hg_unwind_pipe_place(void) {
     atomic_store(&hg_placing_thread, pthread_self());
-    atomic_store(&hg_placing, true);
     /* libunwind's first use: it opens its pipe here. Per-thread caches also need no lock
      * when a signal handler unwinds mid-unwind. */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-    atomic_store(&hg_placing, false);
+    atomic_store(&hg_placing_thread, (pthread_t)0);
 }

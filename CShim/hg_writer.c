@@ -73,14 +73,17 @@ static const char *hg_trace_directory(const char *dir) {
     return resolved;
 }
 
+int hg_descriptor_raise(int fd) {
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, hg_descriptor_floor());
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
 bool hg_writer_open(const char *dir, uint32_t flags) {
     int fd = hg_create_trace_file(hg_trace_directory(dir));
     if (fd < 0) return false;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, hg_descriptor_floor());
-    if (high >= 0) {
-        close(fd);
-        fd = high;
-    }
+    fd = hg_descriptor_raise(fd);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);

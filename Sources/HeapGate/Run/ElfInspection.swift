@@ -16,6 +16,10 @@ enum ElfInspection {
         /// Linked against musl, whose loader (`loader`) stops with an error, and does not start
         /// the program, when a preload it cannot load (the glibc-linked shim) is asked for.
         case muslProgram(loader: String)
+        /// Started by the kernel in secure-execution mode, where the loader ignores LD_PRELOAD
+        /// (`why`: see `SecureExecution`). Only ELF files: Linux ignores the set-ID bits and
+        /// capabilities of a script, whose interpreter starts as usual.
+        case secureExecution(why: String)
     }
 
     /// The fields of an ELF header that decide whether one file can be loaded into the other.
@@ -48,7 +52,7 @@ enum ElfInspection {
         case .absent?: return .staticExecutable
         case let .path(loader)? where loader.split(separator: "/").last?.hasPrefix("ld-musl") == true:
             return .muslProgram(loader: loader)
-        default: return .preloadable
+        default: return SecureExecution.reason(path: path).map { .secureExecution(why: $0) } ?? .preloadable
         }
     }
 

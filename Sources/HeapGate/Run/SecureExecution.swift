@@ -11,12 +11,10 @@ import Glibc
 /// capabilities (Debian's `ping` has `cap_net_raw`), unless the file system is mounted
 /// `nosuid` or the caller runs with no_new_privs: then none of these changes anything.
 enum SecureExecution {
-    /// Why the program at `path` would start in secure-execution mode, or nil. Only ELF
-    /// files count: Linux ignores the set-ID bits and capabilities of a script, whose
-    /// interpreter starts as usual.
+    /// Why the ELF program at `path` would start in secure-execution mode, or nil.
     static func reason(path: String) -> String? {
         var info = stat()
-        guard stat(path, &info) == 0, isELF(path) else { return nil }
+        guard stat(path, &info) == 0 else { return nil }
         let why: String
         if info.st_mode & S_ISUID != 0 && info.st_uid != getuid() {
             why = "set-user-ID (owner uid \(info.st_uid))"
@@ -33,11 +31,6 @@ enum SecureExecution {
         if statvfs(path, &volume) == 0, volume.f_flag & UInt(ST_NOSUID) != 0 { return nil }
         if noNewPrivileges() { return nil }
         return why
-    }
-
-    private static func isELF(_ path: String) -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path), let magic = try? handle.read(upToCount: 4) else { return false }
-        return [UInt8](magic) == [0x7f, 0x45, 0x4c, 0x46]
     }
 
     /// PR_GET_NO_NEW_PRIVS, read from /proc so that no prctl binding is needed.

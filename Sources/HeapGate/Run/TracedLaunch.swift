@@ -96,13 +96,14 @@ public enum TracedLaunch {
                            whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32) {
         let executable = try resolve(arguments[0])
         switch ElfInspection.verdict(program: executable, shim: shim) {
-        case .preloadable:
-            if let why = SecureExecution.reason(path: executable) { throw LaunchError.secureExecution(executable, why: why) }
+        case .preloadable: break
         case .staticExecutable: throw LaunchError.staticBinary(executable)
         case let .otherArchitecture(program, shimTarget):
             throw LaunchError.otherArchitecture(executable, program: program, shim: shimTarget)
         case let .muslProgram(loader):
             throw LaunchError.muslProgram(executable, loader: loader)
+        case let .secureExecution(why):
+            throw LaunchError.secureExecution(executable, why: why)
         }
 
         var settings = extraEnvironment

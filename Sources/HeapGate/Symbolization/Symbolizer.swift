@@ -235,21 +235,20 @@ public final class Symbolizer {
         lock.lock()
         defer { lock.unlock() }
         let (file, relative) = fileRelative(address, in: module)
-        if let frames = cache[CacheKey(module: file, address: relative)], let outer = frames.last {
-            return SourceFrame(function: outer.function, file: nil, line: nil, isInlined: false, linkageName: outer.linkageName)
+        /// The outer frame's name alone, from frames already known for the address.
+        func named(_ frames: [SourceFrame]?) -> SourceFrame? {
+            frames?.last.map { SourceFrame(function: $0.function, file: nil, line: nil, isInlined: false, linkageName: $0.linkageName) }
         }
+        if let known = named(cache[CacheKey(module: file, address: relative)]) { return known }
         let session = session(for: file)
+        let buildID = session?.buildID
         // The frame cache knows these addresses from earlier reports: reading it spares
         // sorting the module's symbol table (libc's: 6.8 M instructions, a sixth of a short
         // report), which the names of the two or three frames under main would otherwise take.
-        if let session, let buildID = session.buildID {
-            if let outer = frameCache.entry(buildID: buildID, address: relative)?.frames.last {
-                return SourceFrame(function: outer.function, file: nil, line: nil, isInlined: false, linkageName: outer.linkageName)
-            }
-        }
+        if let buildID, let kept = named(frameCache.entry(buildID: buildID, address: relative)?.frames) { return kept }
         let symbol = session.flatMap { $0.symbol(at: relative) }
         let frame = SourceFrame(function: symbol.map(Demangler.demangle), file: nil, line: nil, isInlined: false, linkageName: symbol)
-        if let session, let buildID = session.buildID, symbol != nil {
+        if let buildID, symbol != nil {
             // Kept as a symbol-table answer: a later full look-up of the address still reads DWARF.
             frameCache.keep(FrameCache.Entry(frames: [frame], fromDWARF: false), buildID: buildID, address: relative)
         }
