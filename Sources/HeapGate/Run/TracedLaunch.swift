@@ -120,12 +120,25 @@ public enum TracedLaunch {
         defer { posix_spawnattr_destroy(&attributes) }
         var internalSignals = glibcInternalSignals()
         posix_spawnattr_setsigdefault(&attributes, &internalSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+        // The signals heapgate passes on are held from before the program starts until their
+        // handlers are in place (which needs its pid), then delivered to them: one sent as soon
+        // as the program was up (a test that waits for its first line, then kills heapgate)
+        // killed heapgate instead. The program starts with heapgate's own mask.
+        var forwarded = sigset_t(), original = sigset_t()
+        sigemptyset(&forwarded)
+        for signal in forwardedSignals { sigaddset(&forwarded, signal) }
+        pthread_sigmask(SIG_BLOCK, &forwarded, &original)
+        posix_spawnattr_setsigmask(&attributes, &original)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
         let error = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
-        guard error == 0 else { throw LaunchError.spawnFailed(executable, error) }
+        guard error == 0 else {
+            pthread_sigmask(SIG_SETMASK, &original, nil)
+            throw LaunchError.spawnFailed(executable, error)
+        }
 
         let previousActions = forwardSignals(to: pid)
+        pthread_sigmask(SIG_SETMASK, &original, nil)
         defer { for (signal, action) in previousActions { var old = action; sigaction(signal, &old, nil) } }
         whileRunning?(executable, pid)
         var status: Int32 = 0
