@@ -43,20 +43,13 @@ HG_ALWAYS_INLINE bool hg_recording(void) {
 static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, void *old_ptr) {
     int saved_errno = errno;
     hg_guard_depth++;
-    hg_event_t event = {
-        .kind = kind,
-        .ptr = (uintptr_t)ptr,
-        .size = size,
-        .old_ptr = (uintptr_t)old_ptr,
-        .stack = 0,
-    };
     /* __builtin_frame_address makes this function keep a frame pointer, so its frame holds
      * the entry point's RBP and return address, and its CFA (the frame + 16) is the entry
      * point's stack pointer at the call: the state a DWARF step from here would give. */
     const uintptr_t *frame = __builtin_frame_address(0);
     hg_regs_t entry = {.ip = frame[1], .sp = (uintptr_t)(frame + 2), .rbp = frame[0]};
-    event.stack = hg_stacks_capture(&entry);
-    hg_ring_push(&event);
+    hg_stack_ref_t stack = hg_stacks_capture(&entry);
+    hg_ring_push(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
     hg_guard_depth--;
     errno = saved_errno;
 }
@@ -64,10 +57,7 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
 /* Records a FREE or REALLOC_FREE: no stack, and the ring push neither allocates nor touches
  * errno (on a full ring it only yields), so neither the guard nor errno needs saving. Half of
  * all events are frees: this path is a third of hg_record's. */
-HG_ALWAYS_INLINE void hg_record_free(hg_event_kind_t kind, void *ptr) {
-    hg_event_t event = {.kind = kind, .ptr = (uintptr_t)ptr};
-    hg_ring_push(&event);
-}
+HG_ALWAYS_INLINE void hg_record_free(hg_event_kind_t kind, void *ptr) { hg_ring_push(kind, 0, (uintptr_t)ptr, 0, 0); }
 
 HG_ALWAYS_INLINE void *hg_malloc_body(size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) return hg_bootstrap_alloc(size, 16);

@@ -81,7 +81,8 @@ typedef struct {
     uint64_t old_ptr;    /* REALLOC only */
 } hg_event_t;
 
-void hg_ring_push(const hg_event_t *event);
+/** Producer side (any thread): publishes one event, waiting while the ring is full. */
+void hg_ring_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr);
 /** Maps the ring's first pages (see hg_ring.c); call before the drain thread exists. */
 void hg_ring_populate_start(void);
 /** Consumer side (the drain thread only): copies up to max published events in order. */

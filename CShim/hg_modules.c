@@ -131,13 +131,11 @@ static void hg_rescan(void) {
     for (uint32_t i = 0; i < before; i++) {
         if (hg_modules[i].loaded && !hg_module_seen[i]) {
             hg_modules[i].loaded = false;
-            hg_event_t event = {.kind = HG_EV_MODULE_UNLOAD, .stack = i};
-            hg_ring_push(&event);
+            hg_ring_push(HG_EV_MODULE_UNLOAD, i, 0, 0, 0);
         }
     }
     for (uint32_t i = 0; i < scan.added_count; i++) {
-        hg_event_t event = {.kind = HG_EV_MODULE_LOAD, .stack = scan.added[i]};
-        hg_ring_push(&event);
+        hg_ring_push(HG_EV_MODULE_LOAD, scan.added[i], 0, 0, 0);
     }
     atomic_store(&hg_known_adds, scan.counters.adds);
     atomic_store(&hg_known_subs, scan.counters.subs);
