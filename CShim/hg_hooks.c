@@ -48,7 +48,9 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
      * point's stack pointer at the call: the state a DWARF step from here would give. */
     const uintptr_t *frame = __builtin_frame_address(0);
     hg_regs_t entry = {.ip = frame[1], .sp = (uintptr_t)(frame + 2), .rbp = frame[0]};
-    hg_stack_ref_t stack = hg_stacks_capture(&entry);
+    uint32_t depth;
+    hg_stack_ref_t stack = hg_stacks_seen_first ? hg_seen_find(&entry, &depth) : 0;
+    if (stack == 0) stack = hg_stacks_capture(&entry);
     hg_ring_push(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
     hg_guard_depth--;
     errno = saved_errno;

@@ -117,8 +117,13 @@ typedef struct {
 } hg_regs_t;
 
 /** Unwinds the stack from `start` (the registers of the entry point, malloc or another, at its
- *  call to hg_record: frame 0 is the entry point) and returns its deduplicated id. */
+ *  call to hg_record: frame 0 is the entry point) and returns its deduplicated id. When
+ *  hg_stacks_seen_first is set, the caller has already asked hg_seen_find, in vain. */
 hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start);
+/** Whether a capture starts with hg_seen_find, in the caller (the default unwind mode, once the
+ *  stacks' table exists): most captures end there, and asking it from hg_record saves a call
+ *  level on every one of them. */
+extern bool hg_stacks_seen_first;
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
 /** Keeps the stacks' storage out of the exit-time scan's roots (it holds no heap pointers). */
 void hg_stacks_exclude_from_scan(void);

@@ -24,8 +24,8 @@
  * Memory: HG_SEEN_LISTS × ~2 KiB per thread, pages touched as entries fill, inside the
  * thread's unwinder mapping (hg_unwind.c), which hands them over when it makes it and takes
  * them back at thread exit (hg_seen_attach, hg_seen_detach). Its words are stack addresses,
- * code addresses, masked RBP values and complements: none looks like a heap pointer to the
- * exit-time scan, which reads it as a root.
+ * masked RBP values and complements (of code addresses and of the words read): none looks
+ * like a heap pointer to the exit-time scan, which reads it as a root.
  */
 #include <string.h>
 
@@ -35,24 +35,33 @@
 #define HG_SEEN_WAYS 4     /* entries per set; a power of two */
 #define HG_SEEN_FRAMES 64  /* longer lists are not kept (the default depth is 64) */
 
+/* One word a kept stack must still hold: the word at `at` is the complement of `not`. Every
+ * check has this one form (return addresses, RBP save slots, the low end), so that a look-up
+ * is one loop of four instructions a word; complements, because the exit-time scan reads
+ * these words as roots and a code address or RBP value must not look like a heap pointer. */
+typedef struct {
+    uintptr_t at, not;
+} hg_seen_check_t;
+
+#define HG_SEEN_CHECKS (2 * HG_SEEN_FRAMES) /* frames [1, count): a return address and an RBP check each, the low end, padding */
+
 typedef struct hg_seen {
-    uint32_t ref;   /* the stack; 0: an empty entry */
-    uint32_t count; /* frames [0, count) */
-    uint64_t age;   /* when it was last kept or found: the oldest of a set goes first */
+    uint32_t ref;    /* the stack; 0: an empty entry */
+    uint32_t count;  /* frames [0, count) */
+    uint32_t checks; /* entries of check[]: an even number (the look-up takes two a turn) */
+    bool rbp0_matters;
+    uint64_t age; /* when it was last kept or found: the oldest of a set goes first */
     struct hg_seen *next; /* the entry that the capture after this one's last had (a guess) */
     uintptr_t ip0, sp0;
-    uintptr_t rbp0;        /* hidden; compared when rbp0_matters */
-    bool rbp0_matters;
-    bool low;              /* the stack ended at a low return address: low_slot held low_value */
-    uintptr_t low_slot, low_value;
-    /* frames [1, count): the return address at ret_slot[i] must be ip[i] */
-    uintptr_t ret_slot[HG_SEEN_FRAMES], ip[HG_SEEN_FRAMES];
-    /* the RBP checks, only those that apply (none in code without frame pointers, where
-     * checking a dummy word for every frame was two fifths of a look-up): the word at
-     * rbp_at[k] must be the complement of rbp_not[k], for k in [0, rbp_checks) */
-    uint32_t rbp_checks;
-    uintptr_t rbp_at[HG_SEEN_FRAMES], rbp_not[HG_SEEN_FRAMES];
+    uintptr_t rbp0; /* hidden; compared when rbp0_matters */
+    /* frame i's return address at its SP - 8 (i in [1, count), in order: where two call paths
+     * meet, the first outer frame is often where they part), then the RBP checks that apply
+     * (none in code without frame pointers), then the low end's word if the stack ended at a
+     * low return address, then a word that always holds if the number is odd */
+    hg_seen_check_t check[HG_SEEN_CHECKS];
 } hg_seen_t;
+
+static const uintptr_t hg_seen_zero_word; /* the padding check's word: always 0 */
 
 static __thread hg_seen_t *hg_seen __attribute__((tls_model("initial-exec")));
 static __thread uint64_t hg_seen_clock __attribute__((tls_model("initial-exec")));
@@ -76,16 +85,13 @@ static inline hg_seen_t *hg_seen_set(uintptr_t ip, uintptr_t sp) {
 }
 
 /* Whether e is start's stack: its frame 0 is start's and every word it checks holds. */
-static bool hg_seen_holds(const hg_seen_t *e, const hg_regs_t *start) {
+static inline __attribute__((always_inline)) bool hg_seen_holds(const hg_seen_t *e, const hg_regs_t *start) {
     if (e->ref == 0 || e->ip0 != start->ip || e->sp0 != start->sp) return false;
     if (e->rbp0_matters && e->rbp0 != hg_hide(start->rbp)) return false;
-    /* Where two call paths meet at one place, the first outer frame is often where they part. */
-    if (e->count > 1 && *(const uintptr_t *)e->ret_slot[1] != e->ip[1]) return false;
-    uintptr_t changed = 0, rbp_same = ~(uintptr_t)0;
-    _Pragma("GCC unroll 4") for (uint32_t i = 1; i < e->count; i++) changed |= *(const uintptr_t *)e->ret_slot[i] ^ e->ip[i];
-    for (uint32_t k = 0; k < e->rbp_checks; k++) rbp_same &= *(const uintptr_t *)e->rbp_at[k] ^ e->rbp_not[k];
-    if (changed || ~rbp_same) return false;
-    return !e->low || *(const uintptr_t *)e->low_slot == e->low_value;
+    uintptr_t same = ~(uintptr_t)0;
+    for (const hg_seen_check_t *c = e->check, *end = c + e->checks; c != end; c += 2)
+        same &= (*(const uintptr_t *)c[0].at ^ c[0].not) & (*(const uintptr_t *)c[1].at ^ c[1].not);
+    return same == ~(uintptr_t)0;
 }
 
 /* Notes that the capture after the last one had entry e. */
@@ -136,19 +142,13 @@ void hg_seen_keep(const hg_seen_list_t *list, uint32_t ref) {
     e->sp0 = list->sp[0];
     e->rbp0 = list->rbp0;
     e->rbp0_matters = list->rbp0_matters;
-    e->low = list->low;
-    e->low_slot = list->low_slot;
-    e->low_value = list->low_value;
-    uint32_t n = list->count;
-    for (uint32_t i = 1; i < n; i++) e->ret_slot[i] = list->sp[i] - 8;
-    memcpy(e->ip + 1, list->ip + 1, sizeof(uintptr_t) * (n - 1));
-    uint32_t checks = 0;
+    uint32_t n = list->count, k = 0;
+    for (uint32_t i = 1; i < n; i++) e->check[k++] = (hg_seen_check_t){list->sp[i] - 8, ~list->ip[i]};
     for (uint32_t i = 1; i < n; i++)
-        if (list->rbp_at[i] != list->unchecked) {
-            e->rbp_at[checks] = list->rbp_at[i];
-            e->rbp_not[checks++] = list->rbp_not[i];
-        }
-    e->rbp_checks = checks;
+        if (list->rbp_at[i] != list->unchecked) e->check[k++] = (hg_seen_check_t){list->rbp_at[i], list->rbp_not[i]};
+    if (list->low) e->check[k++] = (hg_seen_check_t){list->low_slot, ~list->low_value};
+    if (k % 2) e->check[k++] = (hg_seen_check_t){(uintptr_t)&hg_seen_zero_word, ~(uintptr_t)0};
+    e->checks = k;
     e->count = n;
     e->ref = ref;
     hg_seen_follow(e);

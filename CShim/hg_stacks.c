@@ -47,6 +47,7 @@
 #define HG_MAX_PROBES 4096
 
 uint32_t hg_stacks_max_depth = 64;
+bool hg_stacks_seen_first;
 
 typedef enum { HG_UNWIND_FAST = 0, HG_UNWIND_PLAIN, HG_UNWIND_VERIFY } hg_unwind_mode_t;
 static hg_unwind_mode_t hg_unwind_mode;
@@ -77,6 +78,7 @@ void hg_stacks_init(void) {
     /* libunwind's first use, which opens its memory-validation pipe: see hg_unwind_pipe.c. */
     hg_unwind_pipe_place();
     hg_unwind_init();
+    hg_stacks_seen_first = hg_table != NULL && hg_unwind_mode == HG_UNWIND_FAST;
 }
 
 static uint64_t hg_hash_frames(void *const *ips, int count) {
@@ -214,9 +216,10 @@ HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
         count = unw_backtrace(ips, depth + HG_SKIP_FRAMES_PLAIN) - HG_SKIP_FRAMES_PLAIN;
         frames = ips + HG_SKIP_FRAMES_PLAIN;
     } else {
-        /* A stack this thread had before (hg_seen.c) needs no unwind at all. */
+        /* A stack this thread had before (hg_seen.c) needs no unwind at all. In the default
+         * mode hg_record has asked already (hg_stacks_seen_first). */
         uint32_t seen_count; /* at most depth: only lists of a capture are kept */
-        uint32_t seen = hg_seen_find(start, &seen_count);
+        uint32_t seen = hg_stacks_seen_first ? 0 : hg_seen_find(start, &seen_count);
         if (seen != 0) {
             if (HG_LIKELY(hg_unwind_mode != HG_UNWIND_VERIFY)) return seen;
             unwound.same_tag = seen;
