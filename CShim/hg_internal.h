@@ -227,6 +227,11 @@ bool hg_liveset_remove(uint64_t ptr, hg_block_t *out);
 void hg_liveset_exclude_from_scan(void);
 void hg_liveset_for_each(void (*fn)(const hg_block_t *));
 size_t hg_liveset_count(void);
+/** Hands the table's mapping (and its size, in *bytes) to the exit-time scan, which has copied
+ *  the blocks out and sorts them through it: memory already in place, where a fresh mapping of
+ *  that size would be faulted in and zeroed page by page. The live set is empty afterwards.
+ *  NULL when there is no table. */
+void *hg_liveset_release(size_t *bytes);
 
 /* ---- hg_writer.c: the trace file ---- */
 bool hg_writer_open(const char *dir, uint32_t flags);
@@ -321,7 +326,9 @@ void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, uns
 /** Keeps [start, start+length) out of the scan's roots (the shim's own memory). */
 void hg_leakscan_exclude(const void *start, size_t length);
 /** Classifies the blocks in use and writes them as SNAPSHOT_BLOCK records, then SCAN_DONE.
- *  False when it could not (no memory for its tables): nothing was written. */
+ *  False when it could not (no memory for its tables): nothing was written, and the live set
+ *  still holds the blocks. Once it has taken the live set's table (hg_liveset_release) it
+ *  always writes them, unclassified (kind 0, no SCAN_DONE) if its page index cannot be made. */
 bool hg_leakscan_run(uintptr_t stack_floor);
 /** Where glibc puts a thread's descriptor: [thread pointer, stack end) of a thread we own. */
 void hg_leakscan_note_thread_descriptor(const void *stack_end, const void *thread_pointer);

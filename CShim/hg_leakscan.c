@@ -42,14 +42,19 @@
 
 enum { HG_UNREACHED = 0, HG_POSSIBLE, HG_REACHABLE, HG_DEFINITE, HG_INDIRECT };
 
+/* A block, 16 bytes: the scan sorts 10 M of them, and every byte of a fresh mapping is a page
+ * fault and a page zeroed (with 32-byte blocks, faulting in the array and its sort scratch was
+ * a third of a 10 M-block scan). What only the marking needs lives in arrays beside it. */
 typedef struct {
     uint64_t start;
-    uint64_t size;
-    uint32_t leader; /* HG_INDIRECT: index of the block it is counted under */
+    uint32_t size; /* HG_SIZE_LARGE: 4 GiB or more, kept in hg_large_sizes */
     hg_stack_ref_t stack;
-    uint8_t state;
-    bool by_swift_runtime; /* allocated from libswiftCore.so (its layouts are known) */
 } hg_scan_block_t;
+
+_Static_assert(sizeof(hg_scan_block_t) == 16, "a block is 16 bytes");
+
+#define HG_SIZE_LARGE UINT32_MAX
+#define HG_BY_SWIFT_RUNTIME 0x80 /* in hg_marks: allocated from libswiftCore.so (its layouts are known) */
 
 #define HG_MAX_EXCLUSIONS 64
 static struct {
@@ -71,6 +76,12 @@ void hg_leakscan_exclude(const void *start, size_t length) {
 
 static hg_scan_block_t *hg_blocks;
 static size_t hg_block_count;
+static uint8_t *hg_marks;    /* per block: HG_UNREACHED... and the HG_BY_SWIFT_RUNTIME bit */
+static uint32_t *hg_leaders; /* per block, HG_INDIRECT only: the block it is counted under */
+static struct {
+    uint64_t start, size;
+} *hg_large_sizes; /* the blocks of 4 GiB or more (a handful at most) */
+static size_t hg_large_count, hg_large_capacity;
 static uint32_t *hg_work;
 static size_t hg_work_count;
 static uint64_t hg_lowest, hg_highest; /* address range covered by blocks */
@@ -108,23 +119,61 @@ static void hg_module_range(const char *suffix, uintptr_t *range_start, uintptr_
     }
 }
 
-static void hg_collect(const hg_block_t *block) {
-    bool by_swift = false;
-    if (hg_swift_runtime_end && block->stack) {
-        const hg_stack_t *stack = hg_stacks_get(block->stack);
-        /* Frame 0 is the allocator entry point; frame 1 its caller. */
-        by_swift = stack->depth > 1 && stack->ips[1] >= hg_swift_runtime_start && stack->ips[1] < hg_swift_runtime_end;
+static uint64_t hg_size(const hg_scan_block_t *block) {
+    if (HG_LIKELY(block->size != HG_SIZE_LARGE)) return block->size;
+    for (size_t i = 0; i < hg_large_count; i++)
+        if (hg_large_sizes[i].start == block->start) return hg_large_sizes[i].size;
+    return 0; /* not reached: every large block is listed */
+}
+
+/* Whether a block of this size can be kept; one of 4 GiB or more goes into the short list. */
+static bool hg_keep_large_size(uint64_t start, uint64_t size) {
+    if (hg_large_count == hg_large_capacity) {
+        size_t capacity = hg_large_capacity ? hg_large_capacity * 2 : 64;
+        void *grown = hg_map(capacity * sizeof *hg_large_sizes);
+        if (!grown) return false;
+        if (hg_large_sizes) {
+            memcpy(grown, hg_large_sizes, hg_large_count * sizeof *hg_large_sizes);
+            munmap(hg_large_sizes, hg_large_capacity * sizeof *hg_large_sizes);
+        }
+        hg_large_sizes = grown;
+        hg_large_capacity = capacity;
+        hg_leakscan_exclude(grown, capacity * sizeof *hg_large_sizes);
     }
-    hg_blocks[hg_fill_index++] =
-        (hg_scan_block_t){.start = block->ptr, .size = block->size, .stack = block->stack, .by_swift_runtime = by_swift};
+    hg_large_sizes[hg_large_count].start = start;
+    hg_large_sizes[hg_large_count++].size = size;
+    return true;
+}
+
+static bool hg_collect_failed;
+
+static void hg_collect(const hg_block_t *block) {
+    uint32_t size = (uint32_t)block->size;
+    if (block->size >= HG_SIZE_LARGE) {
+        size = HG_SIZE_LARGE;
+        if (!hg_keep_large_size(block->ptr, block->size)) hg_collect_failed = true;
+    }
+    hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = size, .stack = block->stack};
+}
+
+/* Marks the blocks whose allocation the Swift runtime made (frame 0 is the allocator entry
+ * point, frame 1 its caller), once they are in order. */
+static void hg_note_swift_runtime_blocks(void) {
+    if (!hg_swift_runtime_end) return;
+    for (size_t i = 0; i < hg_block_count; i++) {
+        if (!hg_blocks[i].stack) continue;
+        const hg_stack_t *stack = hg_stacks_get(hg_blocks[i].stack);
+        if (stack->depth > 1 && stack->ips[1] >= hg_swift_runtime_start && stack->ips[1] < hg_swift_runtime_end)
+            hg_marks[i] |= HG_BY_SWIFT_RUNTIME;
+    }
 }
 
 /* LSD radix sort on the start address, 8 bits a pass, skipping passes where every key has the
- * same byte (heap addresses share their high bytes): 10 M blocks sort in well under a second. */
-static bool hg_sort_blocks(void) {
-    if (hg_block_count < 2) return true;
-    hg_scan_block_t *scratch = hg_map(hg_block_count * sizeof *scratch);
-    if (!scratch) return false;
+ * same byte (heap addresses share their high bytes): 10 M blocks sort in well under a second.
+ * Through `scratch` (the live set's old table, at least as large as the blocks); the result
+ * ends in whichever of the two the last pass wrote, which becomes hg_blocks. */
+static void hg_sort_blocks(hg_scan_block_t *scratch) {
+    if (hg_block_count < 2) return;
     hg_scan_block_t *from = hg_blocks, *to = scratch;
     for (int shift = 0; shift < 64; shift += 8) {
         size_t counts[256] = {0};
@@ -141,9 +190,7 @@ static bool hg_sort_blocks(void) {
         from = to;
         to = swap;
     }
-    if (from != hg_blocks) memcpy(hg_blocks, from, hg_block_count * sizeof *hg_blocks);
-    munmap(scratch, hg_block_count * sizeof *scratch);
-    return true;
+    hg_blocks = from;
 }
 
 /* A page index over the sorted blocks: page number -> the first block overlapping that page.
@@ -163,7 +210,8 @@ static size_t hg_page_slot(uint64_t page) {
 }
 
 static uint64_t hg_last_page(const hg_scan_block_t *block) {
-    return (block->start + (block->size ? block->size - 1 : 0)) >> 12;
+    uint64_t size = hg_size(block);
+    return (block->start + (size ? size - 1 : 0)) >> 12;
 }
 
 static bool hg_build_page_index(void) {
@@ -202,7 +250,7 @@ static ssize_t hg_find_block(uint64_t address) {
     }
     for (size_t i = hg_pages[slot].first; i < hg_block_count && hg_blocks[i].start <= address; i++) {
         const hg_scan_block_t *block = &hg_blocks[i];
-        if (address == block->start || address < block->start + block->size) return (ssize_t)i;
+        if (address == block->start || address < block->start + hg_size(block)) return (ssize_t)i;
     }
     return -1;
 }
@@ -219,7 +267,7 @@ static bool hg_is_power_of_two(uint64_t value) { return value && !(value & (valu
  * (0x00-0x7f). */
 static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address) {
     uint64_t offset = address - block->start;
-    uint64_t tail = block->size - offset;
+    uint64_t tail = hg_size(block) - offset;
     if (tail < 20 || offset % 16 != 0) return false;
     uint64_t buckets = tail - 16;
     if (!hg_is_power_of_two(buckets) || offset < buckets) return false;
@@ -237,20 +285,21 @@ static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address)
  * And heapgate's own, for layouts memcheck does not know (each has a fixture):
  *  - a block the Swift runtime allocated, reached through a low-bit-tagged pointer;
  *  - a Rust hashbrown table reached through its control bytes. */
-static bool hg_interior_is_reference(const hg_scan_block_t *block, uint64_t address) {
-    uint64_t offset = address - block->start;
+static bool hg_interior_is_reference(size_t index, uint64_t address) {
+    const hg_scan_block_t *block = &hg_blocks[index];
+    uint64_t offset = address - block->start, size = hg_size(block);
     const uint64_t *words = (const uint64_t *)block->start;
-    if (offset == 8 && block->size >= 8) {
+    if (offset == 8 && size >= 8) {
         uint64_t first = words[0];
-        if (first == block->size - 8) return true;                                 /* length64 */
-        if (first > 0 && (block->size - 8) % first == 0 && first <= block->size) return true; /* newarray */
+        if (first == size - 8) return true;                                 /* length64 */
+        if (first > 0 && (size - 8) % first == 0 && first <= size) return true; /* newarray */
     }
     /* The Swift runtime's ConcurrentReadableHashMap keeps its index storage as a pointer with
      * its low bit set (Swift 6); such a block is reached only through start + 1. */
-    if (block->by_swift_runtime && offset < 8) return true;
-    if (offset == 24 && block->size >= 25) {
+    if ((hg_marks[index] & HG_BY_SWIFT_RUNTIME) && offset < 8) return true;
+    if (offset == 24 && size >= 25) {
         uint64_t length = words[0], capacity = words[1];
-        if (capacity == block->size - 25 && length <= capacity) return true; /* stdstring */
+        if (capacity == size - 25 && length <= capacity) return true; /* stdstring */
     }
     return hg_is_hashbrown_ctrl(block, address);
 }
@@ -265,6 +314,12 @@ static uint64_t hg_decode_swift_side_table(uint64_t word) {
 }
 
 /* ---- marking ---- */
+
+static unsigned hg_mark_of(size_t index) { return hg_marks[index] & (unsigned)~HG_BY_SWIFT_RUNTIME; }
+
+static void hg_set_mark(size_t index, unsigned state) {
+    hg_marks[index] = (uint8_t)((hg_marks[index] & HG_BY_SWIFT_RUNTIME) | state);
+}
 
 static void hg_push(uint32_t index) { hg_work[hg_work_count++] = index; }
 
@@ -287,19 +342,19 @@ static void hg_consider(uint64_t word, bool from_definite) {
     bool start_like;
     if (found >= 0) {
         if (word != hg_blocks[found].start && hg_is_glibc_chunk_header(&hg_blocks[found], word)) return;
-        start_like = word == hg_blocks[found].start || hg_interior_is_reference(&hg_blocks[found], word);
+        start_like = word == hg_blocks[found].start || hg_interior_is_reference((size_t)found, word);
     } else {
         uint64_t side_table = hg_decode_swift_side_table(word);
         if (!side_table || (found = hg_find_block(side_table)) < 0 || hg_blocks[found].start != side_table) return;
         start_like = true;
     }
-    hg_scan_block_t *block = &hg_blocks[found];
-    if (block->state == HG_REACHABLE) return;
+    unsigned state = hg_mark_of((size_t)found);
+    if (state == HG_REACHABLE) return;
     if (start_like && from_definite) {
-        block->state = HG_REACHABLE; /* pushed at most twice: once possible, once reachable */
+        hg_set_mark((size_t)found, HG_REACHABLE); /* pushed at most twice: once possible, once reachable */
         hg_push((uint32_t)found);
-    } else if (block->state == HG_UNREACHED) {
-        block->state = HG_POSSIBLE;
+    } else if (state == HG_UNREACHED) {
+        hg_set_mark((size_t)found, HG_POSSIBLE);
         hg_push((uint32_t)found);
     }
 }
@@ -339,10 +394,11 @@ static void hg_read_safely(uintptr_t start, uintptr_t end, uint64_t *buffer, hg_
 
 static void hg_read_block(const hg_scan_block_t *block, hg_word_visitor_t visit, size_t context) {
     static uint64_t buffer[HG_COPY_WORDS];
-    if (block->size < HG_SAFE_READ_BYTES)
-        visit((const uint64_t *)block->start, block->size / 8, context);
+    uint64_t size = hg_size(block);
+    if (size < HG_SAFE_READ_BYTES)
+        visit((const uint64_t *)block->start, size / 8, context);
     else
-        hg_read_safely(block->start, block->start + block->size, buffer, visit, context);
+        hg_read_safely(block->start, block->start + size, buffer, visit, context);
 }
 
 static void hg_visit_marking(const uint64_t *words, size_t count, size_t from_definite) {
@@ -351,8 +407,8 @@ static void hg_visit_marking(const uint64_t *words, size_t count, size_t from_de
 
 static void hg_propagate(void) {
     while (hg_work_count > 0) {
-        hg_scan_block_t *block = &hg_blocks[hg_work[--hg_work_count]];
-        hg_read_block(block, hg_visit_marking, block->state == HG_REACHABLE);
+        uint32_t index = hg_work[--hg_work_count];
+        hg_read_block(&hg_blocks[index], hg_visit_marking, hg_mark_of(index) == HG_REACHABLE);
     }
 }
 
@@ -551,20 +607,20 @@ static void hg_visit_clique(const uint64_t *words, size_t count, size_t leader) 
             uint64_t side_table = hg_decode_swift_side_table(words[w]);
             if (!side_table || (j = hg_find_block(side_table)) < 0) continue;
         }
-        hg_scan_block_t *to = &hg_blocks[j];
-        bool earlier_leader = to->state == HG_DEFINITE && (size_t)j != leader;
-        if (to->state != HG_UNREACHED && !earlier_leader) continue;
+        unsigned state = hg_mark_of((size_t)j);
+        bool earlier_leader = state == HG_DEFINITE && (size_t)j != leader;
+        if (state != HG_UNREACHED && !earlier_leader) continue;
         /* An earlier clique's leader reached from this one joins it, with its members. */
-        to->state = HG_INDIRECT;
-        to->leader = (uint32_t)leader;
+        hg_set_mark((size_t)j, HG_INDIRECT);
+        hg_leaders[j] = (uint32_t)leader;
         if (!earlier_leader) hg_push((uint32_t)j);
     }
 }
 
 static void hg_form_cliques(void) {
     for (size_t i = 0; i < hg_block_count; i++) {
-        if (hg_blocks[i].state != HG_UNREACHED) continue;
-        hg_blocks[i].state = HG_DEFINITE;
+        if (hg_mark_of(i) != HG_UNREACHED) continue;
+        hg_set_mark(i, HG_DEFINITE);
         hg_push((uint32_t)i);
         while (hg_work_count > 0) hg_read_block(&hg_blocks[hg_work[--hg_work_count]], hg_visit_clique, i);
     }
@@ -572,16 +628,24 @@ static void hg_form_cliques(void) {
 
 /* ---- the trace ---- */
 
+/* One SNAPSHOT_BLOCK per block, in address order, without a verdict (kind 0): when the scan
+ * cannot run after it took the live set's table. */
+static void hg_write_unclassified_blocks(void) {
+    for (size_t i = 0; i < hg_block_count; i++)
+        hg_drain_write_block(hg_blocks[i].start, hg_size(&hg_blocks[i]), hg_blocks[i].stack, 0, 0);
+}
+
 /* One SNAPSHOT_BLOCK per block, in address order, with its verdict; then SCAN_DONE. */
 static void hg_write_blocks(uint64_t nanoseconds) {
     for (size_t i = 0; i < hg_block_count; i++) {
         const hg_scan_block_t *block = &hg_blocks[i];
-        unsigned kind = block->state == HG_REACHABLE   ? HG_KIND_REACHABLE
-                        : block->state == HG_POSSIBLE  ? HG_KIND_POSSIBLE
-                        : block->state == HG_INDIRECT  ? HG_KIND_INDIRECT
-                                                       : HG_KIND_DEFINITE;
-        uint64_t leader = kind == HG_KIND_INDIRECT ? hg_blocks[block->leader].start : 0;
-        hg_drain_write_block(block->start, block->size, block->stack, 1 + kind, leader);
+        unsigned state = hg_mark_of(i);
+        unsigned kind = state == HG_REACHABLE   ? HG_KIND_REACHABLE
+                        : state == HG_POSSIBLE  ? HG_KIND_POSSIBLE
+                        : state == HG_INDIRECT  ? HG_KIND_INDIRECT
+                                                : HG_KIND_DEFINITE;
+        uint64_t leader = kind == HG_KIND_INDIRECT ? hg_blocks[hg_leaders[i]].start : 0;
+        hg_drain_write_block(block->start, hg_size(block), block->stack, 1 + kind, leader);
     }
     hg_writer_byte(HG_REC_SCAN_DONE);
     hg_writer_uv(hg_block_count);
@@ -602,21 +666,48 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
         dl_iterate_phdr(hg_exclude_own_segments, self.dli_fbase);
 
     hg_block_count = hg_liveset_count();
-    hg_blocks = hg_map(hg_block_count * sizeof *hg_blocks);
-    hg_work = hg_map(hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
-    if (!hg_blocks || !hg_work) return false; /* no memory for the scan: blocks go out unclassified */
-    hg_leakscan_exclude(hg_blocks, hg_block_count * sizeof *hg_blocks);
-    hg_leakscan_exclude(hg_work, hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work);
+    size_t blocks_bytes = hg_block_count * sizeof *hg_blocks, work_bytes = hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work;
+    hg_blocks = hg_map(blocks_bytes);
+    hg_marks = hg_map(hg_block_count);
+    hg_leaders = hg_map(hg_block_count * sizeof *hg_leaders); /* touched only for indirectly lost blocks */
+    hg_work = hg_map(work_bytes);
+    if (!hg_blocks || !hg_marks || !hg_leaders || !hg_work) return false; /* no memory for the scan: blocks go out unclassified */
+    hg_leakscan_exclude(hg_blocks, blocks_bytes);
+    hg_leakscan_exclude(hg_marks, hg_block_count);
+    hg_leakscan_exclude(hg_leaders, hg_block_count * sizeof *hg_leaders);
+    hg_leakscan_exclude(hg_work, work_bytes);
     hg_fill_index = 0;
+    hg_collect_failed = false;
     hg_module_range("/libswiftCore.so", &hg_swift_runtime_start, &hg_swift_runtime_end);
     hg_module_range("/libc.so.6", &hg_glibc_data_start, &hg_glibc_data_end);
     hg_liveset_for_each(hg_collect);
-    if (!hg_sort_blocks()) return false;
-    if (!hg_build_page_index()) return false;
+    if (hg_collect_failed) return false; /* the live set still holds them */
+    /* From here on the blocks are ours alone: the live set's table becomes the sort's scratch
+     * (it was excluded from the roots with the rest of the live set). */
+    size_t table_bytes;
+    hg_scan_block_t *table = hg_liveset_release(&table_bytes);
+    if (table && table_bytes >= blocks_bytes) {
+        hg_sort_blocks(table);
+    } else if (hg_block_count >= 2) {
+        /* Not reached (the table always has a slot for every block), but never sort without room. */
+        hg_scan_block_t *scratch = hg_map(blocks_bytes);
+        if (!scratch) {
+            hg_write_unclassified_blocks();
+            return true;
+        }
+        hg_leakscan_exclude(scratch, blocks_bytes);
+        hg_sort_blocks(scratch);
+    }
+    hg_note_swift_runtime_blocks();
+    if (!hg_build_page_index()) {
+        hg_write_unclassified_blocks();
+        return true;
+    }
     if (hg_block_count > 0) {
         hg_lowest = hg_blocks[0].start;
         const hg_scan_block_t *last = &hg_blocks[hg_block_count - 1];
-        hg_highest = last->start + (last->size ? last->size : 1);
+        uint64_t size = hg_size(last);
+        hg_highest = last->start + (size ? size : 1);
     }
     /* The scan only marks blocks: with none in use there is nothing to find, and reading
      * every root word of the process would be most of a short program's exit. */

@@ -169,6 +169,17 @@ void hg_liveset_for_each(void (*fn)(const hg_block_t *)) {
 
 size_t hg_liveset_count(void) { return hg_fill.used; }
 
+void *hg_liveset_release(size_t *bytes) {
+    void *table = hg_entries;
+    *bytes = hg_capacity * sizeof(hg_entry_t);
+    hg_entries = NULL;
+    hg_capacity = 0;
+    hg_capacity_log2 = 0;
+    hg_fill.used = 0;
+    hg_large_count = 0;
+    return table;
+}
+
 void hg_liveset_exclude_from_scan(void) {
     if (hg_entries) hg_leakscan_exclude(hg_entries, hg_capacity * sizeof(hg_entry_t));
     if (hg_large) hg_leakscan_exclude(hg_large, hg_large_capacity * sizeof *hg_large);
