@@ -79,7 +79,7 @@ static size_t hg_block_count;
 static uint8_t *hg_marks;    /* per block: HG_UNREACHED... and the HG_BY_SWIFT_RUNTIME bit */
 static uint32_t *hg_leaders; /* per block, HG_INDIRECT only: the block it is counted under */
 static struct {
-    uint64_t start, size;
+    uint64_t not_start, size; /* the complement: not a pointer to the scan, excluded or not */
 } *hg_large_sizes; /* the blocks of 4 GiB or more (a handful at most) */
 static size_t hg_large_count, hg_large_capacity;
 static uint32_t *hg_work;
@@ -122,7 +122,7 @@ static void hg_module_range(const char *suffix, uintptr_t *range_start, uintptr_
 static uint64_t hg_size(const hg_scan_block_t *block) {
     if (HG_LIKELY(block->size != HG_SIZE_LARGE)) return block->size;
     for (size_t i = 0; i < hg_large_count; i++)
-        if (hg_large_sizes[i].start == block->start) return hg_large_sizes[i].size;
+        if (hg_large_sizes[i].not_start == ~block->start) return hg_large_sizes[i].size;
     return 0; /* not reached: every large block is listed */
 }
 
@@ -140,7 +140,7 @@ static bool hg_keep_large_size(uint64_t start, uint64_t size) {
         hg_large_capacity = capacity;
         hg_leakscan_exclude(grown, capacity * sizeof *hg_large_sizes);
     }
-    hg_large_sizes[hg_large_count].start = start;
+    hg_large_sizes[hg_large_count].not_start = ~start;
     hg_large_sizes[hg_large_count++].size = size;
     return true;
 }
