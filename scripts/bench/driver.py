@@ -613,9 +613,13 @@ def targets_table(results, big):
     one, eight, n1, n8 = hg("churn-d2"), hg("churn-8t"), nat("churn-d2"), nat("churn-8t")
     if one and eight and n1 and n8 and one["wall"] > n1["wall"]:
         extra = (eight["wall"] - n8["wall"]) / (one["wall"] - n1["wall"])
+        ratios = (f"; ratio to native {eight['wall'] / n8['wall']:.2f}× against {one['wall'] / n1['wall']:.2f}×, "
+                  f"{(eight['wall'] / n8['wall']) / (one['wall'] / n1['wall']):.2f} times")
+        if eight.get("paired_wall_x") and one.get("paired_wall_x"):
+            ratios += f" ({eight['paired_wall_x'] / one['paired_wall_x']:.2f} per round)"
         rows.append(f"| 8 threads: heapgate's added wall time (heapgate − native) for the same 2 M malloc/free "
                     f"split over 8 threads ≤ 1.5× the 1-thread figure | {eight['wall'] - n8['wall']:.3f} s against "
-                    f"{one['wall'] - n1['wall']:.3f} s: {extra:.2f}× | {verdict(extra, 1.5)} |")
+                    f"{one['wall'] - n1['wall']:.3f} s: {extra:.2f}×{ratios} | {verdict(extra, 1.5)} |")
     else:
         rows.append("| 8 threads ≤ 1.5× the 1-thread overhead | not run | n/a |")
     for wid in ("jq", "sqlite3"):
