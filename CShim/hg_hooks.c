@@ -39,9 +39,10 @@ HG_ALWAYS_INLINE bool hg_recording(void) {
 
 /* Records an allocation (ALLOC or REALLOC) with its stack, unwound from this function's
  * caller (see the top of the file). errno is the program's: the unwinder and dl_iterate_phdr
- * may change it, so it is put back; the guard keeps their own allocations unrecorded. */
+ * may change it, so it is put back around them (a stack seen before and the ring push make
+ * no system call that can fail; a push that maps ring pages keeps errno itself); the guard
+ * keeps their own allocations unrecorded, and a signal handler's out of the thread's state. */
 static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, void *old_ptr) {
-    int saved_errno = errno;
     hg_guard_depth++;
     /* __builtin_frame_address makes this function keep a frame pointer, so its frame holds
      * the entry point's RBP and return address, and its CFA (the frame + 16) is the entry
@@ -50,10 +51,13 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
     hg_regs_t entry = {.ip = frame[1], .sp = (uintptr_t)(frame + 2), .rbp = frame[0]};
     uint32_t depth;
     hg_stack_ref_t stack = hg_stacks_seen_first ? hg_seen_find(&entry, &depth) : 0;
-    if (stack == 0) stack = hg_stacks_capture(&entry);
+    if (stack == 0) {
+        int saved_errno = errno;
+        stack = hg_stacks_capture(&entry);
+        errno = saved_errno;
+    }
     hg_ring_push(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
     hg_guard_depth--;
-    errno = saved_errno;
 }
 
 /* Records a FREE or REALLOC_FREE: no stack, and the ring push neither allocates nor touches

@@ -8,8 +8,10 @@
  * posix_memalign, aligned_alloc, memalign, valloc, malloc_usable_size, free,
  * free(NULL), malloc(0)) and checks that it is still 12345 afterwards; and
  * that a failing malloc and an overflowing calloc set errno to ENOMEM.
- * It does all of this in main and again in a second thread (whose first
- * allocation is the first the tracer sees from that thread).
+ * It does all of this twice in main and twice in a second thread (whose first
+ * allocation is the first the tracer sees from that thread): the second time,
+ * every call's stack is one the thread had before, which the tracer finds
+ * again without unwinding (a path of its own, which must keep errno too).
  * Exit 0 and "errno_preserved: ok\n" on stdout when every check passes,
  * exit 1 with one line per failure on stderr otherwise.
  * Heap: everything allocated is freed.
@@ -95,13 +97,15 @@ static void exercise(const char *where)
 static void *thread_main(void *unused)
 {
     (void)unused;
-    exercise("thread");
+    for (int round = 0; round < 2; round++)
+        exercise("thread");
     return NULL;
 }
 
 int main(void)
 {
-    exercise("main");
+    for (int round = 0; round < 2; round++)
+        exercise("main");
     pthread_t thread;
     if (pthread_create(&thread, NULL, thread_main, NULL) != 0)
         return 2;
