@@ -37,7 +37,7 @@
 
 /* One word a kept stack must still hold: the word at `at` is the complement of `not`. Every
  * check has this one form (return addresses, RBP save slots, the low end), so that a look-up
- * is one loop of four instructions a word; complements, because the exit-time scan reads
+ * is one loop of five or six instructions a word; complements, because the exit-time scan reads
  * these words as roots and a code address or RBP value must not look like a heap pointer. */
 typedef struct {
     uintptr_t at, not;
