@@ -683,21 +683,15 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
     hg_liveset_for_each(hg_collect);
     if (hg_collect_failed) return false; /* the live set still holds them */
     /* From here on the blocks are ours alone: the live set's table becomes the sort's scratch
-     * (it was excluded from the roots with the rest of the live set). */
+     * (it was excluded from the roots with the rest of the live set). It has a slot for every
+     * block, being at most three quarters full; without one (not reached), nothing is sorted. */
     size_t table_bytes;
     hg_scan_block_t *table = hg_liveset_release(&table_bytes);
-    if (table && table_bytes >= blocks_bytes) {
-        hg_sort_blocks(table);
-    } else if (hg_block_count >= 2) {
-        /* Not reached (the table always has a slot for every block), but never sort without room. */
-        hg_scan_block_t *scratch = hg_map(blocks_bytes);
-        if (!scratch) {
-            hg_write_unclassified_blocks();
-            return true;
-        }
-        hg_leakscan_exclude(scratch, blocks_bytes);
-        hg_sort_blocks(scratch);
+    if (hg_block_count >= 2 && (!table || table_bytes < blocks_bytes)) {
+        hg_write_unclassified_blocks();
+        return true;
     }
+    hg_sort_blocks(table);
     hg_note_swift_runtime_blocks();
     if (!hg_build_page_index()) {
         hg_write_unclassified_blocks();

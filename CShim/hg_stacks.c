@@ -217,11 +217,11 @@ HG_NOINLINE hg_stack_ref_t hg_stacks_capture(const hg_regs_t *start) {
         frames = ips + HG_SKIP_FRAMES_PLAIN;
     } else {
         /* A stack this thread had before (hg_seen.c) needs no unwind at all. In the default
-         * mode hg_record has asked already (hg_stacks_seen_first). */
+         * mode hg_record has asked already (hg_stacks_seen_first); in verify mode the answer
+         * is checked below like an unwind's. */
         uint32_t seen_count; /* at most depth: only lists of a capture are kept */
-        uint32_t seen = hg_stacks_seen_first ? 0 : hg_seen_find(start, &seen_count);
+        uint32_t seen = hg_unwind_mode == HG_UNWIND_VERIFY ? hg_seen_find(start, &seen_count) : 0;
         if (seen != 0) {
-            if (HG_LIKELY(hg_unwind_mode != HG_UNWIND_VERIFY)) return seen;
             unwound.same_tag = seen;
             count = (int)seen_count;
         } else {
