@@ -11,6 +11,7 @@
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -70,15 +71,38 @@ static void hg_read_build_id(hg_module_t *module, const struct dl_phdr_info *inf
     }
 }
 
+/* The loader's name for a module; the main program is reported with an empty name. */
 static const char *hg_module_name(const struct dl_phdr_info *info) {
-    /* The main program is reported with an empty name. */
     return (info->dlpi_name && info->dlpi_name[0]) ? info->dlpi_name : hg_exe_path;
 }
 
-static int hg_find_loaded(uintptr_t base, const char *path) {
+/* The name a module is recorded under. A name relative to the working directory
+ * (`LD_PRELOAD=build/lib/libheapgate.so`, `dlopen("./plugin.so")`) is made absolute when the
+ * module is first seen, while that directory is most likely the one the loader used: a
+ * report made later, from elsewhere, could not open the file, and left the frames in it
+ * unnamed (the shim's malloc among them, so the default suppressions did not match). Caller
+ * holds hg_modules_lock (the buffers are shared). */
+static const char *hg_recorded_name(const char *name) {
+    if (name[0] == '/') return name;
+    static char cwd[4096], absolute[8192];
+    if (getcwd(cwd, sizeof cwd) == NULL) return name;
+    int length = snprintf(absolute, sizeof absolute, "%s/%s", cwd, name);
+    return length > 0 && (size_t)length < sizeof absolute ? absolute : name;
+}
+
+/* Whether a module recorded as `recorded` is the loader's `name`: the same, or, for a relative
+ * name, its absolute form from whatever directory was current then. */
+static bool hg_same_module_name(const char *recorded, const char *name) {
+    if (strcmp(recorded, name) == 0) return true;
+    size_t recorded_length = strlen(recorded), length = strlen(name);
+    return name[0] != '/' && recorded_length > length && recorded[recorded_length - length - 1] == '/' &&
+           strcmp(recorded + recorded_length - length, name) == 0;
+}
+
+static int hg_find_loaded(uintptr_t base, const char *name) {
     uint32_t count = atomic_load(&hg_module_count);
     for (uint32_t i = 0; i < count; i++)
-        if (hg_modules[i].loaded && hg_modules[i].base == base && strcmp(hg_modules[i].path, path) == 0) return (int)i;
+        if (hg_modules[i].loaded && hg_modules[i].base == base && hg_same_module_name(hg_modules[i].path, name)) return (int)i;
     return -1;
 }
 
@@ -104,7 +128,7 @@ static int hg_scan_one(struct dl_phdr_info *info, size_t size, void *data) {
     hg_module_t *module = &hg_modules[index];
     memset(module, 0, sizeof *module);
     module->base = info->dlpi_addr;
-    module->path = hg_intern_path(name);
+    module->path = hg_intern_path(hg_recorded_name(name));
     for (int i = 0; i < info->dlpi_phnum && module->segment_count < HG_MAX_SEGMENTS; i++) {
         const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
         if (phdr->p_type != PT_LOAD) continue;

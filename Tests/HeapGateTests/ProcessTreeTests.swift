@@ -121,6 +121,28 @@ struct ProcessTreeTests {
         }
     }
 
+    /// The shim preloaded by a relative path (`LD_PRELOAD=lib/libheapgate.so`), and the report
+    /// made from another directory: the trace names the shim by its absolute path, so the
+    /// report still names its entry points (frame 0 of every record). The path was recorded as
+    /// the loader had it, and frame 0 read "???".
+    @Test func relativePreloadPathReportedFromElsewhere() throws {
+        try Harness.withTemporaryDirectory { directory in
+            try FileManager.default.createDirectory(atPath: directory + "/lib", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Harness.shim, toPath: directory + "/lib/libheapgate.so")
+            let outcome = try Harness.execute(Harness.fixture("leak_basic"), [],
+                                              environment: ["LD_PRELOAD": "lib/libheapgate.so", "HEAPGATE_OUT": directory],
+                                              directory: directory)
+            #expect(outcome.status == 0)
+            let (summary, report) = try Harness.summary([directory], flags: ["--show-leak-kinds=all"])
+            #expect(summary.status == 0)
+            let process = try #require(report?.processes.first)
+            #expect(HeapFigures(process) == HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+            try #require(process.records.count == 3)
+            #expect(process.records.map { $0.frames.first?.function } .sorted { ($0 ?? "") < ($1 ?? "") } == ["calloc", "malloc", "malloc"])
+            try process.expectRecord("leak_name", bytes: 24, blocks: 1, file: "leak_basic.c", line: 24)
+        }
+    }
+
     /// The same through `heapgate run --trace-dir=traces`, where the child then execs another
     /// program: heapgate hands the processes an absolute path. The exec'd image looked the
     /// relative one up from its own working directory, and its report was missing.
