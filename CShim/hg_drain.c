@@ -70,7 +70,7 @@ static uint32_t hg_write_stack(hg_stack_ref_t ref) {
 
 /* The fields every block record starts with: its STACK first if the trace lacks it, then the
  * tag, address delta, size and stack id (ALLOC, REALLOC, INHERITED_BLOCK, SNAPSHOT_BLOCK). */
-static void hg_write_block_record(uint8_t tag, uint64_t ptr, uint64_t size, hg_stack_ref_t ref) {
+HG_ALWAYS_INLINE void hg_write_block_record(uint8_t tag, uint64_t ptr, uint64_t size, hg_stack_ref_t ref) {
     uint32_t stack = hg_write_stack(ref);
     hg_writer_reserve(1 + 3 * HG_MAX_VARINT);
     hg_writer_put_byte(tag);
@@ -80,7 +80,7 @@ static void hg_write_block_record(uint8_t tag, uint64_t ptr, uint64_t size, hg_s
 }
 
 /* FREE and REALLOC_FREE: the tag and the address. */
-static void hg_write_free_record(uint8_t tag, uint64_t ptr) {
+HG_ALWAYS_INLINE void hg_write_free_record(uint8_t tag, uint64_t ptr) {
     hg_writer_reserve(1 + HG_MAX_VARINT);
     hg_writer_put_byte(tag);
     hg_put_address(ptr);
@@ -118,7 +118,10 @@ static bool hg_pending_take(uint64_t ptr, hg_block_t *out) {
     return false;
 }
 
-static void hg_apply(const hg_event_t *event) {
+/* Inlined, with the two record writers, into the drain's loop: calls and their saved
+ * registers were a tenth of the drain's instructions (callgrind, drain thread: Rust benchmark
+ * 178 -> 162 M, jq 62 -> 57 M, a churn holding 8 Ki blocks 99 -> 90 M). */
+HG_ALWAYS_INLINE void hg_apply(const hg_event_t *event) {
     hg_tally.events++;
     switch ((hg_event_kind_t)event->kind) {
     case HG_EV_ALLOC: {

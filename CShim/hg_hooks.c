@@ -25,7 +25,6 @@
 
 #include "hg_internal.h"
 
-#define HG_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 HG_ALWAYS_INLINE bool hg_recording(void) {
     if (HG_UNLIKELY(hg_guard_depth != 0)) return false;

@@ -11,6 +11,7 @@
  * family, _exit and _Exit). */
 #define HG_EXPORT __attribute__((visibility("default")))
 #define HG_NOINLINE __attribute__((noinline))
+#define HG_ALWAYS_INLINE static inline __attribute__((always_inline))
 #define HG_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HG_UNLIKELY(x) __builtin_expect(!!(x), 0)
 /* For a struct of what the drain thread writes for every event: it then fills whole cache

@@ -85,7 +85,7 @@ static inline hg_seen_t *hg_seen_set(uintptr_t ip, uintptr_t sp) {
 }
 
 /* Whether e is start's stack: its frame 0 is start's and every word it checks holds. */
-static inline __attribute__((always_inline)) bool hg_seen_holds(const hg_seen_t *e, const hg_regs_t *start) {
+HG_ALWAYS_INLINE bool hg_seen_holds(const hg_seen_t *e, const hg_regs_t *start) {
     if (e->ref == 0 || e->ip0 != start->ip || e->sp0 != start->sp) return false;
     if (e->rbp0_matters && e->rbp0 != hg_hide(start->rbp)) return false;
     uintptr_t same = ~(uintptr_t)0;
