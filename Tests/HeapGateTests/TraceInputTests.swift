@@ -179,6 +179,31 @@ struct TraceInputTests {
         }
     }
 
+    /// A trace of megabytes whose footer is gone (a file copied while the process was still
+    /// exiting, say) is replayed event by event, across many refills of the reader's buffer:
+    /// it must come to the same figures as the exit snapshot that the whole file leads to.
+    @Test func longTraceWithoutFooterReplaysEveryEvent() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let run = try Harness.trace([Harness.fixture("churn"), "300000", "2"], into: directory)
+            try #require(run.status == 0, "churn failed: \(run.stderr)")
+            let files = Harness.traceFiles(in: directory)
+            try #require(files.count == 1)
+            let good = try Data(contentsOf: URL(fileURLWithPath: files[0]))
+            try #require(good.count > 2 << 20, "the trace should span several buffer refills: \(good.count) bytes")
+            let path = directory + "/no-footer.trace"
+            try good.prefix(good.count - 16).write(to: URL(fileURLWithPath: path))
+
+            let (whole, wholeReport) = try Harness.summary([files[0]])
+            let (cut, cutReport) = try Harness.summary([path])
+            #expect(whole.status == 0 && cut.status == 0, "\(whole.stderr)\(cut.stderr)")
+            let snapshot = try #require(wholeReport?.processes.first)
+            let replayed = try #require(cutReport?.processes.first)
+            #expect(snapshot.complete && !replayed.complete)
+            #expect(HeapFigures(snapshot).allocs == 300_000 && HeapFigures(snapshot).frees == 300_000)
+            #expect(HeapFigures(replayed) == HeapFigures(snapshot))
+        }
+    }
+
     /// A process killed with SIGKILL while idle: nothing runs at exit, so the trace holds what
     /// the shim wrote before. It writes out its buffer when it has been idle for about 2 ms,
     /// so every block allocated before "ready" is in the trace.

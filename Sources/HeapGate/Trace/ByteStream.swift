@@ -1,20 +1,31 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads a file front to back through a fixed buffer, so a multi-gigabyte trace costs
 /// only the buffer. Decoding helpers throw `ByteStream.EndOfData` when the file ends
 /// in the middle of a value; callers turn that into "truncated" or "corrupt".
+///
+/// The buffer is filled with read(2) directly: FileHandle reads in 4 KiB pieces (256 system
+/// calls and a copy per MiB). The first read after opening or seeking is small, because a
+/// complete trace is read for its preamble and then left for its exit snapshot.
 struct ByteStream {
     struct EndOfData: Error {}
     /// A varint longer than 10 bytes: corrupt data, not a short file.
     struct Overlong: Error {}
 
     private let handle: FileHandle
-    private var buffer: [UInt8] = []
+    private var buffer = [UInt8](repeating: 0, count: ByteStream.chunkSize)
+    /// Bytes of `buffer` that hold file data.
+    private var count = 0
     private var index = 0
     private var atEOF = false
     /// Bytes consumed before `buffer`.
     private var bufferStart: UInt64 = 0
+    private var readSize = ByteStream.firstReadSize
     private static let chunkSize = 1 << 20
+    private static let firstReadSize = 64 << 10
 
     init(handle: FileHandle) { self.handle = handle }
 
@@ -24,34 +35,48 @@ struct ByteStream {
     /// Continues reading at `offset`.
     mutating func seek(to offset: UInt64) -> Bool {
         guard (try? handle.seek(toOffset: offset)) != nil else { return false }
-        buffer.removeAll(keepingCapacity: true)
+        count = 0
         index = 0
         bufferStart = offset
         atEOF = false
+        readSize = Self.firstReadSize
         return true
     }
 
     /// True when no byte is left.
     mutating func isAtEnd() -> Bool {
-        if index < buffer.count { return false }
+        if index < count { return false }
         refill()
-        return index >= buffer.count
+        return index >= count
     }
 
+    /// Keeps the unread bytes, moved to the front, and reads more after them; a read error
+    /// ends the data like the end of the file (the reader then reports a truncated trace).
     private mutating func refill() {
         guard !atEOF else { return }
         bufferStart += UInt64(index)
-        buffer.removeFirst(index)
+        let kept = count - index
+        let room = min(readSize, Self.chunkSize - kept)
+        let descriptor = handle.fileDescriptor
+        let got = buffer.withUnsafeMutableBytes { raw -> Int in
+            let base = raw.baseAddress!
+            if kept > 0, index > 0 { memmove(base, base + index, kept) }
+            while true {
+                let n = read(descriptor, base + kept, room)
+                if n >= 0 || errno != EINTR { return n }
+            }
+        }
         index = 0
-        let data = (try? handle.read(upToCount: Self.chunkSize)) ?? nil
-        if let data, !data.isEmpty { buffer.append(contentsOf: data) } else { atEOF = true }
+        count = kept + max(got, 0)
+        if got <= 0 { atEOF = true }
+        readSize = Self.chunkSize
     }
 
     @inline(__always)
     mutating func byte() throws -> UInt8 {
-        if index >= buffer.count {
+        if index >= count {
             refill()
-            if index >= buffer.count { throw EndOfData() }
+            if index >= count { throw EndOfData() }
         }
         let value = buffer[index]
         index += 1
