@@ -16,7 +16,9 @@ struct ByteStream {
     struct Overlong: Error {}
 
     private let handle: FileHandle
-    private var buffer = [UInt8](repeating: 0, count: ByteStream.chunkSize)
+    /// Grows to `chunkSize` once a file needs more than its first read (most traces of
+    /// short-lived processes are smaller: a directory of many costs 64 KiB each).
+    private var buffer = [UInt8](repeating: 0, count: ByteStream.firstReadSize)
     /// Bytes of `buffer` that hold file data.
     private var count = 0
     private var index = 0
@@ -57,6 +59,7 @@ struct ByteStream {
         bufferStart += UInt64(index)
         let kept = count - index
         let room = min(readSize, Self.chunkSize - kept)
+        if buffer.count < kept + room { buffer.append(contentsOf: repeatElement(0, count: kept + room - buffer.count)) }
         let descriptor = handle.fileDescriptor
         let got = buffer.withUnsafeMutableBytes { raw -> Int in
             let base = raw.baseAddress!
