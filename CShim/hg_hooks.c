@@ -25,7 +25,6 @@
 
 #include "hg_internal.h"
 
-
 HG_ALWAYS_INLINE bool hg_recording(void) {
     if (HG_UNLIKELY(hg_guard_depth != 0)) return false;
     int state = atomic_load_explicit(&hg_state, memory_order_relaxed);

@@ -87,8 +87,8 @@ void hg_ring_populate_start(void) {
 /* Writes the event into the slot claimed for pos and publishes it. Field by field from
  * registers: an event built on the caller's stack and copied here in 16-byte loads stalled on
  * a failed store forwarding. */
-HG_ALWAYS_INLINE void hg_ring_fill(uint64_t pos, uint32_t kind, uint32_t stack, uint64_t ptr,
-                                                               uint64_t size, uint64_t old_ptr) {
+HG_ALWAYS_INLINE void hg_ring_fill(uint64_t pos, uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
+                                   uint64_t old_ptr) {
     uint64_t index = pos & (HG_RING_SLOTS - 1);
     hg_slot_t *slot = &hg_ring.slots[index];
     slot->event = (hg_event_t){.kind = kind, .stack = stack, .ptr = ptr, .size = size, .old_ptr = old_ptr};

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-/// Reads a file front to back through a fixed buffer, so a multi-gigabyte trace costs
+/// Reads a file front to back through a bounded buffer, so a multi-gigabyte trace costs
 /// only the buffer. Decoding helpers throw `ByteStream.EndOfData` when the file ends
 /// in the middle of a value; callers turn that into "truncated" or "corrupt".
 ///
