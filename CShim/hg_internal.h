@@ -224,14 +224,20 @@ bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack);
 void hg_liveset_prefetch(uint64_t ptr);
 /** Removes ptr; copies the block to out when out is not null. False if ptr was not in use. */
 bool hg_liveset_remove(uint64_t ptr, hg_block_t *out);
+/** A 32-bit size field's mark for a block of 4 GiB or more, whose size the live set keeps in
+ *  a short list (hg_liveset_large_size). */
+#define HG_SIZE_ELSEWHERE UINT32_MAX
+/** The size of a block of 4 GiB or more, by its address; readable after hg_liveset_release. */
+uint64_t hg_liveset_large_size(uint64_t ptr);
 /** Tells the scan that the table's mappings are not roots (they hold every block's address). */
 void hg_liveset_exclude_from_scan(void);
 void hg_liveset_for_each(void (*fn)(const hg_block_t *));
 size_t hg_liveset_count(void);
 /** Hands the table's mapping (and its size, in *bytes) to the exit-time scan, which has copied
  *  the blocks out and sorts them through it: memory already in place, where a fresh mapping of
- *  that size would be faulted in and zeroed page by page. The live set is empty afterwards.
- *  NULL when there is no table. */
+ *  that size would be faulted in and zeroed page by page. The live set is empty afterwards,
+ *  but for the list of sizes of 4 GiB and more (hg_liveset_large_size). NULL when there is no
+ *  table. */
 void *hg_liveset_release(size_t *bytes);
 
 /* ---- hg_writer.c: the trace file ---- */

@@ -47,13 +47,12 @@ enum { HG_UNREACHED = 0, HG_POSSIBLE, HG_REACHABLE, HG_DEFINITE, HG_INDIRECT };
  * a third of a 10 M-block scan). What only the marking needs lives in arrays beside it. */
 typedef struct {
     uint64_t start;
-    uint32_t size; /* HG_SIZE_LARGE: 4 GiB or more, kept in hg_large_sizes */
+    uint32_t size; /* HG_SIZE_ELSEWHERE: 4 GiB or more (hg_size) */
     hg_stack_ref_t stack;
 } hg_scan_block_t;
 
 _Static_assert(sizeof(hg_scan_block_t) == 16, "a block is 16 bytes");
 
-#define HG_SIZE_LARGE UINT32_MAX
 #define HG_BY_SWIFT_RUNTIME 0x80 /* in hg_marks: allocated from libswiftCore.so (its layouts are known) */
 
 #define HG_MAX_EXCLUSIONS 64
@@ -78,10 +77,6 @@ static hg_scan_block_t *hg_blocks;
 static size_t hg_block_count;
 static uint8_t *hg_marks;    /* per block: HG_UNREACHED... and the HG_BY_SWIFT_RUNTIME bit */
 static uint32_t *hg_leaders; /* per block, HG_INDIRECT only: the block it is counted under */
-static struct {
-    uint64_t not_start, size; /* the complement: not a pointer to the scan, excluded or not */
-} *hg_large_sizes; /* the blocks of 4 GiB or more (a handful at most) */
-static size_t hg_large_count, hg_large_capacity;
 static uint32_t *hg_work;
 static size_t hg_work_count;
 static uint64_t hg_lowest, hg_highest; /* address range covered by blocks */
@@ -119,40 +114,13 @@ static void hg_module_range(const char *suffix, uintptr_t *range_start, uintptr_
     }
 }
 
+/* A block of 4 GiB or more keeps its size where the live set already has it. */
 static uint64_t hg_size(const hg_scan_block_t *block) {
-    if (HG_LIKELY(block->size != HG_SIZE_LARGE)) return block->size;
-    for (size_t i = 0; i < hg_large_count; i++)
-        if (hg_large_sizes[i].not_start == ~block->start) return hg_large_sizes[i].size;
-    return 0; /* not reached: every large block is listed */
+    return HG_LIKELY(block->size != HG_SIZE_ELSEWHERE) ? block->size : hg_liveset_large_size(block->start);
 }
-
-/* Whether a block of this size can be kept; one of 4 GiB or more goes into the short list. */
-static bool hg_keep_large_size(uint64_t start, uint64_t size) {
-    if (hg_large_count == hg_large_capacity) {
-        size_t capacity = hg_large_capacity ? hg_large_capacity * 2 : 64;
-        void *grown = hg_map(capacity * sizeof *hg_large_sizes);
-        if (!grown) return false;
-        if (hg_large_sizes) {
-            memcpy(grown, hg_large_sizes, hg_large_count * sizeof *hg_large_sizes);
-            munmap(hg_large_sizes, hg_large_capacity * sizeof *hg_large_sizes);
-        }
-        hg_large_sizes = grown;
-        hg_large_capacity = capacity;
-        hg_leakscan_exclude(grown, capacity * sizeof *hg_large_sizes);
-    }
-    hg_large_sizes[hg_large_count].not_start = ~start;
-    hg_large_sizes[hg_large_count++].size = size;
-    return true;
-}
-
-static bool hg_collect_failed;
 
 static void hg_collect(const hg_block_t *block) {
-    uint32_t size = (uint32_t)block->size;
-    if (block->size >= HG_SIZE_LARGE) {
-        size = HG_SIZE_LARGE;
-        if (!hg_keep_large_size(block->ptr, block->size)) hg_collect_failed = true;
-    }
+    uint32_t size = block->size < HG_SIZE_ELSEWHERE ? (uint32_t)block->size : HG_SIZE_ELSEWHERE;
     hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = size, .stack = block->stack};
 }
 
@@ -677,11 +645,9 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
     hg_leakscan_exclude(hg_leaders, hg_block_count * sizeof *hg_leaders);
     hg_leakscan_exclude(hg_work, work_bytes);
     hg_fill_index = 0;
-    hg_collect_failed = false;
     hg_module_range("/libswiftCore.so", &hg_swift_runtime_start, &hg_swift_runtime_end);
     hg_module_range("/libc.so.6", &hg_glibc_data_start, &hg_glibc_data_end);
     hg_liveset_for_each(hg_collect);
-    if (hg_collect_failed) return false; /* the live set still holds them */
     /* From here on the blocks are ours alone: the live set's table becomes the sort's scratch
      * (it was excluded from the roots with the rest of the live set). It has a slot for every
      * block, being at most three quarters full; without one (not reached), nothing is sorted. */

@@ -25,8 +25,6 @@ typedef struct {
 
 _Static_assert(sizeof(hg_entry_t) == 16, "four entries per cache line");
 
-#define HG_SIZE_ELSEWHERE UINT32_MAX
-
 static hg_entry_t *hg_entries;
 static size_t hg_capacity; /* a power of two: 1 << hg_capacity_log2 */
 static unsigned hg_capacity_log2;
@@ -180,6 +178,8 @@ void hg_liveset_for_each(void (*fn)(const hg_block_t *)) {
 
 size_t hg_liveset_count(void) { return hg_fill.used; }
 
+uint64_t hg_liveset_large_size(uint64_t ptr) { return hg_large_take(ptr, false); }
+
 void *hg_liveset_release(size_t *bytes) {
     void *table = hg_entries;
     *bytes = hg_capacity * sizeof(hg_entry_t);
@@ -187,7 +187,6 @@ void *hg_liveset_release(size_t *bytes) {
     hg_capacity = 0;
     hg_capacity_log2 = 0;
     hg_fill.used = 0;
-    hg_large_count = 0;
     return table;
 }
 

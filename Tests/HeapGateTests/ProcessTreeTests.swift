@@ -56,7 +56,7 @@ struct ProcessTreeTests {
         #expect(exec.command == [program])
         #expect(exec.parentPid == parent.pid)
         #expect(exec.complete)
-        #expect(HeapFigures(exec) == HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+        #expect(HeapFigures(exec) == TraceInputTests.leakBasic)
         try exec.expectRecord("leak_name", bytes: 24, blocks: 1, file: "leak_basic.c", line: 24,
                               caller: ("main", "leak_basic.c", 63))
         try exec.expectRecord("leak_twice", bytes: 200, blocks: 2, file: "leak_basic.c", line: 31,
@@ -92,7 +92,7 @@ struct ProcessTreeTests {
             #expect(child.command == [path])
             #expect(child.parentPid == parent.pid)
             #expect(child.complete)
-            #expect(HeapFigures(child) == HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+            #expect(HeapFigures(child) == TraceInputTests.leakBasic)
         }
     }
 
@@ -136,7 +136,7 @@ struct ProcessTreeTests {
             let (summary, report) = try Harness.summary([directory], flags: ["--show-leak-kinds=all"])
             #expect(summary.status == 0)
             let process = try #require(report?.processes.first)
-            #expect(HeapFigures(process) == HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+            #expect(HeapFigures(process) == TraceInputTests.leakBasic)
             try #require(process.records.count == 3)
             #expect(process.records.map { $0.frames.first?.function } .sorted { ($0 ?? "") < ($1 ?? "") } == ["calloc", "malloc", "malloc"])
             try process.expectRecord("leak_name", bytes: 24, blocks: 1, file: "leak_basic.c", line: 24)
@@ -157,7 +157,7 @@ struct ProcessTreeTests {
             try #require(processes.count == 2, "chdir_fork and leak_basic, exec'd in its child")
             #expect(HeapFigures(processes[0]) == HeapFigures(bytes: 10, blocks: 1, allocs: 1, frees: 0, bytesAllocated: 10))
             #expect(processes[1].command == [program])
-            #expect(HeapFigures(processes[1]) == HeapFigures(bytes: 228, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+            #expect(HeapFigures(processes[1]) == TraceInputTests.leakBasic)
         }
     }
 

@@ -183,8 +183,8 @@ final class FrameCache {
     // field and a present one behind "=".
     private static let frameSeparator: Character = "\u{1E}"
     private static let fieldSeparator: Character = "\u{1F}"
-    private static let frameSeparatorByte: UInt8 = 0x1E
-    private static let fieldSeparatorByte: UInt8 = 0x1F
+    private static let frameSeparatorByte = frameSeparator.asciiValue!
+    private static let fieldSeparatorByte = fieldSeparator.asciiValue!
 
     static func encode(_ frames: [SourceFrame]) -> String? {
         var parts: [String] = []
