@@ -227,6 +227,8 @@ bool hg_liveset_remove(uint64_t ptr, hg_block_t *out);
 /** A 32-bit size field's mark for a block of 4 GiB or more, whose size the live set keeps in
  *  a short list (hg_liveset_large_size). */
 #define HG_SIZE_ELSEWHERE UINT32_MAX
+/** A block's size as a 32-bit size field holds it (the live set's entries, the scan's blocks). */
+static inline uint32_t hg_size_field(uint64_t size) { return size < HG_SIZE_ELSEWHERE ? (uint32_t)size : HG_SIZE_ELSEWHERE; }
 /** The size of a block of 4 GiB or more, by its address; readable after hg_liveset_release. */
 uint64_t hg_liveset_large_size(uint64_t ptr);
 /** Tells the scan that the table's mappings are not roots (they hold every block's address). */

@@ -120,8 +120,7 @@ static uint64_t hg_size(const hg_scan_block_t *block) {
 }
 
 static void hg_collect(const hg_block_t *block) {
-    uint32_t size = block->size < HG_SIZE_ELSEWHERE ? (uint32_t)block->size : HG_SIZE_ELSEWHERE;
-    hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = size, .stack = block->stack};
+    hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = hg_size_field(block->size), .stack = block->stack};
 }
 
 /* Marks the blocks whose allocation the Swift runtime made (frame 0 is the allocator entry

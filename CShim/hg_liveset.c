@@ -131,7 +131,7 @@ void hg_liveset_prefetch(uint64_t ptr) {
 
 bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {
     if ((hg_fill.used + 1) * 4 > hg_capacity * 3 && !hg_liveset_grow()) return false;
-    uint32_t stored = size < HG_SIZE_ELSEWHERE ? (uint32_t)size : HG_SIZE_ELSEWHERE;
+    uint32_t stored = hg_size_field(size);
     if (stored == HG_SIZE_ELSEWHERE && !hg_large_put(ptr, size)) return false;
     size_t slot = hg_slot_of(ptr);
     while (hg_entries[slot].ptr != 0 && hg_entries[slot].ptr != ptr) slot = (slot + 1) & (hg_capacity - 1);
