@@ -1,25 +1,40 @@
 /*
- * One bounded multi-producer / single-consumer ring of fixed 64-byte slots (after Vyukov's
- * bounded queue). Any thread produces; only the drain thread consumes.
+ * The event rings: bounded multi-producer / single-consumer rings of fixed-size slots (after
+ * Vyukov's bounded queue). Any thread produces; only the drain thread consumes.
  *
- * Why one ring and not one per thread: the order of events across threads matters (a block
- * freed on one thread may be handed out again on another), and a single claim counter gives
- * that order for free. The price is one contended fetch_add per event.
+ * Two rings, one in use at a time:
+ *  - the solo ring, 32-byte slots, two events to a cache line, while one thread records (and
+ *    before the drain thread runs);
+ *  - the shared ring, 64-byte slots, one event to a line, from the moment a second thread
+ *    records an event, for good: two threads writing one line slowed the 8-thread churn by
+ *    half in a third of the runs, and half the lines for the drain to take across made the
+ *    one-thread benchmarks 2–8 % faster (docs/architecture.md, "The ring").
+ * Why one ring at a time and not one per thread: the order of events across threads matters
+ * (a block freed on one thread may be handed out again on another), and a single claim
+ * counter gives that order for free. The price is one contended fetch_add per event.
  *
- * Memory-ordering argument:
- *  - Producers claim position p with fetch_add on `head` (relaxed: the claim only has to be
- *    unique; the slot's seq carries all the synchronisation).
- *  - seq is stored minus the slot's index (so a zeroed ring is ready: no set-up pass writes
- *    its 4 MiB, which a short program would pay for at start). Below, "seq" means that sum.
+ * Memory-ordering argument, within a ring:
+ *  - Producers claim position p with fetch_add on `head`. The claim only has to be unique;
+ *    the slot's seq carries the synchronisation of the payload.
+ *  - seq is stored minus the slot's index, mod 2^32 (so a zeroed ring is ready: no set-up
+ *    pass writes its 4 MiB, which a short program would pay for at start). Below, "seq" means
+ *    that sum. 32 bits tell laps apart for 2^15 laps at least: a producer would have to stop
+ *    between its claim and its check for billions of events to be fooled.
  *  - Slot s = p % N is free for position p when seq == p. The producer reads seq with acquire,
  *    which pairs with the consumer's release store of seq = p (consumer finished reading the
  *    previous lap's payload), so the producer's payload writes cannot overtake that read.
  *  - The producer writes the payload, then stores seq = p + 1 with release. The consumer loads
  *    seq with acquire and reads the payload only when it sees p + 1, so it sees the whole payload.
  *  - The consumer then stores seq = p + N with release: the slot is free for the next lap.
- * Slots are 64 bytes so that two producers never write the same cache line.
- * When the ring is full a producer waits (yielding); no event is ever dropped, and the waits
- * are counted. Before the drain thread exists nothing can empty the ring, so a full ring then
+ * Across the two rings: every event in the shared ring carries the solo ring's head as its
+ * producer read it before claiming, and the drain takes the solo ring up to there first. An
+ * event that must come before it (its block's last event, its thread's previous event) was
+ * claimed in the solo ring before that read, so it is below that head. Solo events need no
+ * such mark: one pushed after the switch comes from the one thread that pushed there (a push
+ * under way when the second thread arrived), and nothing on another thread can depend on an
+ * event that has not been pushed yet.
+ * When a ring is full a producer waits (yielding); no event is ever dropped, and the waits
+ * are counted. Before the drain thread exists nothing can empty a ring, so a full ring then
  * loses new events instead of hanging the process; they are counted and reported.
  */
 #include <errno.h>
@@ -28,38 +43,74 @@
 
 #include "hg_internal.h"
 
-#define HG_RING_SLOTS (1u << 16) /* 64 Ki slots x 64 bytes = 4 MiB: absorbs bursts while the drain catches up */
-
+/* One event, 32 bytes. The kind rides in the address's top byte: user-space addresses on
+ * x86-64 stay below 2^56, even with five-level page tables. */
 typedef struct {
-    _Atomic uint64_t seq;
-    hg_event_t event;
-    char pad[64 - sizeof(uint64_t) - sizeof(hg_event_t)];
+    _Atomic uint32_t seq;
+    uint32_t stack;
+    uint64_t ptr_kind;
+    uint64_t size;
+    uint64_t old_ptr;
 } hg_slot_t;
 
-_Static_assert(sizeof(hg_slot_t) == 64, "one slot per cache line");
+_Static_assert(sizeof(hg_slot_t) == 32, "two solo slots per cache line");
+
+/* A shared-ring slot: an event and how far the solo ring must be taken before it. */
+typedef struct {
+    hg_slot_t slot;
+    uint64_t solo_after;
+    char pad[64 - sizeof(hg_slot_t) - sizeof(uint64_t)];
+} hg_shared_slot_t;
+
+_Static_assert(sizeof(hg_shared_slot_t) == 64, "one shared slot per cache line");
+
+#define HG_SOLO_SLOTS (1u << 17)   /* x 32 bytes = 4 MiB: absorbs bursts while the drain catches up */
+#define HG_SHARED_SLOTS (1u << 16) /* x 64 bytes = 4 MiB */
+#define HG_RING_BYTES (4u << 20)
 
 typedef struct {
     _Alignas(64) _Atomic uint64_t head; /* next position to claim (producers) */
-    /* Read by every push, written almost never: a line of its own, so that the drain's
-     * tail updates do not take it away from the producers. */
-    _Alignas(64) _Atomic bool consumer_running;
     _Alignas(64) _Atomic uint64_t tail; /* next position to consume (drain thread) */
     _Atomic uint64_t full_waits;
     _Atomic uint64_t lost;
     /* Page-aligned, so that the chunks mapped ahead of use (below) are whole pages. */
-    _Alignas(4096) hg_slot_t slots[HG_RING_SLOTS];
+    _Alignas(4096) unsigned char slots[HG_RING_BYTES];
 } hg_ring_t;
 
-static hg_ring_t hg_ring;
+static hg_ring_t hg_solo, hg_shared;
 
-static void hg_ring_assert(void) {
+/* The solo ring (constant arguments: each use compiles to its own ring's code). */
+#define HG_SOLO &hg_solo, HG_SOLO_SLOTS, sizeof(hg_slot_t)
+#define HG_SHARED &hg_shared, HG_SHARED_SLOTS, sizeof(hg_shared_slot_t)
+
+HG_ALWAYS_INLINE hg_slot_t *hg_slot_at(hg_ring_t *ring, uint64_t index, size_t stride) {
+    return (hg_slot_t *)(ring->slots + index * stride);
+}
+
+/* Where a push goes. Read by every push, written almost never: a line of its own, so that
+ * the drain's tail updates do not take it away from the producers. */
+enum { HG_ROUTE_NONE = 0, HG_ROUTE_SHARED = 1, HG_ROUTE_UNCLAIMED = 2 };
+static struct {
+    /* HG_ROUTE_NONE: no consumer runs; HG_ROUTE_UNCLAIMED: no thread has recorded since it
+     * started; HG_ROUTE_SHARED: a second thread has; otherwise the thread pointer of the one
+     * thread that has recorded (the solo ring). Moves only forward (UNCLAIMED, a thread,
+     * SHARED), but to NONE and back while the consumer is away. */
+    _Alignas(64) _Atomic uintptr_t route;
+    uintptr_t route_while_away; /* what route goes back to when the consumer runs again */
+    _Atomic bool shared;        /* the shared ring is in use: pushes without a consumer go there too */
+} hg_routing = {.route = HG_ROUTE_NONE, .route_while_away = HG_ROUTE_UNCLAIMED};
+
+static void hg_ring_assert(hg_ring_t *ring, uint64_t slots) {
 #ifdef HG_DEBUG
-    uint64_t head = atomic_load(&hg_ring.head), tail = atomic_load(&hg_ring.tail);
-    if (tail > head || head - tail > HG_RING_SLOTS * 2) __builtin_trap();
+    uint64_t head = atomic_load(&ring->head), tail = atomic_load(&ring->tail);
+    if (tail > head || head - tail > slots * 2) __builtin_trap();
+#else
+    (void)ring;
+    (void)slots;
 #endif
 }
 
-/* The ring's pages are mapped ahead of the producers, a chunk at a time, during the first lap.
+/* The rings' pages are mapped ahead of the producers, a chunk at a time, during the first lap.
  * Left alone, each page would first be read (a producer checks its slot's seq, the drain polls
  * it), which maps the shared zero page, and then written: that copy-on-write fault has to
  * flush the zero-page mapping from every CPU running the process, by an inter-processor
@@ -68,36 +119,41 @@ static void hg_ring_assert(void) {
  * maps only what it uses (all 4 MiB at start cost a `true` 2 ms); by the producer that claims
  * a chunk's first slot, since the drain thread may not run for a while when the program's
  * threads take every CPU. */
-#define HG_POPULATE_CHUNK (HG_RING_SLOTS / 64)
-_Static_assert(HG_POPULATE_CHUNK * sizeof(hg_slot_t) % 4096 == 0, "chunks are whole pages");
+#define HG_POPULATE_CHUNKS 64
+#define HG_POPULATE_BYTES (HG_RING_BYTES / HG_POPULATE_CHUNKS)
+_Static_assert(HG_POPULATE_BYTES % 4096 == 0, "chunks are whole pages");
 
-static void hg_populate_chunk(uint64_t chunk) {
-    if (chunk >= HG_RING_SLOTS / HG_POPULATE_CHUNK) return;
+static void hg_populate_chunk(hg_ring_t *ring, uint64_t chunk) {
+    if (chunk >= HG_POPULATE_CHUNKS) return;
     int saved = errno;
     /* Kernels before 5.14 refuse MADV_POPULATE_WRITE; their first lap faults as before. */
-    (void)madvise(&hg_ring.slots[chunk * HG_POPULATE_CHUNK], HG_POPULATE_CHUNK * sizeof(hg_slot_t), MADV_POPULATE_WRITE);
+    (void)madvise(ring->slots + chunk * HG_POPULATE_BYTES, HG_POPULATE_BYTES, MADV_POPULATE_WRITE);
     errno = saved;
 }
 
 void hg_ring_populate_start(void) {
-    hg_populate_chunk(0);
-    hg_populate_chunk(1);
+    hg_populate_chunk(&hg_solo, 0);
+    hg_populate_chunk(&hg_solo, 1);
 }
 
 /* Writes the event into the slot claimed for pos and publishes it. Field by field from
  * registers: an event built on the caller's stack and copied here in 16-byte loads stalled on
  * a failed store forwarding. */
-HG_ALWAYS_INLINE void hg_ring_fill(uint64_t pos, uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
-                                   uint64_t old_ptr) {
-    uint64_t index = pos & (HG_RING_SLOTS - 1);
-    hg_slot_t *slot = &hg_ring.slots[index];
-    slot->event = (hg_event_t){.kind = kind, .stack = stack, .ptr = ptr, .size = size, .old_ptr = old_ptr};
-    atomic_store_explicit(&slot->seq, pos + 1 - index, memory_order_release);
+HG_ALWAYS_INLINE void hg_ring_fill(hg_ring_t *ring, uint64_t slots, size_t stride, uint64_t pos, uint32_t kind,
+                                   uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr, uint64_t solo_after) {
+    uint64_t index = pos & (slots - 1);
+    hg_slot_t *slot = hg_slot_at(ring, index, stride);
+    slot->stack = stack;
+    slot->ptr_kind = ptr | (uint64_t)kind << 56;
+    slot->size = size;
+    slot->old_ptr = old_ptr;
+    if (stride == sizeof(hg_shared_slot_t)) ((hg_shared_slot_t *)slot)->solo_after = solo_after;
+    atomic_store_explicit(&slot->seq, (uint32_t)(pos + 1 - index), memory_order_release);
     /* A slot's line was last written by the drain thread (its seq) a lap ago, so the store
      * above had to fetch it for writing, and the next push's locked fetch_add waits for that
-     * store. Asking for a line eight slots ahead in the writable state overlaps the fetches
+     * store. Asking for the line 512 bytes ahead in the writable state overlaps the fetches
      * (program alone, medians of 11: churn 4.9x -> 4.5x, Rust 1.50x -> 1.44x). */
-    __asm__ volatile("prefetchw %0" ::"m"(hg_ring.slots[(pos + 8) & (HG_RING_SLOTS - 1)]));
+    __asm__ volatile("prefetchw %0" ::"m"(*hg_slot_at(ring, (pos + 512 / stride) & (slots - 1), stride)));
 }
 
 /* The rare cases of a push, out of line and each finishing the push itself, so that nothing
@@ -107,86 +163,210 @@ HG_ALWAYS_INLINE void hg_ring_fill(uint64_t pos, uint32_t kind, uint32_t stack, 
 /* First lap (map the chunk two ahead when a chunk's first slot is claimed, so that the mapping
  * is done well before any thread reaches it) or a full ring (wait, yielding, until the drain
  * frees the slot). */
-static HG_NOINLINE void hg_ring_push_slow(uint64_t pos, uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
-                                          uint64_t old_ptr) {
-    uint64_t index = pos & (HG_RING_SLOTS - 1);
-    if (pos < HG_RING_SLOTS && (pos & (HG_POPULATE_CHUNK - 1)) == 0) hg_populate_chunk(pos / HG_POPULATE_CHUNK + 2);
-    hg_slot_t *slot = &hg_ring.slots[index];
-    if (atomic_load_explicit(&slot->seq, memory_order_acquire) != pos - index) {
-        atomic_fetch_add_explicit(&hg_ring.full_waits, 1, memory_order_relaxed);
-        while (atomic_load_explicit(&slot->seq, memory_order_acquire) != pos - index) sched_yield();
+HG_ALWAYS_INLINE void hg_ring_wait_and_fill(hg_ring_t *ring, uint64_t slots, size_t stride, uint64_t pos, uint32_t kind,
+                                            uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr,
+                                            uint64_t solo_after) {
+    uint64_t index = pos & (slots - 1);
+    uint64_t per_chunk = slots / HG_POPULATE_CHUNKS;
+    if (pos < slots && (pos & (per_chunk - 1)) == 0) hg_populate_chunk(ring, pos / per_chunk + 2);
+    hg_slot_t *slot = hg_slot_at(ring, index, stride);
+    uint32_t free_for = (uint32_t)(pos - index);
+    if (atomic_load_explicit(&slot->seq, memory_order_acquire) != free_for) {
+        atomic_fetch_add_explicit(&ring->full_waits, 1, memory_order_relaxed);
+        while (atomic_load_explicit(&slot->seq, memory_order_acquire) != free_for) sched_yield();
     }
-    hg_ring_fill(pos, kind, stack, ptr, size, old_ptr);
+    hg_ring_fill(ring, slots, stride, pos, kind, stack, ptr, size, old_ptr, solo_after);
 }
 
-/* Before the drain thread runs, nothing empties a full ring. */
-static HG_NOINLINE void hg_ring_push_unconsumed(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
-                                                uint64_t old_ptr) {
-    if (atomic_load(&hg_ring.head) - atomic_load(&hg_ring.tail) >= HG_RING_SLOTS) {
-        /* Losing the event is better than hanging the program. Counted and reported in the trace. */
-        atomic_fetch_add_explicit(&hg_ring.lost, 1, memory_order_relaxed);
+static HG_NOINLINE void hg_solo_push_slow(uint64_t pos, uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
+                                          uint64_t old_ptr) {
+    hg_ring_wait_and_fill(HG_SOLO, pos, kind, stack, ptr, size, old_ptr, 0);
+}
+
+static HG_NOINLINE void hg_shared_push_slow(uint64_t pos, uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
+                                            uint64_t old_ptr, uint64_t solo_after) {
+    hg_ring_wait_and_fill(HG_SHARED, pos, kind, stack, ptr, size, old_ptr, solo_after);
+}
+
+/* Any thread once a second one has recorded: the shared ring, after the solo ring up to its
+ * head now (read before the claim). */
+HG_ALWAYS_INLINE void hg_shared_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr) {
+    uint64_t solo_after = atomic_load(&hg_solo.head);
+    uint64_t pos = atomic_fetch_add(&hg_shared.head, 1);
+    uint64_t index = pos & (HG_SHARED_SLOTS - 1);
+    if (HG_UNLIKELY(pos < HG_SHARED_SLOTS ||
+                    atomic_load_explicit(&hg_slot_at(&hg_shared, index, sizeof(hg_shared_slot_t))->seq,
+                                         memory_order_acquire) != (uint32_t)(pos - index))) {
+        hg_shared_push_slow(pos, kind, stack, ptr, size, old_ptr, solo_after);
         return;
     }
-    hg_ring_push_slow(atomic_fetch_add_explicit(&hg_ring.head, 1, memory_order_relaxed), kind, stack, ptr, size, old_ptr);
+    hg_ring_fill(HG_SHARED, pos, kind, stack, ptr, size, old_ptr, solo_after);
+}
+
+/* Before the drain thread runs (or while it is away), nothing empties a full ring. */
+static HG_NOINLINE void hg_ring_push_unconsumed(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
+                                                uint64_t old_ptr) {
+    bool shared = atomic_load(&hg_routing.shared);
+    hg_ring_t *ring = shared ? &hg_shared : &hg_solo;
+    uint64_t slots = shared ? HG_SHARED_SLOTS : HG_SOLO_SLOTS;
+    if (atomic_load(&ring->head) - atomic_load(&ring->tail) >= slots) {
+        /* Losing the event is better than hanging the program. Counted and reported in the trace. */
+        atomic_fetch_add_explicit(&ring->lost, 1, memory_order_relaxed);
+        return;
+    }
+    if (shared) {
+        uint64_t solo_after = atomic_load(&hg_solo.head);
+        hg_shared_push_slow(atomic_fetch_add(&hg_shared.head, 1), kind, stack, ptr, size, old_ptr, solo_after);
+    } else {
+        hg_solo_push_slow(atomic_fetch_add(&hg_solo.head, 1), kind, stack, ptr, size, old_ptr);
+    }
+}
+
+/* The route is not this thread: no consumer, the first event since it started (take the
+ * route), a second thread (switch to the shared ring), or already switched. */
+static HG_NOINLINE void hg_ring_push_routed(uintptr_t route, uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
+                                            uint64_t old_ptr) {
+    uintptr_t me = (uintptr_t)__builtin_thread_pointer();
+    for (;;) {
+        if (route == HG_ROUTE_NONE) {
+            hg_ring_push_unconsumed(kind, stack, ptr, size, old_ptr);
+            return;
+        }
+        if (route == HG_ROUTE_SHARED) {
+            hg_shared_push(kind, stack, ptr, size, old_ptr);
+            return;
+        }
+        if (route == me) {
+            hg_ring_push(kind, stack, ptr, size, old_ptr);
+            return;
+        }
+        uintptr_t next = route == HG_ROUTE_UNCLAIMED ? me : HG_ROUTE_SHARED;
+        if (next == HG_ROUTE_SHARED && !atomic_load(&hg_routing.shared)) {
+            /* Map the shared ring's first chunks before anyone reads them (see above). */
+            hg_populate_chunk(&hg_shared, 0);
+            hg_populate_chunk(&hg_shared, 1);
+            atomic_store(&hg_routing.shared, true);
+        }
+        if (atomic_compare_exchange_strong(&hg_routing.route, &route, next)) route = next;
+    }
 }
 
 void hg_ring_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr) {
-    if (HG_UNLIKELY(!atomic_load_explicit(&hg_ring.consumer_running, memory_order_acquire))) {
-        hg_ring_push_unconsumed(kind, stack, ptr, size, old_ptr);
+    uintptr_t route = atomic_load_explicit(&hg_routing.route, memory_order_acquire);
+    if (HG_UNLIKELY(route != (uintptr_t)__builtin_thread_pointer())) {
+        if (HG_LIKELY(route == HG_ROUTE_SHARED))
+            hg_shared_push(kind, stack, ptr, size, old_ptr);
+        else
+            hg_ring_push_routed(route, kind, stack, ptr, size, old_ptr);
         return;
     }
-    uint64_t pos = atomic_fetch_add_explicit(&hg_ring.head, 1, memory_order_relaxed);
-    uint64_t index = pos & (HG_RING_SLOTS - 1);
-    if (HG_UNLIKELY(pos < HG_RING_SLOTS || atomic_load_explicit(&hg_ring.slots[index].seq, memory_order_acquire) != pos - index)) {
-        hg_ring_push_slow(pos, kind, stack, ptr, size, old_ptr);
+    /* The only thread that records: the solo ring. */
+    uint64_t pos = atomic_fetch_add_explicit(&hg_solo.head, 1, memory_order_relaxed);
+    uint64_t index = pos & (HG_SOLO_SLOTS - 1);
+    if (HG_UNLIKELY(pos < HG_SOLO_SLOTS ||
+                    atomic_load_explicit(&hg_slot_at(&hg_solo, index, sizeof(hg_slot_t))->seq, memory_order_acquire) !=
+                        (uint32_t)(pos - index))) {
+        hg_solo_push_slow(pos, kind, stack, ptr, size, old_ptr);
         return;
     }
-    hg_ring_fill(pos, kind, stack, ptr, size, old_ptr);
+    hg_ring_fill(HG_SOLO, pos, kind, stack, ptr, size, old_ptr, 0);
 }
 
-size_t hg_ring_pop(hg_event_t *out, size_t max) {
-    uint64_t tail = atomic_load_explicit(&hg_ring.tail, memory_order_relaxed);
+/* Whether the slot at `tail` holds a published event. */
+HG_ALWAYS_INLINE bool hg_published(hg_ring_t *ring, uint64_t slots, size_t stride, uint64_t tail) {
+    uint64_t index = tail & (slots - 1);
+    return atomic_load_explicit(&hg_slot_at(ring, index, stride)->seq, memory_order_acquire) == (uint32_t)(tail + 1 - index);
+}
+
+HG_ALWAYS_INLINE hg_event_t hg_event_in(const hg_slot_t *slot) {
+    return (hg_event_t){.kind = (uint32_t)(slot->ptr_kind >> 56),
+                        .stack = slot->stack,
+                        .ptr = slot->ptr_kind & ((1ull << 56) - 1),
+                        .size = slot->size,
+                        .old_ptr = slot->old_ptr};
+}
+
+/* Frees the slot at `tail` for its next lap. */
+HG_ALWAYS_INLINE void hg_release(hg_ring_t *ring, uint64_t slots, size_t stride, uint64_t tail) {
+    uint64_t index = tail & (slots - 1);
+    atomic_store_explicit(&hg_slot_at(ring, index, stride)->seq, (uint32_t)(tail + slots - index), memory_order_release);
+}
+
+/* Copies up to max published solo events, in order, up to position `until`. */
+static size_t hg_solo_take(hg_event_t *out, size_t max, uint64_t until) {
+    uint64_t tail = atomic_load_explicit(&hg_solo.tail, memory_order_relaxed);
     size_t count = 0;
-    while (count < max) {
-        uint64_t index = tail & (HG_RING_SLOTS - 1);
-        hg_slot_t *slot = &hg_ring.slots[index];
-        if (atomic_load_explicit(&slot->seq, memory_order_acquire) != tail + 1 - index) break;
-        out[count++] = slot->event;
-        atomic_store_explicit(&slot->seq, tail + HG_RING_SLOTS - index, memory_order_release);
+    while (count < max && tail < until && hg_published(HG_SOLO, tail)) {
+        out[count++] = hg_event_in(hg_slot_at(&hg_solo, tail & (HG_SOLO_SLOTS - 1), sizeof(hg_slot_t)));
+        hg_release(HG_SOLO, tail);
         tail++;
     }
-    atomic_store_explicit(&hg_ring.tail, tail, memory_order_release);
-    hg_ring_assert();
+    atomic_store_explicit(&hg_solo.tail, tail, memory_order_release);
+    hg_ring_assert(&hg_solo, HG_SOLO_SLOTS);
     return count;
 }
 
-size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
-    uint64_t head = atomic_load(&hg_ring.head);
-    uint64_t tail = atomic_load(&hg_ring.tail);
+size_t hg_ring_pop(hg_event_t *out, size_t max) {
+    size_t count = hg_solo_take(out, max, UINT64_MAX);
+    if (!atomic_load_explicit(&hg_routing.shared, memory_order_acquire)) return count;
+    uint64_t tail = atomic_load_explicit(&hg_shared.tail, memory_order_relaxed);
+    uint64_t solo_taken = atomic_load_explicit(&hg_solo.tail, memory_order_relaxed);
+    while (count < max && hg_published(HG_SHARED, tail)) {
+        const hg_shared_slot_t *slot =
+            (const hg_shared_slot_t *)hg_slot_at(&hg_shared, tail & (HG_SHARED_SLOTS - 1), sizeof(hg_shared_slot_t));
+        if (HG_UNLIKELY(slot->solo_after > solo_taken)) {
+            count += hg_solo_take(out + count, max - count, slot->solo_after);
+            solo_taken = atomic_load_explicit(&hg_solo.tail, memory_order_relaxed);
+            if (slot->solo_after > solo_taken || count >= max) break;
+        }
+        out[count++] = hg_event_in(&slot->slot);
+        hg_release(HG_SHARED, tail);
+        tail++;
+    }
+    atomic_store_explicit(&hg_shared.tail, tail, memory_order_release);
+    hg_ring_assert(&hg_shared, HG_SHARED_SLOTS);
+    return count;
+}
+
+/* In a fork child: applies ring's published events left behind, skips the positions never
+ * published (their threads do not exist in the child), and frees every slot for its next lap,
+ * as the drain would have. The child's positions go on from the parent's: every other slot
+ * already is free for its next position. Rewriting every slot for positions from 0 instead
+ * copied all 4 MiB of the parent's pages in each fork child, most of which only exec. */
+HG_ALWAYS_INLINE size_t hg_ring_reset(hg_ring_t *ring, uint64_t slots, size_t stride, void (*apply)(const hg_event_t *)) {
+    uint64_t head = atomic_load(&ring->head);
     size_t applied = 0;
-    /* Slots claimed by threads that do not exist in the child may never be published:
-     * take the published ones and skip the rest. Each is then freed for its next lap, as
-     * the drain would have freed it, and the child's positions go on from the parent's:
-     * every other slot already is free for its next position. Rewriting every slot for
-     * positions from 0 instead copied all 4 MiB of the parent's pages in each fork child,
-     * most of which only exec. */
-    for (uint64_t pos = tail; pos < head; pos++) {
-        uint64_t index = pos & (HG_RING_SLOTS - 1);
-        hg_slot_t *slot = &hg_ring.slots[index];
-        if (atomic_load(&slot->seq) == pos + 1 - index && slot->event.kind != 0) {
-            apply(&slot->event);
+    for (uint64_t pos = atomic_load(&ring->tail); pos < head; pos++) {
+        hg_slot_t *slot = hg_slot_at(ring, pos & (slots - 1), stride);
+        if (hg_published(ring, slots, stride, pos) && (slot->ptr_kind >> 56) != 0) {
+            hg_event_t event = hg_event_in(slot);
+            apply(&event);
             applied++;
         }
-        atomic_store(&slot->seq, pos + HG_RING_SLOTS - index);
+        hg_release(ring, slots, stride, pos);
     }
-    atomic_store(&hg_ring.tail, head);
-    atomic_store(&hg_ring.full_waits, 0);
-    atomic_store(&hg_ring.lost, 0);
+    atomic_store(&ring->tail, head);
+    atomic_store(&ring->full_waits, 0);
+    atomic_store(&ring->lost, 0);
     return applied;
 }
 
-uint64_t hg_ring_claimed(void) { return atomic_load(&hg_ring.head); }
-uint64_t hg_ring_consumed(void) { return atomic_load(&hg_ring.tail); }
-uint64_t hg_ring_full_waits(void) { return atomic_load(&hg_ring.full_waits); }
-uint64_t hg_ring_lost(void) { return atomic_load(&hg_ring.lost); }
-void hg_ring_set_consumer_running(bool running) { atomic_store(&hg_ring.consumer_running, running); }
+size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
+    /* The solo ring first: what the shared ring's events wait for is there. */
+    size_t applied = hg_ring_reset(HG_SOLO, apply);
+    return applied + hg_ring_reset(HG_SHARED, apply);
+}
+
+uint64_t hg_ring_claimed(void) { return atomic_load(&hg_solo.head) + atomic_load(&hg_shared.head); }
+uint64_t hg_ring_consumed(void) { return atomic_load(&hg_solo.tail) + atomic_load(&hg_shared.tail); }
+uint64_t hg_ring_full_waits(void) { return atomic_load(&hg_solo.full_waits) + atomic_load(&hg_shared.full_waits); }
+uint64_t hg_ring_lost(void) { return atomic_load(&hg_solo.lost) + atomic_load(&hg_shared.lost); }
+
+void hg_ring_set_consumer_running(bool running) {
+    if (running) {
+        atomic_store(&hg_routing.route, hg_routing.route_while_away);
+    } else {
+        uintptr_t was = atomic_exchange(&hg_routing.route, HG_ROUTE_NONE);
+        if (was != HG_ROUTE_NONE) hg_routing.route_while_away = was;
+    }
+}
