@@ -4,10 +4,10 @@
  * (hg_unwind_pipe.c). Each entry point calls glibc, then
  * records what happened.
  *
- * Ordering rule, which makes the single ring's order a valid history of the heap:
+ * Ordering rule, which makes the rings' order a valid history of the heap (hg_ring.c):
  * a free is recorded *before* the memory goes back to glibc, an allocation *after* glibc
  * returned it. So no thread can be handed an address (and record its ALLOC) before the
- * FREE of the previous owner of that address is in the ring.
+ * FREE of the previous owner of that address is in a ring.
  *
  * Frames: the exported function holds its whole body (shared bodies are always-inline), and
  * hg_record, which it calls, unwinds from the entry point's registers at that call, read off

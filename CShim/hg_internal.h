@@ -64,7 +64,7 @@ size_t hg_bootstrap_usable_size(const void *ptr);
  * dl_iterate_phdr, the drain thread) are the shim's own and are never recorded. */
 extern __thread int hg_guard_depth __attribute__((tls_model("initial-exec")));
 
-/* ---- hg_ring.c: the lock-free MPSC event ring ---- */
+/* ---- hg_ring.c: the lock-free MPSC event rings (solo, then shared) ---- */
 typedef enum {
     HG_EV_ALLOC = 1,
     HG_EV_FREE,
@@ -82,14 +82,15 @@ typedef struct {
     uint64_t old_ptr;    /* REALLOC only */
 } hg_event_t;
 
-/** Producer side (any thread): publishes one event, waiting while the ring is full. */
+/** Producer side (any thread): publishes one event, waiting while its ring is full. */
 void hg_ring_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr);
-/** Maps the ring's first pages (see hg_ring.c); call before the drain thread exists. */
+/** Maps the solo ring's first pages (see hg_ring.c); call before the drain thread exists. */
 void hg_ring_populate_start(void);
-/** Consumer side (the drain thread only): copies up to max published events in order. */
+/** Consumer side (the drain thread only): copies up to max published events, in an order
+ *  that keeps each block's events and each thread's events in the order they happened. */
 size_t hg_ring_pop(hg_event_t *out, size_t max);
 /** Consumer side in a fork child: takes the published events other (now gone) threads
- *  left behind, then resets the ring for the child's own events. */
+ *  left behind, then resets the rings for the child's own events. */
 size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *));
 uint64_t hg_ring_claimed(void);
 uint64_t hg_ring_consumed(void);
