@@ -364,7 +364,9 @@ uint64_t hg_ring_lost(void) { return atomic_load(&hg_solo.lost) + atomic_load(&h
 
 void hg_ring_set_consumer_running(bool running) {
     if (running) {
-        atomic_store(&hg_routing.route, hg_routing.route_while_away);
+        /* Once anything went to the shared ring (also while the consumer was away), nothing
+         * new may go to the solo ring: the drain takes that first. */
+        atomic_store(&hg_routing.route, atomic_load(&hg_routing.shared) ? HG_ROUTE_SHARED : hg_routing.route_while_away);
     } else {
         uintptr_t was = atomic_exchange(&hg_routing.route, HG_ROUTE_NONE);
         if (was != HG_ROUTE_NONE) hg_routing.route_while_away = was;
