@@ -39,6 +39,8 @@ run leak_basic -- ./leak_basic
 run entry_points -- ./entry_points no-pvalloc
 run entry_points_full -- ./entry_points          # valgrind 3.19 aborts at pvalloc
 run threads -- ./threads
+run handoff -- ./handoff
+run fork_threads -- ./fork_threads
 run fork__exit -- ./fork_child
 run fork_exit -- ./fork_child exit
 run exec_child -- ./exec_child ./leak_basic
@@ -61,8 +63,8 @@ run leak_rust -- ./leak_rust
 run clean_rust -- ./clean_rust
 run leak_swift -- ./leak_swift
 run clean_swift -- ./clean_swift
-for t in leak_basic threads dlopen_leak prints_a_lot churn_t leak_cpp clean_cpp \
-         leak_rust clean_rust leak_swift clean_swift; do
+for t in leak_basic threads handoff fork_threads dlopen_leak prints_a_lot churn_t leak_cpp \
+         clean_cpp leak_rust clean_rust leak_swift clean_swift; do
     case $t in
     churn_t) run nf_$t "${nofr[@]}" -- ./churn 1000 8 threads 4 ;;
     prints_a_lot) run nf_$t "${nofr[@]}" -- ./prints_a_lot 3 ;;
