@@ -67,6 +67,8 @@ _Static_assert(sizeof(hg_shared_slot_t) == 64, "one shared slot per cache line")
 #define HG_SOLO_SLOTS (1u << 17)   /* x 32 bytes = 4 MiB: absorbs bursts while the drain catches up */
 #define HG_SHARED_SLOTS (1u << 16) /* x 64 bytes = 4 MiB */
 #define HG_RING_BYTES (4u << 20)
+_Static_assert(HG_SOLO_SLOTS * sizeof(hg_slot_t) == HG_RING_BYTES, "the solo ring fills its bytes");
+_Static_assert(HG_SHARED_SLOTS * sizeof(hg_shared_slot_t) == HG_RING_BYTES, "the shared ring fills its bytes");
 
 typedef struct {
     _Alignas(64) _Atomic uint64_t head; /* next position to claim (producers) */
@@ -79,7 +81,7 @@ typedef struct {
 
 static hg_ring_t hg_solo, hg_shared;
 
-/* The solo ring (constant arguments: each use compiles to its own ring's code). */
+/* The arguments that name a ring, all constants: each use compiles to that ring's own code. */
 #define HG_SOLO &hg_solo, HG_SOLO_SLOTS, sizeof(hg_slot_t)
 #define HG_SHARED &hg_shared, HG_SHARED_SLOTS, sizeof(hg_shared_slot_t)
 
