@@ -6,9 +6,11 @@
  *  - the solo ring, 32-byte slots, two events to a cache line, while one thread records (and
  *    before the drain thread runs);
  *  - the shared ring, 64-byte slots, one event to a line, from the moment a second thread
- *    records an event, for good: two threads writing one line slowed the 8-thread churn by
- *    half in a third of the runs, and half the lines for the drain to take across made the
- *    one-thread benchmarks 2–8 % faster (docs/architecture.md, "The ring").
+ *    records an event, for good.
+ * Two events to a line gave the drain half the lines to take across from the program's CPU:
+ * the Rust and Swift benchmarks ran up to 6 % faster (jq, sqlite3 and the churn unchanged).
+ * Two threads writing one line doubled the 8-thread churn's time in 1 to 3 runs of 12
+ * (docs/architecture.md, "The ring").
  * Why one ring at a time and not one per thread: the order of events across threads matters
  * (a block freed on one thread may be handed out again on another), and a single claim
  * counter gives that order for free. The price is one contended fetch_add per event.
