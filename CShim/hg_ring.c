@@ -164,9 +164,10 @@ HG_ALWAYS_INLINE void hg_ring_fill(hg_ring_t *ring, uint64_t slots, size_t strid
  * is live in the fast path after a call: it then needs no callee-saved registers (a push was
  * 47 instructions, 12 of them saving and restoring those; callgrind, Rust benchmark). */
 
-/* First lap (map the chunk two ahead when a chunk's first slot is claimed, so that the mapping
- * is done well before any thread reaches it) or a full ring (wait, yielding, until the drain
- * frees the slot). */
+/* A chunk's first slot (in the first lap, map the chunk two ahead, so that the mapping is
+ * done well before any thread reaches it) or a full ring (wait, yielding, until the drain
+ * frees the slot). Every other first-lap push takes the fast path: a zeroed slot is free for
+ * it. */
 HG_ALWAYS_INLINE void hg_ring_wait_and_fill(hg_ring_t *ring, uint64_t slots, size_t stride, uint64_t pos, uint32_t kind,
                                             uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr,
                                             uint64_t solo_after) {
@@ -198,7 +199,7 @@ HG_ALWAYS_INLINE void hg_shared_push(uint32_t kind, uint32_t stack, uint64_t ptr
     uint64_t solo_after = atomic_load(&hg_solo.head);
     uint64_t pos = atomic_fetch_add(&hg_shared.head, 1);
     uint64_t index = pos & (HG_SHARED_SLOTS - 1);
-    if (HG_UNLIKELY(pos < HG_SHARED_SLOTS ||
+    if (HG_UNLIKELY((pos & (HG_SHARED_SLOTS / HG_POPULATE_CHUNKS - 1)) == 0 ||
                     atomic_load_explicit(&hg_slot_at(&hg_shared, index, sizeof(hg_shared_slot_t))->seq,
                                          memory_order_acquire) != (uint32_t)(pos - index))) {
         hg_shared_push_slow(pos, kind, stack, ptr, size, old_ptr, solo_after);
@@ -267,7 +268,7 @@ void hg_ring_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, ui
     /* The only thread that records: the solo ring. */
     uint64_t pos = atomic_fetch_add_explicit(&hg_solo.head, 1, memory_order_relaxed);
     uint64_t index = pos & (HG_SOLO_SLOTS - 1);
-    if (HG_UNLIKELY(pos < HG_SOLO_SLOTS ||
+    if (HG_UNLIKELY((pos & (HG_SOLO_SLOTS / HG_POPULATE_CHUNKS - 1)) == 0 ||
                     atomic_load_explicit(&hg_slot_at(&hg_solo, index, sizeof(hg_slot_t))->seq, memory_order_acquire) !=
                         (uint32_t)(pos - index))) {
         hg_solo_push_slow(pos, kind, stack, ptr, size, old_ptr);
