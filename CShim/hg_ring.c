@@ -193,19 +193,27 @@ static HG_NOINLINE void hg_shared_push_slow(uint64_t pos, uint32_t kind, uint32_
     hg_ring_wait_and_fill(HG_SHARED, pos, kind, stack, ptr, size, old_ptr, solo_after);
 }
 
-/* Any thread once a second one has recorded: the shared ring, after the solo ring up to its
- * head now (read before the claim). */
-HG_ALWAYS_INLINE void hg_shared_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr) {
-    uint64_t solo_after = atomic_load(&hg_solo.head);
-    uint64_t pos = atomic_fetch_add(&hg_shared.head, 1);
-    uint64_t index = pos & (HG_SHARED_SLOTS - 1);
-    if (HG_UNLIKELY((pos & (HG_SHARED_SLOTS / HG_POPULATE_CHUNKS - 1)) == 0 ||
-                    atomic_load_explicit(&hg_slot_at(&hg_shared, index, sizeof(hg_shared_slot_t))->seq,
-                                         memory_order_acquire) != (uint32_t)(pos - index))) {
-        hg_shared_push_slow(pos, kind, stack, ptr, size, old_ptr, solo_after);
+/* Claims the ring's next position and publishes the event there. */
+HG_ALWAYS_INLINE void hg_ring_put(hg_ring_t *ring, uint64_t slots, size_t stride, uint32_t kind, uint32_t stack,
+                                  uint64_t ptr, uint64_t size, uint64_t old_ptr, uint64_t solo_after) {
+    uint64_t pos = atomic_fetch_add_explicit(&ring->head, 1, memory_order_relaxed);
+    uint64_t index = pos & (slots - 1);
+    if (HG_UNLIKELY((pos & (slots / HG_POPULATE_CHUNKS - 1)) == 0 ||
+                    atomic_load_explicit(&hg_slot_at(ring, index, stride)->seq, memory_order_acquire) !=
+                        (uint32_t)(pos - index))) {
+        if (stride == sizeof(hg_slot_t))
+            hg_solo_push_slow(pos, kind, stack, ptr, size, old_ptr);
+        else
+            hg_shared_push_slow(pos, kind, stack, ptr, size, old_ptr, solo_after);
         return;
     }
-    hg_ring_fill(HG_SHARED, pos, kind, stack, ptr, size, old_ptr, solo_after);
+    hg_ring_fill(ring, slots, stride, pos, kind, stack, ptr, size, old_ptr, solo_after);
+}
+
+/* Any thread once a second one has recorded: the shared ring, after the solo ring up to its
+ * head now (whatever this event must follow was claimed there before this read). */
+HG_ALWAYS_INLINE void hg_shared_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr) {
+    hg_ring_put(HG_SHARED, kind, stack, ptr, size, old_ptr, atomic_load(&hg_solo.head));
 }
 
 /* Before the drain thread runs (or while it is away), nothing empties a full ring. */
@@ -266,15 +274,7 @@ void hg_ring_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, ui
         return;
     }
     /* The only thread that records: the solo ring. */
-    uint64_t pos = atomic_fetch_add_explicit(&hg_solo.head, 1, memory_order_relaxed);
-    uint64_t index = pos & (HG_SOLO_SLOTS - 1);
-    if (HG_UNLIKELY((pos & (HG_SOLO_SLOTS / HG_POPULATE_CHUNKS - 1)) == 0 ||
-                    atomic_load_explicit(&hg_slot_at(&hg_solo, index, sizeof(hg_slot_t))->seq, memory_order_acquire) !=
-                        (uint32_t)(pos - index))) {
-        hg_solo_push_slow(pos, kind, stack, ptr, size, old_ptr);
-        return;
-    }
-    hg_ring_fill(HG_SOLO, pos, kind, stack, ptr, size, old_ptr, 0);
+    hg_ring_put(HG_SOLO, kind, stack, ptr, size, old_ptr, 0);
 }
 
 /* Whether the slot at `tail` holds a published event. */
