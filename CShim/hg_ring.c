@@ -127,6 +127,9 @@ static void hg_ring_assert(hg_ring_t *ring, uint64_t slots) {
 #define HG_POPULATE_BYTES (HG_RING_BYTES / HG_POPULATE_CHUNKS)
 _Static_assert(HG_POPULATE_BYTES % 4096 == 0, "chunks are whole pages");
 
+/* Whether pos is the first position of a chunk: the push that maps ahead, in the first lap. */
+HG_ALWAYS_INLINE bool hg_chunk_start(uint64_t pos, uint64_t slots) { return (pos & (slots / HG_POPULATE_CHUNKS - 1)) == 0; }
+
 static void hg_populate_chunk(hg_ring_t *ring, uint64_t chunk) {
     if (chunk >= HG_POPULATE_CHUNKS) return;
     int saved = errno;
@@ -172,8 +175,7 @@ HG_ALWAYS_INLINE void hg_ring_wait_and_fill(hg_ring_t *ring, uint64_t slots, siz
                                             uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr,
                                             uint64_t solo_after) {
     uint64_t index = pos & (slots - 1);
-    uint64_t per_chunk = slots / HG_POPULATE_CHUNKS;
-    if (pos < slots && (pos & (per_chunk - 1)) == 0) hg_populate_chunk(ring, pos / per_chunk + 2);
+    if (pos < slots && hg_chunk_start(pos, slots)) hg_populate_chunk(ring, pos / (slots / HG_POPULATE_CHUNKS) + 2);
     hg_slot_t *slot = hg_slot_at(ring, index, stride);
     uint32_t free_for = (uint32_t)(pos - index);
     if (atomic_load_explicit(&slot->seq, memory_order_acquire) != free_for) {
@@ -198,7 +200,7 @@ HG_ALWAYS_INLINE void hg_ring_put(hg_ring_t *ring, uint64_t slots, size_t stride
                                   uint64_t ptr, uint64_t size, uint64_t old_ptr, uint64_t solo_after) {
     uint64_t pos = atomic_fetch_add_explicit(&ring->head, 1, memory_order_relaxed);
     uint64_t index = pos & (slots - 1);
-    if (HG_UNLIKELY((pos & (slots / HG_POPULATE_CHUNKS - 1)) == 0 ||
+    if (HG_UNLIKELY(hg_chunk_start(pos, slots) ||
                     atomic_load_explicit(&hg_slot_at(ring, index, stride)->seq, memory_order_acquire) !=
                         (uint32_t)(pos - index))) {
         if (stride == sizeof(hg_slot_t))
@@ -250,7 +252,7 @@ static HG_NOINLINE void hg_ring_push_routed(uintptr_t route, uint32_t kind, uint
             return;
         }
         if (route == me) {
-            hg_ring_push(kind, stack, ptr, size, old_ptr);
+            hg_ring_put(HG_SOLO, kind, stack, ptr, size, old_ptr, 0);
             return;
         }
         uintptr_t next = route == HG_ROUTE_UNCLAIMED ? me : HG_ROUTE_SHARED;
