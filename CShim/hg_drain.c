@@ -424,7 +424,7 @@ static void hg_drain_stop_thread(void) {
 }
 
 bool hg_drain_suspend(void) {
-    if (!hg_drain_in_owner() || atomic_load(&hg_finished) || !atomic_load(&hg_drain_exists)) return false;
+    if (atomic_load(&hg_finished) || !hg_drain_in_owner() || !atomic_load(&hg_drain_exists)) return false;
     unsigned before = hg_thread_count();
     hg_drain_stop_thread();
     /* pthread_join returns when the thread's exit has cleared its tid, a moment before the
@@ -439,6 +439,22 @@ void hg_drain_resume(void) {
 }
 
 bool hg_drain_in_owner(void) { return getpid() == hg_owner; }
+
+bool hg_drain_finished(void) { return atomic_load(&hg_finished) != 0; }
+
+void hg_drain_stop_for_sandbox(void) {
+    /* A vfork child runs on its parent's memory: it must not end the parent's trace. */
+    if (atomic_load(&hg_finished) || !hg_drain_in_owner()) return;
+    if (atomic_exchange(&hg_finished, 1)) return;
+    atomic_store(&hg_state, HG_FINISHED);
+    if (!atomic_load(&hg_drain_exists)) return;
+    hg_drain_stop_thread();
+    /* Cut, not finished: no snapshot or scan (the blocks in use now are not those at exit),
+     * no END. The flag says why the trace stops here. */
+    hg_writer_flush();
+    hg_writer_set_header_flag(HG_TRACE_FLAG_SANDBOXED);
+    hg_writer_close();
+}
 
 void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     if (atomic_exchange(&hg_finished, 1)) return;

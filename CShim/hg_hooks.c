@@ -1,7 +1,7 @@
 /*
  * The malloc family: the only symbols libheapgate.so exports besides _exit, _Exit and
- * pthread_exit (hg_lifecycle.c), unshare/setns (hg_namespaces.c) and pipe/pipe2
- * (hg_unwind_pipe.c). Each entry point calls glibc, then
+ * pthread_exit (hg_lifecycle.c), unshare/setns (hg_namespaces.c), pipe/pipe2
+ * (hg_unwind_pipe.c) and prctl/syscall (hg_sandbox.c). Each entry point calls glibc, then
  * records what happened.
  *
  * Ordering rule, which makes the rings' order a valid history of the heap (hg_ring.c):

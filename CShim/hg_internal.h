@@ -297,6 +297,8 @@ static inline void hg_writer_sv(int64_t value) {
 /** The file offset the next byte will have. */
 uint64_t hg_writer_offset(void);
 void hg_writer_close(void);
+/** Sets `flag` in the header's flags, in place: the header went out with the first bytes. */
+void hg_writer_set_header_flag(uint32_t flag);
 /** Where the shim's own descriptors go (the trace file, libunwind's pipe): 1000 and up, out of
  *  the range programs use; with a descriptor limit (RLIMIT_NOFILE) below ~1024, its top three,
  *  so that the program's own descriptors get the numbers they get natively. */
@@ -320,6 +322,13 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor);
 /** Whether the calling process is the one whose trace this is, and not a vfork child
  *  running on its parent's memory (which must leave the shim's state untouched). */
 bool hg_drain_in_owner(void);
+/** Whether the trace is finished (exit, or stopped for a sandbox): the exit hooks check this
+ *  first, before any system call of their own. */
+bool hg_drain_finished(void);
+/** The program is about to install a seccomp filter (hg_sandbox.c): applies and writes what
+ *  the rings hold, ends the drain thread and leaves the trace cut and marked; from then on
+ *  nothing is recorded. */
+void hg_drain_stop_for_sandbox(void);
 /** Set when the main thread leaves by pthread_exit (hg_lifecycle.c): from then on the drain
  *  thread watches for being the last thread (see hg_drain_main). */
 extern _Atomic bool hg_main_thread_gone;

@@ -90,7 +90,8 @@ static uintptr_t hg_exit_caller_stack_pointer(void) {
 }
 
 __attribute__((destructor)) static void hg_destructor(void) {
-    if (!hg_drain_in_owner()) return; /* see hg_exit_now */
+    /* Finished first: after a seccomp filter (hg_sandbox.c) even getpid may be refused. */
+    if (hg_drain_finished() || !hg_drain_in_owner()) return; /* see hg_exit_now */
     hg_guard_depth++;
     uintptr_t floor = hg_exit_caller_stack_pointer();
     hg_drain_finish(-1, floor ? floor : (uintptr_t)__builtin_frame_address(0));
@@ -100,7 +101,7 @@ __attribute__((destructor)) static void hg_destructor(void) {
 static __attribute__((noreturn)) void hg_exit_now(int status) {
     /* A vfork child (after a failed exec) runs on its parent's memory, this thread's guard
      * depth included: raising it here left the parent, once resumed, recording nothing. */
-    if (hg_drain_in_owner()) {
+    if (!hg_drain_finished() && hg_drain_in_owner()) {
         hg_guard_depth++;
         hg_drain_finish(status, (uintptr_t)__builtin_frame_address(0));
     }
@@ -122,7 +123,7 @@ _Atomic bool hg_main_thread_gone;
  *  last thread for ever; told that the main thread is gone, it ends the process itself when
  *  it is the only thread left (hg_drain.c). */
 HG_EXPORT void pthread_exit(void *value) {
-    if (syscall(SYS_gettid) == getpid()) atomic_store(&hg_main_thread_gone, true);
+    if (!hg_drain_finished() && syscall(SYS_gettid) == getpid()) atomic_store(&hg_main_thread_gone, true);
     if (!hg_real.pthread_exit) hg_real_resolve_once();
     hg_real.pthread_exit(value);
 }

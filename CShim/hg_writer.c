@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -39,6 +40,7 @@ static bool hg_failed;
 unsigned char hg_write_buffer[HG_WRITE_BUFFER];
 struct hg_write_cursor hg_write_cursor;
 static uint64_t hg_flushed; /* bytes handed to write() (or dropped after a failure) */
+static uint32_t hg_header_flags;
 
 static int hg_create_trace_file(const char *dir) {
     char path[4096];
@@ -90,6 +92,7 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
         return false;
     }
     hg_fd = fd;
+    hg_header_flags = flags;
     hg_dev = st.st_dev;
     hg_ino = st.st_ino;
     hg_failed = false;
@@ -174,6 +177,15 @@ void hg_writer_close(void) {
     hg_writer_flush();
     if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
     hg_fd = -1;
+}
+
+void hg_writer_set_header_flag(uint32_t flag) {
+    if (hg_fd < 0 || hg_failed || !hg_still_our_file()) return;
+    hg_header_flags |= flag;
+    /* The header is the file's first bytes, under any file-size limit the rest got past. */
+    if (pwrite(hg_fd, &hg_header_flags, sizeof hg_header_flags, offsetof(hg_file_header_t, flags)) !=
+        sizeof hg_header_flags)
+        hg_failed = true;
 }
 
 void hg_writer_forget_in_child(void) {

@@ -85,6 +85,7 @@ fixture c entry_points entry_points.c
 fixture c threads threads.c -pthread
 fixture c handoff handoff.c -pthread
 fixture c fork_threads fork_threads.c -pthread
+fixture c sandboxed sandboxed.c
 fixture c fork_child fork_child.c
 fixture c exec_child exec_child.c
 fixture c vfork_exec vfork_exec.c

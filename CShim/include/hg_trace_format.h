@@ -35,6 +35,9 @@ _Static_assert(sizeof(hg_file_header_t) == 56, "trace header layout is part of t
 enum {
     /* The process is a fork child: an INHERITED record and its blocks follow the modules. */
     HG_TRACE_FLAG_FORKED = 1u << 0,
+    /* Tracing stopped when the process installed a seccomp filter: the trace is cut there.
+     * Set in place (pwrite) as the last thing written to the file. */
+    HG_TRACE_FLAG_SANDBOXED = 1u << 1,
 };
 
 typedef enum {

@@ -80,7 +80,21 @@ struct ReportFlags: ParsableArguments {
     }
 
     /// True when a report has a leak of a gated kind that no suppression covers.
-    func hasGatedLeaks(_ reports: [ProcessReport]) -> Bool {
+    /// Whether `--error-exitcode` applies: a loss record of an error kind, or a process whose
+    /// leaks could not be checked because it installed a seccomp filter, which stopped tracing.
+    /// The gate then fails closed, and says why on stderr: a pass would claim a check that
+    /// never ran.
+    func gateFails(_ reports: [ProcessReport]) -> Bool {
+        if hasGatedLeaks(reports) { return true }
+        let unchecked = reports.filter(\.stoppedForSandbox)
+        for process in unchecked {
+            let message = "heapgate: process \(process.pid) installed a seccomp filter, which stopped tracing: its leaks were not checked, so --error-exitcode fails the run\n"
+            FileHandle.standardError.write(Data(message.utf8))
+        }
+        return !unchecked.isEmpty
+    }
+
+    private func hasGatedLeaks(_ reports: [ProcessReport]) -> Bool {
         let gated = options.errorsForLeakKinds
         return reports.contains { report in
             report.records.contains { record in

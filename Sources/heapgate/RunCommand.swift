@@ -77,7 +77,7 @@ struct RunCommand: ParsableCommand {
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
                                           symbolizer: symbolizer)
-            if let gate = report.errorExitCode, report.hasGatedLeaks(reports) { throw ExitCode(gate) }
+            if let gate = report.errorExitCode, report.gateFails(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             FileHandle.standardError.write(Data("heapgate: \(error.description)\n".utf8))
         } catch let error as CLIError {

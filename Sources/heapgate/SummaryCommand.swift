@@ -28,7 +28,7 @@ struct SummaryCommand: ParsableCommand {
         do {
             let heaps = try TraceSet.load(files: files)
             let reports = try report.emit(heaps)
-            if let gate = report.errorExitCode, report.hasGatedLeaks(reports) { throw ExitCode(gate) }
+            if let gate = report.errorExitCode, report.gateFails(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             throw fail(error.description, status: 2)
         } catch let error as CLIError {

@@ -41,6 +41,8 @@ run entry_points_full -- ./entry_points          # valgrind 3.19 aborts at pvall
 run threads -- ./threads
 run handoff -- ./handoff
 run fork_threads -- ./fork_threads
+run sandboxed -- ./sandboxed
+run sandboxed_syscall -- ./sandboxed syscall
 run fork__exit -- ./fork_child
 run fork_exit -- ./fork_child exit
 run exec_child -- ./exec_child ./leak_basic

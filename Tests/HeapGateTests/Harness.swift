@@ -104,6 +104,7 @@ struct Report: Decodable {
     }
     struct Process: Decodable {
         var pid: Int; var parentPid: Int; var command: [String]; var exitStatus: Int?; var complete: Bool
+        var stoppedForSandbox: Bool
         var heap: Heap; var leaks: Leaks?; var records: [Record]
 
         /// The records whose stack passes through `function`.

@@ -471,6 +471,38 @@ struct LaunchTests {
                                  caller: ("main", "unshare_user.c", 49))
     }
 
+    /// A program that sandboxes itself with a seccomp allow-list would have the shim's own
+    /// system calls refused by its filter: it died of SIGSYS under heapgate (and dies under
+    /// valgrind). Tracing stops just before the filter goes in, whichever way it is installed,
+    /// and the program runs on as it does natively. The report holds what happened before
+    /// (exact figures; the 100 bytes allocated under the filter are not seen), says why it
+    /// stops there, classifies nothing, and a leak gate fails closed.
+    @Test(arguments: ["prctl", "syscall"])
+    func seccompAllowList(installedBy: String) throws {
+        let command = [Harness.fixture("sandboxed"), installedBy]
+        let native = try Harness.execute(command[0], [installedBy])
+        #expect(native.status == 7)
+        #expect(native.stdoutText == "sandboxed: running under the filter\n")
+        let (traced, written) = try Harness.runReport(command)
+        #expect(traced.status == 7, "stderr: \(traced.stderr)")
+        #expect(traced.stdoutText == native.stdoutText)
+        let report = try #require(written, "no JSON report; stderr: \(traced.stderr)")
+        let process = try #require(report.processes.first)
+        #expect(report.processes.count == 1)
+        #expect(process.stoppedForSandbox)
+        #expect(!process.complete)
+        #expect(process.leaks == nil)
+        #expect(HeapFigures(process) == HeapFigures(bytes: 40, blocks: 1, allocs: 2, frees: 1, bytesAllocated: 64))
+        try process.expectRecord("before_filter", bytes: 40, blocks: 1, file: "sandboxed.c", line: 28,
+                                 caller: ("main", "sandboxed.c", 61))
+        #expect(traced.stderr.contains("WARNING: tracing stopped when the process installed a seccomp filter"))
+
+        let gated = try Harness.execute(Harness.heapgate, ["run", "--error-exitcode=9", "--"] + command)
+        #expect(gated.status == 9)
+        #expect(gated.stdoutText == native.stdoutText)
+        #expect(gated.stderr.contains("installed a seccomp filter, which stopped tracing: its leaks were not checked"))
+    }
+
     static var userNamespacesWork: Bool {
         (try? Harness.execute(Harness.fixture("unshare_user"), []))?.stdoutText == "unshare_user: ok\n"
     }

@@ -61,6 +61,7 @@ public enum JSONReport {
         var command: [String]
         var exitStatus: Int?
         var complete: Bool
+        var stoppedForSandbox: Bool
         var heap: Heap
         var leaks: LeakTotals?
         var records: [Record]
@@ -72,6 +73,7 @@ public enum JSONReport {
             command = report.command
             exitStatus = report.exitStatus
             complete = report.isComplete
+            stoppedForSandbox = report.stoppedForSandbox
             heap = Heap(inUseAtExit: Amount(bytes: report.bytesInUse, blocks: report.blocksInUse),
                         allocs: report.allocs, frees: report.frees, bytesAllocated: report.bytesAllocated)
             leaks = report.leaks
@@ -80,7 +82,7 @@ public enum JSONReport {
             records = report.records.map(Record.init)
         }
 
-        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, heap, leaks, records, statistics }
+        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, stoppedForSandbox, heap, leaks, records, statistics }
 
         func encode(to encoder: Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -89,6 +91,7 @@ public enum JSONReport {
             try container.encode(command, forKey: .command)
             try container.encode(exitStatus, forKey: .exitStatus) // null when unknown, never absent
             try container.encode(complete, forKey: .complete)
+            try container.encode(stoppedForSandbox, forKey: .stoppedForSandbox)
             try container.encode(heap, forKey: .heap)
             try container.encode(leaks, forKey: .leaks) // null when the process was not classified
             try container.encode(records, forKey: .records)

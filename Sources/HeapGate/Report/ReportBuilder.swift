@@ -31,6 +31,7 @@ public final class ReportBuilder {
         return ProcessReport(
             pid: heap.header.pid, parentPID: heap.header.parentPID, command: heap.command,
             exitStatus: exitStatus ?? heap.exitStatus, isComplete: heap.isComplete,
+            stoppedForSandbox: heap.header.stoppedForSandbox,
             bytesInUse: heap.bytesInUse, blocksInUse: UInt64(heap.blockCount),
             allocs: heap.allocs, frees: heap.frees, bytesAllocated: heap.bytesAllocated,
             events: heap.events, ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,

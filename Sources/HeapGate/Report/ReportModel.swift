@@ -99,6 +99,8 @@ public struct ProcessReport: Sendable {
     public var command: [String]
     public var exitStatus: Int?
     public var isComplete: Bool
+    /// Tracing stopped when the process installed a seccomp filter (the trace is incomplete).
+    public var stoppedForSandbox = false
     public var bytesInUse: UInt64
     public var blocksInUse: UInt64
     public var allocs: UInt64

@@ -7,7 +7,11 @@ public enum TextReport {
         lines.append("heapgate, a heap tracker and leak gate")
         lines.append("Command: " + report.command.joined(separator: " "))
         lines.append("")
-        if !report.isComplete {
+        if report.stoppedForSandbox {
+            lines.append("WARNING: tracing stopped when the process installed a seccomp filter, which could refuse heapgate's")
+            lines.append("WARNING: own system calls; the figures below cover the process up to then, and leaks were not classified.")
+            lines.append("")
+        } else if !report.isComplete {
             lines.append("WARNING: this trace is incomplete (the process was killed, crashed or is still running);")
             lines.append("WARNING: the figures below cover only what was recorded, and leaks were not classified.")
             lines.append("")

@@ -5,6 +5,7 @@ enum TraceFormat {
     static let supportedVersion: UInt32 = 1
     static let minimumHeaderSize = 56
     static let flagForked: UInt32 = 1 << 0
+    static let flagSandboxed: UInt32 = 1 << 1
     static let unknownExitStatus: UInt64 = 0xFFFF_FFFF
     /// The last 16 bytes of a complete trace: the snapshot's offset (u64 LE), then this.
     static let footerMagic: [UInt8] = Array("HGSNAPSH".utf8)

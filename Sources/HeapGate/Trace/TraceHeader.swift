@@ -8,6 +8,9 @@ public struct TraceHeader: Equatable, Sendable {
     /// True for a fork child: its trace begins with the counters and blocks it inherited.
     public var isForkChild: Bool
     public var maxDepth: Int
+    /// True when tracing stopped because the process installed a seccomp filter: the trace
+    /// is cut there (docs/trace-format.md, header flags).
+    public var stoppedForSandbox = false
 }
 
 /// A loaded object as the shim saw it.

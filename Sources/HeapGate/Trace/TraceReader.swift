@@ -49,7 +49,8 @@ struct TraceReader {
             let depth = try stream.littleEndianU32()
             _ = try stream.bytes(headerSize - 40) // reserved, and fields of newer minor revisions
             return TraceHeader(version: version, pid: Int(pid), parentPID: Int(ppid), startNanoseconds: start,
-                               isForkChild: flags & TraceFormat.flagForked != 0, maxDepth: Int(depth))
+                               isForkChild: flags & TraceFormat.flagForked != 0, maxDepth: Int(depth),
+                               stoppedForSandbox: flags & TraceFormat.flagSandboxed != 0)
         } catch is ByteStream.EndOfData {
             if (try? TraceReader.peekMagic(path: path)) == false { throw TraceFormatError.notATrace(path: path) }
             throw TraceFormatError.truncatedHeader(path: path)
