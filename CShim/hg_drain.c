@@ -443,17 +443,26 @@ bool hg_drain_in_owner(void) { return getpid() == hg_owner; }
 bool hg_drain_finished(void) { return atomic_load(&hg_finished) != 0; }
 
 void hg_drain_stop_for_sandbox(void) {
-    /* A vfork child runs on its parent's memory: it must not end the parent's trace. */
-    if (atomic_load(&hg_finished) || !hg_drain_in_owner()) return;
-    if (atomic_exchange(&hg_finished, 1)) return;
-    atomic_store(&hg_state, HG_FINISHED);
-    if (!atomic_load(&hg_drain_exists)) return;
-    hg_drain_stop_thread();
-    /* Cut, not finished: no snapshot or scan (the blocks in use now are not those at exit),
-     * no END. The flag says why the trace stops here. */
-    hg_writer_flush();
-    hg_writer_set_header_flag(HG_TRACE_FLAG_SANDBOXED);
-    hg_writer_close();
+    /* A vfork child runs on its parent's memory: it must not end the parent's trace. (Once
+     * finished, no getpid: a filter may be in place already.) */
+    if (!atomic_load(&hg_finished) && !hg_drain_in_owner()) return;
+    /* Two threads installing filters at once: the second waits until the first has stopped
+     * the drain thread, which a filter with TSYNC would otherwise catch half-way. Uncontended,
+     * the lock makes no system call. */
+    static pthread_mutex_t stopping = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&stopping);
+    if (!atomic_exchange(&hg_finished, 1)) {
+        atomic_store(&hg_state, HG_FINISHED);
+        if (atomic_load(&hg_drain_exists)) {
+            hg_drain_stop_thread();
+            /* Cut, not finished: no snapshot or scan (the blocks in use now are not those at
+             * exit), no END. The flag says why the trace stops here. */
+            hg_writer_flush();
+            hg_writer_set_header_flag(HG_TRACE_FLAG_SANDBOXED);
+            hg_writer_close();
+        }
+    }
+    pthread_mutex_unlock(&stopping);
 }
 
 void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
