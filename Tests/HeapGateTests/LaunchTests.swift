@@ -495,8 +495,8 @@ struct LaunchTests {
         #expect(!process.complete)
         #expect(process.leaks == nil)
         #expect(HeapFigures(process) == HeapFigures(bytes: 40, blocks: 1, allocs: 2, frees: 1, bytesAllocated: 64))
-        try process.expectRecord("before_filter", bytes: 40, blocks: 1, file: "sandboxed.c", line: 28,
-                                 caller: ("main", "sandboxed.c", 61))
+        try process.expectRecord("before_filter", bytes: 40, blocks: 1, file: "sandboxed.c", line: 29,
+                                 caller: ("main", "sandboxed.c", 60))
         #expect(traced.stderr.contains("WARNING: tracing stopped when the process installed a seccomp filter"))
 
         let gated = try Harness.execute(Harness.heapgate, ["run", "--error-exitcode=9", "--"] + command)

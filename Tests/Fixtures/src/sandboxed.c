@@ -5,8 +5,9 @@
  *
  * Before the filter: 40 bytes leaked (before_filter), 24 bytes allocated and freed.
  * Then a filter that allows only what this program itself needs (read, write, brk, mmap,
- * munmap, mremap, exit, exit_group, rt_sigreturn) and kills the process (SIGSYS) on any
- * other system call. After it: 100 bytes leaked (after_filter), one line on stdout, exit 7.
+ * munmap, mremap, exit, exit_group, rt_sigreturn, and prctl and seccomp for a second filter)
+ * and kills the process (SIGSYS) on any other system call, installed twice, as layered
+ * sandboxes do. After them: 100 bytes leaked (after_filter), one line on stdout, exit 7.
  * Natively it prints its line and exits with 7; under a tracker whose own system calls go
  * through the filter, it dies of SIGSYS.
  */
@@ -45,12 +46,10 @@ static int install_filter(int use_syscall)
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
         ALLOW(read), ALLOW(write), ALLOW(brk), ALLOW(mmap), ALLOW(munmap), ALLOW(mremap),
-        ALLOW(exit), ALLOW(exit_group), ALLOW(rt_sigreturn),
+        ALLOW(exit), ALLOW(exit_group), ALLOW(rt_sigreturn), ALLOW(prctl), ALLOW(seccomp),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
     };
     struct sock_fprog program = {.len = sizeof code / sizeof code[0], .filter = code};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        return -1;
     if (use_syscall)
         return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program);
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program);
@@ -59,7 +58,9 @@ static int install_filter(int use_syscall)
 int main(int argc, char **argv)
 {
     before_filter();
-    if (install_filter(argc > 1 && strcmp(argv[1], "syscall") == 0) != 0) {
+    int use_syscall = argc > 1 && strcmp(argv[1], "syscall") == 0;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || install_filter(use_syscall) != 0 ||
+        install_filter(use_syscall) != 0) {
         static const char failed[] = "sandboxed: cannot install the filter\n";
         if (write(2, failed, sizeof failed - 1) < 0)
             return 2;
