@@ -442,7 +442,7 @@ bool hg_drain_in_owner(void) { return getpid() == hg_owner; }
 
 bool hg_drain_finished(void) { return atomic_load(&hg_finished) != 0; }
 
-void hg_drain_stop_for_sandbox(void) {
+void hg_drain_stop_for_sandbox(const void *filter) {
     /* A vfork child runs on its parent's memory: it must not end the parent's trace. (Once
      * finished, no getpid: a filter may be in place already.) */
     if (!atomic_load(&hg_finished) && !hg_drain_in_owner()) return;
@@ -451,7 +451,9 @@ void hg_drain_stop_for_sandbox(void) {
      * the lock makes no system call. */
     static pthread_mutex_t stopping = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&stopping);
-    if (!atomic_exchange(&hg_finished, 1)) {
+    /* A deny-list lets the shim's calls through: tracing goes on under it. */
+    bool harmless = filter != NULL && !atomic_load(&hg_finished) && hg_filter_lets_shim_through(filter);
+    if (!harmless && !atomic_exchange(&hg_finished, 1)) {
         atomic_store(&hg_state, HG_FINISHED);
         if (atomic_load(&hg_drain_exists)) {
             hg_drain_stop_thread();

@@ -325,10 +325,14 @@ bool hg_drain_in_owner(void);
 /** Whether the trace is finished (exit, or stopped for a sandbox): the exit hooks check this
  *  first, before any system call of their own. */
 bool hg_drain_finished(void);
-/** The program is about to install a seccomp filter (hg_sandbox.c): applies and writes what
- *  the rings hold, ends the drain thread and leaves the trace cut and marked; from then on
- *  nothing is recorded. */
-void hg_drain_stop_for_sandbox(void);
+/** The program is about to install a seccomp filter (hg_sandbox.c): unless `filter` (its
+ *  struct sock_fprog, or NULL for strict mode) lets every system call of the shim's through,
+ *  applies and writes what the rings hold, ends the drain thread and leaves the trace cut and
+ *  marked; from then on nothing is recorded. */
+void hg_drain_stop_for_sandbox(const void *filter);
+/** Whether the seccomp filter `program` (a struct sock_fprog in the program's memory) lets
+ *  every system call the shim may make through, whatever their arguments (hg_filter_check.c). */
+bool hg_filter_lets_shim_through(const void *program);
 /** Set when the main thread leaves by pthread_exit (hg_lifecycle.c): from then on the drain
  *  thread watches for being the last thread (see hg_drain_main). */
 extern _Atomic bool hg_main_thread_gone;

@@ -4,7 +4,9 @@
  * first lap maps pages, sched_yield on a full ring, getpid, futex and reads of /proc at exit)
  * and on the drain thread (write, futex, mmap; a filter installed with TSYNC covers it too).
  * An allow-list written for the program alone then kills it with SIGSYS, or makes those calls
- * fail. Tracing never harms the program, so it stops just before the filter goes in: the
+ * fail. So before a filter goes in, the shim runs it on each of its own system calls
+ * (hg_filter_check.c): a deny-list that lets them all through changes nothing, and tracing
+ * goes on. Any other filter, and strict mode, stops tracing just before it goes in: the
  * drain thread applies and writes what the rings hold and ends, the trace is left cut there
  * with HG_TRACE_FLAG_SANDBOXED in its header, and from then on the shim only forwards: its
  * hooks record nothing and its exit hooks make no system call.
@@ -48,11 +50,17 @@ static bool hg_installs_filter(long number, long a) {
     return false;
 }
 
+/* The filter's struct sock_fprog; NULL for strict mode, which lets almost nothing through. */
+static const void *hg_filter_of(long number, long a, long b, long c) {
+    if (number == SYS_prctl) return b == SECCOMP_MODE_FILTER ? (const void *)c : NULL;
+    return a == SECCOMP_SET_MODE_FILTER ? (const void *)c : NULL;
+}
+
 static long hg_sandbox_call(long number, long a, long b, long c, long d, long e, long f) {
     if (HG_UNLIKELY(hg_installs_filter(number, a))) {
         int saved = errno;
         hg_guard_depth++; /* stopping the drain thread allocates: the shim's own */
-        hg_drain_stop_for_sandbox();
+        hg_drain_stop_for_sandbox(hg_filter_of(number, a, b, c));
         hg_guard_depth--;
         errno = saved;
     }

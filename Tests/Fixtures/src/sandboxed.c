@@ -1,15 +1,20 @@
 /*
  * sandboxed.c - a program that sandboxes itself with a seccomp allow-list.
  *
- * Usage: sandboxed [prctl|syscall]    (default prctl: how the filter is installed)
+ * Usage: sandboxed [prctl|syscall [allow|deny|args]]
+ *   (default prctl allow: how the filter is installed, and which kind)
  *
- * Before the filter: 40 bytes leaked (before_filter), 24 bytes allocated and freed.
- * Then a filter that allows only what this program itself needs (read, write, brk, mmap,
- * munmap, mremap, exit, exit_group, rt_sigreturn, and prctl and seccomp for a second filter)
- * and kills the process (SIGSYS) on any other system call, installed twice, as layered
- * sandboxes do. After them: 100 bytes leaked (after_filter), one line on stdout, exit 7.
- * Natively it prints its line and exits with 7; under a tracker whose own system calls go
- * through the filter, it dies of SIGSYS.
+ * Before the filter: 40 bytes allocated (before_filter), 24 bytes allocated and freed.
+ * Then a filter, installed twice, as layered sandboxes do:
+ *  - allow: an allow-list of what this program itself needs (read, write, brk, mmap, munmap,
+ *    mremap, exit, exit_group, rt_sigreturn, and prctl and seccomp for the second filter);
+ *    any other system call kills the process (SIGSYS);
+ *  - deny: a deny-list that refuses ptrace and mount (EPERM) and lets everything else through;
+ *  - args: lets everything through but a write to a descriptor above 2, which kills.
+ * After them: 100 bytes allocated (after_filter), whose pointer replaces the 40-byte block's in
+ * the same static (so the 40 bytes are definitely lost, the 100 still reachable), one line on
+ * stdout, exit 7. Natively it prints its line and exits with 7; under a tracker whose own
+ * system calls go through an allow-list, it dies of SIGSYS.
  */
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -38,7 +43,7 @@ __attribute__((noinline)) void after_filter(void)
 
 #define ALLOW(name) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_##name, 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 
-static int install_filter(int use_syscall)
+static int install_allow_list(int use_syscall)
 {
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
@@ -55,12 +60,60 @@ static int install_filter(int use_syscall)
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program);
 }
 
+#define DENY(name) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_##name, 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 1)
+
+static int install_deny_list(int use_syscall)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        DENY(ptrace), DENY(mount),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {.len = sizeof code / sizeof code[0], .filter = code};
+    if (use_syscall)
+        return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program);
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program);
+}
+
+static int install_argument_check(int use_syscall)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {.len = sizeof code / sizeof code[0], .filter = code};
+    if (use_syscall)
+        return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program);
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program);
+}
+
+static int install_filter(int use_syscall, const char *kind)
+{
+    if (strcmp(kind, "deny") == 0)
+        return install_deny_list(use_syscall);
+    if (strcmp(kind, "args") == 0)
+        return install_argument_check(use_syscall);
+    return install_allow_list(use_syscall);
+}
+
 int main(int argc, char **argv)
 {
     before_filter();
     int use_syscall = argc > 1 && strcmp(argv[1], "syscall") == 0;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || install_filter(use_syscall) != 0 ||
-        install_filter(use_syscall) != 0) {
+    const char *kind = argc > 2 ? argv[2] : "allow";
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || install_filter(use_syscall, kind) != 0 ||
+        install_filter(use_syscall, kind) != 0) {
         static const char failed[] = "sandboxed: cannot install the filter\n";
         if (write(2, failed, sizeof failed - 1) < 0)
             return 2;
