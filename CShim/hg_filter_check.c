@@ -12,7 +12,9 @@
  * instruction pointer could go the other way for the shim's real arguments, and an error
  * return (SECCOMP_RET_ERRNO) is not let through either. Anything the interpreter does not
  * know (an opcode, an offset) answers "no". The program's memory is read with
- * process_vm_readv, so a bad pointer (which the kernel answers with EFAULT) cannot fault here.
+ * process_vm_readv, so a bad pointer cannot fault here; a filter that cannot be read, or whose
+ * length the kernel refuses, changes nothing either: the kernel answers EFAULT or EINVAL and
+ * installs nothing.
  */
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -136,9 +138,9 @@ bool hg_filter_lets_shim_through(const void *program) {
      * of instructions would not belong on a program thread's stack. */
     static struct sock_filter code[HG_FILTER_MAX];
     struct sock_fprog header;
-    if (program == NULL || !hg_copy_in(&header, program, sizeof header)) return false;
-    if (header.len == 0 || header.len > HG_FILTER_MAX || header.filter == NULL) return false;
-    if (!hg_copy_in(code, header.filter, header.len * sizeof code[0])) return false;
+    if (program == NULL || !hg_copy_in(&header, program, sizeof header)) return true; /* EFAULT */
+    if (header.len == 0 || header.len > HG_FILTER_MAX) return true;                   /* EINVAL */
+    if (header.filter == NULL || !hg_copy_in(code, header.filter, header.len * sizeof code[0])) return true;
     for (size_t i = 0; i < sizeof hg_shim_calls / sizeof hg_shim_calls[0]; i++) {
         if (!hg_filter_lets_through(code, header.len, hg_shim_calls[i])) return false;
     }

@@ -331,7 +331,8 @@ bool hg_drain_finished(void);
  *  marked; from then on nothing is recorded. */
 void hg_drain_stop_for_sandbox(const void *filter);
 /** Whether the seccomp filter `program` (a struct sock_fprog in the program's memory) lets
- *  every system call the shim may make through, whatever their arguments (hg_filter_check.c). */
+ *  every system call the shim may make through, whatever their arguments, or cannot be
+ *  installed at all (unreadable, a length the kernel refuses) (hg_filter_check.c). */
 bool hg_filter_lets_shim_through(const void *program);
 /** Set when the main thread leaves by pthread_exit (hg_lifecycle.c): from then on the drain
  *  thread watches for being the last thread (see hg_drain_main). */

@@ -45,6 +45,7 @@ run sandboxed -- ./sandboxed
 run sandboxed_syscall -- ./sandboxed syscall
 run sandboxed_deny -- ./sandboxed prctl deny
 run sandboxed_args -- ./sandboxed prctl args
+run sandboxed_fault -- ./sandboxed prctl fault
 run fork__exit -- ./fork_child
 run fork_exit -- ./fork_child exit
 run exec_child -- ./exec_child ./leak_basic

@@ -498,8 +498,8 @@ struct LaunchTests {
         #expect(!process.complete)
         #expect(process.leaks == nil)
         #expect(HeapFigures(process) == HeapFigures(bytes: 40, blocks: 1, allocs: 2, frees: 1, bytesAllocated: 64))
-        try process.expectRecord("before_filter", bytes: 40, blocks: 1, file: "sandboxed.c", line: 34,
-                                 caller: ("main", "sandboxed.c", 112))
+        try process.expectRecord("before_filter", bytes: 40, blocks: 1, file: "sandboxed.c", line: 37,
+                                 caller: ("main", "sandboxed.c", 125))
         #expect(traced.stderr.contains("WARNING: tracing stopped when the process installed a seccomp filter"))
 
         let gated = try Harness.execute(Harness.heapgate, ["run", "--error-exitcode=9", "--"] + command)
@@ -512,11 +512,13 @@ struct LaunchTests {
     /// call of the shim's through, which the shim checks by running the filter on each of
     /// them: tracing goes on under it, and the report is whole, as memcheck's (the same
     /// figures: ValgrindComparisonTests). The 40-byte block lost before the filter and the
-    /// 100-byte one allocated under it are both there, classified.
+    /// 100-byte one allocated under it are both there, classified. So for a filter the kernel
+    /// cannot read (`fault`): the call fails with EFAULT (the fixture checks errno), nothing
+    /// is installed, and nothing changes either.
     @Test(.enabled(if: Self.seccompFiltersWork, "this machine lets no program install a seccomp filter"),
-          arguments: ["prctl", "syscall"])
-    func seccompDenyList(installedBy: String) throws {
-        let command = [Harness.fixture("sandboxed"), installedBy, "deny"]
+          arguments: [("prctl", "deny"), ("syscall", "deny"), ("prctl", "fault"), ("syscall", "fault")])
+    func seccompFilterThatLetsTheShimThrough(installedBy: String, kind: String) throws {
+        let command = [Harness.fixture("sandboxed"), installedBy, kind]
         let (traced, written) = try Harness.runReport(command, flags: ["--error-exitcode=9"])
         #expect(traced.status == 9, "the 40 bytes are definitely lost; stderr: \(traced.stderr)")
         #expect(traced.stdoutText == "sandboxed: running under the filter\n")
@@ -528,10 +530,10 @@ struct LaunchTests {
         let leaks = try #require(process.leaks)
         #expect(leaks.definite == Report.Amount(bytes: 40, blocks: 1))
         #expect(leaks.reachable == Report.Amount(bytes: 100, blocks: 1))
-        try process.expectRecord("before_filter", bytes: 40, blocks: 1, file: "sandboxed.c", line: 34,
-                                 caller: ("main", "sandboxed.c", 112))
-        try process.expectRecord("after_filter", bytes: 100, blocks: 1, file: "sandboxed.c", line: 41,
-                                 caller: ("main", "sandboxed.c", 122))
+        try process.expectRecord("before_filter", bytes: 40, blocks: 1, file: "sandboxed.c", line: 37,
+                                 caller: ("main", "sandboxed.c", 125))
+        try process.expectRecord("after_filter", bytes: 100, blocks: 1, file: "sandboxed.c", line: 44,
+                                 caller: ("main", "sandboxed.c", 135))
         #expect(!traced.stderr.contains("WARNING"))
     }
 

@@ -1,7 +1,7 @@
 /*
  * sandboxed.c - a program that sandboxes itself with a seccomp allow-list.
  *
- * Usage: sandboxed [prctl|syscall [allow|deny|args]]
+ * Usage: sandboxed [prctl|syscall [allow|deny|args|fault]]
  *   (default prctl allow: how the filter is installed, and which kind)
  *
  * Before the filter: 40 bytes allocated (before_filter), 24 bytes allocated and freed.
@@ -10,12 +10,15 @@
  *    mremap, exit, exit_group, rt_sigreturn, and prctl and seccomp for the second filter);
  *    any other system call kills the process (SIGSYS);
  *  - deny: a deny-list that refuses ptrace and mount (EPERM) and lets everything else through;
- *  - args: lets everything through but a write to a descriptor above 2, which kills.
+ *  - args: lets everything through but a write to a descriptor above 2, which kills;
+ *  - fault: a filter pointer the kernel cannot read: the calls fail with EFAULT, which is
+ *    checked, and the program goes on unsandboxed.
  * After them: 100 bytes allocated (after_filter), whose pointer replaces the 40-byte block's in
  * the same static (so the 40 bytes are definitely lost, the 100 still reachable), one line on
  * stdout, exit 7. Natively it prints its line and exits with 7; under a tracker whose own
  * system calls go through an allow-list, it dies of SIGSYS.
  */
+#include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -98,8 +101,18 @@ static int install_argument_check(int use_syscall)
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program);
 }
 
+static int install_unreadable(int use_syscall)
+{
+    void *unmapped = (void *)8;
+    int result = use_syscall ? (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, unmapped)
+                             : prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, unmapped);
+    return result == -1 && errno == EFAULT ? 0 : -1;
+}
+
 static int install_filter(int use_syscall, const char *kind)
 {
+    if (strcmp(kind, "fault") == 0)
+        return install_unreadable(use_syscall);
     if (strcmp(kind, "deny") == 0)
         return install_deny_list(use_syscall);
     if (strcmp(kind, "args") == 0)
