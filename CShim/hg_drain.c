@@ -398,6 +398,7 @@ static void hg_drain_spawn(void) {
     if (!started) {
         hg_ring_set_consumer_running(false);
         atomic_store(&hg_state, HG_FINISHED);
+        atomic_store(&hg_finished, 1); /* nothing to finish at exit: the hooks make no system call */
         return;
     }
     atomic_store(&hg_drain_exists, true);
@@ -438,9 +439,11 @@ void hg_drain_resume(void) {
     if (!atomic_load(&hg_finished)) hg_drain_spawn();
 }
 
-bool hg_drain_in_owner(void) { return getpid() == hg_owner; }
+/* No getpid before any drain started (tracing disabled, or never begun): a process that then
+ * sandboxes itself may not be allowed it. */
+bool hg_drain_in_owner(void) { return hg_owner != 0 && getpid() == hg_owner; }
 
-bool hg_drain_finished(void) { return atomic_load(&hg_finished) != 0; }
+bool hg_drain_finished(void) { return atomic_load(&hg_finished) != 0 || hg_owner == 0; }
 
 void hg_drain_stop_for_sandbox(const void *filter) {
     /* A vfork child runs on its parent's memory: it must not end the parent's trace. (Once

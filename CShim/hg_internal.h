@@ -322,8 +322,9 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor);
 /** Whether the calling process is the one whose trace this is, and not a vfork child
  *  running on its parent's memory (which must leave the shim's state untouched). */
 bool hg_drain_in_owner(void);
-/** Whether the trace is finished (exit, or stopped for a sandbox): the exit hooks check this
- *  first, before any system call of their own. */
+/** Whether there is nothing left to finish: the trace is finished (exit, stopped for a
+ *  sandbox, or no drain thread could start) or none was ever started (tracing disabled). The
+ *  exit hooks check this first, before any system call of their own. */
 bool hg_drain_finished(void);
 /** The program is about to install a seccomp filter (hg_sandbox.c): unless `filter` (its
  *  struct sock_fprog, or NULL for strict mode) lets every system call of the shim's through,

@@ -537,6 +537,17 @@ struct LaunchTests {
         #expect(!traced.stderr.contains("WARNING"))
     }
 
+    /// With tracing off (`HEAPGATE_DISABLE=1`) the preloaded shim only forwards, and a program
+    /// that sandboxes itself must meet no system call of the shim's at exit either: the exit
+    /// hooks asked getpid first, and the program died of SIGSYS.
+    @Test(.enabled(if: Self.seccompFiltersWork, "this machine lets no program install a seccomp filter"))
+    func seccompAllowListWithTracingOff() throws {
+        let traced = try Harness.execute(Harness.fixture("sandboxed"), ["prctl", "allow"],
+                                         environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_DISABLE": "1"])
+        #expect(traced.status == 7, "stderr: \(traced.stderr)")
+        #expect(traced.stdoutText == "sandboxed: running under the filter\n")
+    }
+
     static var seccompFiltersWork: Bool {
         (try? Harness.execute(Harness.fixture("sandboxed"), []))?.status == 7
     }
