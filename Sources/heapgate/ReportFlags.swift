@@ -22,7 +22,7 @@ struct ReportFlags: ParsableArguments {
     @Option(name: .customLong("errors-for-leak-kinds"), help: ArgumentHelp("Kinds that count as errors for --error-exitcode.", valueName: "KINDS"))
     var errorsForLeakKinds: String = "definite,possible"
 
-    @Option(name: .customLong("error-exitcode"), help: ArgumentHelp("Exit with N when any process has a leak of a kind in --errors-for-leak-kinds (after suppressions).", valueName: "N"))
+    @Option(name: .customLong("error-exitcode"), help: ArgumentHelp("Exit with N when any process has a leak of a kind in --errors-for-leak-kinds (after suppressions), or could not be checked (it sandboxed itself with seccomp).", valueName: "N"))
     var errorExitCode: Int32?
 
     @Option(name: .customLong("suppressions"), help: ArgumentHelp("Suppression file: valgrind's Memcheck:Leak blocks or LeakSanitizer's leak: lines. Repeatable.", valueName: "FILE"))
