@@ -425,7 +425,7 @@ static void hg_drain_stop_thread(void) {
 }
 
 bool hg_drain_suspend(void) {
-    if (atomic_load(&hg_finished) || !hg_drain_in_owner() || !atomic_load(&hg_drain_exists)) return false;
+    if (!hg_drain_in_owner() || !atomic_load(&hg_drain_exists)) return false;
     unsigned before = hg_thread_count();
     hg_drain_stop_thread();
     /* pthread_join returns when the thread's exit has cleared its tid, a moment before the
@@ -439,24 +439,22 @@ void hg_drain_resume(void) {
     if (!atomic_load(&hg_finished)) hg_drain_spawn();
 }
 
-/* No getpid before any drain started (tracing disabled, or never begun): a process that then
- * sandboxes itself may not be allowed it. */
-bool hg_drain_in_owner(void) { return hg_owner != 0 && getpid() == hg_owner; }
-
 bool hg_drain_finished(void) { return atomic_load(&hg_finished) != 0 || hg_owner == 0; }
 
+/* Finished first, so that a finished process asks no getpid: after a seccomp filter
+ * (hg_sandbox.c) it may not be allowed it. */
+bool hg_drain_in_owner(void) { return !hg_drain_finished() && getpid() == hg_owner; }
+
 void hg_drain_stop_for_sandbox(const void *filter) {
-    /* A vfork child runs on its parent's memory: it must not end the parent's trace. (Once
-     * finished, no getpid: a filter may be in place already.) */
-    if (!atomic_load(&hg_finished) && !hg_drain_in_owner()) return;
     /* Two threads installing filters at once: the second waits until the first has stopped
-     * the drain thread, which a filter with TSYNC would otherwise catch half-way. Uncontended,
-     * the lock makes no system call. */
+     * the drain thread, which a filter with TSYNC would otherwise catch half-way, and then
+     * finds the trace finished. Uncontended, the lock makes no system call. */
     static pthread_mutex_t stopping = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&stopping);
-    /* A deny-list lets the shim's calls through: tracing goes on under it. */
-    bool harmless = filter != NULL && !atomic_load(&hg_finished) && hg_filter_lets_shim_through(filter);
-    if (!harmless && !atomic_exchange(&hg_finished, 1)) {
+    /* Not a vfork child's (the trace is its parent's); a deny-list lets the shim's calls
+     * through, and tracing goes on under it. */
+    if (hg_drain_in_owner() && !(filter != NULL && hg_filter_lets_shim_through(filter)) &&
+        !atomic_exchange(&hg_finished, 1)) {
         atomic_store(&hg_state, HG_FINISHED);
         if (atomic_load(&hg_drain_exists)) {
             hg_drain_stop_thread();

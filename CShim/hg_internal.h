@@ -319,13 +319,14 @@ void hg_drain_start(void);
  *  from stack_floor up), writes STATS and END, closes the trace. Idempotent. Only for the
  *  process whose trace it is: callers check hg_drain_in_owner() first. */
 void hg_drain_finish(int exit_status, uintptr_t stack_floor);
-/** Whether the calling process is the one whose trace this is, and not a vfork child
- *  running on its parent's memory (which must leave the shim's state untouched). */
-bool hg_drain_in_owner(void);
 /** Whether there is nothing left to finish: the trace is finished (exit, stopped for a
- *  sandbox, or no drain thread could start) or none was ever started (tracing disabled). The
- *  exit hooks check this first, before any system call of their own. */
+ *  sandbox, or no drain thread could start) or none was ever started (tracing disabled).
+ *  Answered without a system call. */
 bool hg_drain_finished(void);
+/** Whether the calling process has a trace to finish and is the one whose trace it is, not a
+ *  vfork child running on its parent's memory (which must leave the shim's state untouched).
+ *  A finished process is told no without a system call (see hg_drain_stop_for_sandbox). */
+bool hg_drain_in_owner(void);
 /** The program is about to install a seccomp filter (hg_sandbox.c): unless `filter` (its
  *  struct sock_fprog, or NULL for strict mode) lets every system call of the shim's through,
  *  applies and writes what the rings hold, ends the drain thread and leaves the trace cut and

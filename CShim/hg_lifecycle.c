@@ -90,8 +90,7 @@ static uintptr_t hg_exit_caller_stack_pointer(void) {
 }
 
 __attribute__((destructor)) static void hg_destructor(void) {
-    /* Finished first: after a seccomp filter (hg_sandbox.c) even getpid may be refused. */
-    if (hg_drain_finished() || !hg_drain_in_owner()) return; /* see hg_exit_now */
+    if (!hg_drain_in_owner()) return; /* see hg_exit_now */
     hg_guard_depth++;
     uintptr_t floor = hg_exit_caller_stack_pointer();
     hg_drain_finish(-1, floor ? floor : (uintptr_t)__builtin_frame_address(0));
@@ -101,7 +100,7 @@ __attribute__((destructor)) static void hg_destructor(void) {
 static __attribute__((noreturn)) void hg_exit_now(int status) {
     /* A vfork child (after a failed exec) runs on its parent's memory, this thread's guard
      * depth included: raising it here left the parent, once resumed, recording nothing. */
-    if (!hg_drain_finished() && hg_drain_in_owner()) {
+    if (hg_drain_in_owner()) {
         hg_guard_depth++;
         hg_drain_finish(status, (uintptr_t)__builtin_frame_address(0));
     }

@@ -43,24 +43,26 @@ static long hg_system_call(long number, long a, long b, long c, long d, long e, 
     return result;
 }
 
-/* Whether the call installs a seccomp filter (or strict mode) on the calling thread. */
-static bool hg_installs_filter(long number, long a) {
-    if (number == SYS_prctl) return a == PR_SET_SECCOMP;
-    if (number == SYS_seccomp) return a == SECCOMP_SET_MODE_STRICT || a == SECCOMP_SET_MODE_FILTER;
+/* Whether the call installs a seccomp filter (or strict mode) on the calling thread; *filter
+ * is then its struct sock_fprog, or NULL for strict mode, which lets almost nothing through. */
+static bool hg_installs_filter(long number, long a, long b, long c, const void **filter) {
+    if (number == SYS_prctl && a == PR_SET_SECCOMP) {
+        *filter = b == SECCOMP_MODE_FILTER ? (const void *)c : NULL;
+        return true;
+    }
+    if (number == SYS_seccomp && (a == SECCOMP_SET_MODE_STRICT || a == SECCOMP_SET_MODE_FILTER)) {
+        *filter = a == SECCOMP_SET_MODE_FILTER ? (const void *)c : NULL;
+        return true;
+    }
     return false;
 }
 
-/* The filter's struct sock_fprog; NULL for strict mode, which lets almost nothing through. */
-static const void *hg_filter_of(long number, long a, long b, long c) {
-    if (number == SYS_prctl) return b == SECCOMP_MODE_FILTER ? (const void *)c : NULL;
-    return a == SECCOMP_SET_MODE_FILTER ? (const void *)c : NULL;
-}
-
 static long hg_sandbox_call(long number, long a, long b, long c, long d, long e, long f) {
-    if (HG_UNLIKELY(hg_installs_filter(number, a))) {
+    const void *filter;
+    if (HG_UNLIKELY(hg_installs_filter(number, a, b, c, &filter))) {
         int saved = errno;
         hg_guard_depth++; /* stopping the drain thread allocates: the shim's own */
-        hg_drain_stop_for_sandbox(hg_filter_of(number, a, b, c));
+        hg_drain_stop_for_sandbox(filter);
         hg_guard_depth--;
         errno = saved;
     }
