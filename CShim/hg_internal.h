@@ -362,6 +362,13 @@ void hg_drain_fork_prepare(void);
 void hg_drain_fork_parent(void);
 void hg_drain_fork_child(void);
 
+/* ---- hg_glibc_heap.c: glibc's memory around a block ---- */
+/** The range glibc's malloc owns around the block at `block` (its thread arena's heap in use,
+ *  its mmap'd chunk's mapping, or for the main arena the whole mapping), inside the mapping
+ *  [map_start, map_end) that holds it; false when its header does not show a known layout. */
+bool hg_glibc_region_of(uintptr_t block, uint64_t size, uintptr_t map_start, uintptr_t map_end, uintptr_t *from,
+                        uintptr_t *to);
+
 /* ---- hg_lifecycle.c ---- */
 typedef enum { HG_OFF = 0, HG_RECORDING, HG_FINISHED } hg_state_t;
 extern _Atomic int hg_state;

@@ -8,8 +8,10 @@
  * live set is exactly the blocks in use.
  *
  * Roots are every readable and writable mapping of the process, except:
- *  - mappings that hold blocks (glibc's arenas and mmap'd chunks): their free chunks still hold
- *    stale pointers; only live blocks are scanned, and only when reached;
+ *  - the memory glibc's malloc owns (its arenas and mmap'd chunks): their free chunks still hold
+ *    stale pointers; only live blocks are scanned, and only when reached. The rest of a mapping
+ *    that holds blocks is the program's (the kernel merges neighbouring mappings; see
+ *    hg_glibc_heap.c) and is a root;
  *  - the shim's own memory (its data segments, its mappings, the drain thread's stack);
  *  - the part of this thread's stack below the frame that called into the shim.
  * Other threads keep running; their registers are not visible without stopping them, so their
@@ -482,14 +484,40 @@ static uintptr_t hg_live_stack_pointer_in(uintptr_t start, uintptr_t end) {
     return lowest;
 }
 
-static bool hg_holds_blocks(uintptr_t start, uintptr_t end) {
-    if (hg_block_count == 0) return false;
-    size_t low = 0, high = hg_block_count; /* first block starting at or after start */
+/* The index of the first block that starts at or after address (hg_block_count if none). */
+static size_t hg_first_block_from(uintptr_t address) {
+    size_t low = 0, high = hg_block_count;
     while (low < high) {
         size_t mid = low + (high - low) / 2;
-        if (hg_blocks[mid].start < start) low = mid + 1; else high = mid;
+        if (hg_blocks[mid].start < address) low = mid + 1; else high = mid;
     }
-    return low < hg_block_count && hg_blocks[low].start < end;
+    return low;
+}
+
+static bool hg_holds_blocks(uintptr_t start, uintptr_t end) {
+    size_t first = hg_first_block_from(start);
+    return first < hg_block_count && hg_blocks[first].start < end;
+}
+
+/* Walks the memory glibc's malloc owns inside the mapping [start, end), region by region (see
+ * hg_glibc_heap.c), and with `scan` scans what lies between as roots: the program's own memory
+ * that the kernel merged into the same mapping. False, before anything is scanned, when some
+ * block's region is unknown: then the whole mapping is left out. */
+static bool hg_walk_beside_allocator(uintptr_t start, uintptr_t end, bool scan) {
+    uintptr_t cursor = start;
+    for (size_t i = hg_first_block_from(start); i < hg_block_count && hg_blocks[i].start < end;) {
+        uintptr_t from, to;
+        if (!hg_glibc_region_of(hg_blocks[i].start, hg_size(&hg_blocks[i]), start, end, &from, &to)) return false;
+        if (scan && from > cursor) hg_scan_root(cursor, from);
+        if (to > cursor) cursor = to;
+        i = hg_first_block_from(to);
+    }
+    if (scan && cursor < end) hg_scan_root(cursor, end);
+    return true;
+}
+
+static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
+    if (hg_walk_beside_allocator(start, end, false)) hg_walk_beside_allocator(start, end, true);
 }
 
 /* Walks /proc/self/maps; scans readable, writable mappings that hold no blocks. The stack of
@@ -535,7 +563,10 @@ static void hg_scan_roots(uintptr_t stack_floor) {
         previous_was_guard = cursor[0] == ' ' && cursor[1] == '-' && cursor[2] == '-' && cursor[3] == '-';
         previous_end = end;
         if (cursor[0] != ' ' || cursor[1] != 'r' || cursor[2] != 'w') continue;
-        if (hg_holds_blocks(start, end)) continue;
+        if (hg_holds_blocks(start, end)) {
+            hg_scan_beside_allocator(start, end);
+            continue;
+        }
         bool named_stack = strstr(line, "[stack]") != NULL && strstr(line, "[stack]") < line + line_length;
         if (stack_floor >= start && stack_floor < end) {
             start = stack_floor;

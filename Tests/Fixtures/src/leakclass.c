@@ -40,19 +40,41 @@
  *                    through dtv + 1: possibly lost, the C library's.  Its size
  *                    depends on how many modules are loaded: 288 bytes under
  *                    valgrind, more under an LD_PRELOAD tracker.)
+ *   beside_arena     a second thread mallocs 64 bytes in arena_block() (from a
+ *                    glibc thread arena, whose heap starts at a 64 MiB
+ *                    boundary; the pointer is kept in the global g_arena), then
+ *                    main maps 1 MiB of its own right below that heap, with the
+ *                    heap's flags, so the kernel merges the two into one line
+ *                    of /proc/self/maps, and keeps the only pointer to the 48
+ *                    bytes of mapped_block() in it.  STILL REACHABLE 48 B in 1
+ *                    block and 64 B in 1 block (the DTV as in thread_stack).
+ *   beside_chunk     big_block() mallocs 200 KiB (glibc mmaps such a block on
+ *                    its own; the pointer is kept in g_big), and main maps 1 MiB
+ *                    of its own right beside it, merged as above, with the only
+ *                    pointer to mapped_block()'s 48 bytes.  Blocks that found
+ *                    no free neighbour are freed again.  STILL REACHABLE 200 KiB
+ *                    in 1 block and 48 B in 1 block.
+ *                    Both print "merged" when the kernel merged the mappings
+ *                    ("apart" when it did not, e.g. under valgrind, whose
+ *                    allocator is its own: then there is nothing to merge with).
  *
  * Every leaking case returns to main, which then overwrites the dead part of
  * the stack (scrub_stack) before it returns: otherwise stale copies of the
  * pointers stay in dead frames, below the live stack pointer but inside the
  * frames that exit() pushes later.  memcheck ignores them because it tracks
  * which stack words are defined; a scanner that cannot must not see them.
- * No stdio: output goes through write(2), so no stdout buffer is allocated.
- * Exit status 0; 2 for an unknown case.
+ * No stdio buffers: output goes through write(2), so none is allocated.
+ * Exit status 0; 2 for an unknown case, 3 if a thread cannot be made, 5 if
+ * no memory can be mapped.
  */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Make the compiler believe p is used, so the allocation is not elided. */
@@ -179,6 +201,105 @@ __attribute__((noreturn, noinline)) void exit_with_blocked_thread(void)
     exit(0);
 }
 
+void *volatile g_arena; /* beside_arena: the thread arena's block */
+void *volatile g_big;   /* beside_chunk: the mmap'd block */
+
+#define OWN_BYTES (1 << 20)
+
+/* Whether one line of /proc/self/maps spans both addresses (read with read(2): no stdio buffer). */
+static int one_mapping(const void *a, const void *b)
+{
+    static char text[1 << 16];
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    ssize_t length = 0, n;
+    while (fd >= 0 && length < (ssize_t)sizeof text - 1 && (n = read(fd, text + length, sizeof text - 1 - length)) > 0)
+        length += n;
+    if (fd >= 0) close(fd);
+    text[length] = '\0';
+    for (char *line = text; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
+        unsigned long low, high;
+        if (sscanf(line, "%lx-%lx", &low, &high) == 2 && (unsigned long)a >= low && (unsigned long)a < high)
+            return (unsigned long)b >= low && (unsigned long)b < high;
+    }
+    return 0;
+}
+
+/* 1 MiB of the program's own, right below `below` or else (given) right at `above`; NULL if
+ * neither is free. */
+static void **map_beside(char *below, char *above, int flags)
+{
+    int fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | flags;
+    void **own = mmap(below - OWN_BYTES, OWN_BYTES, PROT_READ | PROT_WRITE, fixed, -1, 0);
+    if (own == MAP_FAILED && above) own = mmap(above, OWN_BYTES, PROT_READ | PROT_WRITE, fixed, -1, 0);
+    return own == MAP_FAILED ? NULL : own;
+}
+
+__attribute__((noinline)) void *mapped_block(void)
+{
+    void *p = malloc(48);
+    memset(p, 0x48, 48);
+    return p;
+}
+
+/* Keeps mapped_block()'s only pointer in `own` (any mapping if none could go beside) and says
+ * whether the kernel merged it with the glibc memory at `glibc`. */
+static void keep_in_own_mapping(void **own, const void *glibc)
+{
+    if (!own) own = mmap(NULL, OWN_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (own == MAP_FAILED) _exit(5);
+    own[0] = mapped_block();
+    const char *verdict = one_mapping(own, glibc) ? "merged\n" : "apart\n";
+    if (write(1, verdict, strlen(verdict)) < 0) _exit(4);
+}
+
+__attribute__((noinline)) void *arena_block(void)
+{
+    void *p = malloc(64);
+    memset(p, 0x64, 64);
+    return p;
+}
+
+static void *allocate_in_thread(void *unused)
+{
+    (void)unused;
+    g_arena = arena_block();
+    return NULL;
+}
+
+__attribute__((noinline)) void keep_beside_arena(void)
+{
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, allocate_in_thread, NULL) != 0 || pthread_join(thread, NULL) != 0) _exit(3);
+    /* glibc's heap_info sits at the 64 MiB boundary below the block; its mapping is MAP_NORESERVE. */
+    char *heap = (char *)((unsigned long)g_arena & ~((64ul << 20) - 1));
+    keep_in_own_mapping(map_beside(heap, NULL, MAP_NORESERVE), g_arena);
+}
+
+__attribute__((noinline)) void *big_block(void)
+{
+    void *p = malloc(200 * 1024);
+    memset(p, 0x20, 64);
+    return p;
+}
+
+__attribute__((noinline)) void keep_beside_chunk(void)
+{
+    /* The neighbours of a fresh mapping may be taken (under a tracker, by its own mappings made
+     * meanwhile): try again with another block, keeping the ones tried so that the kernel does
+     * not hand out the same place again, and free those at the end. */
+    void *tried[64];
+    void **own = NULL;
+    int count = 0;
+    while (!own && count < 64) {
+        char *block = tried[count++] = big_block();
+        char *chunk = block - 16, *chunk_end = chunk + ((200 * 1024 + 16 + 4095) & ~4095);
+        own = map_beside(chunk, chunk_end, 0);
+    }
+    g_big = tried[count - 1];
+    for (int i = 0; i < count - 1; i++) free(tried[i]);
+    keep_in_own_mapping(own, g_big);
+}
+
 /* Overwrites 16 KiB of the stack below the caller's frame with zeros. */
 __attribute__((noinline)) void scrub_stack(void)
 {
@@ -202,8 +323,10 @@ int main(int argc, char **argv)
     else if (strcmp(name, "exit_stack") == 0) exit_holding();
     else if (strcmp(name, "tls") == 0) keep_in_tls();
     else if (strcmp(name, "thread_stack") == 0) exit_with_blocked_thread();
+    else if (strcmp(name, "beside_arena") == 0) keep_beside_arena();
+    else if (strcmp(name, "beside_chunk") == 0) keep_beside_chunk();
     else {
-        say("usage: leakclass_c list|list_tail_first|interior|cycle3|exit_stack|tls|thread_stack\n");
+        say("usage: leakclass_c list|list_tail_first|interior|cycle3|exit_stack|tls|thread_stack|beside_arena|beside_chunk\n");
         return 2;
     }
     scrub_stack();
