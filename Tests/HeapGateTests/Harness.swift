@@ -24,8 +24,11 @@ enum Harness {
     static func execute(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                         input: Data? = nil, directory: String? = nil) throws -> Outcome {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        // Through the `stdio_only` fixture, so that the program gets no descriptor but 0, 1 and
+        // 2: Foundation's Process passes on descriptors that other tests' threads open meanwhile
+        // (a traced `first_fd` once opened 4 instead of 3, another test's pipe at 3).
+        process.executableURL = URL(fileURLWithPath: fixture("stdio_only"))
+        process.arguments = [executable] + arguments
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env
