@@ -475,6 +475,22 @@ static void hg_collect_thread_stack_pointers(void) {
     close(dir);
 }
 
+/* Whether the mapping ending at `end` is a thread stack glibc made: its thread descriptor sits
+ * at the same distance below the end as our own thread's, and starts with glibc's tcbhead_t,
+ * whose `tcb` (offset 0) and `self` (offset 16) words both hold the descriptor's own address.
+ * Memory a program reserved PROT_NONE and then committed in part also lies right above
+ * inaccessible pages, and was taken for the stack of an exited thread: left out of the roots,
+ * it made the blocks only it pointed at definitely lost (a runtime's committed heap, arena or
+ * table). */
+static bool hg_is_glibc_thread_stack(uintptr_t start, uintptr_t end) {
+    if (!hg_thread_descriptor_span || end - start <= hg_thread_descriptor_span) return false;
+    uintptr_t descriptor = end - hg_thread_descriptor_span;
+    uint64_t header[3]; /* tcb, dtv, self */
+    struct iovec local = {header, sizeof header}, remote = {(void *)descriptor, sizeof header};
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof header) return false;
+    return header[0] == descriptor && header[2] == descriptor;
+}
+
 /* The lowest live stack pointer inside [start, end), or 0. */
 static uintptr_t hg_live_stack_pointer_in(uintptr_t start, uintptr_t end) {
     uintptr_t lowest = 0;
@@ -572,10 +588,11 @@ static void hg_scan_roots(uintptr_t stack_floor) {
             start = stack_floor;
         } else if ((after_guard || named_stack) && !hg_some_sp_unknown) {
             uintptr_t sp = hg_live_stack_pointer_in(start, end);
-            /* No live thread on it: only its thread descriptor (glibc keeps it at the top of the
-             * stack, with the DTV pointer) is still meaningful, as memcheck sees it. */
-            if (!sp) sp = hg_thread_descriptor_span && end - start > hg_thread_descriptor_span ? end - hg_thread_descriptor_span : end;
-            start = sp;
+            /* No live thread on it: of an exited thread's stack (glibc keeps it for the next
+             * thread), only its thread descriptor (at the top, with the DTV pointer) is still
+             * meaningful, as memcheck sees it. Anything else is a root like any mapping. */
+            if (sp) start = sp;
+            else if (hg_is_glibc_thread_stack(start, end)) start = end - hg_thread_descriptor_span;
         }
         hg_scan_root(start, end);
     }

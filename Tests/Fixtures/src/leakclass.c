@@ -54,7 +54,21 @@
  *                    pointer to mapped_block()'s 48 bytes.  Blocks that found
  *                    no free neighbour are freed again.  STILL REACHABLE 200 KiB
  *                    in 1 block and 48 B in 1 block.
- *                    Both print "merged" when the kernel merged the mappings
+ *   exited_thread    a second thread mallocs 72 bytes in exited_block(), keeps
+ *                    the only pointers in a volatile local and in its
+ *                    __thread variable tls_slot, and returns; main joins it.
+ *                    glibc keeps the dead thread's stack, static TLS included,
+ *                    for the next thread.  memcheck scans that TLS: STILL
+ *                    REACHABLE 72 B in 1 block.  heapgate scans only a dead
+ *                    thread's descriptor (no thread can reach the rest):
+ *                    DEFINITELY LOST 72 B in 1 block.
+ *   reserve_commit   main reserves 2 MiB with PROT_NONE and makes the upper
+ *                    1 MiB readable and writable (as runtimes commit the heaps
+ *                    they reserve), and keeps the only pointer to the 48 bytes
+ *                    of mapped_block() at its bottom, right above the reserved
+ *                    pages, where a thread's stack would have its guard page.
+ *                    STILL REACHABLE 48 B in 1 block.
+ *                    beside_arena and beside_chunk print "merged" when the kernel merged the mappings
  *                    ("apart" when it did not, e.g. under valgrind, whose
  *                    allocator is its own: then there is nothing to merge with).
  *
@@ -300,6 +314,35 @@ __attribute__((noinline)) void keep_beside_chunk(void)
     keep_in_own_mapping(own, g_big);
 }
 
+__attribute__((noinline)) void *exited_block(void)
+{
+    void *p = malloc(72);
+    memset(p, 0x72, 72);
+    return p;
+}
+
+static void *allocate_and_exit(void *unused)
+{
+    (void)unused;
+    void *volatile held = exited_block(); /* volatile: left in this dead thread's stack */
+    KEEP(&held);
+    tls_slot = held; /* and in its static TLS, which glibc keeps with the stack */
+    return NULL;
+}
+
+__attribute__((noinline)) void lose_in_exited_thread(void)
+{
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, allocate_and_exit, NULL) != 0 || pthread_join(thread, NULL) != 0) _exit(3);
+}
+
+__attribute__((noinline)) void keep_in_committed_reserve(void)
+{
+    char *reserve = mmap(NULL, 2 * OWN_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (reserve == MAP_FAILED || mprotect(reserve + OWN_BYTES, OWN_BYTES, PROT_READ | PROT_WRITE) != 0) _exit(5);
+    ((void **)(reserve + OWN_BYTES))[0] = mapped_block();
+}
+
 /* Overwrites 16 KiB of the stack below the caller's frame with zeros. */
 __attribute__((noinline)) void scrub_stack(void)
 {
@@ -325,8 +368,11 @@ int main(int argc, char **argv)
     else if (strcmp(name, "thread_stack") == 0) exit_with_blocked_thread();
     else if (strcmp(name, "beside_arena") == 0) keep_beside_arena();
     else if (strcmp(name, "beside_chunk") == 0) keep_beside_chunk();
+    else if (strcmp(name, "exited_thread") == 0) lose_in_exited_thread();
+    else if (strcmp(name, "reserve_commit") == 0) keep_in_committed_reserve();
     else {
-        say("usage: leakclass_c list|list_tail_first|interior|cycle3|exit_stack|tls|thread_stack|beside_arena|beside_chunk\n");
+        say("usage: leakclass_c list|list_tail_first|interior|cycle3|exit_stack|tls|thread_stack|beside_arena|beside_chunk|"
+            "exited_thread|reserve_commit\n");
         return 2;
     }
     scrub_stack();
