@@ -369,6 +369,13 @@ void hg_drain_fork_child(void);
 bool hg_glibc_region_of(uintptr_t block, uint64_t size, uintptr_t map_start, uintptr_t map_end, uintptr_t *from,
                         uintptr_t *to);
 
+/* ---- hg_vtables.c: C++ objects reached through a secondary base ---- */
+/** Notes the loaded modules' images, where vtables live (before the scan's marking). */
+void hg_vtables_prepare(void);
+/** Whether `address`, inside the block [start, start+size), is where a C++ object keeps the
+ *  vtable pointer of a secondary base (memcheck's multipleinheritance heuristic). */
+bool hg_is_secondary_base(uint64_t start, uint64_t size, uint64_t address);
+
 /* ---- hg_lifecycle.c ---- */
 typedef enum { HG_OFF = 0, HG_RECORDING, HG_FINISHED } hg_state_t;
 extern _Atomic int hg_state;

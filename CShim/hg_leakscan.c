@@ -250,7 +250,8 @@ static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address)
  *  - newarray: C++ new[] of a type with a destructor returns start + 8, after the element count;
  *  - length64: a 64-bit length prefix, pointer to start + 8;
  *  - stdstring: the pre-C++11 std::string representation, pointer to start + 24 (length,
- *    capacity, refcount first).
+ *    capacity, refcount first);
+ *  - multipleinheritance: a C++ object reached through a secondary base (hg_vtables.c).
  * And heapgate's own, for layouts memcheck does not know (each has a fixture):
  *  - a block the Swift runtime allocated, reached through a low-bit-tagged pointer;
  *  - a Rust hashbrown table reached through its control bytes. */
@@ -270,7 +271,7 @@ static bool hg_interior_is_reference(size_t index, uint64_t address) {
         uint64_t length = words[0], capacity = words[1];
         if (capacity == size - 25 && length <= capacity) return true; /* stdstring */
     }
-    return hg_is_hashbrown_ctrl(block, address);
+    return hg_is_secondary_base(block->start, size, address) || hg_is_hashbrown_ctrl(block, address);
 }
 
 /* A Swift object whose refcount moved to a side table stores, in its refcount word, the side
@@ -694,6 +695,7 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
     hg_fill_index = 0;
     hg_module_range("/libswiftCore.so", &hg_swift_runtime_start, &hg_swift_runtime_end);
     hg_module_range("/libc.so.6", &hg_glibc_data_start, &hg_glibc_data_end);
+    hg_vtables_prepare();
     hg_liveset_for_each(hg_collect);
     /* From here on the blocks are ours alone: the live set's table becomes the sort's scratch
      * (it was excluded from the roots with the rest of the live set). It has a slot for every

@@ -23,6 +23,14 @@
  *                     (32 - 8) % 6 == 0).
  *                     make_int_array(): new int[10] (40 bytes, no cookie), the
  *                     pointer dropped.  DEFINITELY LOST 40 B in 1 block.
+ *   secondary_base    make_both(): new Both, where Both derives from First and
+ *                     Second, each with a virtual destructor and a long (40
+ *                     bytes: First's vtable pointer and long, Second's vtable
+ *                     pointer and long, Both's long).  The only pointer is the
+ *                     global g_second, a Second *, so it points 16 bytes into
+ *                     the block, at Second's vtable pointer.  STILL REACHABLE
+ *                     40 B in 1 block, through memcheck's "multipleinheritance"
+ *                     heuristic (without it: possibly lost).
  *
  * The libstdc++ emergency exception pool (72,704 bytes, allocated before main)
  * is still reachable in every run.  No iostreams, so no stdout buffer.  main
@@ -78,6 +86,27 @@ __attribute__((noinline)) void make_int_array()
     KEEP(numbers);
 }
 
+struct First {
+    virtual ~First() {}
+    long first = 1;
+};
+
+struct Second {
+    virtual ~Second() {}
+    long second = 2;
+};
+
+struct Both : First, Second {
+    long both = 3;
+}; // 40 bytes: Second starts at 16
+
+Second *g_second; // secondary_base: the only pointer, 16 bytes into its block
+
+__attribute__((noinline)) void make_both()
+{
+    g_second = new Both;
+}
+
 __attribute__((noinline)) void scrub_stack()
 {
     char pad[16384];
@@ -93,8 +122,10 @@ int main(int argc, char **argv)
     } else if (std::strcmp(name, "new_arrays") == 0) {
         make_tracked_array();
         make_int_array();
+    } else if (std::strcmp(name, "secondary_base") == 0) {
+        make_both();
     } else {
-        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays\n";
+        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays|secondary_base\n";
         if (write(2, usage, sizeof usage - 1) < 0) return 4;
         return 2;
     }
