@@ -68,6 +68,15 @@ static bool hg_arena_heap_region(uintptr_t chunk, uintptr_t block_end, uintptr_t
     return block_end <= *to;
 }
 
+bool hg_glibc_usable_size(uintptr_t block, uint64_t *usable) {
+    uint64_t size;
+    if (block < HG_CHUNK_HEADER || !hg_copy_own(&size, block - 8, sizeof size)) return false;
+    uint64_t chunk_size = size & ~HG_CHUNK_FLAGS, header = size & HG_IS_MMAPPED ? HG_CHUNK_HEADER : 8;
+    if (chunk_size < header) return false;
+    *usable = chunk_size - header; /* glibc's musable(): an in-use chunk also owns the next one's prev_size */
+    return true;
+}
+
 bool hg_glibc_region_of(uintptr_t block, uint64_t size, uintptr_t map_start, uintptr_t map_end, uintptr_t *from,
                         uintptr_t *to) {
     uint64_t header[2]; /* prev_size, size */

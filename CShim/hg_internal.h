@@ -368,13 +368,17 @@ void hg_drain_fork_child(void);
  *  [map_start, map_end) that holds it; false when its header does not show a known layout. */
 bool hg_glibc_region_of(uintptr_t block, uint64_t size, uintptr_t map_start, uintptr_t map_end, uintptr_t *from,
                         uintptr_t *to);
+/** malloc_usable_size of the block at `block`, from its chunk header read without faulting
+ *  (a running thread may unmap a large block meanwhile); false when it cannot be read. */
+bool hg_glibc_usable_size(uintptr_t block, uint64_t *usable);
 
 /* ---- hg_vtables.c: C++ objects reached through a secondary base ---- */
 /** Notes the loaded modules' images, where vtables live (before the scan's marking). */
 void hg_vtables_prepare(void);
-/** Whether `address`, inside the block [start, start+size), is where a C++ object keeps the
- *  vtable pointer of a secondary base (memcheck's multipleinheritance heuristic). */
-bool hg_is_secondary_base(uint64_t start, uint64_t size, uint64_t address);
+/** Whether the word `offset` bytes into a block (`pointed_word`; the block's first word is
+ *  `first_word`) is where a C++ object keeps the vtable pointer of a secondary base (memcheck's
+ *  multipleinheritance heuristic). */
+bool hg_is_secondary_base(uint64_t offset, uint64_t first_word, uint64_t pointed_word);
 
 /* ---- hg_lifecycle.c ---- */
 typedef enum { HG_OFF = 0, HG_RECORDING, HG_FINISHED } hg_state_t;

@@ -226,6 +226,21 @@ static ssize_t hg_find_block(uint64_t address) {
 
 /* ---- layouts whose only reference is an interior pointer ---- */
 
+/* Blocks this large may be glibc's mmap'd chunks, which a thread still running can unmap
+ * while the scan reads them: they are only ever read with process_vm_readv. */
+#define HG_SAFE_READ_BYTES (64 * 1024)
+
+/* Copies n bytes at address, inside block: in place for a small block, with process_vm_readv
+ * (false if it is gone) for a large one. */
+static bool hg_peek(const hg_scan_block_t *block, uint64_t address, void *out, size_t n) {
+    if (hg_size(block) < HG_SAFE_READ_BYTES) {
+        memcpy(out, (const void *)(uintptr_t)address, n);
+        return true;
+    }
+    struct iovec local = {out, n}, remote = {(void *)(uintptr_t)address, n};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
 static bool hg_is_power_of_two(uint64_t value) { return value && !(value & (value - 1)); }
 
 /* A Rust hashbrown RawTable keeps `ctrl`, which points past the buckets into the middle of its
@@ -240,9 +255,13 @@ static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address)
     if (tail < 20 || offset % 16 != 0) return false;
     uint64_t buckets = tail - 16;
     if (!hg_is_power_of_two(buckets) || offset < buckets) return false;
-    const uint8_t *ctrl = (const uint8_t *)address;
-    for (uint64_t i = 0; i < tail; i++)
-        if (ctrl[i] & 0x80 && ctrl[i] != 0xff && ctrl[i] != 0x80) return false;
+    uint8_t ctrl[4096];
+    for (uint64_t done = 0; done < tail; done += sizeof ctrl) {
+        size_t n = tail - done < sizeof ctrl ? (size_t)(tail - done) : sizeof ctrl;
+        if (!hg_peek(block, address + done, ctrl, n)) return false;
+        for (size_t i = 0; i < n; i++)
+            if (ctrl[i] & 0x80 && ctrl[i] != 0xff && ctrl[i] != 0x80) return false;
+    }
     return true;
 }
 
@@ -258,20 +277,24 @@ static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address)
 static bool hg_interior_is_reference(size_t index, uint64_t address) {
     const hg_scan_block_t *block = &hg_blocks[index];
     uint64_t offset = address - block->start, size = hg_size(block);
-    const uint64_t *words = (const uint64_t *)block->start;
-    if (offset == 8 && size >= 8) {
-        uint64_t first = words[0];
-        if (first == size - 8) return true;                                 /* length64 */
-        if (first > 0 && (size - 8) % first == 0 && first <= size) return true; /* newarray */
-    }
     /* The Swift runtime's ConcurrentReadableHashMap keeps its index storage as a pointer with
      * its low bit set (Swift 6); such a block is reached only through start + 1. */
     if ((hg_marks[index] & HG_BY_SWIFT_RUNTIME) && offset < 8) return true;
-    if (offset == 24 && size >= 25) {
+    uint64_t words[2]; /* the block's first two words */
+    if (offset == 8 && hg_peek(block, block->start, words, 8)) {
+        if (words[0] == size - 8) return true;                                       /* length64 */
+        if (words[0] > 0 && (size - 8) % words[0] == 0 && words[0] <= size) return true; /* newarray */
+    }
+    if (offset == 24 && size >= 25 && hg_peek(block, block->start, words, 16)) {
         uint64_t length = words[0], capacity = words[1];
         if (capacity == size - 25 && length <= capacity) return true; /* stdstring */
     }
-    return hg_is_secondary_base(block->start, size, address) || hg_is_hashbrown_ctrl(block, address);
+    /* Only for small blocks, read in place: every aligned interior pointer asks, and pointers
+     * into large buffers are common, where C++ objects of 64 KiB with vtables are not. */
+    if (size < HG_SAFE_READ_BYTES && offset % 8 == 0 && offset + 8 <= size &&
+        hg_is_secondary_base(offset, *(const uint64_t *)(uintptr_t)block->start, *(const uint64_t *)(uintptr_t)address))
+        return true; /* multipleinheritance */
+    return hg_is_hashbrown_ctrl(block, address);
 }
 
 /* A Swift object whose refcount moved to a side table stores, in its refcount word, the side
@@ -301,25 +324,29 @@ static bool hg_root_is_glibc;
  * looks like an interior pointer into that block; memcheck never sees it (its allocator is
  * its own). Only words in glibc's data and at exactly that offset are ignored. */
 static bool hg_is_glibc_chunk_header(const hg_scan_block_t *block, uint64_t word) {
-    if (!hg_root_is_glibc || !hg_real.malloc_usable_size) return false;
-    size_t usable = hg_real.malloc_usable_size((void *)block->start);
+    uint64_t usable;
+    if (!hg_root_is_glibc || !hg_glibc_usable_size(block->start, &usable)) return false;
     return usable >= 8 && word == block->start + usable - 8;
 }
 
 /* A word seen from a root (definite) or from a block of the given state. */
 static void hg_consider(uint64_t word, bool from_definite) {
     ssize_t found = hg_find_block(word);
-    bool start_like;
-    if (found >= 0) {
-        if (word != hg_blocks[found].start && hg_is_glibc_chunk_header(&hg_blocks[found], word)) return;
-        start_like = word == hg_blocks[found].start || hg_interior_is_reference((size_t)found, word);
-    } else {
+    bool interior = found >= 0 && word != hg_blocks[found].start;
+    if (found < 0) {
         uint64_t side_table = hg_decode_swift_side_table(word);
         if (!side_table || (found = hg_find_block(side_table)) < 0 || hg_blocks[found].start != side_table) return;
-        start_like = true;
     }
     unsigned state = hg_mark_of((size_t)found);
     if (state == HG_REACHABLE) return;
+    bool start_like = true;
+    if (interior) {
+        /* Nothing it could say changes a block already possibly lost, unless it is definite:
+         * the layout checks below may read memory, so they run only when it matters. */
+        if (state != HG_UNREACHED && !from_definite) return;
+        if (hg_is_glibc_chunk_header(&hg_blocks[found], word)) return;
+        start_like = hg_interior_is_reference((size_t)found, word);
+    }
     if (start_like && from_definite) {
         hg_set_mark((size_t)found, HG_REACHABLE); /* pushed at most twice: once possible, once reachable */
         hg_push((uint32_t)found);
@@ -359,8 +386,8 @@ static void hg_read_safely(uintptr_t start, uintptr_t end, uint64_t *buffer, hg_
 /* Hands a block's words to visit. Threads that are still running may free blocks while the
  * scan runs, and glibc gives large blocks (mmap'd chunks, 128 KiB and up by default) straight
  * back to the kernel: those are copied with process_vm_readv, which reports an unmapped page
- * instead of faulting. Small blocks live in arenas that stay mapped and are read in place. */
-#define HG_SAFE_READ_BYTES (64 * 1024)
+ * instead of faulting (HG_SAFE_READ_BYTES, hg_peek). Small blocks live in arenas that stay
+ * mapped and are read in place. */
 
 static void hg_read_block(const hg_scan_block_t *block, hg_word_visitor_t visit, size_t context) {
     static uint64_t buffer[HG_COPY_WORDS];

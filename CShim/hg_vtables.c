@@ -71,10 +71,8 @@ static bool hg_vtable_prefix(uint64_t vtable, int64_t prefix[2]) {
     return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 16;
 }
 
-bool hg_is_secondary_base(uint64_t start, uint64_t size, uint64_t address) {
-    uint64_t offset = address - start;
-    if (!hg_images || offset == 0 || offset % 8 != 0 || offset + 8 > size) return false;
-    uint64_t primary = *(const uint64_t *)(uintptr_t)start, secondary = *(const uint64_t *)(uintptr_t)address;
+bool hg_is_secondary_base(uint64_t offset, uint64_t primary, uint64_t secondary) {
+    if (!hg_images || offset == 0 || offset % 8 != 0) return false;
     if (primary % 8 != 0 || secondary % 8 != 0 || !hg_in_image(primary) || !hg_in_image(secondary)) return false;
     int64_t primary_prefix[2], secondary_prefix[2];
     if (!hg_vtable_prefix(primary, primary_prefix) || !hg_vtable_prefix(secondary, secondary_prefix)) return false;
