@@ -22,7 +22,6 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "hg_internal.h"
@@ -127,20 +126,14 @@ static bool hg_filter_lets_through(const struct sock_filter *code, size_t length
     return false; /* fell off the end: the kernel refuses such a program */
 }
 
-/* Copies `bytes` of the program's memory at `from`; false when it cannot be read. */
-static bool hg_copy_in(void *to, const void *from, size_t bytes) {
-    struct iovec local = {to, bytes}, remote = {(void *)from, bytes};
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)bytes;
-}
-
 bool hg_filter_lets_shim_through(const void *program) {
     /* Under the caller's lock (hg_drain_stop_for_sandbox's), so static buffers will do: 32 KiB
      * of instructions would not belong on a program thread's stack. */
     static struct sock_filter code[HG_FILTER_MAX];
     struct sock_fprog header;
-    if (program == NULL || !hg_copy_in(&header, program, sizeof header)) return true; /* EFAULT */
+    if (program == NULL || !hg_read_own(&header, (uintptr_t)program, sizeof header)) return true; /* EFAULT */
     if (header.len == 0 || header.len > HG_FILTER_MAX) return true;                   /* EINVAL */
-    if (header.filter == NULL || !hg_copy_in(code, header.filter, header.len * sizeof code[0])) return true;
+    if (header.filter == NULL || !hg_read_own(code, (uintptr_t)header.filter, header.len * sizeof code[0])) return true;
     for (size_t i = 0; i < sizeof hg_shim_calls / sizeof hg_shim_calls[0]; i++) {
         if (!hg_filter_lets_through(code, header.len, hg_shim_calls[i])) return false;
     }

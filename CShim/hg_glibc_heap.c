@@ -26,7 +26,6 @@
  * a thread that is still running) cannot fault. A header that does not check out answers
  * "unknown", and the scan then leaves the whole mapping out, as it always did.
  */
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "hg_internal.h"
@@ -36,12 +35,6 @@
 #define HG_NON_MAIN_ARENA 4ull
 #define HG_CHUNK_FLAGS 7ull
 #define HG_HEAP_MAX_SIZE (64ull << 20)
-
-/* Copies `bytes` of our own memory at `from`; false when it is not all readable. */
-static bool hg_copy_own(void *to, uintptr_t from, size_t bytes) {
-    struct iovec local = {to, bytes}, remote = {(void *)from, bytes};
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)bytes;
-}
 
 /* An mmap'd chunk's own mapping. */
 static bool hg_mmapped_chunk_region(uintptr_t chunk, uint64_t prev_size, uint64_t size, uintptr_t block_end,
@@ -60,7 +53,7 @@ static bool hg_arena_heap_region(uintptr_t chunk, uintptr_t block_end, uintptr_t
     struct {
         uint64_t arena, previous, size, mprotect_size;
     } info;
-    if (!hg_copy_own(&info, heap, sizeof info) || info.arena == 0) return false;
+    if (!hg_read_own(&info, heap, sizeof info) || info.arena == 0) return false;
     uint64_t in_use = info.size > info.mprotect_size ? info.size : info.mprotect_size;
     if (in_use > HG_HEAP_MAX_SIZE) return false;
     *from = heap;
@@ -70,7 +63,7 @@ static bool hg_arena_heap_region(uintptr_t chunk, uintptr_t block_end, uintptr_t
 
 bool hg_glibc_usable_size(uintptr_t block, uint64_t *usable) {
     uint64_t size;
-    if (block < HG_CHUNK_HEADER || !hg_copy_own(&size, block - 8, sizeof size)) return false;
+    if (block < HG_CHUNK_HEADER || !hg_read_own(&size, block - 8, sizeof size)) return false;
     uint64_t chunk_size = size & ~HG_CHUNK_FLAGS, header = size & HG_IS_MMAPPED ? HG_CHUNK_HEADER : 8;
     if (chunk_size < header) return false;
     *usable = chunk_size - header; /* glibc's musable(): an in-use chunk also owns the next one's prev_size */
@@ -80,7 +73,7 @@ bool hg_glibc_usable_size(uintptr_t block, uint64_t *usable) {
 bool hg_glibc_region_of(uintptr_t block, uint64_t size, uintptr_t map_start, uintptr_t map_end, uintptr_t *from,
                         uintptr_t *to) {
     uint64_t header[2]; /* prev_size, size */
-    if (block < map_start + HG_CHUNK_HEADER || !hg_copy_own(header, block - HG_CHUNK_HEADER, sizeof header)) return false;
+    if (block < map_start + HG_CHUNK_HEADER || !hg_read_own(header, block - HG_CHUNK_HEADER, sizeof header)) return false;
     uintptr_t chunk = block - HG_CHUNK_HEADER, block_end = block + size;
     bool known;
     if (header[1] & HG_IS_MMAPPED) {

@@ -362,6 +362,11 @@ void hg_drain_fork_prepare(void);
 void hg_drain_fork_parent(void);
 void hg_drain_fork_child(void);
 
+/* ---- hg_own_memory.c ---- */
+/** Copies `bytes` of our own memory at `from`; false, without faulting, when any of it cannot
+ *  be read (unmapped, PROT_NONE). */
+bool hg_read_own(void *to, uintptr_t from, size_t bytes);
+
 /* ---- hg_glibc_heap.c: glibc's memory around a block ---- */
 /** The range glibc's malloc owns around the block at `block` (its thread arena's heap in use,
  *  its mmap'd chunk's mapping, or for the main arena the whole mapping), inside the mapping

@@ -237,8 +237,7 @@ static bool hg_peek(const hg_scan_block_t *block, uint64_t address, void *out, s
         memcpy(out, (const void *)(uintptr_t)address, n);
         return true;
     }
-    struct iovec local = {out, n}, remote = {(void *)(uintptr_t)address, n};
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+    return hg_read_own(out, address, n);
 }
 
 static bool hg_is_power_of_two(uint64_t value) { return value && !(value & (value - 1)); }
@@ -514,9 +513,7 @@ static bool hg_is_glibc_thread_stack(uintptr_t start, uintptr_t end) {
     if (!hg_thread_descriptor_span || end - start <= hg_thread_descriptor_span) return false;
     uintptr_t descriptor = end - hg_thread_descriptor_span;
     uint64_t header[3]; /* tcb, dtv, self */
-    struct iovec local = {header, sizeof header}, remote = {(void *)descriptor, sizeof header};
-    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof header) return false;
-    return header[0] == descriptor && header[2] == descriptor;
+    return hg_read_own(header, descriptor, sizeof header) && header[0] == descriptor && header[2] == descriptor;
 }
 
 /* The lowest live stack pointer inside [start, end), or 0. */
@@ -564,7 +561,8 @@ static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
     if (hg_walk_beside_allocator(start, end, false)) hg_walk_beside_allocator(start, end, true);
 }
 
-/* Walks /proc/self/maps; scans readable, writable mappings that hold no blocks. The stack of
+/* Walks /proc/self/maps; scans readable, writable mappings, around glibc's memory in those that
+ * hold blocks (hg_scan_beside_allocator). The stack of
  * the calling thread is scanned from `stack_floor` up; another live thread's stack from its
  * stack pointer up. A thread stack (an anonymous mapping right above a guard page) that no live
  * thread is on belongs to an exited thread, kept in glibc's stack cache with stale contents:
@@ -618,7 +616,8 @@ static void hg_scan_roots(uintptr_t stack_floor) {
             uintptr_t sp = hg_live_stack_pointer_in(start, end);
             /* No live thread on it: of an exited thread's stack (glibc keeps it for the next
              * thread), only its thread descriptor (at the top, with the DTV pointer) is still
-             * meaningful, as memcheck sees it. Anything else is a root like any mapping. */
+             * meaningful (memcheck also scans the static TLS below it; see README). Anything
+             * else is a root like any mapping. */
             if (sp) start = sp;
             else if (hg_is_glibc_thread_stack(start, end)) start = end - hg_thread_descriptor_span;
         }

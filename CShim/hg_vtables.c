@@ -16,8 +16,6 @@
  */
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #include "hg_internal.h"
 
@@ -66,10 +64,7 @@ static bool hg_in_image(uint64_t address) {
 }
 
 /* The two words in front of a vtable address: offset to top, type_info. */
-static bool hg_vtable_prefix(uint64_t vtable, int64_t prefix[2]) {
-    struct iovec local = {prefix, 16}, remote = {(void *)(uintptr_t)(vtable - 16), 16};
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 16;
-}
+static bool hg_vtable_prefix(uint64_t vtable, int64_t prefix[2]) { return hg_read_own(prefix, vtable - 16, 16); }
 
 bool hg_is_secondary_base(uint64_t offset, uint64_t primary, uint64_t secondary) {
     if (!hg_images || offset == 0 || offset % 8 != 0) return false;
