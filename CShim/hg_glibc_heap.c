@@ -24,7 +24,7 @@
  *
  * The headers are copied with process_vm_readv, so a block without a header (or one freed by
  * a thread that is still running) cannot fault. A header that does not check out answers
- * "unknown", and the scan then leaves the whole mapping out, as it always did.
+ * "unknown", and the scan then leaves the rest of the mapping out, as it did all of it before.
  */
 #include <unistd.h>
 

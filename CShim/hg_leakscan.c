@@ -540,25 +540,21 @@ static bool hg_holds_blocks(uintptr_t start, uintptr_t end) {
     return first < hg_block_count && hg_blocks[first].start < end;
 }
 
-/* Walks the memory glibc's malloc owns inside the mapping [start, end), region by region (see
- * hg_glibc_heap.c), and with `scan` scans what lies between as roots: the program's own memory
- * that the kernel merged into the same mapping. False, before anything is scanned, when some
- * block's region is unknown: then the whole mapping is left out. */
-static bool hg_walk_beside_allocator(uintptr_t start, uintptr_t end, bool scan) {
+/* Scans, in a mapping [start, end) that holds blocks, what lies between the memory glibc's
+ * malloc owns (found region by region from the blocks, see hg_glibc_heap.c): the program's own
+ * memory, which the kernel merged into the same mapping. From a block whose region is unknown
+ * on, the rest of the mapping is left out (before, the whole mapping always was; what was
+ * scanned up to there can only make blocks more reachable, never lost). */
+static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
     uintptr_t cursor = start;
     for (size_t i = hg_first_block_from(start); i < hg_block_count && hg_blocks[i].start < end;) {
         uintptr_t from, to;
-        if (!hg_glibc_region_of(hg_blocks[i].start, hg_size(&hg_blocks[i]), start, end, &from, &to)) return false;
-        if (scan && from > cursor) hg_scan_root(cursor, from);
+        if (!hg_glibc_region_of(hg_blocks[i].start, hg_size(&hg_blocks[i]), start, end, &from, &to)) return;
+        if (from > cursor) hg_scan_root(cursor, from);
         if (to > cursor) cursor = to;
         i = hg_first_block_from(to);
     }
-    if (scan && cursor < end) hg_scan_root(cursor, end);
-    return true;
-}
-
-static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
-    if (hg_walk_beside_allocator(start, end, false)) hg_walk_beside_allocator(start, end, true);
+    if (cursor < end) hg_scan_root(cursor, end);
 }
 
 /* Walks /proc/self/maps; scans readable, writable mappings, around glibc's memory in those that
