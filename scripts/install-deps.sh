@@ -7,7 +7,8 @@ profile=${1:-build}
 packages=(make gcc g++ pkg-config libunwind-dev libdw-dev libelf-dev)
 case "$profile" in
   build) ;;
-  test) packages+=(valgrind libcap2-bin musl-tools libc6-i386) ;; # setcap, musl-gcc, a 32-bit loader: launch tests
+  # setcap, musl-gcc, a 32-bit loader: launch tests; libc.a: the static helper every test process starts through
+  test) packages+=(valgrind libcap2-bin musl-tools libc6-i386 libc6-dev) ;;
   bench) packages+=(valgrind heaptrack jq sqlite3 time) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
