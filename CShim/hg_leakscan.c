@@ -55,7 +55,12 @@ typedef struct {
 
 _Static_assert(sizeof(hg_scan_block_t) == 16, "a block is 16 bytes");
 
-#define HG_BY_SWIFT_RUNTIME 0x80 /* in hg_marks: allocated from libswiftCore.so (its layouts are known) */
+/* hg_marks holds, per block, its state (HG_UNREACHED...) in the low 3 bits, the heuristic
+ * that made it reachable (hg_heuristic_t) in the next 3, and: */
+#define HG_STATE_BITS 0x07
+#define HG_HEURISTIC_SHIFT 3
+#define HG_HEURISTIC_BITS (0x07 << HG_HEURISTIC_SHIFT)
+#define HG_BY_SWIFT_RUNTIME 0x80 /* allocated from libswiftCore.so (its layouts are known) */
 
 #define HG_MAX_EXCLUSIONS 64
 static struct {
@@ -77,7 +82,7 @@ void hg_leakscan_exclude(const void *start, size_t length) {
 
 static hg_scan_block_t *hg_blocks;
 static size_t hg_block_count;
-static uint8_t *hg_marks;    /* per block: HG_UNREACHED... and the HG_BY_SWIFT_RUNTIME bit */
+static uint8_t *hg_marks;    /* per block: state, heuristic, HG_BY_SWIFT_RUNTIME (above) */
 static uint32_t *hg_leaders; /* per block, HG_INDIRECT only: the block it is counted under */
 static uint32_t *hg_work;
 static size_t hg_work_count;
@@ -273,27 +278,28 @@ static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address)
  * And heapgate's own, for layouts memcheck does not know (each has a fixture):
  *  - a block the Swift runtime allocated, reached through a low-bit-tagged pointer;
  *  - a Rust hashbrown table reached through its control bytes. */
-static bool hg_interior_is_reference(size_t index, uint64_t address) {
+static bool hg_interior_is_reference(size_t index, uint64_t address, hg_heuristic_t *heuristic) {
     const hg_scan_block_t *block = &hg_blocks[index];
     uint64_t offset = address - block->start, size = hg_size(block);
+    *heuristic = HG_HEURISTIC_NONE;
     /* The Swift runtime's ConcurrentReadableHashMap keeps its index storage as a pointer with
      * its low bit set (Swift 6); such a block is reached only through start + 1. */
     if ((hg_marks[index] & HG_BY_SWIFT_RUNTIME) && offset < 8) return true;
     uint64_t words[2]; /* the block's first two words */
     if (offset == 8 && hg_peek(block, block->start, words, 8)) {
-        if (words[0] == size - 8) return true;                                       /* length64 */
-        if (words[0] > 0 && (size - 8) % words[0] == 0 && words[0] <= size) return true; /* newarray */
+        if (words[0] == size - 8) *heuristic = HG_HEURISTIC_LENGTH64;
+        else if (words[0] > 0 && (size - 8) % words[0] == 0 && words[0] <= size) *heuristic = HG_HEURISTIC_NEWARRAY;
     }
     if (offset == 24 && size >= 25 && hg_peek(block, block->start, words, 16)) {
         uint64_t length = words[0], capacity = words[1];
-        if (capacity == size - 25 && length <= capacity) return true; /* stdstring */
+        if (capacity == size - 25 && length <= capacity) *heuristic = HG_HEURISTIC_STDSTRING;
     }
     /* Only for small blocks, read in place: every aligned interior pointer asks, and pointers
      * into large buffers are common, where C++ objects of 64 KiB with vtables are not. */
     if (size < HG_SAFE_READ_BYTES && offset % 8 == 0 && offset + 8 <= size &&
         hg_is_secondary_base(offset, *(const uint64_t *)(uintptr_t)block->start, *(const uint64_t *)(uintptr_t)address))
-        return true; /* multipleinheritance */
-    return hg_is_hashbrown_ctrl(block, address);
+        *heuristic = HG_HEURISTIC_MULTIPLE_INHERITANCE;
+    return *heuristic != HG_HEURISTIC_NONE || hg_is_hashbrown_ctrl(block, address);
 }
 
 /* A Swift object whose refcount moved to a side table stores, in its refcount word, the side
@@ -307,10 +313,18 @@ static uint64_t hg_decode_swift_side_table(uint64_t word) {
 
 /* ---- marking ---- */
 
-static unsigned hg_mark_of(size_t index) { return hg_marks[index] & (unsigned)~HG_BY_SWIFT_RUNTIME; }
+static unsigned hg_mark_of(size_t index) { return hg_marks[index] & HG_STATE_BITS; }
 
 static void hg_set_mark(size_t index, unsigned state) {
-    hg_marks[index] = (uint8_t)((hg_marks[index] & HG_BY_SWIFT_RUNTIME) | state);
+    hg_marks[index] = (uint8_t)((hg_marks[index] & ~HG_STATE_BITS) | state);
+}
+
+static hg_heuristic_t hg_heuristic_of(size_t index) {
+    return (hg_heuristic_t)((hg_marks[index] & HG_HEURISTIC_BITS) >> HG_HEURISTIC_SHIFT);
+}
+
+static void hg_set_heuristic(size_t index, hg_heuristic_t heuristic) {
+    hg_marks[index] = (uint8_t)((hg_marks[index] & ~HG_HEURISTIC_BITS) | (heuristic << HG_HEURISTIC_SHIFT));
 }
 
 static void hg_push(uint32_t index) { hg_work[hg_work_count++] = index; }
@@ -337,17 +351,27 @@ static void hg_consider(uint64_t word, bool from_definite) {
         if (!side_table || (found = hg_find_block(side_table)) < 0 || hg_blocks[found].start != side_table) return;
     }
     unsigned state = hg_mark_of((size_t)found);
-    if (state == HG_REACHABLE) return;
+    if (state == HG_REACHABLE) {
+        /* As memcheck: a block that a heuristic made reachable is plainly reachable once a
+         * start pointer (or a layout of heapgate's own) from reachable memory reaches it. */
+        hg_heuristic_t heuristic = HG_HEURISTIC_NONE;
+        if (from_definite && hg_heuristic_of((size_t)found) != HG_HEURISTIC_NONE &&
+            (!interior || hg_interior_is_reference((size_t)found, word, &heuristic)) && heuristic == HG_HEURISTIC_NONE)
+            hg_set_heuristic((size_t)found, HG_HEURISTIC_NONE);
+        return;
+    }
     bool start_like = true;
+    hg_heuristic_t heuristic = HG_HEURISTIC_NONE;
     if (interior) {
         /* Nothing it could say changes a block already possibly lost, unless it is definite:
          * the layout checks below may read memory, so they run only when it matters. */
         if (state != HG_UNREACHED && !from_definite) return;
         if (hg_is_glibc_chunk_header(&hg_blocks[found], word)) return;
-        start_like = hg_interior_is_reference((size_t)found, word);
+        start_like = hg_interior_is_reference((size_t)found, word, &heuristic);
     }
     if (start_like && from_definite) {
         hg_set_mark((size_t)found, HG_REACHABLE); /* pushed at most twice: once possible, once reachable */
+        hg_set_heuristic((size_t)found, heuristic);
         hg_push((uint32_t)found);
     } else if (state == HG_UNREACHED) {
         hg_set_mark((size_t)found, HG_POSSIBLE);
@@ -683,7 +707,8 @@ static void hg_write_blocks(uint64_t nanoseconds) {
                         : state == HG_INDIRECT  ? HG_KIND_INDIRECT
                                                 : HG_KIND_DEFINITE;
         uint64_t leader = kind == HG_KIND_INDIRECT ? hg_blocks[hg_leaders[i]].start : 0;
-        hg_drain_write_block(block->start, hg_size(block), block->stack, 1 + kind, leader);
+        unsigned heuristic = kind == HG_KIND_REACHABLE ? hg_heuristic_of(i) : HG_HEURISTIC_NONE;
+        hg_drain_write_block(block->start, hg_size(block), block->stack, 1 + kind + heuristic, leader);
     }
     hg_writer_byte(HG_REC_SCAN_DONE);
     hg_writer_uv(hg_block_count);

@@ -1,5 +1,5 @@
 /*
- * The heapgate trace format, version 1. docs/trace-format.md explains it in prose;
+ * The heapgate trace format, version 2 (2 added the SNAPSHOT_BLOCK kinds 5-8). docs/trace-format.md explains it in prose;
  * this header is the one definition the shim writes against.
  *
  * A trace is a fixed file header followed by a stream of records. Every record is
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define HG_TRACE_MAGIC "HEAPGATE"
-#define HG_TRACE_VERSION 1u
+#define HG_TRACE_VERSION 2u
 
 /** Little-endian, written once at offset 0. */
 typedef struct {
@@ -76,9 +76,11 @@ typedef enum {
      * address order when the exit-time scan classified them, then SCAN_DONE if it did. The
      * file's last 16 bytes point here (HG_TRACE_FOOTER_MAGIC). */
     HG_REC_SNAPSHOT = 0x50,
-    /* sv address delta, uv size, uv stack id, uv kind (0: not classified, else 1 + HG_KIND_*),
-     * and for an indirectly lost block: sv leader-minus-address, the block whose loss record it
-     * is counted under (itself possibly indirect: follow the chain to a definite block). */
+    /* sv address delta, uv size, uv stack id, uv kind (0: not classified, else 1 + HG_KIND_*,
+     * or 1 + HG_KIND_REACHABLE + HG_HEURISTIC_* for a block reachable only through one of
+     * memcheck's heuristics), and for an indirectly lost block: sv leader-minus-address, the
+     * block whose loss record it is counted under (itself possibly indirect: follow the chain
+     * to a definite block). */
     HG_REC_SNAPSHOT_BLOCK = 0x51,
     /* uv events, uv ring-full waits, uv events lost (only ever non-zero before the drain starts). */
     HG_REC_STATS = 0x30,
@@ -98,5 +100,15 @@ typedef enum {
     HG_KIND_POSSIBLE = 2,
     HG_KIND_REACHABLE = 3,
 } hg_block_kind_t;
+
+/* memcheck's heuristics, for a still reachable block that only such an interior pointer
+ * reached (its LEAK SUMMARY's "of which reachable via heuristic"); 0: none. */
+typedef enum {
+    HG_HEURISTIC_NONE = 0,
+    HG_HEURISTIC_STDSTRING = 1,
+    HG_HEURISTIC_LENGTH64 = 2,
+    HG_HEURISTIC_NEWARRAY = 3,
+    HG_HEURISTIC_MULTIPLE_INHERITANCE = 4,
+} hg_heuristic_t;
 
 #endif

@@ -567,6 +567,66 @@ struct LeakReportAgreementTests {
 /// heapgate and memcheck on the same binaries: the same definitely and indirectly lost totals,
 /// except where a named heapgate rule deliberately differs; and valgrind's own records of each
 /// case match what the fixture's comment (and EXPECTED.md) says memcheck reports.
+/// memcheck's LEAK SUMMARY says how much of "still reachable" only one of its heuristics
+/// reached ("of which reachable via heuristic"); heapgate's text report says the same in the
+/// same words, its JSON report in `leaks.reachableViaHeuristic`.
+@Suite("Leak classification: reachable via heuristic")
+struct ReachableViaHeuristicTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var command: [String]
+        /// memcheck's name for the heuristic, and what it reached (nil: nothing, no such lines).
+        var heuristic: String?
+        var amount: LeakCheck.Amount
+        var testDescription: String { command.joined(separator: " ") }
+
+        /// The LEAK SUMMARY lines, as memcheck prints them (after its "==PID==" prefix).
+        var summaryLines: [String] {
+            guard let heuristic else { return [] }
+            let name = heuristic.padding(toLength: max(19, heuristic.count), withPad: " ", startingAt: 0)
+            return ["                      of which reachable via heuristic:",
+                    "                        \(name): \(amount.bytes) bytes in \(amount.blocks) blocks"]
+        }
+    }
+
+    static let cases = [
+        Case(command: ["leakclass_cpp", "new_arrays"], heuristic: "newarray", amount: LeakCheck.Amount(32, 1)),
+        Case(command: ["leakclass_cpp", "secondary_base"], heuristic: "multipleinheritance", amount: LeakCheck.Amount(40, 1)),
+        Case(command: ["leakclass_c", "interior"], heuristic: nil, amount: .zero),
+    ]
+
+    /// The LEAK SUMMARY's lines from "still reachable:" to "suppressed:", prefixes removed.
+    static func heuristicLines(_ log: String) -> [String] {
+        let lines = log.split(separator: "\n").map { line -> String in
+            guard line.hasPrefix("=="), let end = line.dropFirst(2).range(of: "== ") else { return String(line) }
+            return String(line[end.upperBound...])
+        }
+        guard let reachable = lines.firstIndex(where: { $0.hasPrefix("   still reachable:") }),
+              let suppressed = lines[reachable...].firstIndex(where: { $0.hasPrefix("        suppressed:") }) else { return ["no LEAK SUMMARY"] }
+        return Array(lines[(reachable + 1)..<suppressed])
+    }
+
+    @Test(arguments: cases)
+    func summarySaysWhatOnlyAHeuristicReached(_ leak: Case) throws {
+        let (outcome, json) = try LeakRun.heapgateRaw(leak.command, flags: LeakRun.shown)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(Self.heuristicLines(outcome.stderr) == leak.summaryLines, "\(outcome.stderr)")
+        let data = try #require(json, "no JSON report")
+        let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let process = try #require((document["processes"] as? [[String: Any]])?.first)
+        let leaks = try #require(process["leaks"] as? [String: Any])
+        let via = try #require(leaks["reachableViaHeuristic"] as? [String: [String: UInt64]], "\(leaks)")
+        let expected = leak.heuristic.map { [$0: ["bytes": leak.amount.bytes, "blocks": leak.amount.blocks]] } ?? [:]
+        #expect(via == expected)
+    }
+
+    @Test(.enabled(if: Harness.valgrindAvailable, "valgrind is not installed at /usr/bin/valgrind"), arguments: cases)
+    func sameLinesAsValgrind(_ leak: Case) throws {
+        let outcome = try Harness.execute("/usr/bin/valgrind", ["--leak-check=full", "--run-libc-freeres=no", "--run-cxx-freeres=no",
+                                                                Harness.fixture(leak.command[0])] + leak.command.dropFirst())
+        #expect(Self.heuristicLines(outcome.stderr) == leak.summaryLines, "\(outcome.stderr)")
+    }
+}
+
 @Suite("Leak classification: same losses as valgrind",
        .enabled(if: Harness.valgrindAvailable, "valgrind is not installed at /usr/bin/valgrind"))
 struct LeakClassificationValgrindTests {

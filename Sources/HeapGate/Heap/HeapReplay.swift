@@ -88,8 +88,9 @@ private struct ReplayState {
             heap.exitBlocks = []
             heap.exitBlocks?.reserveCapacity(Int(min(blocks, 1 << 28)))
             pendingReallocs = [:]
-        case let .snapshotBlock(address, size, stack, kind, leader):
-            heap.exitBlocks?.append(ExitBlock(address: address, block: HeapBlock(size: size, stack: stack, kind: kind, leader: leader)))
+        case let .snapshotBlock(address, size, stack, kind, leader, heuristic):
+            heap.exitBlocks?.append(ExitBlock(address: address, block: HeapBlock(size: size, stack: stack, kind: kind,
+                                                                                leader: leader, heuristic: heuristic)))
         case let .scanDone(_, _, nanoseconds):
             heap.isClassified = true
             heap.scanNanoseconds = nanoseconds

@@ -6,12 +6,15 @@ public struct HeapBlock: Equatable, Sendable {
     public var kind: LeakKind?
     /// For an indirectly lost block: the block it is counted under (follow to a definite one).
     public var leader: UInt64?
+    /// For a still reachable block: the memcheck heuristic that alone reached it.
+    public var heuristic: LeakHeuristic?
 
-    public init(size: UInt64, stack: UInt64, kind: LeakKind? = nil, leader: UInt64? = nil) {
+    public init(size: UInt64, stack: UInt64, kind: LeakKind? = nil, leader: UInt64? = nil, heuristic: LeakHeuristic? = nil) {
         self.size = size
         self.stack = stack
         self.kind = kind
         self.leader = leader
+        self.heuristic = heuristic
     }
 }
 

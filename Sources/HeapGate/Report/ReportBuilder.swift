@@ -24,6 +24,9 @@ public final class ReportBuilder {
                     totals.suppressed.add(records[index].bytes, blocks: records[index].blocks)
                 } else {
                     totals[kind].add(records[index].bytes, blocks: records[index].blocks)
+                    for (heuristic, amount) in records[index].viaHeuristic {
+                        totals.reachableViaHeuristic[heuristic, default: Amount()].add(amount.bytes, blocks: amount.blocks)
+                    }
                 }
             }
             leaks = totals
@@ -51,10 +54,14 @@ public final class ReportBuilder {
     private struct Group {
         var direct = Amount()
         var indirect = Amount()
+        var viaHeuristic: [LeakHeuristic: Amount] = [:]
 
         mutating func merge(_ other: Group) {
             direct.add(other.direct.bytes, blocks: other.direct.blocks)
             indirect.add(other.indirect.bytes, blocks: other.indirect.blocks)
+            for (heuristic, amount) in other.viaHeuristic {
+                viaHeuristic[heuristic, default: Amount()].add(amount.bytes, blocks: amount.blocks)
+            }
         }
     }
 
@@ -68,6 +75,9 @@ public final class ReportBuilder {
         heap.forEachBlock { address, block in
             let kind: LossRecord.Kind = heap.isClassified ? LossRecord.Kind(block.kind ?? .definite) : .inUse
             byStack[StackKey(kind: kind, stack: block.stack), default: Group()].direct.add(block.size)
+            if let heuristic = block.heuristic {
+                byStack[StackKey(kind: kind, stack: block.stack), default: Group()].viaHeuristic[heuristic, default: Amount()].add(block.size)
+            }
             if kind == .indirect, let root = lossRoots.root(of: address), let rootBlock = heap.block(at: root) {
                 byStack[StackKey(kind: .definite, stack: rootBlock.stack), default: Group()].indirect.add(block.size)
             }
@@ -82,7 +92,7 @@ public final class ReportBuilder {
             return LossRecord(kind: key.kind, bytes: group.direct.bytes, blocks: group.direct.blocks,
                               indirectBytes: group.indirect.bytes, indirectBlocks: group.indirect.blocks,
                               frames: Array(Self.cutBelowMain(symbolized).prefix(max(options.numCallers, 1))),
-                              suppressionFrames: symbolized.map(\.suppressionFrame))
+                              suppressionFrames: symbolized.map(\.suppressionFrame), viaHeuristic: group.viaHeuristic)
         }
         return records.sorted { a, b in
             if a.totalBytes != b.totalBytes { return a.totalBytes < b.totalBytes }

@@ -46,6 +46,9 @@ public struct LossRecord: Equatable, Sendable {
     /// The stack as suppressions see it: inlined frames included, not cut at `main`, as many
     /// return addresses as --num-callers (memcheck matches the stack it kept).
     public var suppressionFrames: [SuppressionFrame] = []
+    /// Still reachable records: the part of the bytes and blocks that only a memcheck
+    /// heuristic reached (not in the JSON report's records).
+    public var viaHeuristic: [LeakHeuristic: Amount] = [:]
 
     public var totalBytes: UInt64 { bytes &+ indirectBytes }
 }
@@ -70,6 +73,8 @@ public struct LeakTotals: Equatable, Sendable, Encodable {
     public var indirect = Amount()
     public var possible = Amount()
     public var reachable = Amount()
+    /// The part of `reachable` that only memcheck's heuristics reached, by heuristic.
+    public var reachableViaHeuristic: [LeakHeuristic: Amount] = [:]
     public var suppressed = Amount()
 
     public subscript(kind: LeakKind) -> Amount {

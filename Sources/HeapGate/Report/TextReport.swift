@@ -72,6 +72,14 @@ public enum TextReport {
         lines.append("   indirectly lost: \(amount(leaks.indirect))")
         lines.append("     possibly lost: \(amount(leaks.possible))")
         lines.append("   still reachable: \(amount(leaks.reachable))")
+        if !leaks.reachableViaHeuristic.isEmpty {
+            lines.append("                      of which reachable via heuristic:")
+            for heuristic in LeakHeuristic.allCases {
+                guard let via = leaks.reachableViaHeuristic[heuristic] else { continue }
+                let name = heuristic.rawValue.padding(toLength: max(19, heuristic.rawValue.count), withPad: " ", startingAt: 0)
+                lines.append("                        \(name): \(amount(via))")
+            }
+        }
         lines.append("        suppressed: \(amount(leaks.suppressed))")
         if options.leakCheck == .summary {
             lines.append("Rerun with --leak-check=full to see details of leaked memory")

@@ -2,7 +2,8 @@
 /// `docs/trace-format.md` the prose. The reader decodes field by field, never by importing C structs.
 enum TraceFormat {
     static let magic: [UInt8] = Array("HEAPGATE".utf8)
-    static let supportedVersion: UInt32 = 1
+    /// 2 added the SNAPSHOT_BLOCK kinds of heuristic reachability; version 1 traces read the same.
+    static let supportedVersion: UInt32 = 2
     static let minimumHeaderSize = 56
     static let flagForked: UInt32 = 1 << 0
     static let flagSandboxed: UInt32 = 1 << 1

@@ -51,7 +51,7 @@ enum TraceRecord {
     case snapshot(allocs: UInt64, frees: UInt64, bytesAllocated: UInt64, blocks: UInt64)
     /// A block in use at exit, with the exit-time scan's verdict (nil when not classified);
     /// `leader` is set for indirect blocks.
-    case snapshotBlock(address: UInt64, size: UInt64, stack: UInt64, kind: LeakKind?, leader: UInt64?)
+    case snapshotBlock(address: UInt64, size: UInt64, stack: UInt64, kind: LeakKind?, leader: UInt64?, heuristic: LeakHeuristic?)
     case scanDone(blocks: UInt64, rootBytes: UInt64, nanoseconds: UInt64)
     case stats(events: UInt64, ringFullWaits: UInt64, lostEvents: UInt64)
     case end(exitStatus: Int?)

@@ -165,11 +165,13 @@ struct TraceReader {
             let size = try stream.uv()
             let stack = try stream.uv()
             let raw = try stream.uv()
+            // 0 unclassified, 1...4 a kind, 4 + HG_HEURISTIC_*: still reachable through that heuristic.
             let kinds: [LeakKind] = [.definite, .indirect, .possible, .reachable]
-            guard raw <= UInt64(kinds.count) else { throw corrupt("leak kind \(raw)") }
-            let kind = raw == 0 ? nil : kinds[Int(raw) - 1]
+            let heuristic = raw > UInt64(kinds.count) ? LeakHeuristic(traceValue: raw - UInt64(kinds.count)) : nil
+            guard raw <= UInt64(kinds.count) || heuristic != nil else { throw corrupt("leak kind \(raw)") }
+            let kind = raw == 0 ? nil : heuristic != nil ? .reachable : kinds[Int(raw) - 1]
             let leader = kind == .indirect ? address &+ UInt64(bitPattern: try stream.sv()) : nil
-            return .snapshotBlock(address: address, size: size, stack: stack, kind: kind, leader: leader)
+            return .snapshotBlock(address: address, size: size, stack: stack, kind: kind, leader: leader, heuristic: heuristic)
         case .scanDone:
             return .scanDone(blocks: try stream.uv(), rootBytes: try stream.uv(), nanoseconds: try stream.uv())
         case .stats:
