@@ -423,6 +423,9 @@ extension LeakCase {
             // Reachable through memcheck's multipleinheritance heuristic, as in memcheck.
             LeakExpectation("make_both", [.reachable: F(40, 1)]),
         ], process: [.definite: .zero, .indirect: .zero, .possible: .zero]),
+        LeakCase(fixture: "leakclass_cpp", argument: "array_start_kept", expectations: [
+            LeakExpectation("make_kept_array", [.reachable: F(32, 1)]),
+        ], process: [.definite: .zero, .indirect: .zero, .possible: .zero]),
     ]
 
     static let rust: [LeakCase] = [
@@ -592,6 +595,8 @@ struct ReachableViaHeuristicTests {
         Case(command: ["leakclass_cpp", "new_arrays"], heuristic: "newarray", amount: LeakCheck.Amount(32, 1)),
         Case(command: ["leakclass_cpp", "secondary_base"], heuristic: "multipleinheritance", amount: LeakCheck.Amount(40, 1)),
         Case(command: ["leakclass_c", "interior"], heuristic: nil, amount: .zero),
+        // Reached through newarray's pointer and through its start: plainly reachable.
+        Case(command: ["leakclass_cpp", "array_start_kept"], heuristic: nil, amount: .zero),
     ]
 
     /// The LEAK SUMMARY's lines from "still reachable:" to "suppressed:", prefixes removed.

@@ -31,6 +31,13 @@
  *                     the block, at Second's vtable pointer.  STILL REACHABLE
  *                     40 B in 1 block, through memcheck's "multipleinheritance"
  *                     heuristic (without it: possibly lost).
+ *   array_start_kept  make_kept_array(): new Tracked[6] (32 bytes) as in
+ *                     new_arrays, kept in the global g_kept; then
+ *                     exit_holding_start() keeps the block's start (8 bytes
+ *                     before the array) in a volatile local and calls exit(0),
+ *                     so the stack, scanned after the globals, holds a start
+ *                     pointer.  STILL REACHABLE 32 B in 1 block, and not
+ *                     counted under "reachable via heuristic".
  *
  * The libstdc++ emergency exception pool (72,704 bytes, allocated before main)
  * is still reachable in every run.  No iostreams, so no stdout buffer.  main
@@ -107,6 +114,20 @@ __attribute__((noinline)) void make_both()
     g_second = new Both;
 }
 
+Tracked *g_kept; // array_start_kept: 8 bytes into its block
+
+__attribute__((noinline)) void make_kept_array()
+{
+    g_kept = new Tracked[6];
+}
+
+__attribute__((noreturn, noinline)) void exit_holding_start()
+{
+    char *volatile start = reinterpret_cast<char *>(g_kept) - sizeof(long); // kept in this frame
+    KEEP(&start);
+    std::exit(0);
+}
+
 __attribute__((noinline)) void scrub_stack()
 {
     char pad[16384];
@@ -124,8 +145,11 @@ int main(int argc, char **argv)
         make_int_array();
     } else if (std::strcmp(name, "secondary_base") == 0) {
         make_both();
+    } else if (std::strcmp(name, "array_start_kept") == 0) {
+        make_kept_array();
+        exit_holding_start();
     } else {
-        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays|secondary_base\n";
+        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays|secondary_base|array_start_kept\n";
         if (write(2, usage, sizeof usage - 1) < 0) return 4;
         return 2;
     }
