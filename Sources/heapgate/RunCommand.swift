@@ -26,6 +26,11 @@ struct RunCommand: ParsableCommand {
             print(RunCommand.helpMessage())
             return
         }
+        // The command is captured from the first argument heapgate does not know, so a mistyped
+        // option, or one of valgrind's heapgate does not have, would be run as the program.
+        if let first = arguments.first, first.hasPrefix("-"), first != "--" {
+            throw ValidationError(Self.unknownOptionMessage(first))
+        }
         if arguments.first == "--" { arguments.removeFirst() }
         guard !arguments.isEmpty else { throw ValidationError("give the program to run after --") }
 
@@ -102,6 +107,21 @@ struct RunCommand: ParsableCommand {
     /// The command as the bytes heapgate received: the last `command.count` entries of argv, if
     /// each decodes to the string the parser gave. Swift decodes argv as UTF-8 and replaces
     /// other bytes, and the program must get its arguments byte for byte (a Latin-1 file name).
+    /// valgrind options people carry over, and what heapgate does instead.
+    private static let valgrindOptionHints = [
+        "--show-reachable": "use --show-leak-kinds=all",
+        "--trace-children": "heapgate always follows the processes a program starts",
+        "--track-origins": "heapgate checks for leaks, not for uses of uninitialised memory",
+        "--leak-check-heuristics": "heapgate always applies all of memcheck's heuristics",
+        "--log-file": "the report goes to stderr; use --json FILE for a file",
+    ]
+
+    static func unknownOptionMessage(_ option: String) -> String {
+        let name = String(option.prefix { $0 != "=" })
+        let hint = valgrindOptionHints[name].map { " (\($0))" } ?? ""
+        return "unknown option '\(option)'\(hint); the program to run goes after --"
+    }
+
     private func rawCommand(_ command: [String]) -> [[CChar]]? {
         let argc = Int(CommandLine.argc)
         guard command.count < argc else { return nil }

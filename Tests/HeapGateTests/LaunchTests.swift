@@ -83,6 +83,19 @@ struct LaunchTests {
         #expect(outcome.stderr.contains(name))
     }
 
+    /// The command is captured from the first argument heapgate does not know: a mistyped option,
+    /// or a valgrind option heapgate lacks, is a bad command line (64), never run as the program.
+    @Test(arguments: [
+        (["--show-reachable=yes", "--"], "unknown option '--show-reachable=yes' (use --show-leak-kinds=all)"),
+        (["--no-such-option"], "unknown option '--no-such-option'"),
+    ])
+    func unknownOptionIsABadCommandLine(options: [String], message: String) throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run"] + options + [Harness.fixture("exit_status"), "5"])
+        #expect(outcome.status == 64)
+        #expect(outcome.stderr.contains(message), "\(outcome.stderr)")
+        #expect(!outcome.stderr.contains("HEAP SUMMARY"), "\(outcome.stderr)")
+    }
+
     @Test func fileWithoutExecutePermission() throws {
         try Harness.withTemporaryDirectory { directory in
             let script = directory + "/not-executable.sh"
