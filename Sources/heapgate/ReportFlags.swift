@@ -13,7 +13,7 @@ struct ReportFlags: ParsableArguments {
     @Flag(name: .customLong("debuginfod"), help: "Let elfutils fetch missing debug info from $DEBUGINFOD_URLS (off by default: an unreachable server stalls each module for about 90 s).")
     var debuginfod = false
 
-    @Option(name: .customLong("leak-check"), help: ArgumentHelp("no|summary|full: search for leaks at exit, and how much to print.", valueName: "no|summary|full"))
+    @Option(name: .customLong("leak-check"), help: ArgumentHelp("no|summary|full: search for leaks at exit, and how much to print (yes: full, as valgrind takes it).", valueName: "no|summary|full"))
     var leakCheck: String = "full"
 
     @Option(name: .customLong("show-leak-kinds"), help: ArgumentHelp("Kinds of loss records to print: definite,indirect,possible,reachable, all or none.", valueName: "KINDS"))
@@ -36,6 +36,7 @@ struct ReportFlags: ParsableArguments {
 
     mutating func validate() throws {
         guard (1...500).contains(numCallers) else { throw ValidationError("--num-callers must be between 1 and 500") }
+        if leakCheck == "yes" { leakCheck = "full" } // valgrind's synonym, common in scripts
         guard LeakCheckMode(rawValue: leakCheck) != nil else { throw ValidationError("--leak-check takes no, summary or full") }
         _ = try Self.kinds(showLeakKinds, flag: "--show-leak-kinds")
         _ = try Self.kinds(errorsForLeakKinds, flag: "--errors-for-leak-kinds")

@@ -752,4 +752,13 @@ struct LeakGateTests {
         #expect(!outcome.stderr.contains("in loss record"), "\(outcome.stderr)")
         #expect(check.total(.definite).bytes + check.total(.indirect).bytes + check.total(.reachable).bytes == 72)
     }
+
+    @Test("--leak-check=yes is full, as valgrind takes it")
+    func leakCheckYes() throws {
+        let (outcome, check) = try LeakRun.heapgate(["leakclass_c", "cycle3"], flags: ["--leak-check=yes"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("72 (24 direct, 48 indirect) bytes in 1 blocks are definitely lost in loss record"),
+                "\(outcome.stderr)")
+        #expect(check.total(.definite) == LeakCheck.Amount(24, 1))
+    }
 }
