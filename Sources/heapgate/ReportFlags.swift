@@ -10,6 +10,9 @@ struct ReportFlags: ParsableArguments {
     @Option(name: .customLong("num-callers"), help: "Frames shown per record (like valgrind's --num-callers).")
     var numCallers: Int = 12
 
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Print only the loss records shown (and warnings), as valgrind -q: no banner, no HEAP or LEAK SUMMARY; nothing when nothing leaked.")
+    var quiet = false
+
     @Flag(name: .customLong("debuginfod"), help: "Let elfutils fetch missing debug info from $DEBUGINFOD_URLS (off by default: an unreachable server stalls each module for about 90 s).")
     var debuginfod = false
 
@@ -77,6 +80,7 @@ struct ReportFlags: ParsableArguments {
         options.showLeakKinds = (try? Self.kinds(showLeakKinds, flag: "")) ?? [.definite, .possible]
         options.errorsForLeakKinds = (try? Self.kinds(errorsForLeakKinds, flag: "")) ?? [.definite, .possible]
         options.generateSuppressions = genSuppressions != "no"
+        options.quiet = quiet
         return options
     }
 
@@ -122,7 +126,7 @@ struct ReportFlags: ParsableArguments {
             TextReport.render(report, options: options) { record in
                 record.kind.leakKind.map { valgrindSuppression(for: record.suppressionFrames, kind: $0) }
             }
-        }.joined(separator: "\n")
+        }.filter { !$0.isEmpty }.joined(separator: options.quiet ? "" : "\n")
         FileHandle.standardError.write(Data(text.utf8))
         if let jsonPath {
             let data = try JSONReport.render(reports)

@@ -753,6 +753,33 @@ struct LeakGateTests {
         #expect(check.total(.definite).bytes + check.total(.indirect).bytes + check.total(.reachable).bytes == 72)
     }
 
+    @Test("-q prints only the loss records shown, as valgrind -q does; nothing when nothing leaked")
+    func quiet() throws {
+        func withoutPrefix(_ outcome: Harness.Outcome) -> [String] {
+            outcome.stderrLines.map { line in
+                guard line.hasPrefix("=="), let end = line.dropFirst(2).range(of: "==") else { return line }
+                return String(line[end.upperBound...]).trimmingCharacters(in: .whitespaces).isEmpty
+                    ? "" : String(line[line.index(end.upperBound, offsetBy: 1)...])
+            }
+        }
+        let leaking = try Harness.execute(Harness.heapgate, ["run", "-q", "--", Harness.fixture("leakclass_c"), "list"])
+        #expect(leaking.status == 0)
+        let lines = withoutPrefix(leaking)
+        #expect(lines.count == 6, "\(leaking.stderr)") // the record, 4 frames (malloc to main), an empty line
+        #expect(lines.first == "128 (32 direct, 96 indirect) bytes in 1 blocks are definitely lost in loss record 2 of 2")
+        #expect(lines.last == "")
+        #expect(!leaking.stderr.contains("SUMMARY") && !leaking.stderr.contains("heapgate, a heap tracker"), "\(leaking.stderr)")
+        let clean = try Harness.execute(Harness.heapgate, ["run", "--quiet", "--", Harness.fixture("clean_c")])
+        #expect(clean.status == 0)
+        #expect(clean.stderr.isEmpty, "\(clean.stderr)")
+        if Harness.valgrindAvailable {
+            let valgrind = try Harness.execute("/usr/bin/valgrind", ["-q", "--leak-check=full", "--run-libc-freeres=no",
+                                                                     Harness.fixture("leakclass_c"), "list"])
+            let theirs = withoutPrefix(valgrind)
+            #expect(theirs.count == lines.count && theirs.first == lines.first, "\(valgrind.stderr)")
+        }
+    }
+
     @Test("--leak-check=yes is full, as valgrind takes it")
     func leakCheckYes() throws {
         let (outcome, check) = try LeakRun.heapgate(["leakclass_c", "cycle3"], flags: ["--leak-check=yes"])

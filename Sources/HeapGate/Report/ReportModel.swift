@@ -146,6 +146,8 @@ public struct ReportOptions: Sendable {
     public var suppressions = RecordSuppressions()
     /// Print a suppression block after each shown loss record (--gen-suppressions=all).
     public var generateSuppressions = false
+    /// valgrind's -q: only the loss records shown (and warnings), no banner and no summaries.
+    public var quiet = false
 
     public init(numCallers: Int = 12, useDebuginfod: Bool = false) {
         self.numCallers = numCallers

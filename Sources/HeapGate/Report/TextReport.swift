@@ -4,9 +4,11 @@ public enum TextReport {
     public static func render(_ report: ProcessReport, options: ReportOptions = ReportOptions(),
                               suppressionText: (LossRecord) -> String? = { _ in nil }) -> String {
         var lines: [String] = []
-        lines.append("heapgate, a heap tracker and leak gate")
-        lines.append("Command: " + report.command.joined(separator: " "))
-        lines.append("")
+        if !options.quiet {
+            lines.append("heapgate, a heap tracker and leak gate")
+            lines.append("Command: " + report.command.joined(separator: " "))
+            lines.append("")
+        }
         if report.stoppedForSandbox {
             lines.append("WARNING: tracing stopped when the process installed a seccomp filter, which could refuse heapgate's")
             lines.append("WARNING: own system calls; the figures below cover the process up to then, and leaks were not classified.")
@@ -19,15 +21,20 @@ public enum TextReport {
         if report.lostEvents > 0 {
             lines.append("WARNING: \(grouped(report.lostEvents)) events were lost before tracing started.")
         }
-        lines.append("HEAP SUMMARY:")
-        lines.append("    in use at exit: \(grouped(report.bytesInUse)) bytes in \(grouped(report.blocksInUse)) blocks")
-        lines.append("  total heap usage: \(grouped(report.allocs)) allocs, \(grouped(report.frees)) frees, \(grouped(report.bytesAllocated)) bytes allocated")
-        lines.append("")
-        if let leaks = report.leaks {
-            lines += leakSection(report, leaks: leaks, options: options, suppressionText: suppressionText)
+        if options.quiet {
+            if report.leaks != nil { lines += shownLossRecords(report, options: options, suppressionText: suppressionText) }
         } else {
-            lines += inUseRecords(report, options: options)
+            lines.append("HEAP SUMMARY:")
+            lines.append("    in use at exit: \(grouped(report.bytesInUse)) bytes in \(grouped(report.blocksInUse)) blocks")
+            lines.append("  total heap usage: \(grouped(report.allocs)) allocs, \(grouped(report.frees)) frees, \(grouped(report.bytesAllocated)) bytes allocated")
+            lines.append("")
+            if let leaks = report.leaks {
+                lines += leakSection(report, leaks: leaks, options: options, suppressionText: suppressionText)
+            } else {
+                lines += inUseRecords(report, options: options)
+            }
         }
+        guard !lines.isEmpty else { return "" }
         let prefix = "==\(report.pid)== "
         return lines.map { $0.isEmpty ? "==\(report.pid)==" : prefix + $0 }.joined(separator: "\n") + "\n"
     }
@@ -44,6 +51,28 @@ public enum TextReport {
         return lines
     }
 
+    /// The loss records of the kinds in --show-leak-kinds (with --leak-check=full), numbered
+    /// among the unsuppressed ones, each followed by an empty line.
+    private static func shownLossRecords(_ report: ProcessReport, options: ReportOptions,
+                                         suppressionText: (LossRecord) -> String?) -> [String] {
+        guard options.leakCheck == .full else { return [] }
+        let numbered = report.records.filter { $0.suppressedBy == nil }
+        var lines: [String] = []
+        for (index, record) in numbered.enumerated() {
+            guard let kind = record.kind.leakKind, options.showLeakKinds.contains(kind) else { continue }
+            let amount = record.indirectBytes > 0
+                ? "\(grouped(record.totalBytes)) (\(grouped(record.bytes)) direct, \(grouped(record.indirectBytes)) indirect) bytes"
+                : "\(grouped(record.bytes)) bytes"
+            lines.append("\(amount) in \(grouped(record.blocks)) blocks are \(kind.valgrindPhrase) in loss record \(index + 1) of \(numbered.count)")
+            lines += frameLines(record)
+            if options.generateSuppressions, let text = suppressionText(record) {
+                lines += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            }
+            lines.append("")
+        }
+        return lines
+    }
+
     private static func leakSection(_ report: ProcessReport, leaks: LeakTotals, options: ReportOptions,
                                     suppressionText: (LossRecord) -> String?) -> [String] {
         var lines: [String] = []
@@ -53,20 +82,7 @@ public enum TextReport {
             return lines
         }
         let numbered = report.records.filter { $0.suppressedBy == nil }
-        if options.leakCheck == .full {
-            for (index, record) in numbered.enumerated() {
-                guard let kind = record.kind.leakKind, options.showLeakKinds.contains(kind) else { continue }
-                let amount = record.indirectBytes > 0
-                    ? "\(grouped(record.totalBytes)) (\(grouped(record.bytes)) direct, \(grouped(record.indirectBytes)) indirect) bytes"
-                    : "\(grouped(record.bytes)) bytes"
-                lines.append("\(amount) in \(grouped(record.blocks)) blocks are \(kind.valgrindPhrase) in loss record \(index + 1) of \(numbered.count)")
-                lines += frameLines(record)
-                if options.generateSuppressions, let text = suppressionText(record) {
-                    lines += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-                }
-                lines.append("")
-            }
-        }
+        lines += shownLossRecords(report, options: options, suppressionText: suppressionText)
         lines.append("LEAK SUMMARY:")
         lines.append("   definitely lost: \(amount(leaks.definite))")
         lines.append("   indirectly lost: \(amount(leaks.indirect))")
