@@ -24,9 +24,7 @@ public final class ReportBuilder {
                     totals.suppressed.add(records[index].bytes, blocks: records[index].blocks)
                 } else {
                     totals[kind].add(records[index].bytes, blocks: records[index].blocks)
-                    for (heuristic, amount) in records[index].viaHeuristic {
-                        totals.reachableViaHeuristic[heuristic, default: Amount()].add(amount.bytes, blocks: amount.blocks)
-                    }
+                    totals.reachableViaHeuristic.add(records[index].viaHeuristic)
                 }
             }
             leaks = totals
@@ -59,9 +57,7 @@ public final class ReportBuilder {
         mutating func merge(_ other: Group) {
             direct.add(other.direct.bytes, blocks: other.direct.blocks)
             indirect.add(other.indirect.bytes, blocks: other.indirect.blocks)
-            for (heuristic, amount) in other.viaHeuristic {
-                viaHeuristic[heuristic, default: Amount()].add(amount.bytes, blocks: amount.blocks)
-            }
+            viaHeuristic.add(other.viaHeuristic)
         }
     }
 
@@ -74,10 +70,9 @@ public final class ReportBuilder {
         var lossRoots = LossRoots(heap: heap)
         heap.forEachBlock { address, block in
             let kind: LossRecord.Kind = heap.isClassified ? LossRecord.Kind(block.kind ?? .definite) : .inUse
-            byStack[StackKey(kind: kind, stack: block.stack), default: Group()].direct.add(block.size)
-            if let heuristic = block.heuristic {
-                byStack[StackKey(kind: kind, stack: block.stack), default: Group()].viaHeuristic[heuristic, default: Amount()].add(block.size)
-            }
+            let key = StackKey(kind: kind, stack: block.stack)
+            byStack[key, default: Group()].direct.add(block.size)
+            if let heuristic = block.heuristic { byStack[key, default: Group()].viaHeuristic[heuristic, default: Amount()].add(block.size) }
             if kind == .indirect, let root = lossRoots.root(of: address), let rootBlock = heap.block(at: root) {
                 byStack[StackKey(kind: .definite, stack: rootBlock.stack), default: Group()].indirect.add(block.size)
             }

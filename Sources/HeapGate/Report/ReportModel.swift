@@ -67,6 +67,13 @@ public struct Amount: Equatable, Sendable, Codable {
     }
 }
 
+extension Dictionary where Value == Amount {
+    /// Adds `other`'s amounts to this one's, key by key.
+    mutating func add(_ other: [Key: Amount]) {
+        for (key, amount) in other { self[key, default: Amount()].add(amount.bytes, blocks: amount.blocks) }
+    }
+}
+
 /// The LEAK SUMMARY of one process.
 public struct LeakTotals: Equatable, Sendable, Encodable {
     public var definite = Amount()
