@@ -10,6 +10,12 @@ struct ReportFlags: ParsableArguments {
     @Option(name: .customLong("num-callers"), help: "Frames shown per record (like valgrind's --num-callers).")
     var numCallers: Int = 12
 
+    @Option(name: .customLong("xml"), help: ArgumentHelp("yes: also write memcheck's XML output (protocol 4) to --xml-file, for tools that read valgrind's.", valueName: "yes|no"))
+    var xml: String = "no"
+
+    @Option(name: .customLong("xml-file"), help: ArgumentHelp("Where --xml=yes writes; %p becomes each process's pid (one file per process, as valgrind's).", valueName: "FILE"))
+    var xmlFile: String?
+
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Print only the loss records shown (and warnings), as valgrind -q: no banner, no HEAP or LEAK SUMMARY; nothing when nothing leaked.")
     var quiet = false
 
@@ -40,6 +46,8 @@ struct ReportFlags: ParsableArguments {
     mutating func validate() throws {
         guard (1...500).contains(numCallers) else { throw ValidationError("--num-callers must be between 1 and 500") }
         if leakCheck == "yes" { leakCheck = "full" } // valgrind's synonym, common in scripts
+        guard xml == "yes" || xml == "no" else { throw ValidationError("--xml takes yes or no") }
+        if xml == "yes", xmlFile == nil { throw ValidationError("--xml=yes needs --xml-file=FILE") }
         guard LeakCheckMode(rawValue: leakCheck) != nil else { throw ValidationError("--leak-check takes no, summary or full") }
         _ = try Self.kinds(showLeakKinds, flag: "--show-leak-kinds")
         _ = try Self.kinds(errorsForLeakKinds, flag: "--errors-for-leak-kinds")
@@ -114,6 +122,25 @@ struct ReportFlags: ParsableArguments {
     /// the exit does for free.
     nonisolated(unsafe) private static var keptUntilExit: [Symbolizer] = []
 
+    /// With --xml=yes, memcheck's XML for each process: to --xml-file with %p replaced by its
+    /// pid; without %p, for the first process only (valgrind's processes would overwrite each
+    /// other's), and a warning names the others.
+    private func writeXML(_ reports: [ProcessReport], options: ReportOptions) throws {
+        guard xml == "yes", let xmlFile, !reports.isEmpty else { return }
+        let perProcess = xmlFile.contains("%p")
+        for report in perProcess ? reports : [reports[0]] {
+            let path = xmlFile.replacingOccurrences(of: "%p", with: String(report.pid))
+            let text = XMLReport.render(report, options: options, heapgateArguments: CommandLine.arguments)
+            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+                throw CLIError("cannot write the XML report to \(path)", status: 2)
+            }
+        }
+        if !perProcess, reports.count > 1 {
+            let others = reports.dropFirst().map { String($0.pid) }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("heapgate: warning: --xml-file has no %p, so it holds process \(reports[0].pid) only (not \(others))\n".utf8))
+        }
+    }
+
     /// Prints the text report on stderr and writes the JSON report if asked. Returns the reports.
     @discardableResult
     func emit(_ heaps: [ProcessHeap], exitStatuses: [Int: Int] = [:], symbolizer: Symbolizer? = nil) throws -> [ProcessReport] {
@@ -128,6 +155,7 @@ struct ReportFlags: ParsableArguments {
             }
         }.filter { !$0.isEmpty }.joined(separator: options.quiet ? "" : "\n")
         FileHandle.standardError.write(Data(text.utf8))
+        try writeXML(reports, options: options)
         if let jsonPath {
             let data = try JSONReport.render(reports)
             guard FileManager.default.createFile(atPath: jsonPath, contents: data + Data("\n".utf8)) else {

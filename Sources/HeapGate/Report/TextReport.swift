@@ -51,6 +51,14 @@ public enum TextReport {
         return lines
     }
 
+    /// "128 (32 direct, 96 indirect) bytes in 1 blocks are definitely lost in loss record 2 of 2".
+    static func lossRecordHeadline(_ record: LossRecord, kind: LeakKind, number: Int, of count: Int) -> String {
+        let amount = record.indirectBytes > 0
+            ? "\(grouped(record.totalBytes)) (\(grouped(record.bytes)) direct, \(grouped(record.indirectBytes)) indirect) bytes"
+            : "\(grouped(record.bytes)) bytes"
+        return "\(amount) in \(grouped(record.blocks)) blocks are \(kind.valgrindPhrase) in loss record \(number) of \(count)"
+    }
+
     /// The loss records of the kinds in --show-leak-kinds (with --leak-check=full), numbered
     /// among the unsuppressed ones, each followed by an empty line.
     private static func shownLossRecords(_ report: ProcessReport, options: ReportOptions,
@@ -60,10 +68,7 @@ public enum TextReport {
         var lines: [String] = []
         for (index, record) in numbered.enumerated() {
             guard let kind = record.kind.leakKind, options.showLeakKinds.contains(kind) else { continue }
-            let amount = record.indirectBytes > 0
-                ? "\(grouped(record.totalBytes)) (\(grouped(record.bytes)) direct, \(grouped(record.indirectBytes)) indirect) bytes"
-                : "\(grouped(record.bytes)) bytes"
-            lines.append("\(amount) in \(grouped(record.blocks)) blocks are \(kind.valgrindPhrase) in loss record \(index + 1) of \(numbered.count)")
+            lines.append(lossRecordHeadline(record, kind: kind, number: index + 1, of: numbered.count))
             lines += frameLines(record)
             if options.generateSuppressions, let text = suppressionText(record) {
                 lines += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

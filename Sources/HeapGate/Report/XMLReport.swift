@@ -1,0 +1,93 @@
+/// Renders one process's report as memcheck's XML output (`--xml=yes`, protocol version 4), so
+/// that tools written for valgrind's XML (CI dashboards, IDE plugins) read heapgate's: one
+/// `<error>` per loss record shown (the kinds in --show-leak-kinds, with --leak-check=full), in
+/// the order and with the numbering of the text report, and `<suppcounts>` for the suppressions
+/// that matched. Differences: the preamble names heapgate, `<vargv>` holds heapgate's command
+/// line, the two `<status>` times are zero (the trace keeps no clock of the run), and frames have
+/// no `<dir>` (the report keeps the file's base name only).
+public enum XMLReport {
+    public static func render(_ report: ProcessReport, options: ReportOptions, heapgateArguments: [String]) -> String {
+        var xml = "<?xml version=\"1.0\"?>\n\n<valgrindoutput>\n\n"
+        xml += "<protocolversion>4</protocolversion>\n<protocoltool>memcheck</protocoltool>\n\n"
+        xml += "<preamble>\n"
+        xml += "  <line>heapgate, a heap tracker and leak gate</line>\n"
+        xml += "  <line>\(escaped("Command: " + report.command.joined(separator: " ")))</line>\n"
+        xml += "</preamble>\n\n"
+        xml += "<pid>\(report.pid)</pid>\n<ppid>\(report.parentPID)</ppid>\n<tool>memcheck</tool>\n\n"
+        xml += "<args>\n" + argv("vargv", heapgateArguments) + argv("argv", report.command) + "</args>\n\n"
+        xml += status("RUNNING") + "\n" + status("FINISHED") + "\n"
+        if report.leaks != nil, report.blocksInUse > 0, options.leakCheck == .full {
+            let numbered = report.records.filter { $0.suppressedBy == nil }
+            var unique = 0
+            for (index, record) in numbered.enumerated() {
+                guard let kind = record.kind.leakKind, options.showLeakKinds.contains(kind) else { continue }
+                unique += 1
+                xml += error(record, kind: kind, unique: unique,
+                             text: TextReport.lossRecordHeadline(record, kind: kind, number: index + 1, of: numbered.count))
+            }
+        }
+        xml += "<errorcounts>\n</errorcounts>\n\n<suppcounts>\n"
+        var uses: [String: Int] = [:]
+        for record in report.records { if let name = record.suppressedBy { uses[name, default: 0] += 1 } }
+        for (name, count) in uses.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
+            xml += "  <pair>\n    <count>\(count)</count>\n    <name>\(escaped(name))</name>\n  </pair>\n"
+        }
+        xml += "</suppcounts>\n\n</valgrindoutput>\n\n"
+        return xml
+    }
+
+    /// memcheck's error kinds for leaks.
+    static func errorKind(_ kind: LeakKind) -> String {
+        switch kind {
+        case .definite: return "Leak_DefinitelyLost"
+        case .indirect: return "Leak_IndirectlyLost"
+        case .possible: return "Leak_PossiblyLost"
+        case .reachable: return "Leak_StillReachable"
+        }
+    }
+
+    private static func error(_ record: LossRecord, kind: LeakKind, unique: Int, text: String) -> String {
+        var xml = "<error>\n  <unique>0x\(String(unique, radix: 16))</unique>\n  <tid>1</tid>\n"
+        xml += "  <kind>\(errorKind(kind))</kind>\n  <xwhat>\n    <text>\(escaped(text))</text>\n"
+        xml += "    <leakedbytes>\(record.totalBytes)</leakedbytes>\n    <leakedblocks>\(record.blocks)</leakedblocks>\n  </xwhat>\n"
+        xml += "  <stack>\n"
+        for frame in record.frames {
+            xml += "    <frame>\n      <ip>0x\(String(frame.address.dropFirst(2)).uppercased())</ip>\n"
+            if let module = frame.module { xml += "      <obj>\(escaped(module))</obj>\n" }
+            if let function = frame.function { xml += "      <fn>\(escaped(function))</fn>\n" }
+            let isShim = frame.module.map(ModuleImage.isShim) ?? false // as the text report: no file, like valgrind's preload
+            if !isShim, let file = frame.file, let line = frame.line {
+                xml += "      <file>\(escaped(file))</file>\n      <line>\(line)</line>\n"
+            }
+            xml += "    </frame>\n"
+        }
+        return xml + "  </stack>\n</error>\n\n"
+    }
+
+    private static func argv(_ element: String, _ arguments: [String]) -> String {
+        guard let executable = arguments.first else { return "  <\(element)>\n  </\(element)>\n" }
+        var xml = "  <\(element)>\n    <exe>\(escaped(executable))</exe>\n"
+        for argument in arguments.dropFirst() { xml += "    <arg>\(escaped(argument))</arg>\n" }
+        return xml + "  </\(element)>\n"
+    }
+
+    private static func status(_ state: String) -> String {
+        "<status>\n  <state>\(state)</state>\n  <time>00:00:00:00.000 </time>\n</status>\n"
+    }
+
+    /// Text as XML character data.
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}

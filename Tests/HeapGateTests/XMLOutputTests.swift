@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+/// `--xml=yes --xml-file=FILE` writes memcheck's XML (protocol 4), for tools that read valgrind's:
+/// the same leak errors as valgrind's XML for the same program (kind, bytes, blocks, and the
+/// function, file and line of every frame under the allocator), one file per process with %p.
+@Suite("XML output, as valgrind's --xml=yes")
+struct XMLOutputTests {
+    /// One `<error>`: what tools read from it.
+    struct LeakError: Equatable, CustomStringConvertible {
+        var kind: String
+        var bytes: String
+        var blocks: String
+        /// "function file:line" of each frame under the allocator's.
+        var frames: [String]
+        var description: String { "\(kind) \(bytes) B \(blocks) blocks at \(frames)" }
+    }
+
+    /// The text between the first `<tag>` and its `</tag>` in `xml`, if any.
+    static func element(_ tag: String, in xml: Substring) -> Substring? {
+        guard let open = xml.range(of: "<\(tag)>"), let close = xml.range(of: "</\(tag)>", range: open.upperBound..<xml.endIndex) else { return nil }
+        return xml[open.upperBound..<close.lowerBound]
+    }
+
+    /// Every part of `xml` between `<tag>` and `</tag>`.
+    static func elements(_ tag: String, in xml: Substring) -> [Substring] {
+        var found: [Substring] = []
+        var rest = xml
+        while let open = rest.range(of: "<\(tag)>"), let close = rest.range(of: "</\(tag)>", range: open.upperBound..<rest.endIndex) {
+            found.append(rest[open.upperBound..<close.lowerBound])
+            rest = rest[close.upperBound...]
+        }
+        return found
+    }
+
+    static func errors(in xml: String) -> [LeakError] {
+        elements("error", in: xml[...]).map { error in
+            let frames = elements("frame", in: error).dropFirst().map { frame in
+                "\(element("fn", in: frame) ?? "?") \(element("file", in: frame) ?? "?"):\(element("line", in: frame) ?? "?")"
+            }
+            return LeakError(kind: String(element("kind", in: error) ?? ""), bytes: String(element("leakedbytes", in: error) ?? ""),
+                             blocks: String(element("leakedblocks", in: error) ?? ""), frames: frames)
+        }
+    }
+
+    @Test(.enabled(if: Harness.valgrindAvailable, "valgrind is not installed at /usr/bin/valgrind"),
+          arguments: [["leakclass_c", "list"], ["leakclass_c", "cycle3"], ["leak_basic"]])
+    func sameErrorsAsValgrind(_ command: [String]) throws {
+        try Harness.withTemporaryDirectory { directory in
+            let argv = [Harness.fixture(command[0])] + command.dropFirst()
+            let heapgate = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--xml-file=\(directory)/heapgate.xml", "--"] + argv)
+            #expect(heapgate.status == 0, "\(heapgate.stderr)")
+            _ = try Harness.execute("/usr/bin/valgrind", ["--leak-check=full", "--run-libc-freeres=no", "--xml=yes",
+                                                         "--xml-file=\(directory)/valgrind.xml"] + argv)
+            let ours = try String(contentsOfFile: directory + "/heapgate.xml", encoding: .utf8)
+            let theirs = try String(contentsOfFile: directory + "/valgrind.xml", encoding: .utf8)
+            #expect(!Self.errors(in: ours).isEmpty)
+            #expect(Self.errors(in: ours) == Self.errors(in: theirs))
+            #expect(ours.hasPrefix("<?xml version=\"1.0\"?>") && ours.contains("<protocolversion>4</protocolversion>"))
+        }
+    }
+
+    @Test func oneFilePerProcessWithPercentP() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--xml-file=\(directory)/out.%p.xml", "--",
+                                                                 Harness.fixture("fork_child")])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".xml") }.sorted()
+            #expect(files.count == 2, "\(files)")
+            var leaked: [String] = []
+            for file in files {
+                let xml = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+                #expect(file == "out.\(Self.element("pid", in: xml[...]) ?? "?").xml")
+                leaked += Self.errors(in: xml).map { "\($0.bytes) \($0.frames.first ?? "")" }
+            }
+            // fork_child: the parent loses 16 and 64 bytes, the child 16 (inherited) and 48.
+            #expect(leaked.sorted() == ["16 parent_leak fork_child.c:27", "16 parent_leak fork_child.c:27",
+                                        "48 child_leak fork_child.c:34", "64 parent_after_fork fork_child.c:41"].sorted(),
+                    "\(leaked)")
+        }
+    }
+
+    @Test func xmlNeedsAFile() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--", Harness.fixture("clean_c")])
+        #expect(outcome.status == 64)
+        #expect(outcome.stderr.contains("--xml=yes needs --xml-file=FILE"), "\(outcome.stderr)")
+    }
+}
