@@ -102,6 +102,14 @@ struct RunCommand: ParsableCommand {
         if let json = report.jsonPath, !FileManager.default.createFile(atPath: json, contents: nil) {
             throw fail("cannot write the JSON report to \(json)", status: 2)
         }
+        // With %p the names are known only afterwards: check that their directory takes files.
+        if report.xml == "yes", let xml = report.xmlFile {
+            let probe = xml.contains("%p") ? xml.replacingOccurrences(of: "%p", with: "probe-\(getpid())") : xml
+            guard FileManager.default.createFile(atPath: probe, contents: nil) else {
+                throw fail("cannot write the XML report to \(xml)", status: 2)
+            }
+            if probe != xml { try? FileManager.default.removeItem(atPath: probe) }
+        }
     }
 
     /// The command as the bytes heapgate received: the last `command.count` entries of argv, if
