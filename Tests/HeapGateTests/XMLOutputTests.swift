@@ -60,6 +60,23 @@ struct XMLOutputTests {
         }
     }
 
+    /// A suppressed loss record is no <error>; <suppcounts> counts the records each suppression
+    /// matched, as valgrind's does (here 2: the list's definitely and indirectly lost records).
+    @Test func suppressionsAreCounted() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let suppressions = directory + "/list.supp"
+            try "{\n   list_nodes\n   Memcheck:Leak\n   ...\n   fun:list_node\n}\n".write(toFile: suppressions, atomically: true, encoding: .utf8)
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--xml-file=\(directory)/out.xml",
+                                                                 "--suppressions=\(suppressions)", "--",
+                                                                 Harness.fixture("leakclass_c"), "list"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let xml = try String(contentsOfFile: directory + "/out.xml", encoding: .utf8)
+            #expect(Self.errors(in: xml).isEmpty)
+            let pairs = Self.elements("pair", in: Self.element("suppcounts", in: xml[...]) ?? "")
+            #expect(pairs.map { "\(Self.element("name", in: $0) ?? "") \(Self.element("count", in: $0) ?? "")" } == ["list_nodes 2"])
+        }
+    }
+
     @Test func oneFilePerProcessWithPercentP() throws {
         try Harness.withTemporaryDirectory { directory in
             let outcome = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--xml-file=\(directory)/out.%p.xml", "--",
