@@ -208,6 +208,16 @@ extension Harness.Outcome {
         if lines.last == "" { lines.removeLast() }
         return lines
     }
+
+    /// stderrLines without the "==PID== " prefix valgrind and heapgate put on their lines ("==PID=="
+    /// alone becomes an empty line); other lines as they are.
+    var reportLines: [String] {
+        stderrLines.map { line in
+            guard line.hasPrefix("=="), let end = line.dropFirst(2).range(of: "==") else { return line }
+            let rest = line[end.upperBound...]
+            return rest.hasPrefix(" ") ? String(rest.dropFirst()) : String(rest)
+        }
+    }
 }
 
 /// A program started in the background, for tests that must act while it runs.

@@ -600,11 +600,8 @@ struct ReachableViaHeuristicTests {
     ]
 
     /// The LEAK SUMMARY's lines from "still reachable:" to "suppressed:", prefixes removed.
-    static func heuristicLines(_ log: String) -> [String] {
-        let lines = log.split(separator: "\n").map { line -> String in
-            guard line.hasPrefix("=="), let end = line.dropFirst(2).range(of: "== ") else { return String(line) }
-            return String(line[end.upperBound...])
-        }
+    static func heuristicLines(_ outcome: Harness.Outcome) -> [String] {
+        let lines = outcome.reportLines
         guard let reachable = lines.firstIndex(where: { $0.hasPrefix("   still reachable:") }),
               let suppressed = lines[reachable...].firstIndex(where: { $0.hasPrefix("        suppressed:") }) else { return ["no LEAK SUMMARY"] }
         return Array(lines[(reachable + 1)..<suppressed])
@@ -614,7 +611,7 @@ struct ReachableViaHeuristicTests {
     func summarySaysWhatOnlyAHeuristicReached(_ leak: Case) throws {
         let (outcome, json) = try LeakRun.heapgateRaw(leak.command, flags: LeakRun.shown)
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(Self.heuristicLines(outcome.stderr) == leak.summaryLines, "\(outcome.stderr)")
+        #expect(Self.heuristicLines(outcome) == leak.summaryLines, "\(outcome.stderr)")
         let data = try #require(json, "no JSON report")
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let process = try #require((document["processes"] as? [[String: Any]])?.first)
@@ -628,7 +625,7 @@ struct ReachableViaHeuristicTests {
     func sameLinesAsValgrind(_ leak: Case) throws {
         let outcome = try Harness.execute("/usr/bin/valgrind", ["--leak-check=full", "--run-libc-freeres=no", "--run-cxx-freeres=no",
                                                                 Harness.fixture(leak.command[0])] + leak.command.dropFirst())
-        #expect(Self.heuristicLines(outcome.stderr) == leak.summaryLines, "\(outcome.stderr)")
+        #expect(Self.heuristicLines(outcome) == leak.summaryLines, "\(outcome.stderr)")
     }
 }
 
@@ -755,16 +752,9 @@ struct LeakGateTests {
 
     @Test("-q prints only the loss records shown, as valgrind -q does; nothing when nothing leaked")
     func quiet() throws {
-        func withoutPrefix(_ outcome: Harness.Outcome) -> [String] {
-            outcome.stderrLines.map { line in
-                guard line.hasPrefix("=="), let end = line.dropFirst(2).range(of: "==") else { return line }
-                return String(line[end.upperBound...]).trimmingCharacters(in: .whitespaces).isEmpty
-                    ? "" : String(line[line.index(end.upperBound, offsetBy: 1)...])
-            }
-        }
         let leaking = try Harness.execute(Harness.heapgate, ["run", "-q", "--", Harness.fixture("leakclass_c"), "list"])
         #expect(leaking.status == 0)
-        let lines = withoutPrefix(leaking)
+        let lines = leaking.reportLines
         #expect(lines.count == 6, "\(leaking.stderr)") // the record, 4 frames (malloc to main), an empty line
         #expect(lines.first == "128 (32 direct, 96 indirect) bytes in 1 blocks are definitely lost in loss record 2 of 2")
         #expect(lines.last == "")
@@ -775,7 +765,7 @@ struct LeakGateTests {
         if Harness.valgrindAvailable {
             let valgrind = try Harness.execute("/usr/bin/valgrind", ["-q", "--leak-check=full", "--run-libc-freeres=no",
                                                                      Harness.fixture("leakclass_c"), "list"])
-            let theirs = withoutPrefix(valgrind)
+            let theirs = valgrind.reportLines
             #expect(theirs.count == lines.count && theirs.first == lines.first, "\(valgrind.stderr)")
         }
     }
