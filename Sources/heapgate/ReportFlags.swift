@@ -10,6 +10,9 @@ struct ReportFlags: ParsableArguments {
     @Option(name: .customLong("num-callers"), help: "Frames shown per record (like valgrind's --num-callers).")
     var numCallers: Int = 12
 
+    @Option(name: .customLong("log-file"), help: ArgumentHelp("Write the text report to FILE instead of stderr; %p becomes each process's pid (one file per process, as valgrind's).", valueName: "FILE"))
+    var logFile: String?
+
     @Option(name: .customLong("xml"), help: ArgumentHelp("yes: also write memcheck's XML output (protocol 4) to --xml-file, for tools that read valgrind's.", valueName: "yes|no"))
     var xml: String = "no"
 
@@ -122,6 +125,24 @@ struct ReportFlags: ParsableArguments {
     /// the exit does for free.
     nonisolated(unsafe) private static var keptUntilExit: [Symbolizer] = []
 
+    /// Text reports one after another, as on stderr.
+    private static func joined(_ texts: [String], quiet: Bool) -> String {
+        texts.filter { !$0.isEmpty }.joined(separator: quiet ? "" : "\n")
+    }
+
+    /// --log-file: each process's text report to FILE with %p replaced by its pid; without %p,
+    /// all of them to FILE, one after another (valgrind's processes would overwrite each other).
+    private func writeLogs(_ texts: [String], of reports: [ProcessReport], to logFile: String, quiet: Bool) throws {
+        let files: [(String, String)] = logFile.contains("%p")
+            ? zip(reports, texts).map { (logFile.replacingOccurrences(of: "%p", with: String($0.pid)), $1) }
+            : [(logFile, Self.joined(texts, quiet: quiet))]
+        for (path, text) in files {
+            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+                throw CLIError("cannot write the report to \(path)", status: 2)
+            }
+        }
+    }
+
     /// With --xml=yes, memcheck's XML for each process: to --xml-file with %p replaced by its
     /// pid; without %p, for the first process only (valgrind's processes would overwrite each
     /// other's), and a warning names the others.
@@ -149,12 +170,16 @@ struct ReportFlags: ParsableArguments {
         let symbolizer = symbolizer ?? Symbolizer(useDebuginfod: debuginfod)
         let builder = ReportBuilder(options: options, symbolizer: symbolizer)
         let reports = heaps.map { builder.report(for: $0, exitStatus: exitStatuses[$0.header.pid]) }
-        let text = reports.map { report in
+        let texts = reports.map { report in
             TextReport.render(report, options: options) { record in
                 record.kind.leakKind.map { valgrindSuppression(for: record.suppressionFrames, kind: $0) }
             }
-        }.filter { !$0.isEmpty }.joined(separator: options.quiet ? "" : "\n")
-        FileHandle.standardError.write(Data(text.utf8))
+        }
+        if let logFile {
+            try writeLogs(texts, of: reports, to: logFile, quiet: options.quiet)
+        } else {
+            FileHandle.standardError.write(Data(Self.joined(texts, quiet: options.quiet).utf8))
+        }
         try writeXML(reports, options: options)
         if let jsonPath {
             let data = try JSONReport.render(reports)

@@ -103,12 +103,13 @@ struct RunCommand: ParsableCommand {
             throw fail("cannot write the JSON report to \(json)", status: 2)
         }
         // With %p the names are known only afterwards: check that their directory takes files.
-        if report.xml == "yes", let xml = report.xmlFile {
-            let probe = xml.contains("%p") ? xml.replacingOccurrences(of: "%p", with: "probe-\(getpid())") : xml
+        let outputs = [(report.xml == "yes" ? report.xmlFile : nil, "XML report"), (report.logFile, "report")]
+        for case let (path?, what) in outputs {
+            let probe = path.contains("%p") ? path.replacingOccurrences(of: "%p", with: "probe-\(getpid())") : path
             guard FileManager.default.createFile(atPath: probe, contents: nil) else {
-                throw fail("cannot write the XML report to \(xml)", status: 2)
+                throw fail("cannot write the \(what) to \(path)", status: 2)
             }
-            if probe != xml { try? FileManager.default.removeItem(atPath: probe) }
+            if probe != path { try? FileManager.default.removeItem(atPath: probe) }
         }
     }
 
@@ -121,7 +122,6 @@ struct RunCommand: ParsableCommand {
         "--trace-children": "heapgate always follows the processes a program starts",
         "--track-origins": "heapgate checks for leaks, not for uses of uninitialised memory",
         "--leak-check-heuristics": "heapgate always applies all of memcheck's heuristics",
-        "--log-file": "the report goes to stderr; use --json FILE for a file",
     ]
 
     static func unknownOptionMessage(_ option: String) -> String {
