@@ -396,7 +396,7 @@ static void hg_read_safely(uintptr_t start, uintptr_t end, uint64_t *buffer, hg_
     while (start + 8 <= end) {
         size_t want = end - start < HG_COPY_WORDS * 8 ? (end - start) & ~(size_t)7 : HG_COPY_WORDS * 8;
         struct iovec local = {buffer, want}, remote = {(void *)start, want};
-        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        ssize_t got = process_vm_readv(gettid(), &local, 1, &remote, 1, 0); /* see hg_own_memory.c */
         if (got <= 0) {
             start = (start + 4096) & ~(uintptr_t)4095;
             continue;
@@ -589,7 +589,10 @@ static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
  * memcheck does not scan those either. When some thread's stack pointer is unknown (it is
  * running), every thread stack is scanned whole. */
 static void hg_scan_roots(uintptr_t stack_floor) {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    /* This thread's view: once the main thread has left by pthread_exit, /proc/self/maps (the
+     * main thread's) is empty. /proc/thread-self exists since Linux 3.17. */
+    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     size_t capacity = 1 << 20, length = 0;
     char *text = hg_map(capacity);
