@@ -125,6 +125,20 @@ struct ReportFlags: ParsableArguments {
     /// the exit does for free.
     nonisolated(unsafe) private static var keptUntilExit: [Symbolizer] = []
 
+    /// The files the report goes to besides stderr, and what each holds (for error messages):
+    /// --json, --xml-file (with --xml=yes) and --log-file. Names with %p get one per process.
+    var outputFiles: [(path: String, what: String)] {
+        [(jsonPath, "JSON report"), (xml == "yes" ? xmlFile : nil, "XML report"), (logFile, "report")]
+            .compactMap { path, what in path.map { ($0, what) } }
+    }
+
+    /// Writes one output file; a file that cannot be written is status 2.
+    private static func write(_ data: Data, to path: String, what: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: data) else {
+            throw CLIError("cannot write the \(what) to \(path)", status: 2)
+        }
+    }
+
     /// Text reports one after another, as on stderr.
     private static func joined(_ texts: [String], quiet: Bool) -> String {
         texts.filter { !$0.isEmpty }.joined(separator: quiet ? "" : "\n")
@@ -136,11 +150,7 @@ struct ReportFlags: ParsableArguments {
         let files: [(String, String)] = logFile.contains("%p")
             ? zip(reports, texts).map { (logFile.replacingOccurrences(of: "%p", with: String($0.pid)), $1) }
             : [(logFile, Self.joined(texts, quiet: quiet))]
-        for (path, text) in files {
-            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-                throw CLIError("cannot write the report to \(path)", status: 2)
-            }
-        }
+        for (path, text) in files { try Self.write(Data(text.utf8), to: path, what: "report") }
     }
 
     /// With --xml=yes, memcheck's XML for each process: to --xml-file with %p replaced by its
@@ -152,9 +162,7 @@ struct ReportFlags: ParsableArguments {
         for report in perProcess ? reports : [reports[0]] {
             let path = xmlFile.replacingOccurrences(of: "%p", with: String(report.pid))
             let text = XMLReport.render(report, options: options, heapgateArguments: CommandLine.arguments)
-            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-                throw CLIError("cannot write the XML report to \(path)", status: 2)
-            }
+            try Self.write(Data(text.utf8), to: path, what: "XML report")
         }
         if !perProcess, reports.count > 1 {
             let others = reports.dropFirst().map { String($0.pid) }.joined(separator: ", ")
@@ -181,12 +189,7 @@ struct ReportFlags: ParsableArguments {
             FileHandle.standardError.write(Data(Self.joined(texts, quiet: options.quiet).utf8))
         }
         try writeXML(reports, options: options)
-        if let jsonPath {
-            let data = try JSONReport.render(reports)
-            guard FileManager.default.createFile(atPath: jsonPath, contents: data + Data("\n".utf8)) else {
-                throw CLIError("cannot write the JSON report to \(jsonPath)", status: 2)
-            }
-        }
+        if let jsonPath { try Self.write(try JSONReport.render(reports) + Data("\n".utf8), to: jsonPath, what: "JSON report") }
         symbolizer.storeFrames()
         symbolizer.storeDecompressedDebugFiles()
         Self.keptUntilExit.append(symbolizer)

@@ -99,12 +99,8 @@ struct RunCommand: ParsableCommand {
         do { _ = try report.loadSuppressions() } catch let error as CLIError {
             throw fail(error.message, status: error.status)
         }
-        if let json = report.jsonPath, !FileManager.default.createFile(atPath: json, contents: nil) {
-            throw fail("cannot write the JSON report to \(json)", status: 2)
-        }
         // With %p the names are known only afterwards: check that their directory takes files.
-        let outputs = [(report.xml == "yes" ? report.xmlFile : nil, "XML report"), (report.logFile, "report")]
-        for case let (path?, what) in outputs {
+        for (path, what) in report.outputFiles {
             let probe = path.contains("%p") ? path.replacingOccurrences(of: "%p", with: "probe-\(getpid())") : path
             guard FileManager.default.createFile(atPath: probe, contents: nil) else {
                 throw fail("cannot write the \(what) to \(path)", status: 2)

@@ -53,6 +53,37 @@ public struct LossRecord: Equatable, Sendable {
     public var totalBytes: UInt64 { bytes &+ indirectBytes }
 }
 
+/// A loss record that the report shows, with its number among the process's unsuppressed
+/// records, as memcheck numbers them ("in loss record 2 of 3").
+public struct ShownLossRecord {
+    public var record: LossRecord
+    public var kind: LeakKind
+    public var number: Int
+    public var count: Int
+
+    /// "128 (32 direct, 96 indirect) bytes in 1 blocks are definitely lost in loss record 2 of 2".
+    public var headline: String {
+        let grouped = TextReport.grouped
+        let amount = record.indirectBytes > 0
+            ? "\(grouped(record.totalBytes)) (\(grouped(record.bytes)) direct, \(grouped(record.indirectBytes)) indirect) bytes"
+            : "\(grouped(record.bytes)) bytes"
+        return "\(amount) in \(grouped(record.blocks)) blocks are \(kind.valgrindPhrase) in loss record \(number) of \(count)"
+    }
+}
+
+extension ProcessReport {
+    /// The loss records a classified process shows with --leak-check=full: those of the kinds
+    /// in --show-leak-kinds, in order (the text report's records, the XML report's errors).
+    public func shownLossRecords(_ options: ReportOptions) -> [ShownLossRecord] {
+        guard leaks != nil, options.leakCheck == .full else { return [] }
+        let numbered = records.filter { $0.suppressedBy == nil }
+        return numbered.enumerated().compactMap { index, record in
+            guard let kind = record.kind.leakKind, options.showLeakKinds.contains(kind) else { return nil }
+            return ShownLossRecord(record: record, kind: kind, number: index + 1, count: numbered.count)
+        }
+    }
+}
+
 /// Bytes and blocks.
 public struct Amount: Equatable, Sendable, Codable {
     public var bytes: UInt64 = 0

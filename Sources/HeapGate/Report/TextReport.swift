@@ -22,7 +22,7 @@ public enum TextReport {
             lines.append("WARNING: \(grouped(report.lostEvents)) events were lost before tracing started.")
         }
         if options.quiet {
-            if report.leaks != nil { lines += shownLossRecords(report, options: options, suppressionText: suppressionText) }
+            lines += shownLossRecords(report, options: options, suppressionText: suppressionText)
         } else {
             lines.append("HEAP SUMMARY:")
             lines.append("    in use at exit: \(grouped(report.bytesInUse)) bytes in \(grouped(report.blocksInUse)) blocks")
@@ -51,26 +51,14 @@ public enum TextReport {
         return lines
     }
 
-    /// "128 (32 direct, 96 indirect) bytes in 1 blocks are definitely lost in loss record 2 of 2".
-    static func lossRecordHeadline(_ record: LossRecord, kind: LeakKind, number: Int, of count: Int) -> String {
-        let amount = record.indirectBytes > 0
-            ? "\(grouped(record.totalBytes)) (\(grouped(record.bytes)) direct, \(grouped(record.indirectBytes)) indirect) bytes"
-            : "\(grouped(record.bytes)) bytes"
-        return "\(amount) in \(grouped(record.blocks)) blocks are \(kind.valgrindPhrase) in loss record \(number) of \(count)"
-    }
-
-    /// The loss records of the kinds in --show-leak-kinds (with --leak-check=full), numbered
-    /// among the unsuppressed ones, each followed by an empty line.
+    /// The loss records shown (ProcessReport.shownLossRecords), each followed by an empty line.
     private static func shownLossRecords(_ report: ProcessReport, options: ReportOptions,
                                          suppressionText: (LossRecord) -> String?) -> [String] {
-        guard options.leakCheck == .full else { return [] }
-        let numbered = report.records.filter { $0.suppressedBy == nil }
         var lines: [String] = []
-        for (index, record) in numbered.enumerated() {
-            guard let kind = record.kind.leakKind, options.showLeakKinds.contains(kind) else { continue }
-            lines.append(lossRecordHeadline(record, kind: kind, number: index + 1, of: numbered.count))
-            lines += frameLines(record)
-            if options.generateSuppressions, let text = suppressionText(record) {
+        for shown in report.shownLossRecords(options) {
+            lines.append(shown.headline)
+            lines += frameLines(shown.record)
+            if options.generateSuppressions, let text = suppressionText(shown.record) {
                 lines += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             }
             lines.append("")

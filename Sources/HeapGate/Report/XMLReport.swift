@@ -16,15 +16,8 @@ public enum XMLReport {
         xml += "<pid>\(report.pid)</pid>\n<ppid>\(report.parentPID)</ppid>\n<tool>memcheck</tool>\n\n"
         xml += "<args>\n" + argv("vargv", heapgateArguments) + argv("argv", report.command) + "</args>\n\n"
         xml += status("RUNNING") + "\n" + status("FINISHED") + "\n"
-        if report.leaks != nil, report.blocksInUse > 0, options.leakCheck == .full {
-            let numbered = report.records.filter { $0.suppressedBy == nil }
-            var unique = 0
-            for (index, record) in numbered.enumerated() {
-                guard let kind = record.kind.leakKind, options.showLeakKinds.contains(kind) else { continue }
-                unique += 1
-                xml += error(record, kind: kind, unique: unique,
-                             text: TextReport.lossRecordHeadline(record, kind: kind, number: index + 1, of: numbered.count))
-            }
+        for (index, shown) in report.shownLossRecords(options).enumerated() {
+            xml += error(shown, unique: index + 1)
         }
         xml += "<errorcounts>\n</errorcounts>\n\n<suppcounts>\n"
         var uses: [String: Int] = [:]
@@ -46,9 +39,10 @@ public enum XMLReport {
         }
     }
 
-    private static func error(_ record: LossRecord, kind: LeakKind, unique: Int, text: String) -> String {
+    private static func error(_ shown: ShownLossRecord, unique: Int) -> String {
+        let record = shown.record
         var xml = "<error>\n  <unique>0x\(String(unique, radix: 16))</unique>\n  <tid>1</tid>\n"
-        xml += "  <kind>\(errorKind(kind))</kind>\n  <xwhat>\n    <text>\(escaped(text))</text>\n"
+        xml += "  <kind>\(errorKind(shown.kind))</kind>\n  <xwhat>\n    <text>\(escaped(shown.headline))</text>\n"
         xml += "    <leakedbytes>\(record.totalBytes)</leakedbytes>\n    <leakedblocks>\(record.blocks)</leakedblocks>\n  </xwhat>\n"
         xml += "  <stack>\n"
         for frame in record.frames {
