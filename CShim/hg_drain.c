@@ -483,6 +483,14 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
         classified = hg_leakscan_run(stack_floor);
     }
     if (!classified) hg_liveset_for_each(hg_write_unclassified_block);
+    if (hg_foreign.outcome != HG_FOREIGN_NONE) {
+        hg_writer_byte(HG_REC_ALLOCATOR);
+        hg_writer_uv((uint64_t)hg_foreign.outcome);
+        hg_writer_uv(strlen(hg_foreign.object));
+        hg_writer_bytes(hg_foreign.object, strlen(hg_foreign.object));
+        hg_writer_uv(strlen(hg_foreign.reason));
+        hg_writer_bytes(hg_foreign.reason, strlen(hg_foreign.reason));
+    }
     hg_writer_byte(HG_REC_STATS);
     hg_writer_uv(hg_tally.events);
     hg_writer_uv(hg_ring_full_waits());

@@ -73,12 +73,14 @@ HG_ALWAYS_INLINE void *hg_malloc_body(size_t size) {
 /** Interposes malloc(3). */
 HG_EXPORT void *malloc(size_t size) { return hg_malloc_body(size); }
 
-/** Interposes free(3). */
-HG_EXPORT void free(void *ptr) {
-    if (ptr == NULL || hg_bootstrap_owns(ptr)) return;
+HG_ALWAYS_INLINE void hg_free_body(void *ptr) {
+    if (ptr == NULL || hg_bootstrap_owns(ptr) || hg_foreign_holds(ptr)) return;
     if (hg_recording()) hg_record_free(HG_EV_FREE, ptr);
     hg_real.free(ptr);
 }
+
+/** Interposes free(3). */
+HG_EXPORT void free(void *ptr) { hg_free_body(ptr); }
 
 /** Interposes calloc(3). */
 HG_EXPORT void *calloc(size_t count, size_t size) {
@@ -113,6 +115,17 @@ HG_ALWAYS_INLINE void *hg_realloc_body(void *ptr, size_t size) {
         return fresh;
     }
     if (hg_bootstrap_owns(ptr)) return hg_realloc_from_bootstrap(ptr, size);
+    if (hg_foreign_holds(ptr)) {
+        /* A block of the allocator glibc's replaced (hg_foreign_allocator.c): copied out, and
+         * left to it, as its free would be. glibc's realloc(p, 0) frees p and returns NULL. */
+        if (size == 0) return NULL;
+        void *fresh = hg_real.malloc(size);
+        if (fresh) {
+            hg_foreign_copy_out(fresh, ptr, size);
+            if (hg_recording()) hg_record(HG_EV_ALLOC, fresh, size, NULL);
+        }
+        return fresh;
+    }
     bool recording = hg_recording();
     if (recording) hg_record_free(HG_EV_REALLOC_FREE, ptr);
     void *fresh = hg_real.realloc(ptr, size);
@@ -178,10 +191,99 @@ HG_EXPORT void *pvalloc(size_t size) {
     return hg_aligned_body(hg_real.pvalloc(size), rounded);
 }
 
-/** Interposes malloc_usable_size(3). */
-HG_EXPORT size_t malloc_usable_size(void *ptr) {
+HG_ALWAYS_INLINE size_t hg_usable_size_body(const void *ptr) {
     if (ptr == NULL) return 0;
     if (hg_bootstrap_owns(ptr)) return hg_bootstrap_usable_size(ptr);
-    if (HG_UNLIKELY(!hg_real_ready())) return 0;
-    return hg_real.malloc_usable_size(ptr);
+    if (HG_UNLIKELY(!hg_real_ready()) || hg_foreign_holds(ptr)) return 0; /* the replaced allocator's: size unknown */
+    return hg_real.malloc_usable_size((void *)ptr);
 }
+
+/** Interposes malloc_usable_size(3). */
+HG_EXPORT size_t malloc_usable_size(void *ptr) { return hg_usable_size_body(ptr); }
+
+/* jemalloc's extended entry points, for a replaced allocator that defines them
+ * (hg_foreign_allocator.c): its program may call them directly, and hand them blocks that are
+ * glibc's now. Hidden (the build's default): only the jumps written into that allocator reach
+ * them. In the flags, the low 6 bits are log2 of the alignment and 0x40 asks for zeroed
+ * memory; the thread-cache and arena bits mean nothing to glibc. */
+#define HG_MALLOCX_ALIGNMENT(flags) ((flags) & 0x3f ? (size_t)1 << ((flags) & 0x3f) : (size_t)16)
+#define HG_MALLOCX_ZERO 0x40
+
+HG_ALWAYS_INLINE void *hg_mallocx_body(size_t size, int flags) {
+    size_t alignment = HG_MALLOCX_ALIGNMENT(flags);
+    if (HG_UNLIKELY(!hg_real_ready())) return hg_bootstrap_alloc(size, alignment); /* zeroed */
+    void *ptr = alignment > 16 ? hg_real.memalign(alignment, size) : hg_real.malloc(size);
+    if (ptr && (flags & HG_MALLOCX_ZERO)) memset(ptr, 0, size);
+    if (ptr && hg_recording()) hg_record(HG_EV_ALLOC, ptr, size, NULL);
+    return ptr;
+}
+
+void *mallocx(size_t size, int flags) { return hg_mallocx_body(size, flags); }
+
+void *rallocx(void *ptr, size_t size, int flags) {
+    if (HG_MALLOCX_ALIGNMENT(flags) <= 16 && !(flags & HG_MALLOCX_ZERO)) return hg_realloc_body(ptr, size);
+    /* A stricter alignment or zeroed growth, which glibc's realloc does not give: a new block. */
+    void *fresh = hg_mallocx_body(size, flags | HG_MALLOCX_ZERO);
+    if (fresh == NULL) return NULL;
+    if (hg_foreign_holds(ptr)) {
+        hg_foreign_copy_out(fresh, ptr, size);
+    } else {
+        size_t old = hg_usable_size_body(ptr);
+        memcpy(fresh, ptr, old < size ? old : size);
+    }
+    hg_free_body(ptr);
+    return fresh;
+}
+
+size_t xallocx(void *ptr, size_t size, size_t extra, int flags) { return hg_usable_size_body(ptr); } /* never in place */
+size_t sallocx(const void *ptr, int flags) { return hg_usable_size_body(ptr); }
+size_t nallocx(size_t size, int flags) { return size; }
+void dallocx(void *ptr, int flags) { hg_free_body(ptr); }
+void sdallocx(void *ptr, size_t size, int flags) { hg_free_body(ptr); }
+void free_sized(void *ptr, size_t size) { hg_free_body(ptr); }
+void free_aligned_sized(void *ptr, size_t alignment, size_t size) { hg_free_body(ptr); }
+
+/* The addresses of the entry points above, by name. Taking &malloc would give the definition
+ * ld.so bound, the replaced allocator's when another object defines malloc first. */
+#if __has_attribute(copy)
+#define HG_OWN(name) extern __typeof(name) hg_own_##name __attribute__((alias(#name), copy(name), visibility("hidden")))
+#else
+#define HG_OWN(name) extern __typeof(name) hg_own_##name __attribute__((alias(#name), visibility("hidden")))
+#endif
+HG_OWN(malloc);
+HG_OWN(free);
+HG_OWN(calloc);
+HG_OWN(realloc);
+HG_OWN(reallocarray);
+HG_OWN(posix_memalign);
+HG_OWN(aligned_alloc);
+HG_OWN(memalign);
+HG_OWN(valloc);
+HG_OWN(pvalloc);
+HG_OWN(malloc_usable_size);
+
+const hg_entry_point_t hg_entry_points[] = {
+    {"malloc", hg_own_malloc},
+    {"free", hg_own_free},
+    {"calloc", hg_own_calloc},
+    {"realloc", hg_own_realloc},
+    {"reallocarray", hg_own_reallocarray},
+    {"posix_memalign", hg_own_posix_memalign},
+    {"aligned_alloc", hg_own_aligned_alloc},
+    {"memalign", hg_own_memalign},
+    {"valloc", hg_own_valloc},
+    {"pvalloc", hg_own_pvalloc},
+    {"malloc_usable_size", hg_own_malloc_usable_size},
+    {NULL, NULL},
+    /* Not exported, and looked up in the replaced allocator's symbol table. */
+    {"mallocx", mallocx},
+    {"rallocx", rallocx},
+    {"xallocx", xallocx},
+    {"sallocx", sallocx},
+    {"nallocx", nallocx},
+    {"dallocx", dallocx},
+    {"sdallocx", sdallocx},
+    {"free_sized", free_sized},
+    {"free_aligned_sized", free_aligned_sized},
+    {NULL, NULL},
+};

@@ -59,6 +59,35 @@ static inline bool hg_bootstrap_owns(const void *ptr) {
 }
 size_t hg_bootstrap_usable_size(const void *ptr);
 
+/* ---- hg_foreign_allocator.c: an allocator ahead of ours in the search order, replaced ---- */
+typedef struct {
+    const char *name;
+    void *address;
+} hg_entry_point_t;
+/* Our own entry points, in hg_foreign_allocator.c's order (hg_hooks.c): &malloc would give
+ * the definition ld.so bound, which is not ours when another object comes first. */
+extern const hg_entry_point_t hg_entry_points[];
+enum { HG_FOREIGN_NONE, HG_FOREIGN_REPLACED, HG_FOREIGN_LEFT };
+typedef struct {
+    /* Blocks in [low, low + span) may be the old allocator's (hg_foreign_search tells);
+     * span is 0 unless it was replaced. */
+    uintptr_t low, span;
+    int outcome;
+    char object[256];  /* its path as ld.so has it; empty for the executable */
+    char reason[160];  /* why it was left in place */
+} hg_foreign_t;
+extern hg_foreign_t hg_foreign;
+/** Called once by the constructor, before recording starts. */
+void hg_foreign_take_over(const hg_entry_point_t *ours);
+bool hg_foreign_search(uintptr_t address);
+/** Whether ptr is a block the replaced allocator handed out before it was replaced. Inline:
+ *  every free asks, and without such an allocator the answer is one compare. */
+static inline bool hg_foreign_holds(const void *ptr) {
+    return HG_UNLIKELY((uintptr_t)ptr - hg_foreign.low < hg_foreign.span) && hg_foreign_search((uintptr_t)ptr);
+}
+/** Copies up to bytes from an old block of unknown size, as far as memory is readable. */
+void hg_foreign_copy_out(void *to, const void *from, size_t bytes);
+
 /* ---- hg_guard.c: per-thread re-entrancy guard ---- */
 /* Set while the shim itself runs on this thread: allocations made meanwhile (by libunwind,
  * dl_iterate_phdr, the drain thread) are the shim's own and are never recorded. */

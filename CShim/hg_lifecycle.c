@@ -57,6 +57,9 @@ void hg_lifecycle_start(void) {
 
 __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth++;
+    /* Before recording starts: an allocator defined ahead of ours is replaced by glibc's. */
+    const char *disabled = hg_getenv("HEAPGATE_DISABLE");
+    if (!(disabled && disabled[0] == '1')) hg_foreign_take_over(hg_entry_points);
     if (hg_real_ready() && atomic_load(&hg_state) == HG_OFF) hg_lifecycle_start();
     if (atomic_load(&hg_state) == HG_RECORDING) {
         pthread_atfork(hg_atfork_prepare, hg_atfork_parent, hg_atfork_child);

@@ -94,6 +94,12 @@ fixture c unshare_user unshare_user.c
 fixture c main_thread_exit main_thread_exit.c -pthread
 fixture c libplugin.so libplugin.c -fPIC -shared
 fixture c dlopen_leak dlopen_leak.c -ldl
+fixture c own_allocator own_allocator.c
+fixture c libearly.so libearly.c -fPIC -shared
+fixture c own_allocator_early own_allocator.c -DWITH_EARLY -L"$out" -learly -Wl,-rpath,"$out"
+fixture c own_allocator_jemalloc own_allocator.c -DWITH_JEMALLOC_API
+fixture c own_allocator_mimalloc own_allocator.c -DWITH_MIMALLOC_API
+fixture c own_allocator_stripped own_allocator.c -s
 fixture c prints_a_lot prints_a_lot.c
 fixture c exit_status exit_status.c
 fixture c realloc_chain realloc_chain.c

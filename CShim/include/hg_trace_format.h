@@ -1,5 +1,5 @@
 /*
- * The heapgate trace format, version 2 (2 added the SNAPSHOT_BLOCK kinds 5-8). docs/trace-format.md explains it in prose;
+ * The heapgate trace format, version 3 (2 added the SNAPSHOT_BLOCK kinds 5-8, 3 the ALLOCATOR record). docs/trace-format.md explains it in prose;
  * this header is the one definition the shim writes against.
  *
  * A trace is a fixed file header followed by a stream of records. Every record is
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define HG_TRACE_MAGIC "HEAPGATE"
-#define HG_TRACE_VERSION 2u
+#define HG_TRACE_VERSION 3u
 
 /** Little-endian, written once at offset 0. */
 typedef struct {
@@ -84,6 +84,10 @@ typedef enum {
     HG_REC_SNAPSHOT_BLOCK = 0x51,
     /* uv events, uv ring-full waits, uv events lost (only ever non-zero before the drain starts). */
     HG_REC_STATS = 0x30,
+    /* uv outcome (1: replaced by glibc's, 2: left in place), byte string object path (empty:
+     * the executable), byte string reason (empty when replaced): an allocator was defined ahead
+     * of the shim's entry points. Written before STATS, only then. */
+    HG_REC_ALLOCATOR = 0x31,
     /* uv exit status (or UINT32_MAX when unknown): the trace is complete. Always last. */
     HG_REC_END = 0x7f,
 } hg_record_tag_t;

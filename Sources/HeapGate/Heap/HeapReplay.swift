@@ -98,6 +98,8 @@ private struct ReplayState {
             heap.events = events
             heap.ringFullWaits = waits
             heap.lostEvents = lost
+        case let .allocator(allocator):
+            heap.foreignAllocator = allocator
         case let .end(exitStatus):
             heap.exitStatus = exitStatus
         }

@@ -56,6 +56,8 @@ public struct ProcessHeap: Sendable {
     public var events: UInt64 = 0
     public var ringFullWaits: UInt64 = 0
     public var lostEvents: UInt64 = 0
+    /// An allocator defined ahead of the shim's entry points, if the process had one.
+    public var foreignAllocator: ForeignAllocator?
     /// True when the exit-time scan classified every block in use (complete traces only).
     public var isClassified = false
     public var scanNanoseconds: UInt64 = 0

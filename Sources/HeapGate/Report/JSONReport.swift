@@ -66,6 +66,7 @@ public enum JSONReport {
         var leaks: LeakTotals?
         var records: [Record]
         var statistics: Statistics
+        var allocator: ForeignAllocator?
 
         init(_ report: ProcessReport) {
             pid = report.pid
@@ -80,9 +81,10 @@ public enum JSONReport {
             statistics = Statistics(events: report.events, ringFullWaits: report.ringFullWaits,
                                     lostEvents: report.lostEvents, leakScanSeconds: report.leakScanSeconds)
             records = report.records.map(Record.init)
+            allocator = report.foreignAllocator
         }
 
-        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, stoppedForSandbox, heap, leaks, records, statistics }
+        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, stoppedForSandbox, heap, leaks, records, statistics, allocator }
 
         func encode(to encoder: Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -96,6 +98,7 @@ public enum JSONReport {
             try container.encode(leaks, forKey: .leaks) // null when the process was not classified
             try container.encode(records, forKey: .records)
             try container.encode(statistics, forKey: .statistics)
+            try container.encode(allocator, forKey: .allocator) // null when the program brought none
         }
     }
 }

@@ -152,6 +152,8 @@ public struct ProcessReport: Sendable {
     public var events: UInt64 = 0
     public var ringFullWaits: UInt64
     public var lostEvents: UInt64
+    /// An allocator defined ahead of the shim's entry points, if the process had one.
+    public var foreignAllocator: ForeignAllocator? = nil
     /// How long the exit-time leak scan took in the traced process.
     public var leakScanSeconds: Double = 0
     /// Sorted as valgrind sorts loss records: by bytes, smallest first, so the largest is

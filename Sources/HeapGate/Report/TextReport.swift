@@ -21,6 +21,9 @@ public enum TextReport {
         if report.lostEvents > 0 {
             lines.append("WARNING: \(grouped(report.lostEvents)) events were lost before tracing started.")
         }
+        if let allocator = report.foreignAllocator {
+            lines += allocatorLines(allocator, quiet: options.quiet)
+        }
         if options.quiet {
             lines += shownLossRecords(report, options: options, suppressionText: suppressionText)
         } else {
@@ -37,6 +40,18 @@ public enum TextReport {
         guard !lines.isEmpty else { return "" }
         let prefix = "==\(report.pid)== "
         return lines.map { $0.isEmpty ? "==\(report.pid)==" : prefix + $0 }.joined(separator: "\n") + "\n"
+    }
+
+    /// An allocator that came with the program: a warning when its blocks went unseen, a note
+    /// (not in -q) when glibc's replaced it, since blocks it handed out before are not counted.
+    private static func allocatorLines(_ allocator: ForeignAllocator, quiet: Bool) -> [String] {
+        if allocator.replaced {
+            if quiet { return [] }
+            return ["NOTE: \(allocator.displayName) defines its own malloc; heapgate replaced it with glibc's, as valgrind",
+                    "NOTE: does with its own. Blocks it handed out before heapgate started are not counted.", ""]
+        }
+        return ["WARNING: \(allocator.displayName) defines its own malloc, which heapgate could not replace (\(allocator.reason ?? "unknown reason")):",
+                "WARNING: the blocks it hands out are not traced, and the figures below leave them out.", ""]
     }
 
     /// Without a scan: every group of blocks in use (the leak check was off or the trace is cut).
@@ -69,7 +84,9 @@ public enum TextReport {
     private static func leakSection(_ report: ProcessReport, leaks: LeakTotals, options: ReportOptions,
                                     suppressionText: (LossRecord) -> String?) -> [String] {
         var lines: [String] = []
-        if report.blocksInUse == 0 {
+        // Not said when an allocator heapgate could not replace served the program: its blocks
+        // were never seen (the warning above), so leaks are possible.
+        if report.blocksInUse == 0 && report.foreignAllocator?.replaced != false {
             lines.append("All heap blocks were freed -- no leaks are possible")
             lines.append("")
             return lines

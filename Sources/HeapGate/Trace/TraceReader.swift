@@ -176,6 +176,12 @@ struct TraceReader {
             return .scanDone(blocks: try stream.uv(), rootBytes: try stream.uv(), nanoseconds: try stream.uv())
         case .stats:
             return .stats(events: try stream.uv(), ringFullWaits: try stream.uv(), lostEvents: try stream.uv())
+        case .allocator:
+            let outcome = try stream.uv()
+            guard outcome == 1 || outcome == 2 else { throw corrupt("allocator outcome \(outcome)") }
+            let object = try string()
+            let reason = try string()
+            return .allocator(ForeignAllocator(object: object, replaced: outcome == 1, reason: outcome == 1 ? nil : reason))
         case .end:
             let status = try stream.uv()
             // Complete means END and the footer after it, intact: a file cut anywhere is not.

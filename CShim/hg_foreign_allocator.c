@@ -1,0 +1,307 @@
+/*
+ * An allocator ahead of the shim in the symbol search order: one linked into the program
+ * (rustc's executable links jemalloc and exports malloc, free, calloc, ... itself) or a
+ * preload listed before ours. ld.so binds every caller's malloc to that definition, so our
+ * entry points never run, and the report said that nothing was ever allocated. memcheck
+ * replaces such an allocator with its own (its default soname synonyms include the
+ * executable). The shim does the same with glibc's: each of that object's standard entry
+ * points gets a jump to ours at its first byte, and ours go on to glibc as always.
+ *
+ * Blocks that allocator handed out before the jumps were written (ld.so's, and those of
+ * constructors that ran before ours) stay its own, since its code is no longer reachable: a
+ * free of one is ignored (the block is left where it is; it is not the shim's to count), a
+ * realloc copies it into a new glibc block, and malloc_usable_size says 0. They are told
+ * from glibc's by address: every mapping that existed when the jumps were written (the brk
+ * heap as far as the break) holds only that allocator's blocks, and glibc's blocks lie in
+ * memory mapped, or broken, later.
+ *
+ * The jumps are written only where that is safe, and otherwise the trace says why (the
+ * report warns that the allocator's blocks are not seen):
+ * - one thread runs (a thread could be executing the bytes being replaced);
+ * - every entry point the object defines is at least a jump long (5 bytes);
+ * - the object defines none of the pointer-taking entry points an allocator may have besides
+ *   the standard ones (jemalloc's sdallocx, mimalloc's mi_free, C++ operator delete, ...):
+ *   they would be handed glibc's blocks. Its own code may call them without exporting them
+ *   (a Rust program with jemalloc unprefixed calls sdallocx directly), so the check reads the
+ *   object's full symbol table from its file; without one (stripped) it cannot be made;
+ * - a page for the jumps' targets can be mapped within 2 GiB, and the code made writable.
+ */
+#include <dlfcn.h>
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <link.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+/* Entry points that take a block, are not standard, and have no stand-in in the shim:
+ * prefixed jemalloc's, tcmalloc's, mimalloc's, rpmalloc's, TBB's, and C++'s operator delete
+ * (an allocator linked with its C++ support frees there with its own code). jemalloc's
+ * extended entry points (mallocx, sdallocx, ...) do have stand-ins (hg_hooks.c). */
+static const char *const hg_private_names[] = {
+    "je_free", "_rjem_free", "tc_free", "tc_delete", "mi_free", "rpfree", "scalable_free",
+    "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
+};
+
+/* The most entry points replaced: standard and extended (hg_entry_points). */
+#define HG_MAX_ENTRIES 32
+
+hg_foreign_t hg_foreign;
+/* Ascending, disjoint [start, end) pairs: the mappings present when the jumps were written. */
+static uintptr_t (*hg_foreign_ranges)[2];
+static size_t hg_foreign_range_count;
+#define HG_MAX_RANGES 8192
+
+bool hg_foreign_search(uintptr_t address) {
+    size_t low = 0, high = hg_foreign_range_count;
+    while (low < high) {
+        size_t middle = (low + high) / 2;
+        if (address < hg_foreign_ranges[middle][0]) high = middle;
+        else if (address >= hg_foreign_ranges[middle][1]) low = middle + 1;
+        else return true;
+    }
+    return false;
+}
+
+/* Reads a whole /proc file into buffer (NUL-terminated) without allocating: this runs
+ * before the allocator is replaced, and may not use it. */
+static size_t hg_read_proc(const char *path, char *buffer, size_t capacity) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    size_t length = 0;
+    ssize_t n;
+    while (length + 1 < capacity && (n = read(fd, buffer + length, capacity - 1 - length)) > 0) length += (size_t)n;
+    close(fd);
+    buffer[length] = '\0';
+    return length;
+}
+
+static bool hg_single_threaded(void) {
+    static char status[8192];
+    if (hg_read_proc("/proc/self/status", status, sizeof status) == 0) return false;
+    const char *threads = strstr(status, "\nThreads:");
+    return threads && strtoul(threads + 9, NULL, 10) == 1;
+}
+
+/* Every mapping now, merged where they touch. */
+static bool hg_note_ranges(void) {
+    static char maps[1 << 20];
+    size_t length = hg_read_proc("/proc/self/maps", maps, sizeof maps);
+    if (length == 0 || length + 1 == sizeof maps) return false;
+    hg_foreign_ranges = mmap(NULL, HG_MAX_RANGES * sizeof *hg_foreign_ranges, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (hg_foreign_ranges == MAP_FAILED) return false;
+    size_t count = 0;
+    for (char *line = maps; *line; ) {
+        char *end;
+        uintptr_t start = strtoull(line, &end, 16);
+        uintptr_t stop = strtoull(end + 1, NULL, 16);
+        if (count > 0 && hg_foreign_ranges[count - 1][1] == start) hg_foreign_ranges[count - 1][1] = stop;
+        else if (count == HG_MAX_RANGES) return false;
+        else {
+            hg_foreign_ranges[count][0] = start;
+            hg_foreign_ranges[count][1] = stop;
+            count++;
+        }
+        char *next = strchr(line, '\n');
+        if (!next) break;
+        line = next + 1;
+    }
+    hg_foreign_range_count = count;
+    return count > 0;
+}
+
+/* A page within reach of a 32-bit jump from every entry point (they are in one object). */
+static unsigned char *hg_map_near(uintptr_t low, uintptr_t high) {
+    const uintptr_t step = 1u << 20, reach = (1ull << 31) - (2u << 20);
+    for (uintptr_t distance = step; distance < reach - (high - low); distance += step) {
+        uintptr_t candidates[2] = {(low & ~(step - 1)) - distance, ((high + step) & ~(step - 1)) + distance};
+        for (int i = 0; i < 2; i++) {
+            if (candidates[i] < step) continue;
+            void *page = mmap((void *)candidates[i], 4096, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            if (page == MAP_FAILED) continue;
+            uintptr_t at = (uintptr_t)page;
+            uintptr_t farthest = at < low ? high + 5 - at : at + 4096 - low;
+            if (farthest < reach) return page;
+            munmap(page, 4096); /* an old kernel took the address as a hint only */
+        }
+    }
+    return NULL;
+}
+
+/* What the object's full symbol table (from its file) says: where the extended entry points
+ * are, and the first private entry point it defines. */
+typedef struct {
+    const hg_entry_point_t *extended; /* NULL-terminated */
+    uintptr_t value[HG_MAX_ENTRIES], size[HG_MAX_ENTRIES];
+    const char *private_name;
+} hg_symbol_scan_t;
+
+static void hg_note_symbol(hg_symbol_scan_t *scan, const char *name, const ElfW(Sym) *symbol) {
+    for (size_t i = 0; scan->extended[i].name; i++) {
+        if (strcmp(name, scan->extended[i].name) != 0) continue;
+        scan->value[i] = symbol->st_value;
+        scan->size[i] = symbol->st_size;
+    }
+    for (size_t i = 0; i < sizeof hg_private_names / sizeof hg_private_names[0]; i++)
+        if (!scan->private_name && strcmp(name, hg_private_names[i]) == 0) scan->private_name = hg_private_names[i];
+}
+
+/* Reads the file through a read-only mapping, so nothing is allocated (this runs before the
+ * allocator is replaced). False when the file has no full symbol table (stripped). */
+static bool hg_scan_symbol_table(const char *path, hg_symbol_scan_t *scan) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    void *map = fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(ElfW(Ehdr))
+                    ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED) return false;
+    const unsigned char *file = map;
+    size_t size = (size_t)st.st_size;
+    const ElfW(Ehdr) *header = map;
+    bool has_table = false;
+    if (memcmp(header->e_ident, ELFMAG, SELFMAG) == 0 && header->e_shentsize == sizeof(ElfW(Shdr)) &&
+        header->e_shoff < size && header->e_shnum <= (size - header->e_shoff) / sizeof(ElfW(Shdr))) {
+        const ElfW(Shdr) *sections = (const ElfW(Shdr) *)(file + header->e_shoff);
+        for (size_t i = 0; i < header->e_shnum; i++) {
+            const ElfW(Shdr) *table = &sections[i];
+            if (table->sh_type != SHT_SYMTAB || table->sh_link >= header->e_shnum) continue;
+            const ElfW(Shdr) *strings = &sections[table->sh_link];
+            if (table->sh_offset > size || table->sh_size > size - table->sh_offset || strings->sh_offset > size ||
+                strings->sh_size > size - strings->sh_offset || strings->sh_size == 0 ||
+                file[strings->sh_offset + strings->sh_size - 1] != '\0')
+                continue;
+            has_table = true;
+            const ElfW(Sym) *symbols = (const ElfW(Sym) *)(file + table->sh_offset);
+            const char *names = (const char *)(file + strings->sh_offset);
+            for (size_t s = 0; s < table->sh_size / sizeof(ElfW(Sym)); s++) {
+                if (symbols[s].st_shndx == SHN_UNDEF || ELF64_ST_TYPE(symbols[s].st_info) != STT_FUNC ||
+                    symbols[s].st_name >= strings->sh_size)
+                    continue;
+                hg_note_symbol(scan, names + symbols[s].st_name, &symbols[s]);
+            }
+        }
+    }
+    munmap(map, size);
+    return has_table;
+}
+
+/* Writes five bytes of code at entry. */
+static bool hg_write_code(unsigned char *entry, const unsigned char bytes[5]) {
+    uintptr_t first = (uintptr_t)entry & ~(uintptr_t)4095, last = ((uintptr_t)entry + 5 + 4095) & ~(uintptr_t)4095;
+    if (mprotect((void *)first, last - first, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) return false;
+    memcpy(entry, bytes, 5);
+    mprotect((void *)first, last - first, PROT_READ | PROT_EXEC);
+    return true;
+}
+
+static void hg_refuse(const char *reason, const char *name) {
+    hg_foreign.outcome = HG_FOREIGN_LEFT;
+    snprintf(hg_foreign.reason, sizeof hg_foreign.reason, "%s%s", reason, name ? name : "");
+}
+
+void hg_foreign_take_over(const hg_entry_point_t *ours) {
+    /* ours: the standard entry points, NULL, the extended ones, NULL. */
+    size_t standard = 0;
+    while (ours[standard].name) standard++;
+    const hg_entry_point_t *extended = &ours[standard + 1];
+    void *theirs[HG_MAX_ENTRIES] = {0};
+    size_t sizes[HG_MAX_ENTRIES] = {0};
+    Dl_info object = {0};
+    struct link_map *map = NULL;
+    for (size_t i = 0; i < standard; i++) {
+        void *found = dlsym(RTLD_DEFAULT, ours[i].name);
+        if (found == NULL || found == ours[i].address) continue;
+        Dl_info info;
+        const ElfW(Sym) *symbol = NULL;
+        if (dladdr1(found, &info, (void **)&symbol, RTLD_DL_SYMENT) == 0) continue;
+        if (object.dli_fbase == NULL) {
+            object = info;
+            dladdr1(found, &info, (void **)&map, RTLD_DL_LINKMAP);
+        } else if (info.dli_fbase != object.dli_fbase) {
+            continue; /* a second object: left alone */
+        }
+        theirs[i] = found;
+        sizes[i] = symbol && (uintptr_t)info.dli_saddr == (uintptr_t)found ? symbol->st_size : 0;
+    }
+    if (object.dli_fbase == NULL) return; /* ours come first: the usual case */
+    snprintf(hg_foreign.object, sizeof hg_foreign.object, "%s", object.dli_fname ? object.dli_fname : "");
+    if (map == NULL) return hg_refuse("ld.so does not describe it", NULL);
+
+    hg_symbol_scan_t scan = {.extended = extended};
+    if (!hg_scan_symbol_table(hg_foreign.object, &scan) && !hg_scan_symbol_table("/proc/self/exe", &scan))
+        return hg_refuse("its symbol table is stripped, so its other entry points cannot be checked", NULL);
+    if (scan.private_name) return hg_refuse("it also defines ", scan.private_name);
+    size_t count = standard + 1;
+    for (size_t i = 0; extended[i].name && count < HG_MAX_ENTRIES; i++, count++) {
+        if (scan.value[i] == 0) continue;
+        theirs[count] = (void *)(map->l_addr + scan.value[i]);
+        sizes[count] = scan.size[i];
+    }
+
+    uintptr_t low = UINTPTR_MAX, high = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!theirs[i]) continue;
+        if (sizes[i] < 5) return hg_refuse("an entry point is too short to patch: ", ours[i].name);
+        if ((uintptr_t)theirs[i] < low) low = (uintptr_t)theirs[i];
+        if ((uintptr_t)theirs[i] > high) high = (uintptr_t)theirs[i];
+    }
+    if (!hg_single_threaded()) return hg_refuse("threads were already running", NULL);
+    unsigned char *targets = hg_map_near(low, high);
+    if (!targets) return hg_refuse("no memory within 2 GiB of its code for the jumps", NULL);
+    if (!hg_note_ranges()) {
+        munmap(targets, 4096);
+        return hg_refuse("its memory could not be listed (/proc/self/maps)", NULL);
+    }
+    /* Each target: jmp *0(%rip), then our entry point's address. */
+    for (size_t i = 0; i < count; i++) {
+        if (!theirs[i]) continue;
+        memcpy(targets + 16 * i, "\xff\x25\0\0\0\0", 6);
+        memcpy(targets + 16 * i + 6, &ours[i].address, 8);
+    }
+    mprotect(targets, 4096, PROT_READ | PROT_EXEC);
+    /* Entry by entry: its page(s) writable for the five bytes, then read and execute again.
+     * Should one refuse (a security module forbidding writable code), those written so far are
+     * put back: half an allocator replaced would hand one allocator's blocks to the other. */
+    unsigned char saved[HG_MAX_ENTRIES][5];
+    for (size_t i = 0; i < count; i++) {
+        if (!theirs[i]) continue;
+        memcpy(saved[i], theirs[i], 5);
+        int32_t offset = (int32_t)((intptr_t)(targets + 16 * i) - ((intptr_t)theirs[i] + 5));
+        unsigned char jump[5] = {0xe9};
+        memcpy(jump + 1, &offset, 4);
+        if (hg_write_code(theirs[i], jump)) continue;
+        while (i-- > 0)
+            if (theirs[i]) hg_write_code(theirs[i], saved[i]);
+        munmap(targets, 4096);
+        return hg_refuse("its code could not be made writable", NULL);
+    }
+    hg_foreign.outcome = HG_FOREIGN_REPLACED;
+    hg_foreign.low = hg_foreign_ranges[0][0];
+    hg_foreign.span = hg_foreign_ranges[hg_foreign_range_count - 1][1] - hg_foreign.low;
+}
+
+void hg_foreign_copy_out(void *to, const void *from, size_t bytes) {
+    /* Page by page: the old block's size is unknown, and what lies after it may be unmapped. */
+    uintptr_t at = (uintptr_t)from;
+    unsigned char *out = to;
+    while (bytes > 0) {
+        size_t chunk = 4096 - (at & 4095);
+        if (chunk > bytes) chunk = bytes;
+        if (!hg_read_own(out, at, chunk)) return;
+        out += chunk;
+        at += chunk;
+        bytes -= chunk;
+    }
+}

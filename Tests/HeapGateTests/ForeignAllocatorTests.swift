@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+
+/// Programs with their own allocator linked in (Tests/Fixtures/src/own_allocator.c), as rustc
+/// links jemalloc: ld.so binds every caller's malloc to the program's, ahead of the preloaded
+/// shim. heapgate replaces it with glibc's, as memcheck replaces it with its own, and leaves it
+/// in place, with a warning, where that is not safe (CShim/hg_foreign_allocator.c).
+@Suite("Programs with their own allocator")
+struct ForeignAllocatorTests {
+    typealias Amount = Report.Amount
+
+    /// The blocks the fixture leaves, whichever way it was built.
+    static func expectOwnBlocks(_ process: Report.Process, extraReachable: Amount = Amount(bytes: 0, blocks: 0)) throws {
+        let leaks = try #require(process.leaks)
+        #expect(leaks.definite == Amount(bytes: 168, blocks: 2))
+        #expect(leaks.indirect == Amount(bytes: 0, blocks: 0))
+        #expect(leaks.possible == Amount(bytes: 0, blocks: 0))
+        #expect(leaks.reachable == Amount(bytes: 54 + extraReachable.bytes, blocks: 2 + extraReachable.blocks))
+        expectLeak(process, in: "leak_forty", bytes: 40, line: 102, entry: "malloc")
+        expectLeak(process, in: "leak_aligned", bytes: 128, line: 110, entry: "posix_memalign")
+    }
+
+    static func expectLeak(_ process: Report.Process, in function: String, bytes: UInt64, line: Int, entry: String) {
+        let records = process.records(allocatedIn: function)
+        #expect(records.count == 1, "one record through \(function)")
+        guard let record = records.first else { return }
+        #expect(record.kind == "definite")
+        #expect(record.bytes == bytes && record.blocks == 1)
+        #expect(record.frames.first?.function == entry)
+        let frame = record.frames.first { $0.function == function }
+        #expect(frame?.file == "own_allocator.c" && frame?.line == line, "\(String(describing: frame))")
+    }
+
+    /// The program's malloc, free, realloc, calloc and posix_memalign all reach heapgate: the
+    /// same figures as valgrind's, which the shim without the replacement did not see at all
+    /// (0 allocs, "no leaks are possible").
+    @Test func replacedByGlibcs() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("own_allocator")])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "own allocator: grown\n")
+        let process = try #require(report.processes.first)
+        #expect(process.heap.allocs == 6)
+        #expect(process.heap.frees == 1)
+        #expect(process.heap.bytesAllocated == 4_328)
+        try Self.expectOwnBlocks(process)
+        #expect(outcome.stderr.contains("NOTE: \(Harness.fixture("own_allocator")) defines its own malloc; heapgate replaced it with glibc's"))
+        let allocator = try #require(try allocatorObject())
+        #expect(allocator["replaced"] as? Bool == true)
+    }
+
+    @Test(.enabled(if: Harness.valgrindAvailable, "valgrind is not installed at /usr/bin/valgrind"))
+    func sameLeakSummaryAsValgrind() throws {
+        let (_, heapgate) = try LeakRun.heapgate(["own_allocator"])
+        let (_, valgrind) = try LeakRun.valgrind(["own_allocator"])
+        for kind in LeakCheck.Kind.allCases {
+            #expect(heapgate.total(kind) == valgrind.total(kind), "\(kind)")
+        }
+        #expect(heapgate.total(LeakCheck.Kind.definite) == LeakCheck.Amount(168, 2))
+    }
+
+    /// libearly's constructor runs before heapgate's and allocates two blocks from the
+    /// program's allocator; the program then frees one and reallocs the other. The free is left
+    /// to that allocator (not counted), the realloc copies the block, contents intact, into a
+    /// new glibc block (counted as an allocation, still reachable from libearly's global).
+    @Test func blocksFromBeforeStayWithTheOldAllocator() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("own_allocator_early")])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "early block: made before heapgate started\nown allocator: grown\n")
+        let process = try #require(report.processes.first)
+        #expect(process.heap.allocs == 7)
+        #expect(process.heap.frees == 1)
+        #expect(process.heap.bytesAllocated == 8_328)
+        try Self.expectOwnBlocks(process, extraReachable: Amount(bytes: 4_000, blocks: 1))
+    }
+
+    /// jemalloc's own entry points, which the program calls directly, are served by glibc too:
+    /// mallocx honours its alignment and zeroing flags, sdallocx frees, and the block mallocx
+    /// leaks is found, with mallocx as its first frame. (valgrind, which leaves them alone,
+    /// reports an invalid free in sdallocx and misses that block.)
+    @Test func jemallocEntryPointsToo() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("own_allocator_jemalloc")])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "own allocator: grown\n") // no "mallocx: misaligned"
+        let process = try #require(report.processes.first)
+        #expect(process.heap.allocs == 8)
+        #expect(process.heap.frees == 2)
+        let leaks = try #require(process.leaks)
+        #expect(leaks.definite == Amount(bytes: 200, blocks: 3))
+        Self.expectLeak(process, in: "leak_mallocx", bytes: 32, line: 118, entry: "mallocx")
+    }
+
+    /// Where replacing is not safe, the program runs with its own allocator, exactly as without
+    /// heapgate, and the report says that its blocks were not seen instead of "no leaks".
+    @Test(arguments: [
+        ("own_allocator_mimalloc", "it also defines mi_free"),
+        ("own_allocator_stripped", "its symbol table is stripped, so its other entry points cannot be checked"),
+    ])
+    func leftInPlaceWithAWarning(fixture: String, reason: String) throws {
+        let native = try Harness.execute(Harness.fixture(fixture), [])
+        let (outcome, report) = try Harness.run([Harness.fixture(fixture)])
+        #expect(outcome.status == native.status)
+        #expect(outcome.stdout == native.stdout)
+        #expect(outcome.stderr.contains(
+            "WARNING: \(Harness.fixture(fixture)) defines its own malloc, which heapgate could not replace (\(reason)):"))
+        #expect(outcome.stderr.contains("WARNING: the blocks it hands out are not traced"))
+        #expect(!outcome.stderr.contains("no leaks are possible"))
+        let process = try #require(report.processes.first)
+        #expect(process.heap.allocs == 0)
+        let allocator = try #require(try allocatorObject(fixture))
+        #expect(allocator["replaced"] as? Bool == false)
+        #expect(allocator["reason"] as? String == reason)
+    }
+
+    /// The JSON report's "allocator" object, from a run of its own.
+    private func allocatorObject(_ fixture: String = "own_allocator") throws -> [String: Any]? {
+        let (_, json) = try LeakRun.heapgateRaw([fixture], flags: [])
+        let data = try #require(json)
+        let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let processes = try #require(document["processes"] as? [[String: Any]])
+        return processes.first?["allocator"] as? [String: Any]
+    }
+}
