@@ -201,6 +201,17 @@ static void hg_write_command(void) {
     if (n > 0) hg_writer_bytes(exe, (size_t)n);
 }
 
+/* Right after COMMAND, so that a trace cut off early still says why it holds no blocks. */
+static void hg_write_allocator(void) {
+    if (hg_foreign.outcome == HG_FOREIGN_NONE) return;
+    hg_writer_byte(HG_REC_ALLOCATOR);
+    hg_writer_uv((uint64_t)hg_foreign.outcome);
+    hg_writer_uv(strlen(hg_foreign.object));
+    hg_writer_bytes(hg_foreign.object, strlen(hg_foreign.object));
+    hg_writer_uv(strlen(hg_foreign.reason));
+    hg_writer_bytes(hg_foreign.reason, strlen(hg_foreign.reason));
+}
+
 static void hg_write_inherited_block(const hg_block_t *block) {
     hg_write_block_record(HG_REC_INHERITED_BLOCK, block->ptr, block->size, block->stack);
 }
@@ -210,6 +221,7 @@ static void hg_write_preamble(void) {
     const char *dir = hg_getenv("HEAPGATE_OUT");
     if (!hg_writer_open(dir, hg_is_fork_child ? HG_TRACE_FLAG_FORKED : 0)) return;
     hg_write_command();
+    hg_write_allocator();
     if (!hg_is_fork_child) return; /* the first rescan's MODULE_LOAD events are in the ring */
     for (uint32_t i = 0; i < hg_modules_count(); i++)
         if (hg_modules_get(i)->loaded) hg_write_module_load(i);
@@ -483,14 +495,6 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
         classified = hg_leakscan_run(stack_floor);
     }
     if (!classified) hg_liveset_for_each(hg_write_unclassified_block);
-    if (hg_foreign.outcome != HG_FOREIGN_NONE) {
-        hg_writer_byte(HG_REC_ALLOCATOR);
-        hg_writer_uv((uint64_t)hg_foreign.outcome);
-        hg_writer_uv(strlen(hg_foreign.object));
-        hg_writer_bytes(hg_foreign.object, strlen(hg_foreign.object));
-        hg_writer_uv(strlen(hg_foreign.reason));
-        hg_writer_bytes(hg_foreign.reason, strlen(hg_foreign.reason));
-    }
     hg_writer_byte(HG_REC_STATS);
     hg_writer_uv(hg_tally.events);
     hg_writer_uv(hg_ring_full_waits());

@@ -50,6 +50,10 @@
 static const char *const hg_private_names[] = {
     "je_free", "_rjem_free", "tc_free", "tc_delete", "mi_free", "rpfree", "scalable_free",
     "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
+    /* Every sanitizer runtime's allocator (ASan, LSan, MSan, TSan, HWASan): its checks depend
+     * on it (a program built with -fsanitize=address hung with glibc's in its place), and it
+     * finds leaks itself. */
+    "__sanitizer_get_allocated_size",
 };
 
 /* The most entry points replaced: standard and extended (hg_entry_points). */

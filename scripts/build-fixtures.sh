@@ -134,6 +134,16 @@ else
     rm -f "$probe"
     echo "  skip  hello_i386 (cannot build a 32-bit x86 program: does the compiler take -m32?)"
 fi
+# A program built with AddressSanitizer (its runtime linked in, malloc included) needs a clang
+# with compiler-rt; the Swift toolchain's has it. Without one the test that uses it skips.
+SANITIZER_CC=${SANITIZER_CC:-$(command -v clang || echo /opt/swift/usr/bin/clang)}
+if echo 'int main(void) { return 0; }' | "$SANITIZER_CC" -fsanitize=address -fuse-ld=bfd -x c -o "$probe" - 2>/dev/null; then
+    rm -f "$probe"
+    CC=$SANITIZER_CC fixture c leak_basic_asan leak_basic.c -fsanitize=address -fuse-ld=bfd
+else
+    rm -f "$probe"
+    echo "  skip  leak_basic_asan (no clang that builds with -fsanitize=address)"
+fi
 # A program linked against musl needs musl-gcc (Debian's musl-tools, which make test installs);
 # without it the launch test that uses hello_musl skips.
 if command -v musl-gcc >/dev/null 2>&1; then

@@ -86,7 +86,7 @@ typedef enum {
     HG_REC_STATS = 0x30,
     /* uv outcome (1: replaced by glibc's, 2: left in place), byte string object path (empty:
      * the executable), byte string reason (empty when replaced): an allocator was defined ahead
-     * of the shim's entry points. Written before STATS, only then. */
+     * of the shim's entry points. Written right after COMMAND, only then. */
     HG_REC_ALLOCATOR = 0x31,
     /* uv exit status (or UINT32_MAX when unknown): the trace is complete. Always last. */
     HG_REC_END = 0x7f,

@@ -111,6 +111,26 @@ struct ForeignAllocatorTests {
         #expect(allocator["reason"] as? String == reason)
     }
 
+    /// A sanitizer's runtime brings its own malloc, and its checks depend on it (with glibc's in
+    /// its place, an AddressSanitizer program hung): left alone, so AddressSanitizer runs and
+    /// reports as it does without heapgate, and the report says why it saw no blocks. Its
+    /// runtime leaves by a raw exit, so the trace is incomplete: the warning still comes,
+    /// because the shim writes the ALLOCATOR record at the start.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Harness.fixture("leak_basic_asan")),
+                   "no clang that builds with -fsanitize=address"))
+    func sanitizerRuntimeLeftAlone() throws {
+        let fixture = Harness.fixture("leak_basic_asan")
+        let native = try Harness.execute(fixture, [])
+        let (outcome, _) = try Harness.runReport([fixture])
+        #expect(native.status == 1)
+        #expect(outcome.status == native.status)
+        #expect(outcome.stdout == native.stdout)
+        #expect(native.stderr.contains("SUMMARY: AddressSanitizer: 228 byte(s) leaked in 4 allocation(s)."))
+        #expect(outcome.stderr.contains("SUMMARY: AddressSanitizer: 228 byte(s) leaked in 4 allocation(s)."))
+        #expect(outcome.stderr.contains(
+            "WARNING: \(fixture) defines its own malloc, which heapgate could not replace (it also defines __sanitizer_get_allocated_size):"))
+    }
+
     /// The JSON report's "allocator" object, from a run of its own.
     private func allocatorObject(_ fixture: String = "own_allocator") throws -> [String: Any]? {
         let (_, json) = try LeakRun.heapgateRaw([fixture], flags: [])

@@ -7,10 +7,17 @@ public enum HeapReplay {
         var reader = try TraceReader(path: path)
         var heap = ProcessHeap(path: path, header: reader.header)
         var state = ReplayState()
-        // A complete trace restates the heap at exit: read the command, then jump there.
+        // A complete trace restates the heap at exit: read the command (and the ALLOCATOR record
+        // that may follow it), then jump there.
         if let first = try reader.next() {
             state.apply(first, to: &heap)
-            _ = reader.skipToSnapshot()
+            var second = try reader.next()
+            if case .allocator = second {
+                state.apply(second!, to: &heap)
+                second = nil
+            }
+            if reader.skipToSnapshot() { second = nil } // the snapshot restates what it held
+            if let second { state.apply(second, to: &heap) }
         }
         while let record = try reader.next() {
             state.apply(record, to: &heap)
