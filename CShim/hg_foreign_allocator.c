@@ -89,11 +89,12 @@ static size_t hg_read_proc(const char *path, char *buffer, size_t capacity) {
     return length;
 }
 
-static bool hg_single_threaded(void) {
+/* The number of threads the process has, or 0 when /proc does not say. */
+static unsigned long hg_thread_count(void) {
     static char status[8192];
-    if (hg_read_proc("/proc/self/status", status, sizeof status) == 0) return false;
+    if (hg_read_proc("/proc/self/status", status, sizeof status) == 0) return 0;
     const char *threads = strstr(status, "\nThreads:");
-    return threads && strtoul(threads + 9, NULL, 10) == 1;
+    return threads ? strtoul(threads + 9, NULL, 10) : 0;
 }
 
 /* Every mapping now, merged where they touch. */
@@ -243,8 +244,10 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
     snprintf(hg_foreign.object, sizeof hg_foreign.object, "%s", object.dli_fname ? object.dli_fname : "");
     if (map == NULL) return hg_refuse("ld.so does not describe it", NULL);
 
+    /* The executable's path as ld.so has it may be relative or gone: /proc/self/exe is it. */
     hg_symbol_scan_t scan = {.extended = extended};
-    if (!hg_scan_symbol_table(hg_foreign.object, &scan) && !hg_scan_symbol_table("/proc/self/exe", &scan))
+    const char *file = map->l_name && map->l_name[0] ? hg_foreign.object : "/proc/self/exe";
+    if (!hg_scan_symbol_table(file, &scan))
         return hg_refuse("its symbol table is stripped, so its other entry points cannot be checked", NULL);
     if (scan.private_name) return hg_refuse("it also defines ", scan.private_name);
     size_t count = standard + 1;
@@ -261,7 +264,9 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
         if ((uintptr_t)theirs[i] < low) low = (uintptr_t)theirs[i];
         if ((uintptr_t)theirs[i] > high) high = (uintptr_t)theirs[i];
     }
-    if (!hg_single_threaded()) return hg_refuse("threads were already running", NULL);
+    unsigned long threads = hg_thread_count();
+    if (threads == 0) return hg_refuse("/proc/self/status could not be read to count its threads", NULL);
+    if (threads > 1) return hg_refuse("threads were already running", NULL);
     unsigned char *targets = hg_map_near(low, high);
     if (!targets) return hg_refuse("no memory within 2 GiB of its code for the jumps", NULL);
     if (!hg_note_ranges()) {
