@@ -57,7 +57,7 @@ static const char *const hg_private_names[] = {
 };
 
 /* The most entry points replaced: standard and extended (hg_entry_points). */
-#define HG_MAX_ENTRIES 32
+#define HG_MAX_ENTRIES 40
 
 hg_foreign_t hg_foreign;
 /* Ascending, disjoint [start, end) pairs: the mappings present when the jumps were written. */

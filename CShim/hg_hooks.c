@@ -285,5 +285,14 @@ const hg_entry_point_t hg_entry_points[] = {
     {"sdallocx", sdallocx},
     {"free_sized", free_sized},
     {"free_aligned_sized", free_aligned_sized},
+    /* glibc's internal names, which jemalloc and tcmalloc define too, for callers that use them. */
+    {"__libc_malloc", hg_own_malloc},
+    {"__libc_free", hg_own_free},
+    {"__libc_calloc", hg_own_calloc},
+    {"__libc_realloc", hg_own_realloc},
+    {"__libc_memalign", hg_own_memalign},
+    {"__libc_valloc", hg_own_valloc},
+    {"__libc_pvalloc", hg_own_pvalloc},
+    {"__posix_memalign", hg_own_posix_memalign},
     {NULL, NULL},
 };

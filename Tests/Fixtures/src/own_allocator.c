@@ -6,8 +6,9 @@
  *   own_allocator          the allocator alone
  *   own_allocator_early    also linked with libearly.so, whose constructor allocates before
  *                          heapgate starts; the program then frees and reallocs those blocks
- *   own_allocator_jemalloc also defines jemalloc's mallocx and sdallocx, and calls them: they
- *                          would be handed glibc's blocks, so heapgate replaces them too
+ *   own_allocator_jemalloc also defines jemalloc's mallocx and sdallocx and glibc's internal
+ *                          name __libc_free (as jemalloc does), and calls them: they would be
+ *                          handed glibc's blocks, so heapgate replaces them too
  *   own_allocator_mimalloc also defines mimalloc's mi_free, which heapgate has no stand-in
  *                          for: it must leave the allocator in place, and say so
  *   own_allocator_stripped without a symbol table: heapgate cannot check it for such entry
@@ -87,6 +88,9 @@ void sdallocx(void *ptr, size_t size, int flags) {
     (void)flags;
     free(ptr);
 }
+void __libc_free(void *ptr) {
+    if (ptr) arena_frees += 2; /* not free's code: a separate entry point to replace */
+}
 #endif
 #ifdef WITH_MIMALLOC_API
 void mi_free(void *ptr) { free(ptr); }
@@ -117,6 +121,7 @@ static __attribute__((noinline)) void leak_mallocx(void) {
     sdallocx(aligned, 48, 0);
     last_block = mallocx(32, 0x40); /* zeroed */
     last_block = NULL;
+    __libc_free(malloc(16));
 }
 #endif
 
