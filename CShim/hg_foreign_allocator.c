@@ -12,8 +12,8 @@
  * free of one is ignored (the block is left where it is; it is not the shim's to count), a
  * realloc copies it into a new glibc block, and malloc_usable_size says 0. They are told
  * from glibc's by address: every mapping that existed when the jumps were written (the brk
- * heap as far as the break) holds only that allocator's blocks, and glibc's blocks lie in
- * memory mapped, or broken, later.
+ * heap as far as the break, not to its page's end) holds only that allocator's blocks, and
+ * glibc's blocks lie in memory mapped, or broken, later.
  *
  * The jumps are written only where that is safe, and otherwise the trace says why (the
  * report warns that the allocator's blocks are not seen):
@@ -121,6 +121,14 @@ static bool hg_note_ranges(void) {
         if (!next) break;
         line = next + 1;
     }
+    /* The brk heap ends at the break, not at the page the maps round it up to: glibc's main
+     * arena goes on from the break, and its first blocks would otherwise be taken for the old
+     * allocator's (an allocator that took memory with sbrk left the break inside a page). */
+    uintptr_t brk_now = (uintptr_t)sbrk(0);
+    for (size_t i = 0; i < count; i++)
+        if (hg_foreign_ranges[i][0] < brk_now && brk_now < hg_foreign_ranges[i][1] &&
+            hg_foreign_ranges[i][1] - brk_now < 4096)
+            hg_foreign_ranges[i][1] = brk_now;
     hg_foreign_range_count = count;
     return count > 0;
 }

@@ -98,6 +98,7 @@ fixture c own_allocator own_allocator.c
 fixture c libearly.so libearly.c -fPIC -shared
 fixture c own_allocator_early own_allocator.c -DWITH_EARLY -L"$out" -learly -Wl,-rpath,"$out"
 fixture c own_allocator_jemalloc own_allocator.c -DWITH_JEMALLOC_API
+fixture c own_allocator_early_sbrk own_allocator.c -DWITH_SBRK -DWITH_EARLY -L"$out" -learly -Wl,-rpath,"$out"
 fixture c own_allocator_mimalloc own_allocator.c -DWITH_MIMALLOC_API
 fixture c own_allocator_stripped own_allocator.c -s
 fixture c prints_a_lot prints_a_lot.c

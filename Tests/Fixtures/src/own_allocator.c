@@ -9,6 +9,8 @@
  *   own_allocator_jemalloc also defines jemalloc's mallocx and sdallocx and glibc's internal
  *                          name __libc_free (as jemalloc does), and calls them: they would be
  *                          handed glibc's blocks, so heapgate replaces them too
+ *   own_allocator_early_sbrk  the same, its allocator taking memory with sbrk: glibc's heap starts where it stopped,
+ *                          inside the last page it used
  *   own_allocator_mimalloc also defines mimalloc's mi_free, which heapgate has no stand-in
  *                          for: it must leave the allocator in place, and say so
  *   own_allocator_stripped without a symbol table: heapgate cannot check it for such entry
@@ -31,16 +33,32 @@ char *early_grow(void);
 #endif
 
 /* ---- the allocator: a bump arena, each block after a 16-byte header holding its size ---- */
+#ifdef WITH_SBRK
+#include <unistd.h>
+static unsigned char *arena;
+static size_t arena_used;
+#else
 static unsigned char arena[16 << 20] __attribute__((aligned(64)));
 static size_t arena_used;
+#endif
 static size_t arena_frees;
 
 static void *arena_take(size_t alignment, size_t size) {
+#ifdef WITH_SBRK
+    /* The arena grows with the break, 64 bytes past its last block at most: never to a page end. */
+    if (arena == NULL) arena = sbrk(0);
+    size_t start = (arena_used + 16 + alignment - 1) & ~(alignment - 1);
+    if (size > (1u << 30) || sbrk((intptr_t)(start + size + 64 - ((unsigned char *)sbrk(0) - arena))) == (void *)-1) {
+        errno = ENOMEM;
+        return NULL;
+    }
+#else
     size_t start = (arena_used + 16 + alignment - 1) & ~(alignment - 1);
     if (size > sizeof arena || start + size > sizeof arena) {
         errno = ENOMEM;
         return NULL;
     }
+#endif
     arena_used = start + size;
     memcpy(arena + start - 16, &size, sizeof size);
     return arena + start;
