@@ -16,8 +16,8 @@ struct ForeignAllocatorTests {
         #expect(leaks.indirect == Amount(bytes: 0, blocks: 0))
         #expect(leaks.possible == Amount(bytes: 0, blocks: 0))
         #expect(leaks.reachable == Amount(bytes: 54 + extraReachable.bytes, blocks: 2 + extraReachable.blocks))
-        expectLeak(process, in: "leak_forty", bytes: 40, line: 106, entry: "malloc")
-        expectLeak(process, in: "leak_aligned", bytes: 128, line: 114, entry: "posix_memalign")
+        expectLeak(process, in: "leak_forty", bytes: 40, line: 124, entry: "malloc")
+        expectLeak(process, in: "leak_aligned", bytes: 128, line: 132, entry: "posix_memalign")
     }
 
     static func expectLeak(_ process: Report.Process, in function: String, bytes: UInt64, line: Int, entry: String) {
@@ -91,7 +91,7 @@ struct ForeignAllocatorTests {
         #expect(process.heap.frees == 3) // sdallocx and __libc_free among them
         let leaks = try #require(process.leaks)
         #expect(leaks.definite == Amount(bytes: 200, blocks: 3))
-        Self.expectLeak(process, in: "leak_mallocx", bytes: 32, line: 122, entry: "mallocx")
+        Self.expectLeak(process, in: "leak_mallocx", bytes: 32, line: 140, entry: "mallocx")
     }
 
     /// Where replacing is not safe, the program runs with its own allocator, exactly as without
