@@ -11,9 +11,9 @@
  * constructors that ran before ours) stay its own, since its code is no longer reachable: a
  * free of one is ignored (the block is left where it is; it is not the shim's to count), a
  * realloc copies it into a new glibc block, and malloc_usable_size says 0. They are told
- * from glibc's by address: every mapping that existed when the jumps were written (the brk
- * heap as far as the break, not to its page's end) holds only that allocator's blocks, and
- * glibc's blocks lie in memory mapped, or broken, later.
+ * from glibc's by address: every anonymous mapping that existed when the jumps were written
+ * (the brk heap as far as the break, not to its page's end), and the object's own, hold only
+ * that allocator's blocks, and glibc's blocks lie in memory mapped, or broken, later.
  *
  * The jumps are written only where that is safe, and otherwise the trace says why (the
  * report warns that the allocator's blocks are not seen):
@@ -97,29 +97,60 @@ static unsigned long hg_thread_count(void) {
     return threads ? strtoul(threads + 9, NULL, 10) : 0;
 }
 
-/* Every mapping now, merged where they touch. */
-static bool hg_note_ranges(void) {
+/* One line of /proc/self/maps: its range, its inode and its path (up to the line's end). */
+typedef struct {
+    uintptr_t start, stop;
+    unsigned long inode;
+    const char *path;
+    size_t path_length;
+} hg_maps_line_t;
+
+static const char *hg_parse_maps_line(const char *line, hg_maps_line_t *out) {
+    char *end;
+    out->start = strtoull(line, &end, 16);
+    out->stop = strtoull(end + 1, &end, 16);
+    for (int field = 0; field < 3; field++) { /* perms, offset, device */
+        while (*end == ' ') end++;
+        while (*end && *end != ' ' && *end != '\n') end++;
+    }
+    out->inode = strtoul(end, &end, 10);
+    while (*end == ' ') end++;
+    out->path = end;
+    const char *next = strchr(end, '\n');
+    out->path_length = next ? (size_t)(next - end) : strlen(end);
+    return next ? next + 1 : NULL;
+}
+
+/* The memory that may hold the old allocator's blocks: every anonymous mapping now (the brk
+ * heap, mmap'd arenas) and the object's own file mappings (a static arena in its data), merged
+ * where they touch. Other files' mappings are left out: a library unloaded later leaves
+ * addresses that glibc may map again for its own blocks. */
+static bool hg_note_ranges(uintptr_t object_base) {
     static char maps[1 << 20];
     size_t length = hg_read_proc("/proc/self/maps", maps, sizeof maps);
     if (length == 0 || length + 1 == sizeof maps) return false;
+    hg_maps_line_t line, object = {0};
+    for (const char *at = maps; at && *at; ) {
+        at = hg_parse_maps_line(at, &line);
+        if (line.start <= object_base && object_base < line.stop) object = line;
+    }
     hg_foreign_ranges = mmap(NULL, HG_MAX_RANGES * sizeof *hg_foreign_ranges, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (hg_foreign_ranges == MAP_FAILED) return false;
     size_t count = 0;
-    for (char *line = maps; *line; ) {
-        char *end;
-        uintptr_t start = strtoull(line, &end, 16);
-        uintptr_t stop = strtoull(end + 1, NULL, 16);
-        if (count > 0 && hg_foreign_ranges[count - 1][1] == start) hg_foreign_ranges[count - 1][1] = stop;
+    for (const char *at = maps; at && *at; ) {
+        at = hg_parse_maps_line(at, &line);
+        bool anonymous = line.inode == 0;
+        bool objects = object.path_length > 0 && line.path_length == object.path_length &&
+                       memcmp(line.path, object.path, line.path_length) == 0;
+        if (!anonymous && !objects) continue;
+        if (count > 0 && hg_foreign_ranges[count - 1][1] == line.start) hg_foreign_ranges[count - 1][1] = line.stop;
         else if (count == HG_MAX_RANGES) return false;
         else {
-            hg_foreign_ranges[count][0] = start;
-            hg_foreign_ranges[count][1] = stop;
+            hg_foreign_ranges[count][0] = line.start;
+            hg_foreign_ranges[count][1] = line.stop;
             count++;
         }
-        char *next = strchr(line, '\n');
-        if (!next) break;
-        line = next + 1;
     }
     /* The brk heap ends at the break, not at the page the maps round it up to: glibc's main
      * arena goes on from the break, and its first blocks would otherwise be taken for the old
@@ -277,7 +308,7 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
     if (threads > 1) return hg_refuse("threads were already running", NULL);
     unsigned char *targets = hg_map_near(low, high);
     if (!targets) return hg_refuse("no memory within 2 GiB of its code for the jumps", NULL);
-    if (!hg_note_ranges()) {
+    if (!hg_note_ranges((uintptr_t)object.dli_fbase)) {
         munmap(targets, 4096);
         return hg_refuse("its memory could not be listed (/proc/self/maps)", NULL);
     }
