@@ -250,9 +250,14 @@ static bool hg_write_code(unsigned char *entry, const unsigned char bytes[5]) {
     return true;
 }
 
+/* Set when the allocator is a library preloaded before the shim, not the program: then the
+ * way out is to preload the shim first (`heapgate run` does), and the reason says so. */
+static bool hg_foreign_is_library;
+
 static void hg_refuse(const char *reason, const char *name) {
     hg_foreign.outcome = HG_FOREIGN_LEFT;
-    snprintf(hg_foreign.reason, sizeof hg_foreign.reason, "%s%s", reason, name ? name : "");
+    snprintf(hg_foreign.reason, sizeof hg_foreign.reason, "%s%s%s", reason, name ? name : "",
+             hg_foreign_is_library ? "; preload libheapgate.so before it" : "");
 }
 
 void hg_foreign_take_over(const hg_entry_point_t *ours) {
@@ -282,6 +287,7 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
     if (object.dli_fbase == NULL) return; /* ours come first: the usual case */
     snprintf(hg_foreign.object, sizeof hg_foreign.object, "%s", object.dli_fname ? object.dli_fname : "");
     if (map == NULL) return hg_refuse("ld.so does not describe it", NULL);
+    hg_foreign_is_library = map->l_name && map->l_name[0];
 
     /* The executable's path as ld.so has it may be relative or gone: /proc/self/exe is it. */
     hg_symbol_scan_t scan = {.extended = extended};
