@@ -201,6 +201,20 @@ static void hg_write_command(void) {
     if (n > 0) hg_writer_bytes(exe, (size_t)n);
 }
 
+/* The libraries found calling glibc's allocator past the shim (hg_bypass.c). */
+static void hg_write_bypasses(void) {
+    hg_modules_check_bypass(); /* a last look: slots bound since the last new stack */
+    for (uint32_t i = 0; i < hg_modules_count(); i++) {
+        int state = hg_bypass_state(i);
+        if (state == HG_BYPASS_NONE) continue;
+        const char *path = hg_modules_get(i)->path ? hg_modules_get(i)->path : "";
+        hg_writer_byte(HG_REC_BYPASS);
+        hg_writer_uv((uint64_t)state);
+        hg_writer_uv(strlen(path));
+        hg_writer_bytes(path, strlen(path));
+    }
+}
+
 /* Right after COMMAND, so that a trace cut off early still says why it holds no blocks. */
 static void hg_write_allocator(void) {
     if (hg_foreign.outcome == HG_FOREIGN_NONE) return;
@@ -495,6 +509,7 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
         classified = hg_leakscan_run(stack_floor);
     }
     if (!classified) hg_liveset_for_each(hg_write_unclassified_block);
+    hg_write_bypasses();
     hg_writer_byte(HG_REC_STATS);
     hg_writer_uv(hg_tally.events);
     hg_writer_uv(hg_ring_full_waits());

@@ -33,6 +33,7 @@ typedef struct {
     void *(*valloc)(size_t);
     void *(*pvalloc)(size_t);
     size_t (*malloc_usable_size)(void *);
+    void *(*reallocarray)(void *, size_t, size_t); /* only compared against (hg_bypass.c) */
     void (*exit_now)(int) __attribute__((noreturn));
     void (*pthread_exit)(void *) __attribute__((noreturn));
 } hg_real_t;
@@ -87,6 +88,25 @@ static inline bool hg_foreign_holds(const void *ptr) {
 }
 /** Copies up to bytes from an old block of unknown size, as far as memory is readable. */
 void hg_foreign_copy_out(void *to, const void *from, size_t bytes);
+
+/* The most modules the shim tracks over a process's life (hg_modules.c). */
+#define HG_MAX_MODULES 4096
+
+/* ---- hg_bypass.c: libraries bound to glibc's allocator past the shim (RTLD_DEEPBIND) ---- */
+enum { HG_BYPASS_NONE, HG_BYPASS_FOUND, HG_BYPASS_REBOUND };
+struct dl_phdr_info;
+void hg_bypass_init(void);
+/** Notes a library loaded after start-up (inside dl_iterate_phdr's callback). */
+void hg_bypass_note(const struct dl_phdr_info *info, uint32_t module);
+/** Rebinds the noted slots of this library that hold glibc's entry points to the shim's
+ *  (inside dl_iterate_phdr's callback). */
+void hg_bypass_check(const struct dl_phdr_info *info);
+/** Whether any library's slots still wait to be checked. */
+bool hg_bypass_pending(void);
+void hg_bypass_forget(uint32_t module);
+/** HG_BYPASS_*: whether the module was found bound to glibc's allocator, and rebound. */
+int hg_bypass_state(uint32_t module);
+void hg_bypass_fork_child(void);
 
 /* ---- hg_guard.c: per-thread re-entrancy guard ---- */
 /* Set while the shim itself runs on this thread: allocations made meanwhile (by libunwind,
@@ -234,6 +254,8 @@ typedef struct {
 void hg_modules_init(void);
 /** Cheap check (one dl_iterate_phdr step); rescans and pushes MODULE_* events when the set changed. */
 void hg_modules_refresh_if_changed(void);
+/** Checks the GOT slots of libraries loaded since start-up once more (at exit; hg_bypass.c). */
+void hg_modules_check_bypass(void);
 const hg_module_t *hg_modules_get(uint32_t index);
 uint32_t hg_modules_count(void);
 void hg_modules_fork_prepare(void);

@@ -17,7 +17,6 @@
 
 #include "hg_internal.h"
 
-#define HG_MAX_MODULES 4096
 #define HG_PATH_POOL_BYTES (1u << 20)
 
 static hg_module_t hg_modules[HG_MAX_MODULES];
@@ -27,18 +26,27 @@ static char hg_path_pool[HG_PATH_POOL_BYTES];
 static size_t hg_path_used;
 static char hg_exe_path[4096];
 static pthread_mutex_t hg_modules_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic unsigned long long hg_known_adds, hg_known_subs;
 
 typedef struct {
     unsigned long long adds, subs;
 } hg_dl_counters_t;
 
+static _Atomic unsigned long long hg_known_adds, hg_known_subs;
+
+/* The counters are the same on every object: one is enough, unless libraries loaded since
+ * start-up still have GOT slots to check (hg_bypass.c). Those are checked only while nothing
+ * was loaded or unloaded since the last rescan: a stale slot of an unloaded library could
+ * otherwise point into whatever was mapped at its place. */
 static int hg_read_counters(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
     hg_dl_counters_t *counters = data;
     counters->adds = info->dlpi_adds;
     counters->subs = info->dlpi_subs;
-    return 1; /* the counters are the same on every object: one is enough */
+    if (!hg_bypass_pending() || info->dlpi_adds != atomic_load(&hg_known_adds) ||
+        info->dlpi_subs != atomic_load(&hg_known_subs))
+        return 1;
+    hg_bypass_check(info);
+    return 0;
 }
 
 static const char *hg_intern_path(const char *path) {
@@ -141,6 +149,7 @@ static int hg_scan_one(struct dl_phdr_info *info, size_t size, void *data) {
     hg_module_seen[index] = true;
     atomic_store_explicit(&hg_module_count, index + 1, memory_order_release);
     scan->added[scan->added_count++] = index;
+    hg_bypass_note(info, index); /* loaded by dlopen, maybe with RTLD_DEEPBIND (not before hg_bypass_init) */
     return 0;
 }
 
@@ -155,6 +164,7 @@ static void hg_rescan(void) {
     for (uint32_t i = 0; i < before; i++) {
         if (hg_modules[i].loaded && !hg_module_seen[i]) {
             hg_modules[i].loaded = false;
+            hg_bypass_forget(i);
             hg_ring_push(HG_EV_MODULE_UNLOAD, i, 0, 0, 0);
         }
     }
@@ -171,15 +181,22 @@ void hg_modules_init(void) {
     pthread_mutex_lock(&hg_modules_lock);
     hg_rescan();
     pthread_mutex_unlock(&hg_modules_lock);
+    hg_bypass_init(); /* after the start-up modules, which see the shim's entry points first */
 }
 
 void hg_modules_refresh_if_changed(void) {
     hg_dl_counters_t now = {0, 0};
     dl_iterate_phdr(hg_read_counters, &now);
-    if (now.adds == atomic_load(&hg_known_adds) && now.subs == atomic_load(&hg_known_subs)) return;
-    pthread_mutex_lock(&hg_modules_lock);
-    hg_rescan();
-    pthread_mutex_unlock(&hg_modules_lock);
+    if (now.adds != atomic_load(&hg_known_adds) || now.subs != atomic_load(&hg_known_subs)) {
+        pthread_mutex_lock(&hg_modules_lock);
+        hg_rescan();
+        pthread_mutex_unlock(&hg_modules_lock);
+    }
+}
+
+void hg_modules_check_bypass(void) {
+    hg_dl_counters_t now = {0, 0};
+    dl_iterate_phdr(hg_read_counters, &now);
 }
 
 const hg_module_t *hg_modules_get(uint32_t index) { return &hg_modules[index]; }
@@ -187,4 +204,7 @@ uint32_t hg_modules_count(void) { return atomic_load_explicit(&hg_module_count, 
 
 void hg_modules_fork_prepare(void) { pthread_mutex_lock(&hg_modules_lock); }
 void hg_modules_fork_parent(void) { pthread_mutex_unlock(&hg_modules_lock); }
-void hg_modules_fork_child(void) { pthread_mutex_init(&hg_modules_lock, NULL); }
+void hg_modules_fork_child(void) {
+    pthread_mutex_init(&hg_modules_lock, NULL);
+    hg_bypass_fork_child();
+}

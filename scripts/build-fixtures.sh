@@ -94,6 +94,8 @@ fixture c unshare_user unshare_user.c
 fixture c main_thread_exit main_thread_exit.c -pthread
 fixture c libplugin.so libplugin.c -fPIC -shared
 fixture c dlopen_leak dlopen_leak.c -ldl
+fixture c libdeep.so libdeep.c -fPIC -shared
+fixture c deepbind deepbind.c -ldl
 fixture c own_allocator own_allocator.c
 fixture c libearly.so libearly.c -fPIC -shared
 fixture c own_allocator_early own_allocator.c -DWITH_EARLY -L"$out" -learly -Wl,-rpath,"$out"

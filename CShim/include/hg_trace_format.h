@@ -88,6 +88,10 @@ typedef enum {
      * the executable), byte string reason (empty when replaced): an allocator was defined ahead
      * of the shim's entry points. Written right after COMMAND, only then. */
     HG_REC_ALLOCATOR = 0x31,
+    /* uv state (1: still bound to glibc's allocator at exit, 2: rebound to the shim's), byte
+     * string path: a library loaded later that called glibc's allocator past the shim (RTLD_DEEPBIND).
+     * Written before STATS, one per such library. */
+    HG_REC_BYPASS = 0x32,
     /* uv exit status (or UINT32_MAX when unknown): the trace is complete. Always last. */
     HG_REC_END = 0x7f,
 } hg_record_tag_t;

@@ -107,6 +107,8 @@ private struct ReplayState {
             heap.lostEvents = lost
         case let .allocator(allocator):
             heap.foreignAllocator = allocator
+        case let .bypass(library):
+            heap.bypassingLibraries.append(library)
         case let .end(exitStatus):
             heap.exitStatus = exitStatus
         }

@@ -58,6 +58,8 @@ public struct ProcessHeap: Sendable {
     public var lostEvents: UInt64 = 0
     /// An allocator defined ahead of the shim's entry points, if the process had one.
     public var foreignAllocator: ForeignAllocator?
+    /// Libraries that called glibc's allocator past the shim (RTLD_DEEPBIND).
+    public var bypassingLibraries: [BypassingLibrary] = []
     /// True when the exit-time scan classified every block in use (complete traces only).
     public var isClassified = false
     public var scanNanoseconds: UInt64 = 0

@@ -67,6 +67,7 @@ public enum JSONReport {
         var records: [Record]
         var statistics: Statistics
         var allocator: ForeignAllocator?
+        var bypassingLibraries: [BypassingLibrary]
 
         init(_ report: ProcessReport) {
             pid = report.pid
@@ -82,9 +83,10 @@ public enum JSONReport {
                                     lostEvents: report.lostEvents, leakScanSeconds: report.leakScanSeconds)
             records = report.records.map(Record.init)
             allocator = report.foreignAllocator
+            bypassingLibraries = report.bypassingLibraries
         }
 
-        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, stoppedForSandbox, heap, leaks, records, statistics, allocator }
+        enum CodingKeys: String, CodingKey { case pid, parentPid, command, exitStatus, complete, stoppedForSandbox, heap, leaks, records, statistics, allocator, bypassingLibraries }
 
         func encode(to encoder: Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -99,6 +101,7 @@ public enum JSONReport {
             try container.encode(records, forKey: .records)
             try container.encode(statistics, forKey: .statistics)
             try container.encode(allocator, forKey: .allocator) // null when the program brought none
+            try container.encode(bypassingLibraries, forKey: .bypassingLibraries)
         }
     }
 }

@@ -36,7 +36,7 @@ public final class ReportBuilder {
             bytesInUse: heap.bytesInUse, blocksInUse: UInt64(heap.blockCount),
             allocs: heap.allocs, frees: heap.frees, bytesAllocated: heap.bytesAllocated,
             events: heap.events, ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,
-            foreignAllocator: heap.foreignAllocator,
+            foreignAllocator: heap.foreignAllocator, bypassingLibraries: heap.bypassingLibraries,
             leakScanSeconds: Double(heap.scanNanoseconds) / 1e9, records: records, leaks: leaks)
     }
 

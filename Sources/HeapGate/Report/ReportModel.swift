@@ -154,6 +154,8 @@ public struct ProcessReport: Sendable {
     public var lostEvents: UInt64
     /// An allocator defined ahead of the shim's entry points, if the process had one.
     public var foreignAllocator: ForeignAllocator? = nil
+    /// Libraries that called glibc's allocator past the shim (RTLD_DEEPBIND).
+    public var bypassingLibraries: [BypassingLibrary] = []
     /// How long the exit-time leak scan took in the traced process.
     public var leakScanSeconds: Double = 0
     /// Sorted as valgrind sorts loss records: by bytes, smallest first, so the largest is

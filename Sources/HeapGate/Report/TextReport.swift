@@ -24,6 +24,13 @@ public enum TextReport {
         if let allocator = report.foreignAllocator {
             lines += allocatorLines(allocator, quiet: options.quiet)
         }
+        for library in report.bypassingLibraries {
+            lines.append("WARNING: \(library.path) called glibc's malloc and free directly, not through heapgate (it was loaded with RTLD_DEEPBIND);")
+            lines.append(library.rebound
+                ? "WARNING: heapgate redirected it when it noticed, so blocks it allocated or freed before then are missing or shown in use."
+                : "WARNING: blocks it allocated are missing from this report, and blocks it freed are shown in use.")
+        }
+        if !report.bypassingLibraries.isEmpty { lines.append("") }
         if options.quiet {
             lines += shownLossRecords(report, options: options, suppressionText: suppressionText)
         } else {

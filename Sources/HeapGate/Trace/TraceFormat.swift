@@ -28,6 +28,7 @@ enum TraceFormat {
         case scanDone = 0x41
         case stats = 0x30
         case allocator = 0x31
+        case bypass = 0x32
         case end = 0x7f
     }
 }

@@ -56,5 +56,7 @@ enum TraceRecord {
     case stats(events: UInt64, ringFullWaits: UInt64, lostEvents: UInt64)
     /// An allocator defined ahead of the shim's: replaced by glibc's, or left in place.
     case allocator(ForeignAllocator)
+    /// A library that called glibc's allocator past the shim.
+    case bypass(BypassingLibrary)
     case end(exitStatus: Int?)
 }

@@ -182,6 +182,10 @@ struct TraceReader {
             let object = try string()
             let reason = try string()
             return .allocator(ForeignAllocator(object: object, replaced: outcome == 1, reason: outcome == 1 ? nil : reason))
+        case .bypass:
+            let state = try stream.uv()
+            guard state == 1 || state == 2 else { throw corrupt("bypass state \(state)") }
+            return .bypass(BypassingLibrary(path: try string(), rebound: state == 2))
         case .end:
             let status = try stream.uv()
             // Complete means END and the footer after it, intact: a file cut anywhere is not.

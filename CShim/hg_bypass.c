@@ -1,0 +1,182 @@
+/*
+ * Libraries that call glibc's allocator directly, past the shim. A library opened with
+ * dlopen(RTLD_DEEPBIND) looks its symbols up in its own dependencies first, so its malloc and
+ * free bind to glibc's, not to the shim's that every other caller gets: the blocks it
+ * allocated were never seen, and the blocks it freed stayed in use in the report (a block the
+ * program allocated and the library freed was "definitely lost"). memcheck, which redirects
+ * glibc's functions themselves, sees them all.
+ *
+ * The shim cannot interpose dlopen without changing whose RPATH and namespace a dlopen uses
+ * (glibc takes them from the caller's return address), so it repairs the binding afterwards:
+ * for every library loaded after start-up, it notes the GOT slots of its malloc-family
+ * imports (JUMP_SLOT and GLOB_DAT relocations), and whenever it looks at the loaded modules
+ * (at each stack never seen before, hg_stacks.c) it checks the slots not yet settled: one
+ * that holds the shim's entry point is settled; one that holds glibc's (the next definition
+ * after the shim, hg_real) is rewritten to the shim's, through a RELRO page's protection if
+ * need be; one that holds neither (lazy binding not yet resolved, relocation not yet done)
+ * waits for the next look. So a library's calls reach the shim from the first new stack after
+ * its dlopen returned; what it did before (its constructors, its first calls) is not seen, and
+ * the report names the library (an exit-time BYPASS record).
+ *
+ * Nothing here takes ld.so's locks beyond dl_iterate_phdr's, inside whose callback both the
+ * noting and the checks run (the walk the shim makes anyway at each new stack, to see whether
+ * libraries were loaded): a library in its list is not unmapped meanwhile.
+ */
+#include <elf.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+
+#define HG_BYPASS_NAMES 11 /* the standard entry points of hg_entry_points */
+#define HG_BYPASS_SLOTS 4096
+
+typedef struct {
+    uintptr_t slot, base; /* the GOT slot, and its library's load bias (dlpi_addr) */
+    uint32_t module;
+    uint32_t name;
+} hg_bypass_slot_t;
+
+static hg_bypass_slot_t hg_slots[HG_BYPASS_SLOTS];
+static size_t hg_slot_count;
+static pthread_mutex_t hg_bypass_lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t hg_glibc_of[HG_BYPASS_NAMES], hg_ours_of[HG_BYPASS_NAMES];
+static bool hg_bypass_ready;
+/* Modules found bound to glibc: HG_BYPASS_REBOUND once their slots were rewritten. */
+static uint8_t hg_module_bypass[HG_MAX_MODULES];
+
+void hg_bypass_init(void) {
+    /* Off when an allocator ahead of the shim was left in place: glibc's is then not what
+     * the other callers get either. */
+    if (hg_foreign.outcome == HG_FOREIGN_LEFT || !hg_real_ready()) return;
+    void *glibc[HG_BYPASS_NAMES] = {
+        hg_real.malloc, hg_real.free, hg_real.calloc, hg_real.realloc, hg_real.reallocarray,
+        hg_real.posix_memalign, hg_real.aligned_alloc, hg_real.memalign, hg_real.valloc, hg_real.pvalloc,
+        hg_real.malloc_usable_size,
+    };
+    for (size_t i = 0; i < HG_BYPASS_NAMES; i++) {
+        hg_glibc_of[i] = (uintptr_t)glibc[i];
+        hg_ours_of[i] = (uintptr_t)hg_entry_points[i].address;
+    }
+    hg_bypass_ready = true;
+}
+
+static int hg_family_index(const char *name) {
+    for (int i = 0; i < HG_BYPASS_NAMES; i++)
+        if (strcmp(name, hg_entry_points[i].name) == 0) return i;
+    return -1;
+}
+
+/* A dynamic-section address: ld.so relocates them in place on x86-64, but not in a read-only
+ * dynamic section. */
+static uintptr_t hg_dynamic_address(uintptr_t value, uintptr_t base) { return value < base ? base + value : value; }
+
+void hg_bypass_note(const struct dl_phdr_info *info, uint32_t module) {
+    if (!hg_bypass_ready || module >= HG_MAX_MODULES) return;
+    const ElfW(Dyn) *dynamic = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) dynamic = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    if (dynamic == NULL || info->dlpi_addr == 0) return;
+    uintptr_t base = info->dlpi_addr, symbols = 0, strings = 0, string_size = 0;
+    uintptr_t tables[2] = {0, 0}, sizes[2] = {0, 0};
+    bool rela_plt = true;
+    for (const ElfW(Dyn) *entry = dynamic; entry->d_tag != DT_NULL; entry++) {
+        switch (entry->d_tag) {
+        case DT_SYMTAB: symbols = hg_dynamic_address(entry->d_un.d_ptr, base); break;
+        case DT_STRTAB: strings = hg_dynamic_address(entry->d_un.d_ptr, base); break;
+        case DT_STRSZ: string_size = entry->d_un.d_val; break;
+        case DT_JMPREL: tables[0] = hg_dynamic_address(entry->d_un.d_ptr, base); break;
+        case DT_PLTRELSZ: sizes[0] = entry->d_un.d_val; break;
+        case DT_PLTREL: rela_plt = entry->d_un.d_val == DT_RELA; break;
+        case DT_RELA: tables[1] = hg_dynamic_address(entry->d_un.d_ptr, base); break;
+        case DT_RELASZ: sizes[1] = entry->d_un.d_val; break;
+        }
+    }
+    if (!symbols || !strings || !rela_plt) return;
+    pthread_mutex_lock(&hg_bypass_lock);
+    for (int table = 0; table < 2; table++) {
+        const ElfW(Rela) *relocations = (const ElfW(Rela) *)tables[table];
+        for (size_t i = 0; relocations && i < sizes[table] / sizeof(ElfW(Rela)); i++) {
+            uint32_t type = ELF64_R_TYPE(relocations[i].r_info);
+            if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+            const ElfW(Sym) *symbol = (const ElfW(Sym) *)symbols + ELF64_R_SYM(relocations[i].r_info);
+            if (symbol->st_shndx != SHN_UNDEF || symbol->st_name >= string_size) continue;
+            int name = hg_family_index((const char *)strings + symbol->st_name);
+            if (name < 0 || hg_slot_count == HG_BYPASS_SLOTS) continue;
+            hg_slots[hg_slot_count++] = (hg_bypass_slot_t){base + relocations[i].r_offset, base, module, (uint32_t)name};
+        }
+    }
+    pthread_mutex_unlock(&hg_bypass_lock);
+}
+
+/* Writes one slot: straight, or, when the page is read-only (RELRO, so relocation is done),
+ * with the page made writable for the store. */
+static bool hg_rewrite_slot(uintptr_t slot, uintptr_t value) {
+    struct iovec local = {&value, sizeof value}, remote = {(void *)slot, sizeof value};
+    if (process_vm_writev(gettid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof value) return true;
+    void *page = (void *)(slot & ~(uintptr_t)4095);
+    if (mprotect(page, 4096, PROT_READ | PROT_WRITE) != 0) return false;
+    bool written = process_vm_writev(gettid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof value;
+    mprotect(page, 4096, PROT_READ);
+    return written;
+}
+
+/* Checks the unsettled slots of one loaded library, inside dl_iterate_phdr's callback: a
+ * library in ld.so's list is not unmapped meanwhile (dlclose takes it off the list, under the
+ * lock the walk holds, before unmapping it), so its slots are read directly, and this runs at
+ * every stack never seen before. */
+void hg_bypass_check(const struct dl_phdr_info *info) {
+    if (hg_slot_count == 0 || pthread_mutex_trylock(&hg_bypass_lock) != 0) return;
+    uintptr_t base = info->dlpi_addr;
+    /* A library with a slot bound to glibc's bypasses the shim; one with a slot bound to the
+     * shim's does not, and needs no more looks (its other slots bind the same way when lazy
+     * binding resolves them); one with neither yet waits. */
+    bool bypassing = false, normal = false;
+    uint32_t module = 0;
+    for (size_t i = 0; i < hg_slot_count; i++) {
+        const hg_bypass_slot_t *slot = &hg_slots[i];
+        if (slot->base != base) continue;
+        uintptr_t value = *(const uintptr_t *)slot->slot;
+        module = slot->module;
+        bypassing |= value == hg_glibc_of[slot->name];
+        normal |= value == hg_ours_of[slot->name];
+    }
+    if (bypassing && hg_module_bypass[module] == HG_BYPASS_NONE) hg_module_bypass[module] = HG_BYPASS_FOUND;
+    bool settle = normal && hg_module_bypass[module] == HG_BYPASS_NONE;
+    /* Every unsettled slot of a bypassing library gets the shim's entry point: the ones bound
+     * to glibc, and the ones lazy binding has not resolved yet, which would bind to glibc's at
+     * the first call (deep_free in a library opened RTLD_LAZY | RTLD_DEEPBIND). */
+    size_t kept = 0;
+    for (size_t i = 0; i < hg_slot_count; i++) {
+        hg_bypass_slot_t slot = hg_slots[i];
+        if (slot.base == base) {
+            if (settle || *(const uintptr_t *)slot.slot == hg_ours_of[slot.name]) continue;
+            if (hg_module_bypass[slot.module] != HG_BYPASS_NONE && hg_rewrite_slot(slot.slot, hg_ours_of[slot.name])) {
+                hg_module_bypass[slot.module] = HG_BYPASS_REBOUND;
+                continue;
+            }
+        }
+        hg_slots[kept++] = slot;
+    }
+    hg_slot_count = kept;
+    pthread_mutex_unlock(&hg_bypass_lock);
+}
+
+bool hg_bypass_pending(void) { return hg_slot_count > 0; }
+
+void hg_bypass_forget(uint32_t module) {
+    pthread_mutex_lock(&hg_bypass_lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < hg_slot_count; i++)
+        if (hg_slots[i].module != module) hg_slots[kept++] = hg_slots[i];
+    hg_slot_count = kept;
+    pthread_mutex_unlock(&hg_bypass_lock);
+}
+
+int hg_bypass_state(uint32_t module) { return module < HG_MAX_MODULES ? hg_module_bypass[module] : 0; }
+
+void hg_bypass_fork_child(void) { pthread_mutex_init(&hg_bypass_lock, NULL); }
