@@ -45,6 +45,9 @@ static hg_bypass_slot_t hg_slots[HG_BYPASS_SLOTS];
 static size_t hg_slot_count;
 static pthread_mutex_t hg_bypass_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t hg_glibc_of[HG_BYPASS_NAMES], hg_ours_of[HG_BYPASS_NAMES];
+/* What other libraries bind to when an allocator ahead of the shim was replaced: its entry
+ * points, which jump to the shim's (hg_foreign_allocator.c); 0 otherwise. */
+static uintptr_t hg_replaced_of[HG_BYPASS_NAMES];
 static bool hg_bypass_ready;
 /* Modules found bound to glibc: HG_BYPASS_REBOUND once their slots were rewritten. */
 static uint8_t hg_module_bypass[HG_MAX_MODULES];
@@ -61,6 +64,7 @@ void hg_bypass_init(void) {
     for (size_t i = 0; i < HG_BYPASS_NAMES; i++) {
         hg_glibc_of[i] = (uintptr_t)glibc[i];
         hg_ours_of[i] = (uintptr_t)hg_entry_points[i].address;
+        hg_replaced_of[i] = hg_foreign.replaced_entry[i];
     }
     hg_bypass_ready = true;
 }
@@ -125,6 +129,11 @@ static bool hg_rewrite_slot(uintptr_t slot, uintptr_t value) {
     return written;
 }
 
+/* Whether a slot holding value reaches the shim: its entry point, or a replaced allocator's. */
+static bool hg_reaches_shim(uintptr_t value, uint32_t name) {
+    return value == hg_ours_of[name] || (value != 0 && value == hg_replaced_of[name]);
+}
+
 /* Checks the unsettled slots of one loaded library, inside dl_iterate_phdr's callback: a
  * library in ld.so's list is not unmapped meanwhile (dlclose takes it off the list, under the
  * lock the walk holds, before unmapping it), so its slots are read directly, and this runs at
@@ -143,7 +152,7 @@ void hg_bypass_check(const struct dl_phdr_info *info) {
         uintptr_t value = *(const uintptr_t *)slot->slot;
         module = slot->module;
         bypassing |= value == hg_glibc_of[slot->name];
-        normal |= value == hg_ours_of[slot->name];
+        normal |= hg_reaches_shim(value, slot->name);
     }
     if (bypassing && hg_module_bypass[module] == HG_BYPASS_NONE) hg_module_bypass[module] = HG_BYPASS_FOUND;
     bool settle = normal && hg_module_bypass[module] == HG_BYPASS_NONE;
@@ -154,7 +163,7 @@ void hg_bypass_check(const struct dl_phdr_info *info) {
     for (size_t i = 0; i < hg_slot_count; i++) {
         hg_bypass_slot_t slot = hg_slots[i];
         if (slot.base == base) {
-            if (settle || *(const uintptr_t *)slot.slot == hg_ours_of[slot.name]) continue;
+            if (settle || hg_reaches_shim(*(const uintptr_t *)slot.slot, slot.name)) continue;
             if (hg_module_bypass[slot.module] != HG_BYPASS_NONE && hg_rewrite_slot(slot.slot, hg_ours_of[slot.name])) {
                 hg_module_bypass[slot.module] = HG_BYPASS_REBOUND;
                 continue;

@@ -342,6 +342,8 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
         return hg_refuse("its code could not be made writable", NULL);
     }
     hg_foreign.outcome = HG_FOREIGN_REPLACED;
+    for (size_t i = 0; i < standard && i < sizeof hg_foreign.replaced_entry / sizeof hg_foreign.replaced_entry[0]; i++)
+        hg_foreign.replaced_entry[i] = (uintptr_t)theirs[i];
     hg_foreign.low = hg_foreign_ranges[0][0];
     hg_foreign.span = hg_foreign_ranges[hg_foreign_range_count - 1][1] - hg_foreign.low;
 }

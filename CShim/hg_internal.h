@@ -73,6 +73,9 @@ typedef struct {
     /* Blocks in [low, low + span) may be the old allocator's (hg_foreign_search tells);
      * span is 0 unless it was replaced. */
     uintptr_t low, span;
+    /* The replaced allocator's standard entry points (hg_entry_points' order; 0 where it has
+     * none): jumps to the shim's now, so a library bound to one of them is bound to the shim. */
+    uintptr_t replaced_entry[16];
     int outcome;
     char object[256];  /* its path as ld.so has it; empty for the executable */
     char reason[160];  /* why it was left in place */
