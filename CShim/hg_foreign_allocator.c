@@ -19,11 +19,13 @@
  * report warns that the allocator's blocks are not seen):
  * - one thread runs (a thread could be executing the bytes being replaced);
  * - every entry point the object defines is at least a jump long (5 bytes);
- * - the object defines none of the pointer-taking entry points an allocator may have besides
- *   the standard ones (jemalloc's sdallocx, mimalloc's mi_free, C++ operator delete, ...):
- *   they would be handed glibc's blocks. Its own code may call them without exporting them
- *   (a Rust program with jemalloc unprefixed calls sdallocx directly), so the check reads the
- *   object's full symbol table from its file; without one (stripped) it cannot be made;
+ * - the object defines no pointer-taking entry point the shim has no stand-in for (prefixed
+ *   jemalloc's je_free, mimalloc's mi_free, C++ operator delete, a sanitizer's runtime, ...):
+ *   it would be handed glibc's blocks. jemalloc's own (mallocx, sdallocx, ...) and glibc's
+ *   internal names (__libc_free, ...) get jumps to stand-ins too. The program's code may call
+ *   them without exporting them (a Rust program with jemalloc unprefixed calls sdallocx
+ *   directly), so they are looked up in the object's full symbol table, read from its file;
+ *   without one (stripped) the check cannot be made;
  * - a page for the jumps' targets can be mapped within 2 GiB, and the code made writable.
  */
 #include <dlfcn.h>
