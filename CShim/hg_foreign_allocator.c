@@ -15,6 +15,10 @@
  * (the brk heap as far as the break, not to its page's end), and the object's own, hold only
  * that allocator's blocks, and glibc's blocks lie in memory mapped, or broken, later.
  *
+ * A malloc wrapper defined by the program (counting calls, say, then calling the next malloc,
+ * the shim's) is left alone, silently: its free(NULL) reaches the shim's free, which an
+ * allocator's does not.
+ *
  * The jumps are written only where that is safe, and otherwise the trace says why (the
  * report warns that the allocator's blocks are not seen):
  * - one thread runs (a thread could be executing the bytes being replaced);
@@ -287,6 +291,15 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
         sizes[i] = symbol && (uintptr_t)info.dli_saddr == (uintptr_t)found ? symbol->st_size : 0;
     }
     if (object.dli_fbase == NULL) return; /* ours come first: the usual case */
+    /* A malloc wrapper (the program's malloc counting its calls, say, and going on to the next
+     * definition with dlsym(RTLD_NEXT), which is the shim's) is not an allocator: its calls
+     * reach the shim already, and replacing it would take its work away from the program. Its
+     * free(NULL) reaches the shim's free too; an allocator's returns at once. */
+    if (theirs[1] != NULL) {
+        unsigned before = hg_null_frees;
+        ((void (*)(void *))theirs[1])(NULL);
+        if (hg_null_frees != before) return;
+    }
     snprintf(hg_foreign.object, sizeof hg_foreign.object, "%s", object.dli_fname ? object.dli_fname : "");
     if (map == NULL) return hg_refuse("ld.so does not describe it", NULL);
     hg_foreign_is_library = map->l_name && map->l_name[0];

@@ -73,8 +73,16 @@ HG_ALWAYS_INLINE void *hg_malloc_body(size_t size) {
 /** Interposes malloc(3). */
 HG_EXPORT void *malloc(size_t size) { return hg_malloc_body(size); }
 
+/* free(NULL)s that reached this thread's shim: how hg_foreign_allocator.c tells a program's
+ * malloc wrapper (which goes on to the shim) from an allocator (which does not). */
+__thread unsigned hg_null_frees __attribute__((tls_model("initial-exec")));
+
 HG_ALWAYS_INLINE void hg_free_body(void *ptr) {
-    if (ptr == NULL || hg_bootstrap_owns(ptr) || hg_foreign_holds(ptr)) return;
+    if (HG_UNLIKELY(ptr == NULL)) {
+        hg_null_frees++;
+        return;
+    }
+    if (hg_bootstrap_owns(ptr) || hg_foreign_holds(ptr)) return;
     if (hg_recording()) hg_record_free(HG_EV_FREE, ptr);
     hg_real.free(ptr);
 }

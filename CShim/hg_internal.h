@@ -84,6 +84,8 @@ extern hg_foreign_t hg_foreign;
 /** Called once by the constructor, before recording starts. */
 void hg_foreign_take_over(const hg_entry_point_t *ours);
 bool hg_foreign_search(uintptr_t address);
+/* free(NULL)s that reached the shim on this thread (hg_hooks.c). */
+extern __thread unsigned hg_null_frees __attribute__((tls_model("initial-exec")));
 /** Whether ptr is a block the replaced allocator handed out before it was replaced. Inline:
  *  every free asks, and without such an allocator the answer is one compare. */
 static inline bool hg_foreign_holds(const void *ptr) {

@@ -96,6 +96,7 @@ fixture c libplugin.so libplugin.c -fPIC -shared
 fixture c dlopen_leak dlopen_leak.c -ldl
 fixture c libdeep.so libdeep.c -fPIC -shared
 fixture c deepbind deepbind.c -ldl
+fixture c malloc_wrapper malloc_wrapper.c -ldl -fno-builtin
 fixture c own_allocator own_allocator.c
 fixture c libearly.so libearly.c -fPIC -shared
 fixture c own_allocator_early own_allocator.c -DWITH_EARLY -L"$out" -learly -Wl,-rpath,"$out"

@@ -136,6 +136,31 @@ struct ForeignAllocatorTests {
             "WARNING: \(fixture) defines its own malloc, which heapgate could not replace (it also defines __sanitizer_get_allocated_size):"))
     }
 
+    /// A malloc wrapper in the program (counting calls, then calling the next malloc, which is
+    /// the shim's) is no allocator: left alone, silently, so the program's own counting still
+    /// runs (a shim that replaced it printed "0 allocations and 0 frees"), and heapgate sees
+    /// every block through it. The wrapper counts at least the program's 13 allocations and 11
+    /// frees: the shim's own (libunwind's, its writer thread's) go through the program's malloc
+    /// too, a few, depending on timing, as before this replacement existed.
+    @Test func mallocWrapperLeftAlone() throws {
+        let native = try Harness.execute(Harness.fixture("malloc_wrapper"), [])
+        #expect(native.stdoutText == "wrapper counted 13 allocations and 11 frees\n")
+        let (outcome, report) = try Harness.run([Harness.fixture("malloc_wrapper")])
+        #expect(outcome.status == 0)
+        let words = outcome.stdoutText.split(separator: " ")
+        #expect(words.count == 7 && words[0] == "wrapper", "\(outcome.stdoutText)")
+        #expect((words.count > 2 ? Int(words[2]) ?? 0 : 0) >= 13, "\(outcome.stdoutText)")
+        #expect((words.count > 5 ? Int(words[5]) ?? 0 : 0) >= 11, "\(outcome.stdoutText)")
+        #expect(!outcome.stderr.contains("defines its own malloc"))
+        let process = try #require(report.processes.first)
+        let leaks = try #require(process.leaks)
+        #expect(leaks.definite == Amount(bytes: 40, blocks: 1))
+        let record = try #require(process.records(allocatedIn: "leak_through_wrapper").first)
+        #expect(record.frames.map(\.function).prefix(3) == ["malloc", "malloc", "leak_through_wrapper"])
+        #expect(record.frames[1].file == "malloc_wrapper.c" && record.frames[1].line == 33)
+        #expect(try allocatorObject("malloc_wrapper") == nil)
+    }
+
     /// The JSON report's "allocator" object, from a run of its own.
     private func allocatorObject(_ fixture: String = "own_allocator") throws -> [String: Any]? {
         let (_, json) = try LeakRun.heapgateRaw([fixture], flags: [])
