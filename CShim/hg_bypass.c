@@ -38,7 +38,8 @@
 typedef struct {
     uintptr_t slot, base; /* the GOT slot, and its library's load bias (dlpi_addr) */
     uint32_t module;
-    uint32_t name;
+    uint16_t name;
+    bool relro; /* on a page ld.so makes read-only once relocated (PT_GNU_RELRO) */
 } hg_bypass_slot_t;
 
 static hg_bypass_slot_t hg_slots[HG_BYPASS_SLOTS];
@@ -82,8 +83,16 @@ static uintptr_t hg_dynamic_address(uintptr_t value, uintptr_t base) { return va
 void hg_bypass_note(const struct dl_phdr_info *info, uint32_t module) {
     if (!hg_bypass_ready || module >= HG_MAX_MODULES) return;
     const ElfW(Dyn) *dynamic = NULL;
-    for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) dynamic = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    uintptr_t relro_start = 0, relro_end = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
+        if (phdr->p_type == PT_DYNAMIC) dynamic = (const ElfW(Dyn) *)(info->dlpi_addr + phdr->p_vaddr);
+        if (phdr->p_type == PT_GNU_RELRO) {
+            /* ld.so protects whole pages: the start rounded down, the end too. */
+            relro_start = (info->dlpi_addr + phdr->p_vaddr) & ~(uintptr_t)4095;
+            relro_end = (info->dlpi_addr + phdr->p_vaddr + phdr->p_memsz) & ~(uintptr_t)4095;
+        }
+    }
     if (dynamic == NULL || info->dlpi_addr == 0) return;
     uintptr_t base = info->dlpi_addr, symbols = 0, strings = 0, string_size = 0;
     uintptr_t tables[2] = {0, 0}, sizes[2] = {0, 0};
@@ -111,17 +120,22 @@ void hg_bypass_note(const struct dl_phdr_info *info, uint32_t module) {
             if (symbol->st_shndx != SHN_UNDEF || symbol->st_name >= string_size) continue;
             int name = hg_family_index((const char *)strings + symbol->st_name);
             if (name < 0 || hg_slot_count == HG_BYPASS_SLOTS) continue;
-            hg_slots[hg_slot_count++] = (hg_bypass_slot_t){base + relocations[i].r_offset, base, module, (uint32_t)name};
+            uintptr_t slot = base + relocations[i].r_offset;
+            hg_slots[hg_slot_count++] =
+                (hg_bypass_slot_t){slot, base, module, (uint16_t)name, slot >= relro_start && slot < relro_end};
         }
     }
     pthread_mutex_unlock(&hg_bypass_lock);
 }
 
-/* Writes one slot: straight, or, when the page is read-only (RELRO, so relocation is done),
- * with the page made writable for the store. */
-static bool hg_rewrite_slot(uintptr_t slot, uintptr_t value) {
+/* Writes one slot: straight while its page is writable, or, on a RELRO page that ld.so has
+ * made read-only (so relocation is done), with the page made writable for the store and
+ * read-only again. A page that is not RELRO is never made read-only: lazy binding writes it. */
+static bool hg_rewrite_slot(const hg_bypass_slot_t *target, uintptr_t value) {
+    uintptr_t slot = target->slot;
     struct iovec local = {&value, sizeof value}, remote = {(void *)slot, sizeof value};
     if (process_vm_writev(gettid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof value) return true;
+    if (!target->relro) return false;
     void *page = (void *)(slot & ~(uintptr_t)4095);
     if (mprotect(page, 4096, PROT_READ | PROT_WRITE) != 0) return false;
     bool written = process_vm_writev(gettid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof value;
@@ -164,7 +178,7 @@ void hg_bypass_check(const struct dl_phdr_info *info) {
         hg_bypass_slot_t slot = hg_slots[i];
         if (slot.base == base) {
             if (settle || hg_reaches_shim(*(const uintptr_t *)slot.slot, slot.name)) continue;
-            if (hg_module_bypass[slot.module] != HG_BYPASS_NONE && hg_rewrite_slot(slot.slot, hg_ours_of[slot.name])) {
+            if (hg_module_bypass[slot.module] != HG_BYPASS_NONE && hg_rewrite_slot(&slot, hg_ours_of[slot.name])) {
                 hg_module_bypass[slot.module] = HG_BYPASS_REBOUND;
                 continue;
             }

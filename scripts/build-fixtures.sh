@@ -95,6 +95,7 @@ fixture c main_thread_exit main_thread_exit.c -pthread
 fixture c libplugin.so libplugin.c -fPIC -shared
 fixture c dlopen_leak dlopen_leak.c -ldl
 fixture c libdeep.so libdeep.c -fPIC -shared
+fixture c libdeep_relro.so libdeep.c -fPIC -shared -Wl,-z,now -Wl,-z,relro
 fixture c deepbind deepbind.c -ldl
 fixture c malloc_wrapper malloc_wrapper.c -ldl -fno-builtin
 fixture c own_allocator own_allocator.c
