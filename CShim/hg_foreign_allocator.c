@@ -294,12 +294,12 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
     /* A malloc wrapper (the program's malloc counting its calls, say, and going on to the next
      * definition with dlsym(RTLD_NEXT), which is the shim's) is not an allocator: its calls
      * reach the shim already, and replacing it would take its work away from the program. Its
-     * free(NULL) reaches the shim's free too; an allocator's returns at once. */
-    if (theirs[1] != NULL) {
-        unsigned before = hg_null_frees;
-        ((void (*)(void *))theirs[1])(NULL);
-        if (hg_null_frees != before) return;
-    }
+     * free(NULL) reaches the shim's free too; an allocator's returns at once. An object that
+     * defines no free is no allocator either (its blocks would be freed by glibc's). */
+    if (theirs[1] == NULL) return;
+    unsigned before = hg_null_frees;
+    ((void (*)(void *))theirs[1])(NULL);
+    if (hg_null_frees != before) return;
     snprintf(hg_foreign.object, sizeof hg_foreign.object, "%s", object.dli_fname ? object.dli_fname : "");
     if (map == NULL) return hg_refuse("ld.so does not describe it", NULL);
     hg_foreign_is_library = map->l_name && map->l_name[0];
