@@ -98,6 +98,7 @@ fixture c libdeep.so libdeep.c -fPIC -shared
 fixture c libdeep_relro.so libdeep.c -fPIC -shared -Wl,-z,now -Wl,-z,relro
 fixture c deepbind deepbind.c -ldl
 fixture c malloc_wrapper malloc_wrapper.c -ldl -fno-builtin
+fixture c prefixed_allocator prefixed_allocator.c
 fixture c own_allocator own_allocator.c
 fixture c libearly.so libearly.c -fPIC -shared
 fixture c own_allocator_early own_allocator.c -DWITH_EARLY -L"$out" -learly -Wl,-rpath,"$out"

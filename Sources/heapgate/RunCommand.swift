@@ -47,6 +47,7 @@ struct RunCommand: ParsableCommand {
         // environment, which the program must still inherit.
         var symbolizer: Symbolizer?
         var preload: DebugInfoPreload?
+        var launchedExecutable: String?
         // Whatever happens next, no preloading thread may be left inside libdw at exit.
         defer { preload?.finish() }
         do {
@@ -56,6 +57,7 @@ struct RunCommand: ParsableCommand {
             if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(report.numCallers) }
             launched = try TracedLaunch.run(arguments, rawArguments: rawCommand(arguments), shim: shim,
                                             traceDirectory: directory, extraEnvironment: settings) { executable, pid in
+                launchedExecutable = executable
                 let shared = Symbolizer(useDebuginfod: report.debuginfod)
                 symbolizer = shared
                 preload = DebugInfoPreload(symbolizer: shared, executable: executable, pid: pid)
@@ -74,6 +76,10 @@ struct RunCommand: ParsableCommand {
             }
             let heaps = try TraceSet.load(files: files, rootPID: Int(launched.pid),
                                           skippingUnreadable: true, warnings: &warnings)
+            if let executable = launchedExecutable, let found = PrefixedAllocator.find(inExecutable: executable) {
+                warnings.append("\(executable) also links \(found.allocator) (\(found.symbol)): the blocks it hands out are not"
+                    + " malloc's, so heapgate does not trace them (nor does valgrind)")
+            }
             for warning in warnings { FileHandle.standardError.write(Data("heapgate: warning: \(warning)\n".utf8)) }
             if heaps.isEmpty {
                 // With files, the warnings above said why none could be read.

@@ -161,6 +161,21 @@ struct ForeignAllocatorTests {
         #expect(try allocatorObject("malloc_wrapper") == nil)
     }
 
+    /// An allocator under names of its own (mi_malloc here; Rust's tikv-jemallocator links
+    /// jemalloc as _rjem_malloc) hands out blocks that are not malloc's: neither heapgate nor
+    /// memcheck sees them, and `heapgate run` says so instead of passing over them in silence.
+    @Test func prefixedAllocatorNamed() throws {
+        let fixture = Harness.fixture("prefixed_allocator")
+        let (outcome, report) = try Harness.run([fixture])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "prefixed allocator: done\n")
+        #expect(outcome.stderr.contains("heapgate: warning: \(fixture) also links mimalloc (mi_malloc): the blocks it hands out are not malloc's, so heapgate does not trace them (nor does valgrind)"))
+        let leaks = try #require(report.processes.first?.leaks)
+        #expect(leaks.definite == Amount(bytes: 24, blocks: 1))
+        let (plain, _) = try Harness.run([Harness.fixture("leak_basic")])
+        #expect(!plain.stderr.contains("also links"))
+    }
+
     /// The JSON report's "allocator" object, from a run of its own.
     private func allocatorObject(_ fixture: String = "own_allocator") throws -> [String: Any]? {
         let (_, json) = try LeakRun.heapgateRaw([fixture], flags: [])
