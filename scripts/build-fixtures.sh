@@ -150,6 +150,14 @@ else
     rm -f "$probe"
     echo "  skip  leak_basic_asan (no clang that builds with -fsanitize=address)"
 fi
+# leak_basic linked with jemalloc (Debian's libjemalloc2, which make test installs), an allocator
+# library after the shim in the search order; without it the test that uses it skips.
+jemalloc=$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 2>/dev/null || true)
+if [[ -n "$jemalloc" ]]; then
+    fixture c leak_basic_jemalloc leak_basic.c "$jemalloc"
+else
+    echo "  skip  leak_basic_jemalloc (no libjemalloc.so.2: install libjemalloc2)"
+fi
 # A program linked against musl needs musl-gcc (Debian's musl-tools, which make test installs);
 # without it the launch test that uses hello_musl skips.
 if command -v musl-gcc >/dev/null 2>&1; then

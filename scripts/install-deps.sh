@@ -7,8 +7,9 @@ profile=${1:-build}
 packages=(make gcc g++ pkg-config libunwind-dev libdw-dev libelf-dev)
 case "$profile" in
   build) ;;
-  # setcap, musl-gcc, a 32-bit loader: launch tests; libc.a: the static helper every test process starts through
-  test) packages+=(valgrind libcap2-bin musl-tools libc6-i386 libc6-dev) ;;
+  # setcap, musl-gcc, a 32-bit loader: launch tests; libc.a: the static helper every test process
+  # starts through; jemalloc: a program linked with an allocator library (ForeignAllocatorTests)
+  test) packages+=(valgrind libcap2-bin musl-tools libc6-i386 libc6-dev libjemalloc2) ;;
   bench) packages+=(valgrind heaptrack jq sqlite3 time) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

@@ -176,6 +176,29 @@ struct ForeignAllocatorTests {
         #expect(!plain.stderr.contains("also links"))
     }
 
+    /// An allocator library linked after the shim in the search order (Debian's jemalloc, as
+    /// `-ljemalloc` links it): the shim's entry points come first and call it in glibc's place
+    /// (hg_real.c), so nothing is replaced and every block is seen: leak_basic's leaks, and the
+    /// same LEAK SUMMARY as valgrind's.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Harness.fixture("leak_basic_jemalloc")),
+                   "no libjemalloc.so.2 (Debian's libjemalloc2)"))
+    func allocatorLibraryCalledThroughTheShim() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("leak_basic_jemalloc")])
+        #expect(outcome.status == 0)
+        #expect(!outcome.stderr.contains("defines its own malloc"))
+        let process = try #require(report.processes.first)
+        let leaks = try #require(process.leaks)
+        #expect(leaks.definite == Amount(bytes: 228, blocks: 4))
+        #expect(process.records(allocatedIn: "leak_twice").first?.bytes == 200)
+        if Harness.valgrindAvailable {
+            let (_, heapgate) = try LeakRun.heapgate(["leak_basic_jemalloc"])
+            let (_, valgrind) = try LeakRun.valgrind(["leak_basic_jemalloc"])
+            for kind in LeakCheck.Kind.allCases {
+                #expect(heapgate.total(kind) == valgrind.total(kind), "\(kind)")
+            }
+        }
+    }
+
     /// The JSON report's "allocator" object, from a run of its own.
     private func allocatorObject(_ fixture: String = "own_allocator") throws -> [String: Any]? {
         let (_, json) = try LeakRun.heapgateRaw([fixture], flags: [])
