@@ -12,7 +12,7 @@
  * imports (JUMP_SLOT and GLOB_DAT relocations), and whenever it looks at the loaded modules
  * (at each stack never seen before, hg_stacks.c) it checks the slots not yet settled: one
  * that holds the shim's entry point is settled; one that holds glibc's (the next definition
- * after the shim, hg_real) is rewritten to the shim's, through a RELRO page's protection if
+ * after the shim, dlsym(RTLD_NEXT)) is rewritten to the shim's, through a RELRO page's protection if
  * need be; one that holds neither (lazy binding not yet resolved, relocation not yet done)
  * waits for the next look. So a library's calls reach the shim from the first new stack after
  * its dlopen returned; what it did before (its constructors, its first calls) is not seen, and
@@ -22,6 +22,7 @@
  * noting and the checks run (the walk the shim makes anyway at each new stack, to see whether
  * libraries were loaded): a library in its list is not unmapped meanwhile.
  */
+#include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
@@ -32,7 +33,7 @@
 
 #include "hg_internal.h"
 
-#define HG_BYPASS_NAMES 11 /* the standard entry points of hg_entry_points */
+#define HG_BYPASS_NAMES 16 /* at most: the standard entry points, the first of hg_entry_points */
 #define HG_BYPASS_SLOTS 4096
 
 typedef struct {
@@ -45,10 +46,9 @@ typedef struct {
 static hg_bypass_slot_t hg_slots[HG_BYPASS_SLOTS];
 static size_t hg_slot_count;
 static pthread_mutex_t hg_bypass_lock = PTHREAD_MUTEX_INITIALIZER;
-static uintptr_t hg_glibc_of[HG_BYPASS_NAMES], hg_ours_of[HG_BYPASS_NAMES];
-/* What other libraries bind to when an allocator ahead of the shim was replaced: its entry
- * points, which jump to the shim's (hg_foreign_allocator.c); 0 otherwise. */
-static uintptr_t hg_replaced_of[HG_BYPASS_NAMES];
+/* glibc's entry points (the definitions after the shim), in hg_entry_points' order. */
+static uintptr_t hg_glibc_of[HG_BYPASS_NAMES];
+static size_t hg_name_count;
 static bool hg_bypass_ready;
 /* Modules found bound to glibc: HG_BYPASS_REBOUND once their slots were rewritten. */
 static uint8_t hg_module_bypass[HG_MAX_MODULES];
@@ -56,23 +56,15 @@ static uint8_t hg_module_bypass[HG_MAX_MODULES];
 void hg_bypass_init(void) {
     /* Off when an allocator ahead of the shim was left in place: glibc's is then not what
      * the other callers get either. */
-    if (hg_foreign.outcome == HG_FOREIGN_LEFT || !hg_real_ready()) return;
-    void *glibc[HG_BYPASS_NAMES] = {
-        hg_real.malloc, hg_real.free, hg_real.calloc, hg_real.realloc, hg_real.reallocarray,
-        hg_real.posix_memalign, hg_real.aligned_alloc, hg_real.memalign, hg_real.valloc, hg_real.pvalloc,
-        hg_real.malloc_usable_size,
-    };
-    for (size_t i = 0; i < HG_BYPASS_NAMES; i++) {
-        hg_glibc_of[i] = (uintptr_t)glibc[i];
-        hg_ours_of[i] = (uintptr_t)hg_entry_points[i].address;
-        hg_replaced_of[i] = hg_foreign.replaced_entry[i];
-    }
+    if (hg_foreign.outcome == HG_FOREIGN_LEFT) return;
+    for (hg_name_count = 0; hg_name_count < HG_BYPASS_NAMES && hg_entry_points[hg_name_count].name; hg_name_count++)
+        hg_glibc_of[hg_name_count] = (uintptr_t)dlsym(RTLD_NEXT, hg_entry_points[hg_name_count].name);
     hg_bypass_ready = true;
 }
 
 static int hg_family_index(const char *name) {
-    for (int i = 0; i < HG_BYPASS_NAMES; i++)
-        if (strcmp(name, hg_entry_points[i].name) == 0) return i;
+    for (size_t i = 0; i < hg_name_count; i++)
+        if (strcmp(name, hg_entry_points[i].name) == 0) return (int)i;
     return -1;
 }
 
@@ -132,20 +124,13 @@ void hg_bypass_note(const struct dl_phdr_info *info, uint32_t module) {
  * made read-only (so relocation is done), with the page made writable for the store and
  * read-only again. A page that is not RELRO is never made read-only: lazy binding writes it. */
 static bool hg_rewrite_slot(const hg_bypass_slot_t *target, uintptr_t value) {
-    uintptr_t slot = target->slot;
-    struct iovec local = {&value, sizeof value}, remote = {(void *)slot, sizeof value};
-    if (process_vm_writev(gettid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof value) return true;
-    if (!target->relro) return false;
-    void *page = (void *)(slot & ~(uintptr_t)4095);
-    if (mprotect(page, 4096, PROT_READ | PROT_WRITE) != 0) return false;
-    bool written = process_vm_writev(gettid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof value;
-    mprotect(page, 4096, PROT_READ);
-    return written;
+    if (hg_write_own(target->slot, &value, sizeof value)) return true;
+    return target->relro && hg_write_protected(target->slot, &value, sizeof value, PROT_READ);
 }
 
 /* Whether a slot holding value reaches the shim: its entry point, or a replaced allocator's. */
 static bool hg_reaches_shim(uintptr_t value, uint32_t name) {
-    return value == hg_ours_of[name] || (value != 0 && value == hg_replaced_of[name]);
+    return value == (uintptr_t)hg_entry_points[name].address || (value != 0 && value == hg_foreign.replaced_entry[name]);
 }
 
 /* Checks the unsettled slots of one loaded library, inside dl_iterate_phdr's callback: a
@@ -178,7 +163,7 @@ void hg_bypass_check(const struct dl_phdr_info *info) {
         hg_bypass_slot_t slot = hg_slots[i];
         if (slot.base == base) {
             if (settle || hg_reaches_shim(*(const uintptr_t *)slot.slot, slot.name)) continue;
-            if (hg_module_bypass[slot.module] != HG_BYPASS_NONE && hg_rewrite_slot(&slot, hg_ours_of[slot.name])) {
+            if (hg_module_bypass[slot.module] != HG_BYPASS_NONE && hg_rewrite_slot(&slot, (uintptr_t)hg_entry_points[slot.name].address)) {
                 hg_module_bypass[slot.module] = HG_BYPASS_REBOUND;
                 continue;
             }

@@ -91,11 +91,8 @@ static void hg_write_module_load(uint32_t index) {
     hg_writer_byte(HG_REC_MODULE_LOAD);
     hg_writer_uv(index);
     hg_writer_uv(module->base);
-    size_t length = strlen(module->path);
-    hg_writer_uv(length);
-    hg_writer_bytes(module->path, length);
-    hg_writer_uv(module->build_id_len);
-    hg_writer_bytes(module->build_id, module->build_id_len);
+    hg_writer_string(module->path, strlen(module->path));
+    hg_writer_string(module->build_id, module->build_id_len);
     hg_writer_uv(module->segment_count);
     for (uint32_t i = 0; i < module->segment_count; i++) {
         hg_writer_uv(module->seg_vaddr[i]);
@@ -191,14 +188,12 @@ static void hg_write_command(void) {
     hg_writer_uv(argc);
     for (size_t start = 0, i = 0; i < length; i++) {
         if (cmdline[i] != '\0') continue;
-        hg_writer_uv(i - start);
-        hg_writer_bytes(cmdline + start, i - start);
+        hg_writer_string(cmdline + start, i - start);
         start = i + 1;
     }
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe);
-    hg_writer_uv(n > 0 ? (uint64_t)n : 0);
-    if (n > 0) hg_writer_bytes(exe, (size_t)n);
+    hg_writer_string(exe, n > 0 ? (size_t)n : 0);
 }
 
 /* The libraries found calling glibc's allocator past the shim (hg_bypass.c). */
@@ -210,8 +205,7 @@ static void hg_write_bypasses(void) {
         const char *path = hg_modules_get(i)->path ? hg_modules_get(i)->path : "";
         hg_writer_byte(HG_REC_BYPASS);
         hg_writer_uv((uint64_t)state);
-        hg_writer_uv(strlen(path));
-        hg_writer_bytes(path, strlen(path));
+        hg_writer_string(path, strlen(path));
     }
 }
 
@@ -220,10 +214,8 @@ static void hg_write_allocator(void) {
     if (hg_foreign.outcome == HG_FOREIGN_NONE) return;
     hg_writer_byte(HG_REC_ALLOCATOR);
     hg_writer_uv((uint64_t)hg_foreign.outcome);
-    hg_writer_uv(strlen(hg_foreign.object));
-    hg_writer_bytes(hg_foreign.object, strlen(hg_foreign.object));
-    hg_writer_uv(strlen(hg_foreign.reason));
-    hg_writer_bytes(hg_foreign.reason, strlen(hg_foreign.reason));
+    hg_writer_string(hg_foreign.object, strlen(hg_foreign.object));
+    hg_writer_string(hg_foreign.reason, strlen(hg_foreign.reason));
 }
 
 static void hg_write_inherited_block(const hg_block_t *block) {
@@ -294,13 +286,6 @@ static void hg_drain_wake(void) {
 static void hg_sleep_us(long microseconds) {
     struct timespec delay = {0, microseconds * 1000};
     nanosleep(&delay, NULL);
-}
-
-/* The process's threads, from the link count of /proc/self/task (two more than they are);
- * stat needs no descriptor. 0 when it cannot be read. */
-static unsigned hg_thread_count(void) {
-    struct stat task;
-    return stat("/proc/self/task", &task) == 0 && task.st_nlink > 2 ? (unsigned)task.st_nlink - 2 : 0;
 }
 
 /* Whether the drain thread is the only thread left, besides the main thread, which stays

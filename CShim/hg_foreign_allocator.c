@@ -82,59 +82,11 @@ bool hg_foreign_search(uintptr_t address) {
     return false;
 }
 
-/* Reads a whole /proc file into buffer (NUL-terminated) without allocating: this runs
- * before the allocator is replaced, and may not use it. */
-static size_t hg_read_proc(const char *path, char *buffer, size_t capacity) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    size_t length = 0;
-    ssize_t n;
-    while (length + 1 < capacity && (n = read(fd, buffer + length, capacity - 1 - length)) > 0) length += (size_t)n;
-    close(fd);
-    buffer[length] = '\0';
-    return length;
-}
-
-/* The number of threads the process has, or 0 when /proc does not say. */
-static unsigned long hg_thread_count(void) {
-    static char status[8192];
-    if (hg_read_proc("/proc/self/status", status, sizeof status) == 0) return 0;
-    const char *threads = strstr(status, "\nThreads:");
-    return threads ? strtoul(threads + 9, NULL, 10) : 0;
-}
-
-/* One line of /proc/self/maps: its range, its inode and its path (up to the line's end). */
-typedef struct {
-    uintptr_t start, stop;
-    unsigned long inode;
-    const char *path;
-    size_t path_length;
-} hg_maps_line_t;
-
-static const char *hg_parse_maps_line(const char *line, hg_maps_line_t *out) {
-    char *end;
-    out->start = strtoull(line, &end, 16);
-    out->stop = strtoull(end + 1, &end, 16);
-    for (int field = 0; field < 3; field++) { /* perms, offset, device */
-        while (*end == ' ') end++;
-        while (*end && *end != ' ' && *end != '\n') end++;
-    }
-    out->inode = strtoul(end, &end, 10);
-    while (*end == ' ') end++;
-    out->path = end;
-    const char *next = strchr(end, '\n');
-    out->path_length = next ? (size_t)(next - end) : strlen(end);
-    return next ? next + 1 : NULL;
-}
-
 /* The memory that may hold the old allocator's blocks: every anonymous mapping now (the brk
  * heap, mmap'd arenas) and the object's own file mappings (a static arena in its data), merged
  * where they touch. Other files' mappings are left out: a library unloaded later leaves
  * addresses that glibc may map again for its own blocks. */
-static bool hg_note_ranges(uintptr_t object_base) {
-    static char maps[1 << 20];
-    size_t length = hg_read_proc("/proc/self/maps", maps, sizeof maps);
-    if (length == 0 || length + 1 == sizeof maps) return false;
+static bool hg_note_ranges_in(const char *maps, uintptr_t object_base) {
     hg_maps_line_t line, object = {0};
     for (const char *at = maps; at && *at; ) {
         at = hg_parse_maps_line(at, &line);
@@ -168,6 +120,15 @@ static bool hg_note_ranges(uintptr_t object_base) {
             hg_foreign_ranges[i][1] = brk_now;
     hg_foreign_range_count = count;
     return count > 0;
+}
+
+static bool hg_note_ranges(uintptr_t object_base) {
+    size_t length, capacity;
+    char *maps = hg_read_maps(&length, &capacity);
+    if (maps == NULL) return false;
+    bool noted = hg_note_ranges_in(maps, object_base);
+    munmap(maps, capacity);
+    return noted;
 }
 
 /* A page within reach of a 32-bit jump from every entry point (they are in one object). */
@@ -247,15 +208,6 @@ static bool hg_scan_symbol_table(const char *path, hg_symbol_scan_t *scan) {
     return has_table;
 }
 
-/* Writes five bytes of code at entry. */
-static bool hg_write_code(unsigned char *entry, const unsigned char bytes[5]) {
-    uintptr_t first = (uintptr_t)entry & ~(uintptr_t)4095, last = ((uintptr_t)entry + 5 + 4095) & ~(uintptr_t)4095;
-    if (mprotect((void *)first, last - first, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) return false;
-    memcpy(entry, bytes, 5);
-    mprotect((void *)first, last - first, PROT_READ | PROT_EXEC);
-    return true;
-}
-
 /* Set when the allocator is a library preloaded before the shim, not the program: then the
  * way out is to preload the shim first (`heapgate run` does), and the reason says so. */
 static bool hg_foreign_is_library;
@@ -324,8 +276,8 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
         if ((uintptr_t)theirs[i] < low) low = (uintptr_t)theirs[i];
         if ((uintptr_t)theirs[i] > high) high = (uintptr_t)theirs[i];
     }
-    unsigned long threads = hg_thread_count();
-    if (threads == 0) return hg_refuse("/proc/self/status could not be read to count its threads", NULL);
+    unsigned threads = hg_thread_count();
+    if (threads == 0) return hg_refuse("/proc/self/task could not be read to count its threads", NULL);
     if (threads > 1) return hg_refuse("threads were already running", NULL);
     unsigned char *targets = hg_map_near(low, high);
     if (!targets) return hg_refuse("no memory within 2 GiB of its code for the jumps", NULL);
@@ -350,9 +302,9 @@ void hg_foreign_take_over(const hg_entry_point_t *ours) {
         int32_t offset = (int32_t)((intptr_t)(targets + 16 * i) - ((intptr_t)theirs[i] + 5));
         unsigned char jump[5] = {0xe9};
         memcpy(jump + 1, &offset, 4);
-        if (hg_write_code(theirs[i], jump)) continue;
+        if (hg_write_protected((uintptr_t)theirs[i], jump, 5, PROT_READ | PROT_EXEC)) continue;
         while (i-- > 0)
-            if (theirs[i]) hg_write_code(theirs[i], saved[i]);
+            if (theirs[i]) hg_write_protected((uintptr_t)theirs[i], saved[i], 5, PROT_READ | PROT_EXEC);
         munmap(targets, 4096);
         return hg_refuse("its code could not be made writable", NULL);
     }

@@ -33,7 +33,6 @@ typedef struct {
     void *(*valloc)(size_t);
     void *(*pvalloc)(size_t);
     size_t (*malloc_usable_size)(void *);
-    void *(*reallocarray)(void *, size_t, size_t); /* only compared against (hg_bypass.c) */
     void (*exit_now)(int) __attribute__((noreturn));
     void (*pthread_exit)(void *) __attribute__((noreturn));
 } hg_real_t;
@@ -93,6 +92,23 @@ static inline bool hg_foreign_holds(const void *ptr) {
 }
 /** Copies up to bytes from an old block of unknown size, as far as memory is readable. */
 void hg_foreign_copy_out(void *to, const void *from, size_t bytes);
+
+/* ---- hg_proc.c: what /proc says about this process ---- */
+/** The process's threads, or 0 when /proc cannot say. */
+unsigned hg_thread_count(void);
+/** This thread's /proc maps, NUL-terminated, in an anonymous mapping of *capacity bytes (the
+ *  caller unmaps it), or NULL. */
+char *hg_read_maps(size_t *length, size_t *capacity);
+/** One line of the maps: its range, permissions (4 characters), inode and path. */
+typedef struct {
+    uintptr_t start, stop;
+    const char *perms;
+    unsigned long inode;
+    const char *path; /* up to the line's end, path_length bytes */
+    size_t path_length;
+} hg_maps_line_t;
+/** Parses the line at `line`; returns the next one, or NULL after the last. */
+const char *hg_parse_maps_line(const char *line, hg_maps_line_t *out);
 
 /* The most modules the shim tracks over a process's life (hg_modules.c). */
 #define HG_MAX_MODULES 4096
@@ -351,6 +367,12 @@ static inline void hg_writer_sv(int64_t value) {
     hg_writer_put_sv(value);
 }
 /** The file offset the next byte will have. */
+/* A byte string of the format: uv length, then the bytes. */
+static inline void hg_writer_string(const void *data, size_t length) {
+    hg_writer_uv(length);
+    hg_writer_bytes(data, length);
+}
+
 uint64_t hg_writer_offset(void);
 void hg_writer_close(void);
 /** Sets `flag` in the header's flags, in place: the header went out with the first bytes. */
@@ -422,6 +444,11 @@ void hg_drain_fork_child(void);
 /** Copies `bytes` of our own memory at `from`; false, without faulting, when any of it cannot
  *  be read (unmapped, PROT_NONE). */
 bool hg_read_own(void *to, uintptr_t from, size_t bytes);
+/** Writes our own memory with process_vm_writev: false where it is not writable. */
+bool hg_write_own(uintptr_t to, const void *from, size_t bytes);
+/** Writes bytes to pages that are `protection` (read-only code or data): writable for the
+ *  store, then `protection` again. False when they cannot be made writable. */
+bool hg_write_protected(uintptr_t to, const void *from, size_t bytes, int protection);
 
 /* ---- hg_glibc_heap.c: glibc's memory around a block ---- */
 /** The range glibc's malloc owns around the block at `block` (its thread arena's heap in use,

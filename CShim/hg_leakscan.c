@@ -589,50 +589,26 @@ static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
  * memcheck does not scan those either. When some thread's stack pointer is unknown (it is
  * running), every thread stack is scanned whole. */
 static void hg_scan_roots(uintptr_t stack_floor) {
-    /* This thread's view: once the main thread has left by pthread_exit, /proc/self/maps (the
-     * main thread's) is empty. /proc/thread-self exists since Linux 3.17. */
-    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    size_t capacity = 1 << 20, length = 0;
-    char *text = hg_map(capacity);
-    for (;;) {
-        if (!text) break;
-        if (length == capacity) {
-            char *bigger = hg_map(capacity * 2);
-            if (!bigger) break;
-            memcpy(bigger, text, length);
-            munmap(text, capacity);
-            text = bigger;
-            capacity *= 2;
-        }
-        ssize_t n = read(fd, text + length, capacity - length);
-        if (n <= 0) break;
-        length += (size_t)n;
-    }
-    close(fd);
+    size_t length, capacity;
+    char *text = hg_read_maps(&length, &capacity);
     if (!text) return;
+    (void)length; /* the text is NUL-terminated */
     hg_collect_thread_stack_pointers();
     uintptr_t previous_end = 0;
     bool previous_was_guard = false;
-    for (size_t at = 0; at < length;) {
-        char *line = text + at;
-        char *newline = memchr(line, '\n', length - at);
-        size_t line_length = newline ? (size_t)(newline - line) : length - at;
-        at += line_length + 1;
-        char *cursor;
-        uintptr_t start = strtoull(line, &cursor, 16);
-        if (*cursor != '-') continue;
-        uintptr_t end = strtoull(cursor + 1, &cursor, 16);
+    hg_maps_line_t line;
+    for (const char *at = text; at && *at;) {
+        at = hg_parse_maps_line(at, &line);
+        uintptr_t start = line.start, end = line.stop;
         bool after_guard = previous_was_guard && previous_end == start;
-        previous_was_guard = cursor[0] == ' ' && cursor[1] == '-' && cursor[2] == '-' && cursor[3] == '-';
+        previous_was_guard = memcmp(line.perms, "---", 3) == 0;
         previous_end = end;
-        if (cursor[0] != ' ' || cursor[1] != 'r' || cursor[2] != 'w') continue;
+        if (line.perms[0] != 'r' || line.perms[1] != 'w') continue;
         if (hg_holds_blocks(start, end)) {
             hg_scan_beside_allocator(start, end);
             continue;
         }
-        bool named_stack = strstr(line, "[stack]") != NULL && strstr(line, "[stack]") < line + line_length;
+        bool named_stack = line.path_length >= 7 && memcmp(line.path, "[stack]", 7) == 0;
         if (stack_floor >= start && stack_floor < end) {
             start = stack_floor;
         } else if ((after_guard || named_stack) && !hg_some_sp_unknown) {

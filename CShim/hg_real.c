@@ -24,7 +24,6 @@ static void hg_real_resolve(void) {
     hg_real.valloc = hg_real_lookup("valloc");
     hg_real.pvalloc = hg_real_lookup("pvalloc");
     hg_real.malloc_usable_size = hg_real_lookup("malloc_usable_size");
-    hg_real.reallocarray = hg_real_lookup("reallocarray");
     hg_real.exit_now = hg_real_lookup("_exit");
     hg_real.pthread_exit = hg_real_lookup("pthread_exit");
 }

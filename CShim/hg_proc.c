@@ -1,0 +1,67 @@
+/*
+ * What /proc says about this process: how many threads it has, and its mappings. Read without
+ * the C library's allocator, which may not be usable (the shim replaces a program's own in its
+ * constructor, hg_foreign_allocator.c) or may be the program's to count.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+
+unsigned hg_thread_count(void) {
+    /* The link count of /proc/self/task is two more than the threads; stat needs no descriptor. */
+    struct stat task;
+    return stat("/proc/self/task", &task) == 0 && task.st_nlink > 2 ? (unsigned)task.st_nlink - 2 : 0;
+}
+
+char *hg_read_maps(size_t *length, size_t *capacity) {
+    /* This thread's view: once the main thread has left by pthread_exit, /proc/self/maps (the
+     * main thread's) is empty. /proc/thread-self exists since Linux 3.17. */
+    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    size_t size = 1 << 20, used = 0;
+    char *text = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (;;) {
+        if (text == MAP_FAILED) break;
+        if (used + 1 == size) { /* one byte kept for the terminating NUL */
+            char *bigger = mmap(NULL, size * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (bigger == MAP_FAILED) break;
+            memcpy(bigger, text, used);
+            munmap(text, size);
+            text = bigger;
+            size *= 2;
+        }
+        ssize_t n = read(fd, text + used, size - 1 - used);
+        if (n <= 0) break;
+        used += (size_t)n;
+    }
+    close(fd);
+    if (text == MAP_FAILED) return NULL;
+    text[used] = '\0';
+    *length = used;
+    *capacity = size;
+    return text;
+}
+
+const char *hg_parse_maps_line(const char *line, hg_maps_line_t *out) {
+    char *end;
+    out->start = strtoull(line, &end, 16);
+    out->stop = *end == '-' ? strtoull(end + 1, &end, 16) : out->start;
+    while (*end == ' ') end++;
+    out->perms = end;
+    for (int field = 0; field < 3; field++) { /* perms, offset, device */
+        while (*end && *end != ' ' && *end != '\n') end++;
+        while (*end == ' ') end++;
+    }
+    out->inode = strtoul(end, &end, 10);
+    while (*end == ' ') end++;
+    out->path = end;
+    const char *next = strchr(end, '\n');
+    out->path_length = next ? (size_t)(next - end) : strlen(end);
+    return next ? next + 1 : NULL;
+}
