@@ -135,7 +135,7 @@ void hg_liveset_prefetch(uint64_t ptr) {
  * of CPU against 0.12 s at a quarter full, wall 0.108 s against 0.074 s (the live set left out
  * altogether: 0.075 s). The drain is the bottleneck wherever it shares a CPU with the program:
  * the 8-thread churn went from 0.108 s to 0.086 s (native 0.015 s; medians of 15 alternating
- * runs). Small tables can afford the room (at most 3.5 MiB more); a large one (jq's 32 MiB)
+ * runs). Small tables can afford the room (at most 3 MiB more); a large one (jq's 32 MiB)
  * keeps the denser load, which its peak RSS needs and which costs jq's drain nothing
  * measurable (1.6 entries moved per remove). */
 #define HG_SPARSE_CAPACITY (1u << 18)
