@@ -85,6 +85,8 @@ fixture c entry_points entry_points.c
 fixture c threads threads.c -pthread
 fixture c handoff handoff.c -pthread
 fixture c fork_threads fork_threads.c -pthread
+fixture c libctor_threads.so libctor_threads.c -fPIC -shared -pthread
+fixture c ctor_threads ctor_threads.c -pthread -L"$out" -lctor_threads -Wl,-rpath,"$out"
 fixture c sandboxed sandboxed.c
 fixture c fork_child fork_child.c
 fixture c exec_child exec_child.c

@@ -105,10 +105,12 @@ struct Report: Decodable {
     struct Leaks: Decodable, Equatable {
         var definite: Amount; var indirect: Amount; var possible: Amount; var reachable: Amount; var suppressed: Amount
     }
+    struct Statistics: Decodable { var lostEvents: UInt64 }
     struct Process: Decodable {
         var pid: Int; var parentPid: Int; var command: [String]; var exitStatus: Int?; var complete: Bool
         var stoppedForSandbox: Bool
         var heap: Heap; var leaks: Leaks?; var records: [Record]
+        var statistics: Statistics
 
         /// The records whose stack passes through `function`.
         func records(allocatedIn function: String) -> [Record] {

@@ -252,6 +252,23 @@ struct ProcessTreeTests {
         }
     }
 
+    /// Threads started by a library's constructor allocate before heapgate has a drain thread
+    /// (every thread then claims in the solo ring) and go on while it starts (the first thread
+    /// to record becomes the solo ring's owner, which claims without a locked instruction; a
+    /// push begun without a consumer must not be under way then). Every event is recorded or,
+    /// when the ring filled before the drain ran, counted as lost: none twice, none missing,
+    /// no free before its allocation. Three runs.
+    @Test func threadsFromALibraryConstructor() throws {
+        for round in 1...3 {
+            let process = try soleProcess(of: "ctor_threads", round: round)
+            #expect(process.complete, "round \(round)")
+            try process.expectRecord("leak_after_start", bytes: 77, blocks: 1, file: "ctor_threads.c", line: 21,
+                                     caller: ("main", "ctor_threads.c", 31))
+            #expect(process.heap.allocs + process.heap.frees + process.statistics.lostEvents == 1_800_005,
+                    "round \(round)")
+        }
+    }
+
     /// A fork while the worker's events, and many of main's, are still on their way to the
     /// drain (in both rings: main's in the solo ring, the worker's in the shared one). The
     /// child starts from the heap at the fork, every block with its stack, and frees 100,999
