@@ -35,6 +35,8 @@ typedef struct {
     size_t (*malloc_usable_size)(void *);
     void (*exit_now)(int) __attribute__((noreturn));
     void (*pthread_exit)(void *) __attribute__((noreturn));
+    int (*close)(int);
+    int (*close_range)(unsigned, unsigned, int); /* NULL before glibc 2.34 */
 } hg_real_t;
 
 extern hg_real_t hg_real;
@@ -366,24 +368,30 @@ static inline void hg_writer_sv(int64_t value) {
     hg_writer_reserve(HG_MAX_VARINT);
     hg_writer_put_sv(value);
 }
-/** The file offset the next byte will have. */
 /* A byte string of the format: uv length, then the bytes. */
 static inline void hg_writer_string(const void *data, size_t length) {
     hg_writer_uv(length);
     hg_writer_bytes(data, length);
 }
 
+/** The file offset the next byte will have. */
 uint64_t hg_writer_offset(void);
 void hg_writer_close(void);
 /** Sets `flag` in the header's flags, in place: the header went out with the first bytes. */
 void hg_writer_set_header_flag(uint32_t flag);
+
+/* ---- hg_descriptors.c: the shim's own descriptors ---- */
 /** Where the shim's own descriptors go (the trace file, libunwind's pipe): 1000 and up, out of
  *  the range programs use; with a descriptor limit (RLIMIT_NOFILE) below ~1024, its top three,
  *  so that the program's own descriptors get the numbers they get natively. */
 int hg_descriptor_floor(void);
 /** Moves `fd` (close-on-exec) to the lowest free descriptor at or above the floor and returns
- *  it; where that cannot be done, returns `fd` where it is. */
+ *  it, kept from the program (below); where it cannot be moved, returns `fd` where it is. */
 int hg_descriptor_raise(int fd);
+/** The program's close, close_range and closefrom leave a kept descriptor open
+ *  (hg_descriptors.c). The shim releases one before closing it. */
+void hg_descriptor_keep(int fd);
+void hg_descriptor_release(int fd);
 
 /* ---- hg_unwind_pipe.c: libunwind's pipe, above the program's descriptors ---- */
 /** Initialises libunwind, whose pipe goes to the top of the descriptor range. Once, early. */

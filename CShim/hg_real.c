@@ -26,6 +26,8 @@ static void hg_real_resolve(void) {
     hg_real.malloc_usable_size = hg_real_lookup("malloc_usable_size");
     hg_real.exit_now = hg_real_lookup("_exit");
     hg_real.pthread_exit = hg_real_lookup("pthread_exit");
+    hg_real.close = hg_real_lookup("close");
+    hg_real.close_range = hg_real_lookup("close_range");
 }
 
 bool hg_real_resolve_once(void) {

@@ -1,8 +1,8 @@
 /*
  * The trace file: one per process image, written only by the drain thread through a 1 MiB
  * buffer. Tracing must never harm the program, so:
- *  - the descriptor is moved above the range programs use (hg_descriptor_floor) and is
- *    close-on-exec;
+ *  - the descriptor is moved above the range programs use (hg_descriptors.c), is
+ *    close-on-exec, and the program's close, close_range and closefrom leave it open;
  *  - before each write the descriptor is checked to still be our file (a program that closes
  *    every descriptor and opens another must not get trace bytes in it);
  *  - any failure (disk full, unwritable directory) stops writing, never the program;
@@ -22,16 +22,6 @@
 
 #include "hg_internal.h"
 #include "hg_trace_format.h"
-
-#define HG_HIGH_FD 1000
-#define HG_OWN_DESCRIPTORS 3 /* the trace file and libunwind's pipe */
-
-int hg_descriptor_floor(void) {
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= HG_HIGH_FD + HG_OWN_DESCRIPTORS)
-        return HG_HIGH_FD; /* RLIM_INFINITY included */
-    return limit.rlim_cur > 3 + HG_OWN_DESCRIPTORS ? (int)limit.rlim_cur - HG_OWN_DESCRIPTORS : 3;
-}
 
 static int hg_fd = -1;
 static dev_t hg_dev;
@@ -75,19 +65,13 @@ static const char *hg_trace_directory(const char *dir) {
     return resolved;
 }
 
-int hg_descriptor_raise(int fd) {
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, hg_descriptor_floor());
-    if (high < 0) return fd;
-    close(fd);
-    return high;
-}
-
 bool hg_writer_open(const char *dir, uint32_t flags) {
     int fd = hg_create_trace_file(hg_trace_directory(dir));
     if (fd < 0) return false;
     fd = hg_descriptor_raise(fd);
     struct stat st;
     if (fstat(fd, &st) != 0) {
+        hg_descriptor_release(fd);
         close(fd);
         return false;
     }
@@ -175,6 +159,7 @@ void hg_writer_bytes(const void *data, size_t length) {
 
 void hg_writer_close(void) {
     hg_writer_flush();
+    hg_descriptor_release(hg_fd);
     if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
     hg_fd = -1;
 }
@@ -191,6 +176,7 @@ void hg_writer_set_header_flag(uint32_t flag) {
 void hg_writer_forget_in_child(void) {
     /* The descriptor is the parent's file; closing our copy would be harmless, but the
      * buffer holds the parent's bytes, which the parent writes itself. */
+    hg_descriptor_release(hg_fd);
     if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
     hg_fd = -1;
     hg_write_cursor.buffered = 0;

@@ -265,6 +265,24 @@ struct LaunchTests {
         }
     }
 
+    /// The program closes every descriptor above stderr with libc's calls (close_range,
+    /// closefrom, or close in a loop), as daemons and subprocess helpers do. Its own are
+    /// closed; the trace file and libunwind's pipe stay open, so the trace is complete and the
+    /// leak is found, as valgrind finds it. Before, the trace stopped there: "incomplete", 0
+    /// allocations, no leak answers.
+    @Test(arguments: ["close_range", "closefrom", "close_loop"])
+    func programClosesDescriptorsWithLibc(how: String) throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("closes_descriptors"), how])
+        #expect(outcome.status == 0, "\(outcome.stderrLines)")
+        #expect(outcome.stdoutText == "closed: ok\n")
+        let process = try #require(report.processes.first)
+        #expect(process.complete)
+        try process.expectRecord("leak_after_closing", bytes: 66, blocks: 1, file: "closes_descriptors.c", line: 26,
+                                 caller: ("main", "closes_descriptors.c", 63))
+        #expect(process.heap.allocs == 1_002) // and stdout's buffer
+        #expect(process.heap.frees == 1_000)
+    }
+
     /// The program's own descriptors are numbered as without heapgate: the trace file and
     /// libunwind's validation pipe live above 1000.
     /// Also under a descriptor limit below 1000, where the shim's three descriptors (the trace
