@@ -17,7 +17,7 @@
  *
  * Memory-ordering argument, within a ring:
  *  - Producers claim position p with fetch_add on `head`; the solo ring's owner, the only
- *    thread that claims there, with a plain load and store. The claim only has to be unique;
+ *    thread that claims there, with an xadd without the lock prefix. The claim only has to be unique;
  *    the slot's seq carries the synchronisation of the payload.
  *  - seq is stored minus the slot's index, mod 2^32 (so a zeroed ring is ready: no set-up
  *    pass writes its 4 MiB, which a short program would pay for at start). Below, "seq" means
@@ -197,16 +197,20 @@ static HG_NOINLINE void hg_shared_push_slow(uint64_t pos, uint32_t kind, uint32_
 }
 
 /* Claims the ring's next position and publishes the event there. The solo ring's owner
- * claims with a plain load and store: nobody else moves that ring's head while it has an
- * owner (see hg_ring_push_unconsumed), and a locked fetch_add waits until every earlier store
- * is done, the previous event's among them, whose line the drain thread had last: Rust
- * benchmark 0.361 -> 0.342 s, Swift 0.202 -> 0.193 s, the 2-frame churn 0.056 -> 0.046 s,
- * jq unchanged (medians of 11 alternating runs; the push's own samples fell by 85 %, part of
- * that wait moved to the program's next locked instruction). */
+ * claims with an xadd without the lock prefix: nobody else moves that ring's head while it
+ * has an owner (see hg_ring_push_unconsumed), and a locked instruction waits until every
+ * earlier store is done, the previous event's among them, whose line the drain thread had
+ * last: Rust benchmark 0.361 -> 0.342 s, Swift 0.202 -> 0.193 s, the 2-frame churn 0.056 ->
+ * 0.046 s, jq unchanged (medians of 11 alternating runs; the push's own samples fell by
+ * 85 %, part of that wait moved to the program's next locked instruction). One instruction,
+ * not a load and a store: a signal handler that frees or allocates on the same thread may
+ * interrupt a push anywhere (a free records without the recursion guard), and between a
+ * load and a store its push would have claimed the same position; the interrupted push
+ * then found its slot taken and waited for ever. */
 HG_ALWAYS_INLINE uint64_t hg_claim(hg_ring_t *ring, bool single_producer) {
     if (!single_producer) return atomic_fetch_add_explicit(&ring->head, 1, memory_order_relaxed);
-    uint64_t pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
-    atomic_store_explicit(&ring->head, pos + 1, memory_order_relaxed);
+    uint64_t pos = 1;
+    __asm__ volatile("xaddq %0, %1" : "+r"(pos), "+m"(*(uint64_t *)&ring->head));
     return pos;
 }
 
@@ -233,23 +237,20 @@ HG_ALWAYS_INLINE void hg_shared_push(uint32_t kind, uint32_t stack, uint64_t ptr
 }
 
 /* Claims a position whose slot is free, or none (the ring is full): without a consumer,
- * nothing would free it, and the consumer starting waits for this push. */
-static bool hg_claim_unconsumed(hg_ring_t *ring, uint64_t slots, bool single_producer, uint64_t *pos) {
+ * nothing would free it, and the consumer starting waits for this push. By compare-and-swap,
+ * also for the solo ring's owner: a check and a claim that a signal handler's push could
+ * come between. */
+static bool hg_claim_unconsumed(hg_ring_t *ring, uint64_t slots, uint64_t *pos) {
     uint64_t head = atomic_load(&ring->head);
-    for (;;) {
+    do {
         if (head - atomic_load(&ring->tail) >= slots) return false;
-        if (single_producer) {
-            atomic_store(&ring->head, head + 1);
-            break;
-        }
-        if (atomic_compare_exchange_weak(&ring->head, &head, head + 1)) break;
-    }
+    } while (!atomic_compare_exchange_weak(&ring->head, &head, head + 1));
     *pos = head;
     return true;
 }
 
 /* Pushes begun while no consumer ran that have not yet returned: a consumer starting waits
- * until there are none, so that the owner it may let claim plainly never races one. */
+ * until there are none, so that the owner it may let claim without the lock never races one. */
 static _Atomic uint32_t hg_unconsumed_pushes;
 
 /* Before the drain thread runs (or while it is away), nothing empties a full ring. Who may
@@ -274,7 +275,7 @@ static HG_NOINLINE void hg_ring_push_unconsumed(uint32_t kind, uint32_t stack, u
         atomic_store(&hg_routing.shared, true);
     }
     uint64_t solo_after = atomic_load(&hg_solo.head), pos; /* before claiming, as hg_shared_push */
-    if (!hg_claim_unconsumed(solo ? &hg_solo : &hg_shared, solo ? HG_SOLO_SLOTS : HG_SHARED_SLOTS, solo && owner == me, &pos)) {
+    if (!hg_claim_unconsumed(solo ? &hg_solo : &hg_shared, solo ? HG_SOLO_SLOTS : HG_SHARED_SLOTS, &pos)) {
         /* Losing the event is better than hanging the program. Counted and reported in the trace. */
         atomic_fetch_add_explicit(solo ? &hg_solo.lost : &hg_shared.lost, 1, memory_order_relaxed);
     } else if (solo) {
@@ -425,7 +426,7 @@ void hg_ring_set_consumer_running(bool running) {
         atomic_store(&hg_routing.route,
                      atomic_load(&hg_routing.shared) ? HG_ROUTE_SHARED : atomic_load(&hg_routing.route_while_away));
         /* A push that saw no consumer may still be claiming in the solo ring with fetch_add;
-         * the owner that may now be chosen claims plainly. Such a push never waits. */
+         * the owner that may now be chosen claims without the lock. Such a push never waits. */
         while (atomic_load(&hg_unconsumed_pushes) != 0) sched_yield();
     } else {
         /* route_while_away first, so that a push that finds no consumer knows the owner. */

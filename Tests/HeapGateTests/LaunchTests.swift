@@ -283,6 +283,29 @@ struct LaunchTests {
         #expect(process.heap.frees == 1_000)
     }
 
+    /// A signal handler that allocates and frees (not async-signal-safe, and common), sent
+    /// thousands of times while main does 2 M malloc/free pairs, so that it interrupts the
+    /// shim's pushes anywhere. A solo-ring claim made of a load and a store hung the program
+    /// in 1 run of 5 (the handler's push took the same position); one instruction does not.
+    /// Every event of main is recorded, no free is unmatched, and each handler pair is
+    /// recorded or, when it interrupted the recording of an allocation, neither half is
+    /// (docs/architecture.md, the recursion guard). Three runs.
+    @Test func signalHandlerAllocates() throws {
+        for round in 1...3 {
+            let (outcome, report) = try Harness.run([Harness.fixture("signal_allocs")])
+            #expect(outcome.status == 0, "round \(round)")
+            #expect(outcome.stdoutText == "signal_allocs: ok\n", "round \(round)")
+            let line = try #require(outcome.stderrLines.first { $0.hasPrefix("signal_allocs: ") })
+            let handlerRuns = try #require(UInt64(line.split(separator: " ")[1]))
+            let process = try #require(report.processes.first)
+            #expect(process.complete, "round \(round)")
+            // main's 2,000,000, the signalling thread's DTV, stdout's buffer, and the handler's.
+            #expect(process.heap.allocs >= 2_000_002 && process.heap.allocs <= 2_000_002 + handlerRuns,
+                    "round \(round): \(process.heap.allocs) allocs, \(handlerRuns) handler runs")
+            #expect(process.heap.frees == process.heap.allocs - 2, "round \(round)")
+        }
+    }
+
     /// The program's own descriptors are numbered as without heapgate: the trace file and
     /// libunwind's validation pipe live above 1000.
     /// Also under a descriptor limit below 1000, where the shim's three descriptors (the trace
