@@ -517,6 +517,7 @@ void hg_drain_fork_prepare(void) {
 void hg_drain_fork_parent(void) { atomic_store(&hg_pause_requested, false); }
 
 void hg_drain_fork_child(void) {
+    hg_ring_forget_pushes_in_child();
     atomic_store(&hg_main_thread_gone, false); /* the child's only thread is its main thread */
     bool had_drain = atomic_load(&hg_drain_exists);
     atomic_store(&hg_pause_requested, false);

@@ -164,6 +164,8 @@ size_t hg_ring_pop(hg_event_t *out, size_t max);
 /** Consumer side in a fork child: takes the published events other (now gone) threads
  *  left behind, then resets the rings for the child's own events. */
 size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *));
+/** In a fork child, before anything else: pushes under way on the parent's other threads are not. */
+void hg_ring_forget_pushes_in_child(void);
 uint64_t hg_ring_claimed(void);
 uint64_t hg_ring_consumed(void);
 uint64_t hg_ring_full_waits(void);

@@ -407,8 +407,11 @@ HG_ALWAYS_INLINE size_t hg_ring_reset(hg_ring_t *ring, uint64_t slots, size_t st
     return applied;
 }
 
-size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
+void hg_ring_forget_pushes_in_child(void) {
     atomic_store(&hg_unconsumed_pushes, 0); /* the parent's threads that were pushing are not here */
+}
+
+size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
     /* The solo ring first: what the shared ring's events wait for is there. */
     size_t applied = hg_ring_reset(HG_SOLO, apply);
     return applied + hg_ring_reset(HG_SHARED, apply);
