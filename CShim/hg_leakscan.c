@@ -251,21 +251,39 @@ static bool hg_is_power_of_two(uint64_t value) { return value && !(value & (valu
  * allocation: [buckets: n * size_of T][ctrl bytes: n + 16]. A static HashMap is reachable only
  * through it (memcheck calls every entry of such a map possibly lost). Recognised when the
  * block ends exactly n + 16 bytes after the pointer, n is a power of two, the pointer is 16-byte
- * aligned within the block, and every control byte is EMPTY (0xff), DELETED (0x80) or FULL
- * (0x00-0x7f). */
+ * aligned within the block, every control byte is EMPTY (0xff), DELETED (0x80) or FULL
+ * (0x00-0x7f), and the table's own invariants hold: the 16 bytes after the n are the mirror
+ * hashbrown keeps of the first group (ctrl[n + i] == ctrl[i]; below 16 buckets, ctrl[16 + i]
+ * == ctrl[i] and the rest of the first group EMPTY), and at least one of the n is EMPTY (a
+ * table holds at most 7/8 of n, or n - 1 below 8, FULL and DELETED together). Zeroed memory
+ * passed the byte check alone: Tcl's 38,400-byte buffer, reached 48 bytes before its end, was
+ * "still reachable" where memcheck says possibly lost. */
 static bool hg_is_hashbrown_ctrl(const hg_scan_block_t *block, uint64_t address) {
     uint64_t offset = address - block->start;
     uint64_t tail = hg_size(block) - offset;
-    if (tail < 20 || offset % 16 != 0) return false;
+    if (tail < 17 || offset % 16 != 0) return false;
     uint64_t buckets = tail - 16;
     if (!hg_is_power_of_two(buckets) || offset < buckets) return false;
     uint8_t ctrl[4096];
+    bool empty_seen = false;
     for (uint64_t done = 0; done < tail; done += sizeof ctrl) {
         size_t n = tail - done < sizeof ctrl ? (size_t)(tail - done) : sizeof ctrl;
         if (!hg_peek(block, address + done, ctrl, n)) return false;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             if (ctrl[i] & 0x80 && ctrl[i] != 0xff && ctrl[i] != 0x80) return false;
+            if (done + i < buckets && ctrl[i] == 0xff) empty_seen = true;
+        }
     }
+    if (!empty_seen) return false;
+    /* The first group and its mirror. */
+    uint8_t group[32];
+    if (buckets >= 16) {
+        if (!hg_peek(block, address, group, 16) || !hg_peek(block, address + buckets, group + 16, 16)) return false;
+        return memcmp(group, group + 16, 16) == 0;
+    }
+    if (!hg_peek(block, address, group, (size_t)tail)) return false; /* tail = buckets + 16 < 32 */
+    for (uint64_t i = 0; i < 16; i++)
+        if (i < buckets ? group[16 + i] != group[i] : group[i] != 0xff) return false;
     return true;
 }
 

@@ -119,6 +119,7 @@ fixture c alloc_then_sleep alloc_then_sleep.c
 fixture c fd_hygiene fd_hygiene.c
 fixture c closes_descriptors closes_descriptors.c
 fixture c signal_allocs signal_allocs.c -pthread
+fixture c zeroed_tail zeroed_tail.c
 fixture c first_fd first_fd.c
 fixture c stdio_only stdio_only.c -static
 fixture c huge_block huge_block.c

@@ -540,6 +540,17 @@ struct LeakClassificationTests {
         #expect(outcome.stderr.contains("96 bytes in 3 blocks are indirectly lost in loss record"), "\(outcome.stderr)")
         #expect(check.records(through: "list_node").map(\.kind).sorted { $0.rawValue < $1.rawValue } == [.definite, .indirect])
     }
+
+    /// Zeroed memory reached only 48 bytes before its end looks like a Rust HashMap's control
+    /// bytes to a check of their values alone (zero is FULL), and was taken for one: "still
+    /// reachable", where memcheck says possibly lost (Tcl's buffers did this). The rule now
+    /// also asks for the table's invariants: a mirrored first group and an EMPTY slot.
+    @Test func zeroedTailIsNoHashMap() throws {
+        let (outcome, check) = try LeakRun.heapgate(["zeroed_tail"])
+        #expect(outcome.status == 0)
+        #expect(check.total(.possible) == LeakCheck.Amount(38_400, 1))
+        #expect(check.records(through: "keep_end_of_buffer").map(\.kind) == [.possible])
+    }
 }
 
 /// The text report (stderr) and the JSON report say the same: LEAK SUMMARY and loss records.
