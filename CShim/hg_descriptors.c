@@ -43,7 +43,7 @@ int hg_descriptor_floor(void) {
     return limit.rlim_cur > 3 + HG_OWN_DESCRIPTORS ? (int)limit.rlim_cur - HG_OWN_DESCRIPTORS : 3;
 }
 
-void hg_descriptor_keep(int fd) {
+static void hg_descriptor_keep(int fd) {
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) return;
     for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
@@ -56,16 +56,15 @@ void hg_descriptor_keep(int fd) {
     }
 }
 
-void hg_descriptor_release(int fd) {
+static void hg_descriptor_release(int fd) {
     for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
         int kept = fd;
         if (fd >= 0 && atomic_compare_exchange_strong(&hg_kept[i].fd, &kept, -1)) return;
     }
 }
 
-/* Whether fd is one of the shim's, still holding the shim's file. A kept number that holds
- * another file now is forgotten. */
-static bool hg_descriptor_kept(int fd) {
+/* A kept number that holds another file now is forgotten. */
+bool hg_descriptor_is_ours(int fd) {
     for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
         if (fd < 0 || atomic_load_explicit(&hg_kept[i].fd, memory_order_relaxed) != fd) continue;
         int saved = errno;
@@ -89,6 +88,12 @@ int hg_descriptor_raise(int fd) {
     return fd;
 }
 
+void hg_descriptor_close(int fd) {
+    if (!hg_descriptor_is_ours(fd)) return;
+    hg_descriptor_release(fd);
+    close(fd);
+}
+
 /* ---- the program's calls ---- */
 
 static int hg_real_close(int fd) {
@@ -100,42 +105,41 @@ static int hg_real_close_range(unsigned first, unsigned last, int flags) {
     return (int)syscall(SYS_close_range, first, last, flags);
 }
 
-static int hg_refuse(void) {
+/** Interposes close(2): a kept descriptor is not the program's to close. */
+HG_EXPORT int close(int fd) {
+    if (!hg_descriptor_is_ours(fd)) return hg_real_close(fd);
     errno = EBADF;
     return -1;
 }
 
-/** Interposes close(2): a kept descriptor is not the program's to close. */
-HG_EXPORT int close(int fd) { return hg_descriptor_kept(fd) ? hg_refuse() : hg_real_close(fd); }
+/* The kept descriptors in [first, last] that still hold the shim's files, in ascending order. */
+static size_t hg_descriptors_within(unsigned first, unsigned last, unsigned out[HG_KEPT_SLOTS]) {
+    size_t count = 0;
+    for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
+        int fd = atomic_load(&hg_kept[i].fd);
+        if (fd < 0 || (unsigned)fd < first || (unsigned)fd > last || !hg_descriptor_is_ours(fd)) continue;
+        size_t at = count++;
+        for (; at > 0 && out[at - 1] > (unsigned)fd; at--) out[at] = out[at - 1];
+        out[at] = (unsigned)fd;
+    }
+    return count;
+}
 
 /** Interposes close_range(2) (glibc 2.34): the range, in pieces around the kept descriptors. */
 HG_EXPORT int close_range(unsigned first, unsigned last, int flags) {
     if (first > last) return hg_real_close_range(first, last, flags); /* its EINVAL */
+    unsigned kept[HG_KEPT_SLOTS];
+    size_t count = hg_descriptors_within(first, last, kept);
     unsigned from = first;
-    int result = 0, failure = 0;
-    for (;;) {
-        /* The lowest kept descriptor in [from, last]. */
-        long next = -1;
-        for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
-            int kept = atomic_load(&hg_kept[i].fd);
-            if (kept >= 0 && (unsigned)kept >= from && (unsigned)kept <= last && (next < 0 || kept < next) &&
-                hg_descriptor_kept(kept))
-                next = kept;
-        }
-        if (next < 0) break;
-        if ((unsigned)next > from && hg_real_close_range(from, (unsigned)next - 1, flags) != 0) {
-            result = -1;
-            failure = errno;
-        }
-        if ((unsigned)next == last) return result == 0 ? 0 : (errno = failure, -1);
-        from = (unsigned)next + 1;
+    int failure = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (kept[i] > from && hg_real_close_range(from, kept[i] - 1, flags) != 0) failure = errno;
+        from = kept[i] + 1; /* descriptors are ints: no wrap */
     }
-    if (hg_real_close_range(from, last, flags) != 0) {
-        result = -1;
-        failure = errno;
-    }
-    if (result != 0) errno = failure;
-    return result;
+    if ((count == 0 || kept[count - 1] < last) && hg_real_close_range(from, last, flags) != 0) failure = errno;
+    if (failure == 0) return 0;
+    errno = failure;
+    return -1;
 }
 
 /** Interposes closefrom(3) (glibc 2.34), whose close_range call is glibc's own and would not
@@ -146,5 +150,5 @@ HG_EXPORT void closefrom(int lowest) {
     struct rlimit limit;
     unsigned end = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536 ? (unsigned)limit.rlim_cur : 65536;
     for (unsigned fd = first; fd < end; fd++)
-        if (!hg_descriptor_kept((int)fd)) hg_real_close((int)fd);
+        if (!hg_descriptor_is_ours((int)fd)) hg_real_close((int)fd);
 }

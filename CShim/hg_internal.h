@@ -390,10 +390,12 @@ int hg_descriptor_floor(void);
 /** Moves `fd` (close-on-exec) to the lowest free descriptor at or above the floor and returns
  *  it, kept from the program (below); where it cannot be moved, returns `fd` where it is. */
 int hg_descriptor_raise(int fd);
-/** The program's close, close_range and closefrom leave a kept descriptor open
- *  (hg_descriptors.c). The shim releases one before closing it. */
-void hg_descriptor_keep(int fd);
-void hg_descriptor_release(int fd);
+/** Whether fd is a descriptor hg_descriptor_raise kept, still holding the same file (a program
+ *  may close one with a raw system call and reuse the number). The program's close,
+ *  close_range and closefrom leave such a descriptor open. */
+bool hg_descriptor_is_ours(int fd);
+/** Closes fd if it is ours (above), and stops keeping it. */
+void hg_descriptor_close(int fd);
 
 /* ---- hg_unwind_pipe.c: libunwind's pipe, above the program's descriptors ---- */
 /** Initialises libunwind, whose pipe goes to the top of the descriptor range. Once, early. */

@@ -4,8 +4,8 @@
  * child the blocks it inherited and is the set an exit-time scan classifies.
  *
  * Open addressing with linear probing and backward-shift deletion (no tombstones), in an
- * anonymous mapping that doubles when a quarter full (three quarters once it is 4 MiB). Key 0 marks an empty slot
- * (no allocation is ever at address 0).
+ * anonymous mapping that doubles when a quarter full (three quarters once it is 4 MiB). Key 0
+ * marks an empty slot (no allocation is ever at address 0).
  *
  * Entries are 16 bytes, four to a cache line: every event probes the table, at a place only
  * its neighbours in memory share (hg_slot_of), so its size decides how much of it stays in

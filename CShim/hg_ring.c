@@ -17,8 +17,8 @@
  *
  * Memory-ordering argument, within a ring:
  *  - Producers claim position p with fetch_add on `head`; the solo ring's owner, the only
- *    thread that claims there, with an xadd without the lock prefix. The claim only has to be unique;
- *    the slot's seq carries the synchronisation of the payload.
+ *    thread that claims there, with an xadd without the lock prefix. The claim only has to be
+ *    unique; the slot's seq carries the synchronisation of the payload.
  *  - seq is stored minus the slot's index, mod 2^32 (so a zeroed ring is ready: no set-up
  *    pass writes its 4 MiB, which a short program would pay for at start). Below, "seq" means
  *    that sum. 32 bits tell laps apart for 2^15 laps at least: a producer would have to stop
@@ -236,6 +236,15 @@ HG_ALWAYS_INLINE void hg_shared_push(uint32_t kind, uint32_t stack, uint64_t ptr
     hg_ring_put(HG_SHARED, kind, stack, ptr, size, old_ptr, atomic_load(&hg_solo.head));
 }
 
+/* From the first push that goes to the shared ring on, for good. Its first chunks are mapped
+ * before anyone reads them (see above). */
+static void hg_use_shared_ring(void) {
+    if (atomic_load(&hg_routing.shared)) return;
+    hg_populate_chunk(&hg_shared, 0);
+    hg_populate_chunk(&hg_shared, 1);
+    atomic_store(&hg_routing.shared, true);
+}
+
 /* Claims a position whose slot is free, or none (the ring is full): without a consumer,
  * nothing would free it, and the consumer starting waits for this push. By compare-and-swap,
  * also for the solo ring's owner: a check and a claim that a signal handler's push could
@@ -269,11 +278,7 @@ static HG_NOINLINE void hg_ring_push_unconsumed(uint32_t kind, uint32_t stack, u
     }
     uintptr_t owner = atomic_load(&hg_routing.route_while_away); /* written before route became NONE */
     bool solo = !atomic_load(&hg_routing.shared) && (owner == me || owner == HG_ROUTE_UNCLAIMED);
-    if (!solo && !atomic_load(&hg_routing.shared)) {
-        hg_populate_chunk(&hg_shared, 0);
-        hg_populate_chunk(&hg_shared, 1);
-        atomic_store(&hg_routing.shared, true);
-    }
+    if (!solo) hg_use_shared_ring();
     uint64_t solo_after = atomic_load(&hg_solo.head), pos; /* before claiming, as hg_shared_push */
     if (!hg_claim_unconsumed(solo ? &hg_solo : &hg_shared, solo ? HG_SOLO_SLOTS : HG_SHARED_SLOTS, &pos)) {
         /* Losing the event is better than hanging the program. Counted and reported in the trace. */
@@ -305,12 +310,7 @@ static HG_NOINLINE void hg_ring_push_routed(uintptr_t route, uint32_t kind, uint
             return;
         }
         uintptr_t next = route == HG_ROUTE_UNCLAIMED ? me : HG_ROUTE_SHARED;
-        if (next == HG_ROUTE_SHARED && !atomic_load(&hg_routing.shared)) {
-            /* Map the shared ring's first chunks before anyone reads them (see above). */
-            hg_populate_chunk(&hg_shared, 0);
-            hg_populate_chunk(&hg_shared, 1);
-            atomic_store(&hg_routing.shared, true);
-        }
+        if (next == HG_ROUTE_SHARED) hg_use_shared_ring();
         if (atomic_compare_exchange_strong(&hg_routing.route, &route, next)) route = next;
     }
 }
@@ -428,8 +428,8 @@ void hg_ring_set_consumer_running(bool running) {
          * new may go to the solo ring: the drain takes that first. */
         atomic_store(&hg_routing.route,
                      atomic_load(&hg_routing.shared) ? HG_ROUTE_SHARED : atomic_load(&hg_routing.route_while_away));
-        /* A push that saw no consumer may still be claiming in the solo ring with fetch_add;
-         * the owner that may now be chosen claims without the lock. Such a push never waits. */
+        /* A push that saw no consumer may still be claiming in the solo ring by compare-and-
+         * swap; the owner that may now be chosen claims without the lock. Such a push never waits. */
         while (atomic_load(&hg_unconsumed_pushes) != 0) sched_yield();
     } else {
         /* route_while_away first, so that a push that finds no consumer knows the owner. */

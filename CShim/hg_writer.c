@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,8 +23,6 @@
 #include "hg_trace_format.h"
 
 static int hg_fd = -1;
-static dev_t hg_dev;
-static ino_t hg_ino;
 static bool hg_failed;
 unsigned char hg_write_buffer[HG_WRITE_BUFFER];
 struct hg_write_cursor hg_write_cursor;
@@ -69,16 +66,12 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
     int fd = hg_create_trace_file(hg_trace_directory(dir));
     if (fd < 0) return false;
     fd = hg_descriptor_raise(fd);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        hg_descriptor_release(fd);
+    if (!hg_descriptor_is_ours(fd)) { /* it could not be told apart from a file of the program's */
         close(fd);
         return false;
     }
     hg_fd = fd;
     hg_header_flags = flags;
-    hg_dev = st.st_dev;
-    hg_ino = st.st_ino;
     hg_failed = false;
     hg_write_cursor.buffered = 0;
     hg_flushed = 0;
@@ -101,11 +94,6 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
 
 bool hg_writer_is_open(void) { return hg_fd >= 0 && !hg_failed; }
 
-static bool hg_still_our_file(void) {
-    struct stat st;
-    return fstat(hg_fd, &st) == 0 && st.st_dev == hg_dev && st.st_ino == hg_ino;
-}
-
 uint64_t hg_writer_offset(void) { return hg_flushed + hg_write_cursor.buffered; }
 
 /* How many of `wanted` bytes may be written at `offset` without crossing the file-size limit.
@@ -123,7 +111,7 @@ void hg_writer_flush(void) {
         hg_write_cursor.buffered = 0;
         return;
     }
-    if (!hg_still_our_file()) {
+    if (!hg_descriptor_is_ours(hg_fd)) {
         hg_failed = true;
         hg_write_cursor.buffered = 0;
         return;
@@ -159,13 +147,12 @@ void hg_writer_bytes(const void *data, size_t length) {
 
 void hg_writer_close(void) {
     hg_writer_flush();
-    hg_descriptor_release(hg_fd);
-    if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
+    hg_descriptor_close(hg_fd);
     hg_fd = -1;
 }
 
 void hg_writer_set_header_flag(uint32_t flag) {
-    if (hg_fd < 0 || hg_failed || !hg_still_our_file()) return;
+    if (hg_fd < 0 || hg_failed || !hg_descriptor_is_ours(hg_fd)) return;
     hg_header_flags |= flag;
     /* The header is the file's first bytes, under any file-size limit the rest got past. */
     if (pwrite(hg_fd, &hg_header_flags, sizeof hg_header_flags, offsetof(hg_file_header_t, flags)) !=
@@ -176,8 +163,7 @@ void hg_writer_set_header_flag(uint32_t flag) {
 void hg_writer_forget_in_child(void) {
     /* The descriptor is the parent's file; closing our copy would be harmless, but the
      * buffer holds the parent's bytes, which the parent writes itself. */
-    hg_descriptor_release(hg_fd);
-    if (hg_fd >= 0 && hg_still_our_file()) close(hg_fd);
+    hg_descriptor_close(hg_fd);
     hg_fd = -1;
     hg_write_cursor.buffered = 0;
     hg_flushed = 0;
