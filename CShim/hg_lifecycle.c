@@ -3,8 +3,8 @@
  *
  * Recording starts at the first allocation after glibc's allocator is known (so ld.so's and
  * other constructors' allocations are seen, as memcheck sees them); the drain thread and the
- * trace file come with the shim's constructor. The trace is closed by the shim's destructor
- * (after main returned or exit() ran the atexit handlers) or by _exit (a fork child).
+ * trace file come with the shim's constructor. The trace is closed by an exit handler that runs
+ * after every library's destructor (see hg_finish_at_exit), or by _exit (a fork child).
  */
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
@@ -55,6 +55,17 @@ void hg_lifecycle_start(void) {
     hg_guard_depth--;
 }
 
+/* exit() runs its handlers last registered, first run, and the dynamic linker's _dl_fini,
+ * which runs every library's destructors, is registered by __libc_start_main, after the
+ * libraries' constructors ran. A handler the shim's constructor registers therefore runs
+ * after all of them, as memcheck's report comes after them: with the shim's destructor,
+ * frees in the destructors of libraries finalised after the shim (gdb: 800 of them) were
+ * missed, and their blocks reported in use. Registered without a DSO handle (on_exit, not
+ * atexit), or the shim's own finalisation (__cxa_finalize) would run it with the shim's
+ * destructors. on_exit also hands over the exit status, which END records. */
+static bool hg_finishes_after_destructors;
+static void hg_finish_at_exit(int status, void *unused);
+
 __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth++;
     /* Before recording starts: an allocator defined ahead of ours is replaced by glibc's. */
@@ -64,6 +75,7 @@ __attribute__((constructor)) static void hg_constructor(void) {
     if (atomic_load(&hg_state) == HG_RECORDING) {
         pthread_atfork(hg_atfork_prepare, hg_atfork_parent, hg_atfork_child);
         hg_drain_start();
+        hg_finishes_after_destructors = on_exit(hg_finish_at_exit, NULL) == 0;
     }
     hg_guard_depth--;
 }
@@ -92,11 +104,21 @@ static uintptr_t hg_exit_caller_stack_pointer(void) {
     return 0;
 }
 
+/* The destructor is the fallback, for when on_exit could not register hg_finish_at_exit. */
 __attribute__((destructor)) static void hg_destructor(void) {
-    if (!hg_drain_in_owner()) return; /* see hg_exit_now */
+    if (hg_finishes_after_destructors || !hg_drain_in_owner()) return; /* see hg_exit_now */
     hg_guard_depth++;
     uintptr_t floor = hg_exit_caller_stack_pointer();
     hg_drain_finish(-1, floor ? floor : (uintptr_t)__builtin_frame_address(0));
+    hg_guard_depth--;
+}
+
+static void hg_finish_at_exit(int status, void *unused) {
+    (void)unused;
+    if (!hg_drain_in_owner()) return; /* see hg_exit_now */
+    hg_guard_depth++;
+    uintptr_t floor = hg_exit_caller_stack_pointer();
+    hg_drain_finish(status, floor ? floor : (uintptr_t)__builtin_frame_address(0));
     hg_guard_depth--;
 }
 

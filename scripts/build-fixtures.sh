@@ -87,6 +87,8 @@ fixture c handoff handoff.c -pthread
 fixture c fork_threads fork_threads.c -pthread
 fixture c libctor_threads.so libctor_threads.c -fPIC -shared -pthread
 fixture c ctor_threads ctor_threads.c -pthread -L"$out" -lctor_threads -Wl,-rpath,"$out"
+fixture c libdestructor_frees.so libdestructor_frees.c -fPIC -shared
+fixture c destructor_frees destructor_frees.c -L"$out" -ldestructor_frees -Wl,-rpath,"$out"
 fixture c sandboxed sandboxed.c
 fixture c fork_child fork_child.c
 fixture c exec_child exec_child.c

@@ -39,6 +39,7 @@ run leak_basic -- ./leak_basic
 run entry_points -- ./entry_points no-pvalloc
 run entry_points_full -- ./entry_points          # valgrind 3.19 aborts at pvalloc
 run threads -- ./threads
+run destructor_frees -- ./destructor_frees
 run handoff -- ./handoff
 run fork_threads -- ./fork_threads
 run sandboxed -- ./sandboxed

@@ -94,6 +94,26 @@ struct HeapSummaryTests {
         }
     }
 
+    /// A library's destructor frees its registry but not the entry the registry held
+    /// (libdestructor_frees.c). A program's libraries are finalised after the preloaded shim;
+    /// heapgate reports once they have run, as memcheck does, so the free is counted and the
+    /// entry, which nothing points at any more, is definitely lost. Reported from the shim's
+    /// own destructor, both blocks were still in use and reachable, and no leak was found.
+    @Test func libraryDestructorsRunBeforeTheReport() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("destructor_frees")])
+        #expect(outcome.status == 0)
+        let process = try #require(report.processes.first)
+        #expect(process.complete)
+        #expect(HeapFigures(process) == HeapFigures(bytes: 48, blocks: 1, allocs: 2, frees: 1, bytesAllocated: 80))
+        let leaks = try #require(process.leaks)
+        #expect(leaks.definite == Report.Amount(bytes: 48, blocks: 1))
+        #expect(leaks.reachable == Report.Amount(bytes: 0, blocks: 0))
+        let record = try #require(process.records(allocatedIn: "make_entry").first)
+        #expect(record.kind == "definite")
+        try process.expectRecord("make_entry", bytes: 48, blocks: 1, file: "libdestructor_frees.c", line: 16,
+                                 caller: ("build_registry", "libdestructor_frees.c", 23))
+    }
+
     /// The text report is valgrind's layout, with the numbers grouped as valgrind groups them.
     @Test func textReportLayout() throws {
         let outcome = try Harness.execute(Harness.heapgate, ["run", "--", Harness.fixture("leak_basic")])

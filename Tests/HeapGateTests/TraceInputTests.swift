@@ -49,6 +49,20 @@ struct TraceInputTests {
         }
     }
 
+    /// Without `heapgate run` nobody waits for the process: the exit status comes from the
+    /// trace, which the shim's exit handler writes with the status exit() was given.
+    @Test func exitStatusFromTheTrace() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let outcome = try Harness.trace([Harness.fixture("exit_status"), "7"], into: directory)
+            #expect(outcome.status == 7)
+            let (summary, report) = try Harness.summary(Harness.traceFiles(in: directory))
+            #expect(summary.status == 0, "\(summary.stderr)")
+            let process = try #require(report?.processes.first)
+            #expect(process.complete)
+            #expect(process.exitStatus == 7)
+        }
+    }
+
     @Test func directoryOfTraces() throws {
         try Harness.withTemporaryDirectory { directory in
             _ = try Self.traceLeakBasic(into: directory)
