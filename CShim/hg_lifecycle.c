@@ -39,6 +39,20 @@ static void hg_atfork_child(void) {
     hg_guard_depth--;
 }
 
+/* The trace is finished by an exit handler, registered here, at the first allocation,
+ * without a DSO handle (on_exit, not atexit: __cxa_finalize for the shim, which runs with its
+ * destructors, would run it early). exit() runs its handlers last registered, first run,
+ * and frees each list of 32 handlers once it has run them, all but glibc's static first
+ * list. __libc_start_main registers the dynamic linker's _dl_fini (every library's
+ * destructors) after the libraries' constructors ran. Registered this early, before any
+ * constructor, the handler sits in the static list and runs after all of that, where
+ * memcheck reports. From the shim's destructor, the frees in the destructors of libraries
+ * finalised after the shim (gdb: 800 of them) were missed; from its constructor, later than
+ * gdb's libraries' first 32 handlers, exit() freed the lists holding them afterwards. on_exit
+ * also hands over the exit status, which END records. */
+static bool hg_finishes_after_destructors;
+static void hg_finish_at_exit(int status, void *unused);
+
 /* Called by the hooks while hg_state is HG_OFF; the first caller starts recording. */
 void hg_lifecycle_start(void) {
     static _Atomic int started;
@@ -50,21 +64,11 @@ void hg_lifecycle_start(void) {
     } else {
         hg_stacks_init();
         hg_modules_init();
+        hg_finishes_after_destructors = on_exit(hg_finish_at_exit, NULL) == 0;
         atomic_store(&hg_state, HG_RECORDING);
     }
     hg_guard_depth--;
 }
-
-/* exit() runs its handlers last registered, first run, and the dynamic linker's _dl_fini,
- * which runs every library's destructors, is registered by __libc_start_main, after the
- * libraries' constructors ran. A handler the shim's constructor registers therefore runs
- * after all of them, as memcheck's report comes after them: with the shim's destructor,
- * frees in the destructors of libraries finalised after the shim (gdb: 800 of them) were
- * missed, and their blocks reported in use. Registered without a DSO handle (on_exit, not
- * atexit), or the shim's own finalisation (__cxa_finalize) would run it with the shim's
- * destructors. on_exit also hands over the exit status, which END records. */
-static bool hg_finishes_after_destructors;
-static void hg_finish_at_exit(int status, void *unused);
 
 __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth++;
@@ -75,7 +79,6 @@ __attribute__((constructor)) static void hg_constructor(void) {
     if (atomic_load(&hg_state) == HG_RECORDING) {
         pthread_atfork(hg_atfork_prepare, hg_atfork_parent, hg_atfork_child);
         hg_drain_start();
-        hg_finishes_after_destructors = on_exit(hg_finish_at_exit, NULL) == 0;
     }
     hg_guard_depth--;
 }
