@@ -52,6 +52,8 @@ static void hg_atfork_child(void) {
  * also hands over the exit status, which END records. */
 static bool hg_finishes_after_destructors;
 static void hg_finish_at_exit(int status, void *unused);
+static void hg_finish_at_quick_exit(void);
+extern int __cxa_at_quick_exit(void (*handler)(void), void *dso_handle);
 
 /* Called by the hooks while hg_state is HG_OFF; the first caller starts recording. */
 void hg_lifecycle_start(void) {
@@ -65,6 +67,7 @@ void hg_lifecycle_start(void) {
         hg_stacks_init();
         hg_modules_init();
         hg_finishes_after_destructors = on_exit(hg_finish_at_exit, NULL) == 0;
+        (void)__cxa_at_quick_exit(hg_finish_at_quick_exit, NULL);
         atomic_store(&hg_state, HG_RECORDING);
     }
     hg_guard_depth--;
@@ -83,8 +86,8 @@ __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth--;
 }
 
-/* The stack pointer of exit()'s caller, so the leak scan starts there: the frames of exit,
- * _dl_fini and this destructor lie below it, over the dead frames of whatever main called
+/* The stack pointer of exit()'s (or quick_exit's) caller, so the leak scan starts there: the
+ * frames of exit and the exit handler lie below it, over the dead frames of whatever main called
  * last, whose stale slots would otherwise count as roots. Falls back to our own frame.
  * A frame is exit's when dladdr, which reads the loaded dynamic symbol tables, puts its call
  * in exit (the address before the return address: exit ends with a call that does not
@@ -98,7 +101,7 @@ static uintptr_t hg_exit_caller_stack_pointer(void) {
         unw_word_t ip;
         Dl_info where;
         if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0 || dladdr((void *)(ip - 1), &where) == 0 ||
-            where.dli_sname == NULL || strcmp(where.dli_sname, "exit") != 0)
+            where.dli_sname == NULL || (strcmp(where.dli_sname, "exit") != 0 && strcmp(where.dli_sname, "quick_exit") != 0))
             continue;
         unw_word_t sp;
         if (unw_step(&cursor) > 0 && unw_get_reg(&cursor, UNW_REG_SP, &sp) == 0) return (uintptr_t)sp;
@@ -107,23 +110,29 @@ static uintptr_t hg_exit_caller_stack_pointer(void) {
     return 0;
 }
 
-/* The destructor is the fallback, for when on_exit could not register hg_finish_at_exit. */
-__attribute__((destructor)) static void hg_destructor(void) {
-    if (hg_finishes_after_destructors || !hg_drain_in_owner()) return; /* see hg_exit_now */
-    hg_guard_depth++;
-    uintptr_t floor = hg_exit_caller_stack_pointer();
-    hg_drain_finish(-1, floor ? floor : (uintptr_t)__builtin_frame_address(0));
-    hg_guard_depth--;
-}
-
-static void hg_finish_at_exit(int status, void *unused) {
-    (void)unused;
+/* Finishes the trace from an exit path that ran the program's handlers first. */
+static void hg_finish_after_handlers(int status) {
     if (!hg_drain_in_owner()) return; /* see hg_exit_now */
     hg_guard_depth++;
     uintptr_t floor = hg_exit_caller_stack_pointer();
     hg_drain_finish(status, floor ? floor : (uintptr_t)__builtin_frame_address(0));
     hg_guard_depth--;
 }
+
+/* The destructor is the fallback, for when on_exit could not register hg_finish_at_exit. */
+__attribute__((destructor)) static void hg_destructor(void) {
+    if (!hg_finishes_after_destructors) hg_finish_after_handlers(-1);
+}
+
+static void hg_finish_at_exit(int status, void *unused) {
+    (void)unused;
+    hg_finish_after_handlers(status);
+}
+
+/* quick_exit runs the at_quick_exit handlers (registered likewise: last of them to run) and
+ * then glibc's internal _exit, past the interposed one: without this the trace was cut off,
+ * with no allocation in it. The status is not handed over; heapgate run has it from wait. */
+static void hg_finish_at_quick_exit(void) { hg_finish_after_handlers(-1); }
 
 static __attribute__((noreturn)) void hg_exit_now(int status) {
     /* A vfork child (after a failed exec) runs on its parent's memory, this thread's guard

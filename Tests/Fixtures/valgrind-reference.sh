@@ -55,6 +55,7 @@ run dlopen_leak_kd --keep-debuginfo=yes -- ./dlopen_leak
 run prints_a_lot -- ./prints_a_lot 3
 run exit_0 -- ./exit_status
 run exit_7 -- ./exit_status 7
+run exit_quick5 -- ./exit_status quick 5
 run exit_sig11 -- ./exit_status signal 11
 run exit_sig6 -- ./exit_status signal 6
 run realloc_chain -- ./realloc_chain

@@ -40,6 +40,10 @@ struct HeapSummaryTests {
         Expectation(fixture: ["exit_status", "7"], inUse: (100, 1), allocs: 1, frees: 0, bytesAllocated: 100, leaks: [
             ("hold_block", 100, 1, "exit_status.c", 23, "malloc"),
         ]),
+        // quick_exit runs its own handlers and then glibc's internal _exit, past the shim's.
+        Expectation(fixture: ["exit_status", "quick", "5"], inUse: (100, 1), allocs: 1, frees: 0, bytesAllocated: 100, leaks: [
+            ("hold_block", 100, 1, "exit_status.c", 23, "malloc"),
+        ]),
         Expectation(fixture: ["clean_c"], inUse: (0, 0), allocs: 12, frees: 12, bytesAllocated: 480, leaks: []),
         // 76,800 of the bytes in use are libstdc++'s emergency exception pool and the stdout buffer.
         Expectation(fixture: ["leak_cpp"], inUse: (76_872, 4), allocs: 6, frees: 2, bytesAllocated: 77_313, leaks: [

@@ -27,6 +27,7 @@ struct ValgrindComparisonTests {
         ["dlopen_leak"],
         ["deep_stack"],
         ["exit_status"],
+        ["exit_status", "quick", "5"],
         ["destructor_frees"],
         ["sandboxed", "prctl", "deny"],  // valgrind 3.19 refuses seccomp(2) itself
         ["leak_cpp"],

@@ -8,8 +8,8 @@
  * Before that, hold_block() allocates 100 bytes and keeps the pointer in a
  * global: 100 bytes in 1 block "still reachable" at exit (not a leak), so
  * every way of ending has one known live block to report.
- * If the signal does not kill the process (ignored, blocked, or a signal
- * whose default action is not to terminate), it exits with status 125.
+ * exit_status quick N: quick_exit(N). If the signal does not kill the process
+ * (ignored, blocked, or not terminating by default), it exits with status 125.
  * Bad arguments: status 2.  Output: none.
  */
 #include <signal.h>
@@ -38,5 +38,7 @@ int main(int argc, char **argv)
         raise(sig);
         return 125;
     }
+    if (argc == 3 && strcmp(argv[1], "quick") == 0)
+        quick_exit(atoi(argv[2]));
     return 2;
 }
