@@ -124,9 +124,10 @@ __attribute__((destructor)) static void hg_destructor(void) {
     if (!hg_finishes_after_destructors) hg_finish_after_handlers(-1);
 }
 
+/* The status as the parent sees it: exit(-1) is 255. */
 static void hg_finish_at_exit(int status, void *unused) {
     (void)unused;
-    hg_finish_after_handlers(status);
+    hg_finish_after_handlers(status & 0xff);
 }
 
 /* quick_exit runs the at_quick_exit handlers (registered likewise: last of them to run) and
@@ -139,7 +140,7 @@ static __attribute__((noreturn)) void hg_exit_now(int status) {
      * depth included: raising it here left the parent, once resumed, recording nothing. */
     if (hg_drain_in_owner()) {
         hg_guard_depth++;
-        hg_drain_finish(status, (uintptr_t)__builtin_frame_address(0));
+        hg_drain_finish(status & 0xff, (uintptr_t)__builtin_frame_address(0));
     }
     if (hg_real.exit_now) hg_real.exit_now(status);
     syscall(SYS_exit_group, status);
