@@ -70,7 +70,11 @@ const size_t hg_seen_bytes = sizeof(hg_seen_t) * HG_SEEN_LISTS;
 
 void hg_seen_attach(void *lists) {
     hg_seen_t *seen = lists;
-    for (int i = 0; i < HG_SEEN_LISTS; i++) seen[i].next = &seen[0];
+    for (int i = 0; i < HG_SEEN_LISTS; i++) {
+        seen[i].ref = 0; /* a mapping another thread had: its entries are not this thread's */
+        seen[i].age = 0;
+        seen[i].next = &seen[0];
+    }
     hg_seen_last = &seen[0];
     hg_seen = seen;
 }

@@ -44,6 +44,13 @@ struct HeapSummaryTests {
         Expectation(fixture: ["exit_status", "quick", "5"], inUse: (100, 1), allocs: 1, frees: 0, bytesAllocated: 100, leaks: [
             ("hold_block", 100, 1, "exit_status.c", 23, "malloc"),
         ]),
+        // 2,000 threads one after another, each starting on the last one's unwinder mapping and
+        // stack; the one block in use besides the leaks is the cached stack's DTV (valgrind:
+        // 272 bytes, see threads()).
+        Expectation(fixture: ["thread_churn"], inUse: (1_584, 41), allocs: 20_041, frees: 20_000, bytesAllocated: 1_041_584, leaks: [
+            ("path_a", 480, 20, "thread_churn.c", 34, "malloc"),
+            ("path_b", 800, 20, "thread_churn.c", 36, "malloc"),
+        ]),
         Expectation(fixture: ["clean_c"], inUse: (0, 0), allocs: 12, frees: 12, bytesAllocated: 480, leaks: []),
         // 76,800 of the bytes in use are libstdc++'s emergency exception pool and the stdout buffer.
         Expectation(fixture: ["leak_cpp"], inUse: (76_872, 4), allocs: 6, frees: 2, bytesAllocated: 77_313, leaks: [

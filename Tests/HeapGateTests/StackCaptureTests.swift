@@ -21,4 +21,21 @@ struct StackCaptureTests {
         #expect(process.heap.allocs >= 12_000)
         #expect(process.records.count >= 100)
     }
+
+    /// Threads made one after another start on the unwinder mapping the last one left (its
+    /// remembered frames and stacks seen before cleared) and, from glibc, on its stack: every
+    /// capture of all 2,000 threads must still be libunwind's.
+    @Test func threadsStartingOnAFinishedThreadsMappingUnwindAlike() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("thread_churn")],
+                                                environment: ["HEAPGATE_UNWIND": "verify"])
+        #expect(outcome.status == 0)
+        let mismatches = outcome.stderr.split(separator: "\n").filter { $0.contains("unwind mismatch") }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5).joined(separator: "\n"))")
+        let process = try #require(report.processes.first)
+        #expect(process.heap.allocs == 20_041)
+        try process.expectRecord("path_a", bytes: 480, blocks: 20, file: "thread_churn.c", line: 34,
+                                 caller: ("thread_main", "thread_churn.c", 41))
+        try process.expectRecord("path_b", bytes: 800, blocks: 20, file: "thread_churn.c", line: 36,
+                                 caller: ("thread_main", "thread_churn.c", 43))
+    }
 }
