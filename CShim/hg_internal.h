@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The shim is built with -fvisibility=hidden: only what this marks is exported (the malloc
  * family, _exit and _Exit). */
@@ -409,6 +410,9 @@ void hg_drain_start(void);
  *  from stack_floor up), writes STATS and END, closes the trace. Idempotent. Only for the
  *  process whose trace it is: callers check hg_drain_in_owner() first. */
 void hg_drain_finish(int exit_status, uintptr_t stack_floor);
+/** The drain thread's thread id (0 before it first ran): the exit-time scan leaves it out of the
+ *  program's threads, since at exit it is not waited for (hg_drain_take_over). */
+pid_t hg_drain_thread_id(void);
 /** Whether there is nothing left to finish: the trace is finished (exit, stopped for a
  *  sandbox, or no drain thread could start) or none was ever started (tracing disabled).
  *  Answered without a system call. */

@@ -522,7 +522,7 @@ static void hg_collect_thread_stack_pointers(void) {
             } *entry = (void *)(entries + at);
             at += entry->reclen;
             long tid = strtol(entry->name, NULL, 10);
-            if (tid <= 0 || tid == self) continue;
+            if (tid <= 0 || tid == self || tid == hg_drain_thread_id()) continue;
             char path[64], text[256];
             snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
             int fd = open(path, O_RDONLY | O_CLOEXEC);
