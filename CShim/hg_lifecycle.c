@@ -8,6 +8,7 @@
  */
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
+#include <errno.h>
 #include <libunwind.h>
 #include <pthread.h>
 #include <string.h>
@@ -60,6 +61,7 @@ void hg_lifecycle_start(void) {
     static _Atomic int started;
     if (atomic_exchange(&started, 1)) return;
     hg_guard_depth++;
+    int saved_errno = errno; /* the first allocation may be the program's: errno is its own */
     const char *disabled = hg_getenv("HEAPGATE_DISABLE");
     if (disabled && disabled[0] == '1') {
         atomic_store(&hg_state, HG_FINISHED); /* never asks again: the hooks only forward */
@@ -70,6 +72,7 @@ void hg_lifecycle_start(void) {
         (void)__cxa_at_quick_exit(hg_finish_at_quick_exit, NULL);
         atomic_store(&hg_state, HG_RECORDING);
     }
+    errno = saved_errno;
     hg_guard_depth--;
 }
 
