@@ -516,8 +516,11 @@ static void hg_drain_take_over(void) {
      * 1 s) for what was claimed by then. The batch is static: the exiting thread's stack may
      * be small, and there is one finisher (hg_finished). */
     static hg_event_t batch[HG_BATCH];
-    for (int i = 0; i < 20000 && hg_ring_consumed() < claimed;)
-        if (hg_drain_pass(batch) == 0) hg_sleep_us(50), i++;
+    for (int naps = 0; naps < 20000 && hg_ring_consumed() < claimed;) {
+        if (hg_drain_pass(batch) > 0) continue;
+        hg_sleep_us(50);
+        naps++;
+    }
     while (hg_drain_pass(batch) > 0) {}
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);
