@@ -48,6 +48,7 @@ BENCH_BUILD = os.path.join(BUILD, "bench")
 HEAPGATE = os.path.join(BUILD, "bin", "heapgate")
 SHIM = os.path.join(BUILD, "lib", "libheapgate.so")
 CHURN = os.path.join(BUILD, "fixtures", "churn")
+THREAD_CHURN = os.path.join(BUILD, "fixtures", "thread_churn")
 
 TOOLS = ["native", "heapgate", "heaptrack", "valgrind"]
 JQ_FILTER = "[.[] | select(.active) | {id, name, tags: (.tags | length)}] | length"
@@ -104,6 +105,8 @@ def workloads():
         Workload("churn-d30", f"C churn, {it:,} malloc/free, depth 30", [CHURN, str(it), "30"]),
         Workload("churn-8t", f"C churn, 8 threads x {per_thread:,}, cross-thread frees",
                  [CHURN, str(per_thread), "2", "threads", "8"]),
+        Workload("threads-short", "C, 2,000 threads made and joined one after another, 10 malloc/free each",
+                 [THREAD_CHURN]),
         Workload("jq", f"jq filter over {os.path.getsize(json_input) / 1e6 if os.path.exists(json_input) else 0:.1f} MB JSON "
                  f"({scale(60000, 6000):,} objects)", ["jq", JQ_FILTER, json_input], big=True),
         Workload("sqlite3", f"sqlite3 :memory:, {scale(200000, 20000):,} rows + index + queries",
@@ -854,6 +857,8 @@ def write_results(results, wls, big, info, started, finished):
               "in use at exit shows more bytes per event.",
               "- `churn-8t` does the same total work as `churn-d2` (2 M malloc/free) split over 8 threads; "
               "most frees happen on another thread than the malloc.",
+              "- `threads-short` (the test fixture `thread_churn`) is about what a thread costs heapgate to start "
+              "and end, not about events (20,040 of them); it has no target of its own.",
               "- A tool that is missing, fails, or exceeds the per-run limit is shown as n/a and is not run "
               "again on that workload.",
               "- Raw per-run data: `build/bench/results.json`.", ""]
