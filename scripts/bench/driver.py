@@ -858,7 +858,7 @@ def write_results(results, wls, big, info, started, finished):
               "- `churn-8t` does the same total work as `churn-d2` (2 M malloc/free) split over 8 threads; "
               "most frees happen on another thread than the malloc.",
               "- `threads-short` (the test fixture `thread_churn`) is about what a thread costs heapgate to start "
-              "and end, not about events (20,040 of them); it has no target of its own.",
+              "and end, not about events (40,048 of them); it has no target of its own.",
               "- A tool that is missing, fails, or exceeds the per-run limit is shown as n/a and is not run "
               "again on that workload.",
               "- Raw per-run data: `build/bench/results.json`.", ""]
