@@ -293,6 +293,20 @@ static void hg_drain_wake(void) {
     syscall(SYS_futex, &hg_wake_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* A program that allocates every millisecond or so never leaves the drain idle for 2 ms,
+ * and its events filled the 1 MiB buffer only after minutes: killed meanwhile, it left a
+ * trace without them. So the drain also hands over what it has every 20 ms when it runs
+ * out of events (a coarse clock read per nap; a busy drain fills the buffer first). */
+static bool hg_flush_due(void) {
+    static uint64_t last_flush_ms;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    if (now_ms - last_flush_ms < 20) return false;
+    last_flush_ms = now_ms;
+    return true;
+}
+
 static void hg_sleep_us(long microseconds) {
     struct timespec delay = {0, microseconds * 1000};
     nanosleep(&delay, NULL);
@@ -362,7 +376,7 @@ static void *hg_drain_main(void *unused) {
         if (!atomic_compare_exchange_strong(&hg_drain_phase, &idle, HG_DRAIN_BUSY)) break; /* taken over */
         size_t count = hg_drain_pass(batch);
         /* Idle: hand what we have to the kernel, so a process killed now loses little. */
-        if (count == 0 && idle_us >= 2000) hg_writer_flush();
+        if (count == 0 && (idle_us >= 2000 || hg_flush_due())) hg_writer_flush();
         atomic_store(&hg_drain_phase, HG_DRAIN_IDLE);
         if (count > 0) {
             idle_us = 0;

@@ -84,6 +84,7 @@ fixture c leak_basic leak_basic.c
 fixture c entry_points entry_points.c
 fixture c threads threads.c -pthread
 fixture c thread_churn thread_churn.c -pthread
+fixture c steady_allocs steady_allocs.c
 fixture c handoff handoff.c -pthread
 fixture c fork_threads fork_threads.c -pthread
 fixture c libctor_threads.so libctor_threads.c -fPIC -shared -pthread

@@ -255,6 +255,42 @@ struct TraceInputTests {
         return outcome.status == 0 && report?.processes.first?.heap.allocs == allocs
     }
 
+    /// A program that allocates every 500 us never leaves the drain thread idle for 2 ms, its
+    /// cue to write out what it has; it also does so every 20 ms when it runs out of events,
+    /// so a kill loses little. Before, the 200 allocations that steady_allocs makes before
+    /// saying "ready" sat in the drain's 1 MiB buffer for minutes (2,000 events a second),
+    /// and the trace of the killed process held none of them.
+    @Test func traceOfSteadilyAllocatingProcessKilledWithSIGKILL() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let program = try BackgroundProcess(Harness.fixture("steady_allocs"), [],
+                                                environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": directory])
+            try program.waitForLine("ready")
+            // No timing assertion: up to 30 s (a loaded machine) for the trace to show them.
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, try !Self.traceShows(keptBlocks: 200, in: directory) {
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            #expect(program.terminate(with: SIGKILL) == 128 + SIGKILL)
+
+            let (outcome, report) = try Harness.summary([directory])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("incomplete"))
+            let process = try #require(report?.processes.first)
+            #expect(!process.complete)
+            let record = try #require(process.records(allocatedIn: "keep_block").first)
+            #expect(record.blocks >= 200)
+            #expect(record.bytes == 32 * record.blocks)
+            try process.expectRecord("keep_block", bytes: record.bytes, blocks: record.blocks, file: "steady_allocs.c",
+                                     line: 20, caller: ("main", "steady_allocs.c", 33))
+        }
+    }
+
+    private static func traceShows(keptBlocks: UInt64, in directory: String) throws -> Bool {
+        let (outcome, report) = try Harness.summary([directory])
+        guard outcome.status == 0, let process = report?.processes.first else { return false }
+        return process.records(allocatedIn: "keep_block").first.map { $0.blocks >= keptBlocks } ?? false
+    }
+
     // MARK: No input makes heapgate trap
 
     /// Well-formed records with values no real process produces: sizes whose sum overflows 64
