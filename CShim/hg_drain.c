@@ -37,6 +37,23 @@ static _Atomic int hg_drain_phase;
 static _Atomic pid_t hg_drain_tid;
 
 pid_t hg_drain_thread_id(void) { return atomic_load(&hg_drain_tid); }
+
+/* Set when the thread starts; cleared when it is joined (its stack is then glibc's to reuse),
+ * not when the exit takes over and leaves it to end by itself. */
+static const void *_Atomic hg_drain_stack_descriptor;
+
+const void *hg_drain_descriptor(void) { return atomic_load(&hg_drain_stack_descriptor); }
+
+/* A thread's id, known as soon as pthread_create returns, before the thread first runs (a
+ * process may exit before its drain thread ever did): the kernel encodes it in the thread's
+ * CPU-time clock id (~tid << 3, with the per-thread and scheduler-clock bits). Checked on the
+ * calling thread first; 0 when the encoding is not the expected one. */
+static pid_t hg_thread_id_of(pthread_t thread) {
+    clockid_t mine, theirs;
+    if (pthread_getcpuclockid(pthread_self(), &mine) != 0 || (pid_t)~(mine >> 3) != gettid()) return 0;
+    if (pthread_getcpuclockid(thread, &theirs) != 0) return 0;
+    return (pid_t)~(theirs >> 3);
+}
 static _Atomic int hg_finished;
 static bool hg_is_fork_child;
 /* The process this state belongs to. A vfork child shares its parent's memory, and with it
@@ -348,7 +365,7 @@ static size_t hg_drain_pass(hg_event_t batch[HG_BATCH]) {
 static void *hg_drain_main(void *unused) {
     (void)unused;
     hg_guard_depth = 1; /* everything this thread allocates is the shim's own */
-    atomic_store(&hg_drain_tid, gettid());
+    atomic_store(&hg_drain_tid, gettid()); /* the same, if hg_thread_id_of could not say */
     /* pthread_getattr_np allocates: here, in this thread, glibc gives it an arena of its own
      * (64 MiB of address space, reserved and never touched), which keeps the shim's few bytes
      * out of the program's heap. Asked on the starting thread instead, they moved the blocks
@@ -441,6 +458,8 @@ static void hg_drain_spawn(void) {
         atomic_store(&hg_finished, 1); /* nothing to finish at exit: the hooks make no system call */
         return;
     }
+    atomic_store(&hg_drain_tid, hg_thread_id_of(hg_drain_thread));
+    atomic_store(&hg_drain_stack_descriptor, (const void *)hg_drain_thread);
     atomic_store(&hg_drain_exists, true);
 }
 
@@ -460,6 +479,7 @@ static void hg_drain_stop_thread(void) {
     atomic_store(&hg_drain_stop, true);
     hg_drain_wake();
     pthread_join(hg_drain_thread, NULL);
+    atomic_store(&hg_drain_stack_descriptor, NULL);
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);
 }
@@ -579,6 +599,7 @@ void hg_drain_fork_parent(void) { atomic_store(&hg_pause_requested, false); }
 void hg_drain_fork_child(void) {
     hg_ring_forget_pushes_in_child();
     atomic_store(&hg_drain_tid, 0); /* the parent's; this process's drain sets its own */
+    atomic_store(&hg_drain_stack_descriptor, NULL);
     atomic_store(&hg_main_thread_gone, false); /* the child's only thread is its main thread */
     bool had_drain = atomic_load(&hg_drain_exists);
     atomic_store(&hg_pause_requested, false);

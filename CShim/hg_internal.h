@@ -413,6 +413,9 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor);
 /** The drain thread's thread id (0 before it first ran): the exit-time scan leaves it out of the
  *  program's threads, since at exit it is not waited for (hg_drain_take_over). */
 pid_t hg_drain_thread_id(void);
+/** The drain thread's descriptor (its pthread_t, at the top of its stack), or NULL when there is
+ *  no drain thread or it was joined. */
+const void *hg_drain_descriptor(void);
 /** Whether there is nothing left to finish: the trace is finished (exit, stopped for a
  *  sandbox, or no drain thread could start) or none was ever started (tracing disabled).
  *  Answered without a system call. */

@@ -606,12 +606,31 @@ static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
  * thread is on belongs to an exited thread, kept in glibc's stack cache with stale contents:
  * memcheck does not scan those either. When some thread's stack pointer is unknown (it is
  * running), every thread stack is scanned whole. */
+/* The distance from a thread stack's end to its descriptor, when the drain thread never ran
+ * to say it (hg_leakscan_note_thread_descriptor): a process may exit before it first does,
+ * and the exit does not wait for it (hg_drain_take_over). Its descriptor is its pthread_t,
+ * and its stack is the mapping that holds it. Without the span an exited thread's cached
+ * stack, static TLS and all, counted as a root (`leakclass_c exited_thread` under load). */
+static void hg_note_span_from_drain_stack(const char *maps) {
+    uintptr_t descriptor = (uintptr_t)hg_drain_descriptor();
+    if (hg_thread_descriptor_span || descriptor == 0) return;
+    hg_maps_line_t line;
+    for (const char *at = maps; at && *at;) {
+        at = hg_parse_maps_line(at, &line);
+        if (descriptor >= line.start && descriptor < line.stop) {
+            hg_leakscan_note_thread_descriptor((const void *)line.stop, (const void *)descriptor);
+            return;
+        }
+    }
+}
+
 static void hg_scan_roots(uintptr_t stack_floor) {
     size_t length, capacity;
     char *text = hg_read_maps(&length, &capacity);
     if (!text) return;
     (void)length; /* the text is NUL-terminated */
     hg_collect_thread_stack_pointers();
+    hg_note_span_from_drain_stack(text);
     uintptr_t previous_end = 0;
     bool previous_was_guard = false;
     hg_maps_line_t line;
