@@ -45,9 +45,9 @@ static void hg_atfork_child(void) {
  * destructors, would run it early). exit() runs its handlers last registered, first run,
  * and frees each list of 32 handlers once it has run them, all but glibc's static first
  * list. __libc_start_main registers the dynamic linker's _dl_fini (every library's
- * destructors) after the libraries' constructors ran. Registered this early, before any
- * constructor, the handler sits in the static list and runs after all of that, where
- * memcheck reports. From the shim's destructor, the frees in the destructors of libraries
+ * destructors) after the libraries' constructors ran. Registered this early (the first
+ * library constructor that allocates, or the shim's own), the handler sits in the static
+ * list and runs after all of that, where memcheck reports. From the shim's destructor, the frees in the destructors of libraries
  * finalised after the shim (gdb: 800 of them) were missed; from its constructor, later than
  * gdb's libraries' first 32 handlers, exit() freed the lists holding them afterwards. on_exit
  * also hands over the exit status, which END records. */
