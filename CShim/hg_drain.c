@@ -463,16 +463,9 @@ static void hg_drain_spawn(void) {
     atomic_store(&hg_drain_exists, true);
 }
 
-/* Waits (briefly) until every event claimed so far is applied, then ends the drain thread. */
+/* Waits (briefly) until every event claimed so far is applied, then ends the drain thread.
+ * Never called on the drain thread itself (see hg_drain_take_over). */
 static void hg_drain_stop_thread(void) {
-    if (pthread_equal(pthread_self(), hg_drain_thread)) {
-        /* The drain thread is ending the process itself (hg_exit_as_the_last_thread): what
-         * is left in the ring is applied here. */
-        hg_event_t batch[HG_BATCH];
-        while (hg_drain_pass(batch) > 0) {}
-        atomic_store(&hg_drain_exists, false);
-        return;
-    }
     uint64_t claimed = hg_ring_claimed();
     hg_drain_wake();
     for (int i = 0; i < 20000 && hg_ring_consumed() < claimed; i++) hg_sleep_us(50);
@@ -532,12 +525,9 @@ void hg_drain_stop_for_sandbox(const void *filter) {
  * between passes, applies what is left in the ring itself, and does not wait for the drain
  * thread to end (exit_group ends it; woken, it sees TAKEN and returns). Waiting for it to
  * empty the ring and end cost a traced /bin/true 0.1 ms when it woke at once, and up to 4 ms
- * in half the runs here, where a napping vCPU is slow to wake. */
+ * in half the runs here, where a napping vCPU is slow to wake. The drain thread ending the
+ * process itself (hg_exit_as_the_last_thread) is between passes, and takes over alike. */
 static void hg_drain_take_over(void) {
-    if (pthread_equal(pthread_self(), hg_drain_thread)) {
-        hg_drain_stop_thread(); /* the drain thread ending the process itself */
-        return;
-    }
     uint64_t claimed = hg_ring_claimed();
     for (;;) {
         int idle = HG_DRAIN_IDLE;

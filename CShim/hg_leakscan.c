@@ -599,13 +599,6 @@ static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
     if (cursor < end) hg_scan_root(cursor, end);
 }
 
-/* Walks /proc/self/maps; scans readable, writable mappings, around glibc's memory in those that
- * hold blocks (hg_scan_beside_allocator). The stack of
- * the calling thread is scanned from `stack_floor` up; another live thread's stack from its
- * stack pointer up. A thread stack (an anonymous mapping right above a guard page) that no live
- * thread is on belongs to an exited thread, kept in glibc's stack cache with stale contents:
- * memcheck does not scan those either. When some thread's stack pointer is unknown (it is
- * running), every thread stack is scanned whole. */
 /* The distance from a thread stack's end to its descriptor, when the drain thread never ran
  * to say it (hg_leakscan_note_thread_descriptor): a process may exit before it first does,
  * and the exit does not wait for it (hg_drain_take_over). Its descriptor is its pthread_t,
@@ -624,6 +617,13 @@ static void hg_note_span_from_drain_stack(const char *maps) {
     }
 }
 
+/* Walks /proc/self/maps; scans readable, writable mappings, around glibc's memory in those that
+ * hold blocks (hg_scan_beside_allocator). The stack of
+ * the calling thread is scanned from `stack_floor` up; another live thread's stack from its
+ * stack pointer up. A thread stack (an anonymous mapping right above a guard page) that no live
+ * thread is on belongs to an exited thread, kept in glibc's stack cache with stale contents:
+ * memcheck does not scan those either. When some thread's stack pointer is unknown (it is
+ * running), every thread stack is scanned whole. */
 static void hg_scan_roots(uintptr_t stack_floor) {
     size_t length, capacity;
     char *text = hg_read_maps(&length, &capacity);

@@ -47,10 +47,11 @@ static void hg_atfork_child(void) {
  * list. __libc_start_main registers the dynamic linker's _dl_fini (every library's
  * destructors) after the libraries' constructors ran. Registered this early (the first
  * library constructor that allocates, or the shim's own), the handler sits in the static
- * list and runs after all of that, where memcheck reports. From the shim's destructor, the frees in the destructors of libraries
- * finalised after the shim (gdb: 800 of them) were missed; from its constructor, later than
- * gdb's libraries' first 32 handlers, exit() freed the lists holding them afterwards. on_exit
- * also hands over the exit status, which END records. */
+ * list and runs after all of that, where memcheck reports. From the shim's destructor, the
+ * frees in the destructors of libraries finalised after the shim (gdb: 800 of them) were
+ * missed; from its constructor, later than gdb's libraries' first 32 handlers, exit() freed
+ * the lists holding them afterwards. on_exit also hands over the exit status, which END
+ * records. */
 static bool hg_finishes_after_destructors;
 static void hg_finish_at_exit(int status, void *unused);
 static void hg_finish_at_quick_exit(void);

@@ -10,11 +10,7 @@ import Testing
 @Suite("Stack capture")
 struct StackCaptureTests {
     @Test func fastUnwinderMatchesLibunwindOnEveryCapture() throws {
-        let (outcome, report) = try Harness.run([Harness.fixture("unwind_stress")],
-                                                environment: ["HEAPGATE_UNWIND": "verify"])
-        #expect(outcome.status == 0)
-        let mismatches = outcome.stderr.split(separator: "\n").filter { $0.contains("unwind mismatch") }
-        #expect(mismatches.isEmpty, "\(mismatches.prefix(5).joined(separator: "\n"))")
+        let report = try Self.runVerifyingEveryCapture("unwind_stress")
         // The run really exercised the unwinder: 3,000 rounds on each of 4 threads, nothing
         // freed, so every path that allocated is a record of its own.
         let process = try #require(report.processes.first)
@@ -26,16 +22,23 @@ struct StackCaptureTests {
     /// remembered frames and stacks seen before cleared) and, from glibc, on its stack: every
     /// capture of all 2,000 threads must still be libunwind's.
     @Test func threadsStartingOnAFinishedThreadsMappingUnwindAlike() throws {
-        let (outcome, report) = try Harness.run([Harness.fixture("thread_churn")],
-                                                environment: ["HEAPGATE_UNWIND": "verify"])
-        #expect(outcome.status == 0)
-        let mismatches = outcome.stderr.split(separator: "\n").filter { $0.contains("unwind mismatch") }
-        #expect(mismatches.isEmpty, "\(mismatches.prefix(5).joined(separator: "\n"))")
+        let report = try Self.runVerifyingEveryCapture("thread_churn")
         let process = try #require(report.processes.first)
         #expect(process.heap.allocs == 20_041)
         try process.expectRecord("path_a", bytes: 480, blocks: 20, file: "thread_churn.c", line: 34,
                                  caller: ("thread_main", "thread_churn.c", 41))
         try process.expectRecord("path_b", bytes: 800, blocks: 20, file: "thread_churn.c", line: 36,
                                  caller: ("thread_main", "thread_churn.c", 43))
+    }
+
+    /// Runs a fixture under `heapgate run` with HEAPGATE_UNWIND=verify: it must exit 0 with no
+    /// capture where the fast unwinder and unw_backtrace differ.
+    private static func runVerifyingEveryCapture(_ fixture: String,
+                                                 sourceLocation: SourceLocation = #_sourceLocation) throws -> Report {
+        let (outcome, report) = try Harness.run([Harness.fixture(fixture)], environment: ["HEAPGATE_UNWIND": "verify"])
+        #expect(outcome.status == 0, sourceLocation: sourceLocation)
+        let mismatches = outcome.stderr.split(separator: "\n").filter { $0.contains("unwind mismatch") }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5).joined(separator: "\n"))", sourceLocation: sourceLocation)
+        return report
     }
 }

@@ -223,24 +223,12 @@ struct TraceInputTests {
     /// so every block allocated before "ready" is in the trace.
     @Test func traceOfProcessKilledWithSIGKILL() throws {
         try Harness.withTemporaryDirectory { directory in
-            let program = try BackgroundProcess(Harness.fixture("alloc_then_sleep"), ["120"],
-                                                environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": directory])
-            try program.waitForLine("ready")
-            // No timing assertion: wait 300 ms, then (on a loaded machine) up to 30 s more for
-            // the trace to show the five allocations. A shim that only writes at exit never does.
-            Thread.sleep(forTimeInterval: 0.3)
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline, try !Self.traceShows(allocs: 5, in: directory) {
-                Thread.sleep(forTimeInterval: 0.1)
+            // Wait 300 ms, then for the trace to show the five allocations. A shim that only
+            // writes at exit never does.
+            let (report, process) = try Self.killWhenTraced(["alloc_then_sleep", "120"], in: directory, settle: 0.3) {
+                $0.heap.allocs == 5
             }
-            #expect(program.terminate(with: SIGKILL) == 128 + SIGKILL)
-
-            let (outcome, report) = try Harness.summary([directory])
-            #expect(outcome.status == 0, "\(outcome.stderr)")
-            #expect(outcome.stderr.contains("incomplete"))
-            let process = try #require(report?.processes.first)
-            #expect(report?.processes.count == 1)
-            #expect(!process.complete)
+            #expect(report.processes.count == 1)
             #expect(HeapFigures(process) == HeapFigures(bytes: 777, blocks: 4, allocs: 5, frees: 1, bytesAllocated: 1_110))
             try process.expectRecord("keep_one", bytes: 111, blocks: 1, file: "alloc_then_sleep.c", line: 27,
                                      caller: ("main", "alloc_then_sleep.c", 51))
@@ -250,11 +238,6 @@ struct TraceInputTests {
         }
     }
 
-    private static func traceShows(allocs: UInt64, in directory: String) throws -> Bool {
-        let (outcome, report) = try Harness.summary([directory])
-        return outcome.status == 0 && report?.processes.first?.heap.allocs == allocs
-    }
-
     /// A program that allocates every 500 us never leaves the drain thread idle for 2 ms, its
     /// cue to write out what it has; it also does so every 20 ms when it runs out of events,
     /// so a kill loses little. Before, the 200 allocations that steady_allocs makes before
@@ -262,21 +245,9 @@ struct TraceInputTests {
     /// and the trace of the killed process held none of them.
     @Test func traceOfSteadilyAllocatingProcessKilledWithSIGKILL() throws {
         try Harness.withTemporaryDirectory { directory in
-            let program = try BackgroundProcess(Harness.fixture("steady_allocs"), [],
-                                                environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": directory])
-            try program.waitForLine("ready")
-            // No timing assertion: up to 30 s (a loaded machine) for the trace to show them.
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline, try !Self.traceShows(keptBlocks: 200, in: directory) {
-                Thread.sleep(forTimeInterval: 0.1)
+            let (_, process) = try Self.killWhenTraced(["steady_allocs"], in: directory) {
+                ($0.records(allocatedIn: "keep_block").first?.blocks ?? 0) >= 200
             }
-            #expect(program.terminate(with: SIGKILL) == 128 + SIGKILL)
-
-            let (outcome, report) = try Harness.summary([directory])
-            #expect(outcome.status == 0, "\(outcome.stderr)")
-            #expect(outcome.stderr.contains("incomplete"))
-            let process = try #require(report?.processes.first)
-            #expect(!process.complete)
             let record = try #require(process.records(allocatedIn: "keep_block").first)
             #expect(record.blocks >= 200)
             #expect(record.bytes == 32 * record.blocks)
@@ -285,10 +256,32 @@ struct TraceInputTests {
         }
     }
 
-    private static func traceShows(keptBlocks: UInt64, in directory: String) throws -> Bool {
+    /// Runs a fixture (`command[0]`) with the shim preloaded until it prints "ready", waits
+    /// `settle` seconds, then until its trace, read while it runs, satisfies `shows` (no timing
+    /// assertion: up to 30 s on a loaded machine), kills it with SIGKILL and returns the report
+    /// of its trace, which must be incomplete, with its one process.
+    private static func killWhenTraced(_ command: [String], in directory: String, settle: TimeInterval = 0,
+                                       until shows: (Report.Process) -> Bool,
+                                       sourceLocation: SourceLocation = #_sourceLocation) throws -> (Report, Report.Process) {
+        let program = try BackgroundProcess(Harness.fixture(command[0]), Array(command.dropFirst()),
+                                            environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": directory])
+        try program.waitForLine("ready")
+        Thread.sleep(forTimeInterval: settle)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let (outcome, report) = try Harness.summary([directory])
+            if outcome.status == 0, let process = report?.processes.first, shows(process) { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(program.terminate(with: SIGKILL) == 128 + SIGKILL, sourceLocation: sourceLocation)
+
         let (outcome, report) = try Harness.summary([directory])
-        guard outcome.status == 0, let process = report?.processes.first else { return false }
-        return process.records(allocatedIn: "keep_block").first.map { $0.blocks >= keptBlocks } ?? false
+        #expect(outcome.status == 0, "\(outcome.stderr)", sourceLocation: sourceLocation)
+        #expect(outcome.stderr.contains("incomplete"), sourceLocation: sourceLocation)
+        let written = try #require(report, sourceLocation: sourceLocation)
+        let process = try #require(written.processes.first, sourceLocation: sourceLocation)
+        #expect(!process.complete, sourceLocation: sourceLocation)
+        return (written, process)
     }
 
     // MARK: No input makes heapgate trap
