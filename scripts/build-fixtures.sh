@@ -92,6 +92,10 @@ fixture c ctor_threads ctor_threads.c -pthread -L"$out" -lctor_threads -Wl,-rpat
 fixture c libdestructor_frees.so libdestructor_frees.c -fPIC -shared
 fixture c destructor_frees destructor_frees.c -L"$out" -ldestructor_frees -Wl,-rpath,"$out"
 fixture c sandboxed sandboxed.c
+# Loaded through its soname link (libversioned.so.1 -> libversioned.so.1.2.3), symbols stripped.
+fixture c libversioned.so.1.2.3 libversioned.c -fPIC -shared -Wl,-soname,libversioned.so.1 -s
+ln -sfn libversioned.so.1.2.3 "$out/libversioned.so.1"
+fixture c valgrind_names valgrind_names.c "$out/libversioned.so.1.2.3" -Wl,-rpath,"$out"
 fixture c fork_child fork_child.c
 fixture c exec_child exec_child.c
 fixture c vfork_exec vfork_exec.c

@@ -824,4 +824,58 @@ extension SuppressionTests {
             #expect(frames.last?.function == function)
         }
     }
+
+    /// Frames carry the names memcheck gives them, so that suppressions written for memcheck
+    /// (by hand or by its --gen-suppressions) match (valgrind_names.c; the same file under
+    /// memcheck: `ValgrindComparisonTests.suppressionsValgrindWroteApply`).
+    @Suite struct MemcheckNames {
+        static let program = Harness.fixture("valgrind_names")
+
+        /// glibc's strdup has three names in libc6-dbg's symbol table (strdup, __strdup,
+        /// __GI___strdup) and two in libc's own; memcheck shows the shortest. A library loaded
+        /// through its soname link is shown by its file, as the kernel maps it.
+        @Test func framesAndObjectsAreMemchecks() throws {
+            let (outcome, report) = try Harness.run([Self.program], flags: ["--default-suppressions=no"])
+            #expect(outcome.status == 0)
+            let process = try #require(report.processes.first)
+            let copy = try #require(process.records(allocatedIn: "lose_copy").first)
+            #expect(copy.bytes == 17 && copy.kind == "definite")
+            #expect(copy.frames.map(\.function) == ["malloc", "strdup", "lose_copy", "main"])
+            let buffer = try #require(process.records(allocatedIn: "lose_library_buffer").first)
+            #expect(buffer.bytes == 40 && buffer.kind == "definite")
+            #expect(buffer.frames.map(\.function) == ["malloc", nil, "versioned_buffer", "lose_library_buffer", "main"])
+            #expect(buffer.frames[1].module == Harness.fixture("libversioned.so.1.2.3"))
+            #expect(buffer.frames[2].module == Harness.fixture("libversioned.so.1.2.3"))
+            let grown = try #require(process.records(allocatedIn: "lose_grown").first)
+            #expect(grown.bytes == 24 && grown.frames.first?.function == "realloc")
+        }
+
+        /// What the loader called the library (its soname link) and memcheck's names for frame 0
+        /// match as well: `obj:` a path heapgate showed before it resolved links, `fun:malloc`
+        /// for a block of realloc(NULL, n).
+        @Test func loadersPathAndMemchecksFrameZeroMatch() throws {
+            let file = Harness.temporaryPath("names.supp")
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            try """
+            {
+               through-the-soname-link
+               Memcheck:Leak
+               fun:malloc
+               obj:*/libversioned.so.1
+               fun:versioned_buffer
+            }
+            {
+               realloc-of-null-as-memcheck-names-it
+               Memcheck:Leak
+               fun:malloc
+               fun:lose_grown
+            }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+            let (_, report) = try Harness.run([Self.program], flags: ["--default-suppressions=no", "--suppressions=\(file)"])
+            let process = try #require(report.processes.first)
+            #expect(process.records(allocatedIn: "lose_library_buffer").first?.suppressedBy == "through-the-soname-link")
+            #expect(process.records(allocatedIn: "lose_grown").first?.suppressedBy == "realloc-of-null-as-memcheck-names-it")
+            #expect(process.leaks?.definite == Report.Amount(bytes: 17, blocks: 1))
+        }
+    }
 }

@@ -29,6 +29,7 @@ struct ValgrindComparisonTests {
         ["exit_status"],
         ["exit_status", "quick", "5"],
         ["destructor_frees"],
+        ["valgrind_names"],
         ["sandboxed", "prctl", "deny"],  // valgrind 3.19 refuses seccomp(2) itself
         ["leak_cpp"],
         ["clean_c"],
@@ -61,6 +62,40 @@ struct ValgrindComparisonTests {
 
         #expect(!valgrind.isEmpty)
         #expect(heapgate.sorted() == valgrind.sorted())
+    }
+
+    /// What `--gen-suppressions=all` writes under memcheck suppresses the same blocks under
+    /// heapgate: memcheck names a frame by the shortest of a function's names (`strdup`, not
+    /// libdw's `__GI___strdup`), a library by its file (`libversioned.so.1.2.3`, not the soname
+    /// link the loader opened), and realloc(NULL, n) `malloc` (valgrind_names.c). Before heapgate
+    /// named them so, two of the three leaks stayed.
+    @Test func suppressionsValgrindWroteApply() throws {
+        let fixtures = Harness.fixture("")
+        try Harness.withTemporaryDirectory { directory in
+            let log = directory + "/vg.log"
+            _ = try Harness.execute("/usr/bin/valgrind", [
+                "--leak-check=full", "--gen-suppressions=all", "--log-file=\(log)", "./valgrind_names",
+            ], directory: fixtures)
+            let text = try String(contentsOfFile: log, encoding: .utf8)
+                .split(separator: "\n", omittingEmptySubsequences: false)
+                .map { String($0).replacing(#/^==\d+== ?/#, with: "") }
+            var blocks: [String] = [], inBlock = false
+            for line in text {
+                if line == "{" { inBlock = true }
+                if inBlock { blocks.append(line) }
+                if line == "}" { inBlock = false }
+            }
+            #expect(blocks.filter { $0 == "{" }.count == 3, "\(text.joined(separator: "\n"))")
+            try blocks.joined(separator: "\n").write(toFile: directory + "/vg.supp", atomically: true, encoding: .utf8)
+
+            let (outcome, report) = try Harness.runReport(
+                ["./valgrind_names"], flags: ["--default-suppressions=no", "--suppressions=\(directory)/vg.supp"],
+                directory: fixtures)
+            let process = try #require(report?.processes.first, "exit \(outcome.status): \(outcome.stderr)")
+            let leaks = try #require(process.leaks)
+            #expect(leaks.definite == Report.Amount(bytes: 0, blocks: 0))
+            #expect(leaks.suppressed == Report.Amount(bytes: 17 + 40 + 24, blocks: 3))
+        }
     }
 
     /// The HEAP SUMMARY of one valgrind log, or nil for a log without one (a process image that

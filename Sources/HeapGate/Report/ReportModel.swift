@@ -6,12 +6,16 @@ public struct ReportFrame: Equatable, Sendable, Codable {
     /// The source file's base name, as valgrind prints it.
     public var file: String?
     public var line: Int?
-    /// The object the address belongs to.
+    /// The object the address belongs to, symbolic links resolved (as memcheck shows it, from
+    /// /proc/PID/maps: `/usr/lib/x86_64-linux-gnu/libz.so.1.2.13`, not `/lib/x86_64-linux-gnu/libz.so.1`).
     public var module: String?
     /// True when the frame exists only because a call was inlined at this address.
     public var inlined: Bool?
     /// The mangled name, for suppressions (not in the JSON report).
     public var linkageName: String?
+    /// The path the dynamic loader named the object by, when it differs from `module`:
+    /// suppressions match either (not in the JSON report).
+    public var loadedAs: String?
 
     enum CodingKeys: String, CodingKey { case address, function, file, line, module, inlined }
 }
@@ -200,6 +204,7 @@ public struct ReportOptions: Sendable {
 extension ReportFrame {
     /// The frame as a suppression matches it.
     var suppressionFrame: SuppressionFrame {
-        SuppressionFrame(linkageName: linkageName, function: function, object: module, file: file, line: line)
+        SuppressionFrame(linkageName: linkageName, function: function, object: module,
+                         objectAliases: loadedAs.map { [$0] } ?? [], file: file, line: line)
     }
 }

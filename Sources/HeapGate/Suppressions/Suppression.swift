@@ -10,15 +10,18 @@ public struct SuppressionFrame: Equatable, Hashable, Sendable {
     public var function: String?
     /// Path of the object (executable or shared library) the code belongs to.
     public var object: String?
+    /// Other paths of the same object (the one the dynamic loader used, through symbolic links).
+    public var objectAliases: [String]
     /// Source file, preferably the full path as recorded in DWARF.
     public var file: String?
     public var line: Int?
 
     public init(linkageName: String? = nil, function: String? = nil, object: String? = nil,
-                file: String? = nil, line: Int? = nil) {
+                objectAliases: [String] = [], file: String? = nil, line: Int? = nil) {
         self.linkageName = linkageName
         self.function = function
         self.object = object
+        self.objectAliases = objectAliases
         self.file = file
         self.line = line
     }

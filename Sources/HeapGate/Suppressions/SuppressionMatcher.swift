@@ -5,7 +5,8 @@
 /// - The location lines are matched against the stack from frame 0 outwards, and only need to
 ///   match a prefix of it. `...` matches zero or more frames.
 /// - `fun:` is matched against the function's mangled name (valgrind never demangles for
-///   matching), `obj:` against the object's path, `src:` against the source file's name (and
+///   matching), `obj:` against the object's path (memcheck's, symbolic links resolved, or the
+///   one the dynamic loader used), `src:` against the source file's name (and
 ///   line, when given). A name valgrind does not know is `???` (so `fun:*` matches it).
 /// - `*` matches any run of characters (`/` included), `?` exactly one; the whole name must match.
 /// - Inlined calls are frames of their own; their object is that of the function they are in.
@@ -14,7 +15,8 @@
 /// - Frame 0 is `malloc` (or another entry point) in libheapgate.so, where memcheck has it in its
 ///   preload object, vgpreload_memcheck-ARCH-linux.so: `obj:` lines for that object match
 ///   heapgate's frame 0. Allocators memcheck reports under another name (valgrind 3.19 reports
-///   `aligned_alloc` and `valloc` as `memalign`) match that name too.
+///   `aligned_alloc` and `valloc` as `memalign`, `realloc(NULL, n)` as `malloc`) match that
+///   name too.
 /// - heapgate does not intercept C++'s `operator new`: libstdc++'s `operator new` calls `malloc`.
 ///   memcheck replaces `operator new`, so its frame 0 is `operator new` and there is no `malloc`.
 ///   When frame 1 is an `operator new`/`new[]`, the stack is also tried without frame 0, with
@@ -71,7 +73,7 @@ enum SuppressionMatcher {
             functions.append(belowMain)
         }
         return Frame(
-            functions: functions, objects: [frame.object ?? "???"], file: frame.file, line: frame.line,
+            functions: functions, objects: [frame.object ?? "???"] + frame.objectAliases, file: frame.file, line: frame.line,
             hasName: name != nil, hasObject: frame.object != nil)
     }
 
@@ -94,11 +96,15 @@ enum SuppressionMatcher {
             .map { "\($0)/vgpreload_memcheck-\(platform).so" }
     }()
 
-    /// Names memcheck (3.19) reports heapgate's entry points under.
+    /// Names memcheck (3.19) reports heapgate's entry points under. Its `realloc` hands a null
+    /// pointer on to its `malloc`, so a block from `realloc(NULL, n)` has `malloc` as frame 0
+    /// there; heapgate's report no longer knows which of its `realloc`'s blocks came from a
+    /// null pointer, so `fun:malloc` matches any of them (the rest of the stack still has to).
     static let allocatorAliases: [String: [String]] = [
         "aligned_alloc": ["memalign"],
         "valloc": ["memalign"],
         "pvalloc": ["memalign"],
+        "realloc": ["malloc"],
     ]
 
     /// For a C++ allocation function's mangled name (`_Znwm`, `_ZnamRKSt9nothrow_t`, …), the same
@@ -217,7 +223,8 @@ enum SuppressionMatcher {
             return withUTF8(text) { globMatch(bytes, $0, questionMarkIsWildcard: false) }
         }
         return frames.contains { frame in
-            matches(frame.object) || matches(frame.function ?? frame.linkageName) || matches(frame.file)
+            matches(frame.object) || frame.objectAliases.contains(where: matches)
+                || matches(frame.function ?? frame.linkageName) || matches(frame.file)
         }
     }
 }

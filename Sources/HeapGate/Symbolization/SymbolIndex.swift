@@ -82,6 +82,21 @@ struct SymbolIndex {
             }
             return chosen
         }
+
+        /// The entries with the same start and end as `entry`, itself included when it is here.
+        func sameRange(as entry: Entry) -> [Entry] {
+            var low = 0, high = entries.count // first entry starting at or after the entry's start
+            while low < high {
+                let middle = (low + high) / 2
+                if entries[middle].start < entry.start { low = middle + 1 } else { high = middle }
+            }
+            var found: [Entry] = []
+            while low < entries.count, entries[low].start == entry.start {
+                if entries[low].end == entry.end { found.append(entries[low]) }
+                low += 1
+            }
+            return found
+        }
     }
 
     private var globals = Ranges()
@@ -120,10 +135,38 @@ struct SymbolIndex {
     }
 
     func lookUp(_ address: UInt64) -> Answer {
-        if let entry = globals.pick(address) { return .name(String(cString: entry.name)) }
-        if globalLabels.contains(address) { return .needsLibdw }
-        if let entry = locals.pick(address) { return .name(String(cString: entry.name)) }
-        return .needsLibdw
+        pick(address).map { .name(String(cString: $0.name)) } ?? .needsLibdw
+    }
+
+    /// Every name of the function libdw names at `address`: the sized symbols, global or local,
+    /// with exactly its range (`strdup`, `__strdup` and `__GI___strdup` in libc's full symbol
+    /// table), libdw's pick among them. Nil where libdw has to be asked itself.
+    func aliases(at address: UInt64) -> [String]? {
+        guard let picked = pick(address) else { return nil }
+        return (globals.sameRange(as: picked) + locals.sameRange(as: picked)).map { String(cString: $0.name) }
+    }
+
+    private func pick(_ address: UInt64) -> Entry? {
+        if let entry = globals.pick(address) { return entry }
+        if globalLabels.contains(address) { return nil }
+        return locals.pick(address)
+    }
+
+    /// The name memcheck shows for a function with several names (valgrind's `preferName`, in
+    /// coregrind/m_debuginfo/storage.c): the shortest without its version suffix (`@…`), at
+    /// equal length the versioned one, then the first in byte order. So memcheck shows
+    /// `strdup` where libdw picks `__GI___strdup`, and `getpwuid_r@@GLIBC_2.2.5` rather than
+    /// `__getpwuid_r`; a suppression that `--gen-suppressions` wrote under memcheck names the
+    /// frame that way.
+    static func memcheckName(among names: [String]) -> String? {
+        names.filter { $0.contains { !$0.isWhitespace } }.min { a, b in
+            let aBase = a.utf8.prefix { $0 != UInt8(ascii: "@") }.count
+            let bBase = b.utf8.prefix { $0 != UInt8(ascii: "@") }.count
+            if aBase != bBase { return aBase < bBase }
+            let aVersioned = aBase < a.utf8.count, bVersioned = bBase < b.utf8.count
+            if aVersioned != bVersioned { return aVersioned }
+            return a.utf8.lexicographicallyPrecedes(b.utf8)
+        }
     }
 
     /// libdw's order of bindings: global, then weak, then local, then anything else.

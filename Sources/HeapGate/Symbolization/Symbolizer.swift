@@ -103,12 +103,16 @@ public final class Symbolizer {
 
         deinit { LibDW.dwflEnd(dwfl) }
 
-        /// The ELF symbol containing `address`, as `dwfl_module_addrinfo` finds it.
+        /// The ELF symbol containing `address`, as `dwfl_module_addrinfo` finds it, under the
+        /// name memcheck gives it when the function has several (`SymbolIndex.memcheckName`).
         func symbol(at address: UInt64) -> String? {
-            switch symbolIndex().lookUp(address) {
-            case .name(let name): return name
-            case .needsLibdw: return LibDW.dwflModuleAddrInfo(module, address)
-            }
+            if let aliases = symbolIndex().aliases(at: address) { return SymbolIndex.memcheckName(among: aliases) }
+            return LibDW.dwflModuleAddrInfo(module, address)
+        }
+
+        /// The other names of the function at `address` (see `SymbolIndex.aliases`), when it has any.
+        func aliases(at address: UInt64) -> [String] {
+            symbolIndex().aliases(at: address) ?? []
         }
 
         @discardableResult
@@ -425,8 +429,20 @@ public final class Symbolizer {
             // The real (out-of-line) function is the ELF symbol covering the address: it names the
             // frame when DWARF does not, and is the raw name when DWARF has only a plain DW_AT_name
             // (C functions, or C++ with -gline-tables-only, whose DW_AT_name is unqualified).
+            // A DW_AT_name that is another of the function's names (glibc's `__getpwuid_r` for
+            // `getpwuid_r@@GLIBC_2.2.5`) gives way to the name memcheck shows.
+            if let name = frames[outer].function, name != symbol, session.aliases(at: address).contains(name) {
+                frames[outer].function = Demangler.demangle(symbol)
+            }
             if frames[outer].function == nil { frames[outer].function = Demangler.demangle(symbol) }
             frames[outer].linkageName = symbol
+        } else if let linkage = frames[outer].linkageName, case let aliases = session.aliases(at: address),
+                  aliases.count > 1, aliases.contains(linkage),
+                  let shown = SymbolIndex.memcheckName(among: aliases), shown != linkage {
+            // A DW_AT_linkage_name that is one of several names of the function (glibc's internal
+            // `__GI_setlocale` for `setlocale`; a C++ constructor's C1 and C2 forms): memcheck's name.
+            if frames[outer].function == Demangler.demangle(linkage) { frames[outer].function = Demangler.demangle(shown) }
+            frames[outer].linkageName = shown
         }
         return frames
     }

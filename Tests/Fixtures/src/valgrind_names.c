@@ -1,0 +1,42 @@
+/*
+ * valgrind_names.c - leaks whose stacks memcheck names differently from libdw.
+ *
+ * - strdup: glibc's full symbol table (libc6-dbg) names the function strdup, __strdup and
+ *   __GI___strdup; memcheck shows `strdup`.
+ * - versioned_buffer: in libversioned.so.1.2.3, loaded as libversioned.so.1 (see
+ *   libversioned.c); memcheck shows the file, `obj:` of the real path.
+ * - realloc(NULL, 24): memcheck's realloc passes a null pointer on to its malloc, so its
+ *   frame 0 is `malloc`.
+ * Each block is definitely lost: 17 + 40 + 24 bytes in 3 blocks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *versioned_buffer(void);
+
+static char *volatile kept;
+static void *volatile nothing; /* a null pointer the compiler cannot see: realloc stays realloc */
+
+__attribute__((noinline)) static void lose_copy(void) {
+    kept = strdup("sixteen chars!!!");
+    kept = NULL;
+}
+
+__attribute__((noinline)) static void lose_library_buffer(void) {
+    kept = versioned_buffer();
+    kept = NULL;
+}
+
+__attribute__((noinline)) static void lose_grown(void) {
+    kept = realloc(nothing, 24);
+    kept = NULL;
+}
+
+int main(void) {
+    lose_copy();
+    lose_library_buffer();
+    lose_grown();
+    puts("valgrind_names: 3 blocks lost");
+    return 0;
+}
