@@ -128,9 +128,9 @@ import Testing
             let buildID = try #require(Self.buildID(of: DebugInfoCacheTests.libc))
             let path = directory + "/frames/" + hexString(buildID)
             let text = try String(contentsOfFile: path, encoding: .utf8)
-            let line = String(address, radix: 16) + "\tS=\(symbol)\u{1F}=\(symbol)\u{1F}\u{1F}\u{1F}0\n"
+            let line = String(address, radix: 16) + "\tS=\(symbol)\u{1F}=\(symbol)\u{1F}\u{1F}\u{1F}0\u{1F}\n"
             #expect(text.contains(line), "\(text.debugDescription)")
-            try text.replacingOccurrences(of: line, with: String(address, radix: 16) + "\tS=kept\u{1F}=kept\u{1F}\u{1F}\u{1F}0\n")
+            try text.replacingOccurrences(of: line, with: String(address, radix: 16) + "\tS=kept\u{1F}=kept\u{1F}\u{1F}\u{1F}0\u{1F}\n")
                 .write(toFile: path, atomically: true, encoding: .utf8)
             #expect(Symbolizer(cache: cache).symbolName(address: address, in: image).function == "kept")
 

@@ -415,6 +415,40 @@ extension SuppressionTests {
             #expect(try T.matches(["fun:aligned_alloc", "fun:foo"], stack))
         }
 
+        /// memcheck's realloc takes a null pointer on to its malloc, and it does not replace
+        /// reallocarray (glibc's calls its realloc): frame 0 is `malloc` or `realloc` there.
+        @Test func reallocAliases() throws {
+            let grown = [T.c("realloc", T.heapgateLib), T.c("foo")]
+            #expect(try T.matches(["fun:malloc", "fun:foo"], grown))
+            #expect(try T.matches(["fun:realloc", "fun:foo"], grown))
+            let array = [T.c("reallocarray", T.heapgateLib), T.c("foo")]
+            #expect(try T.matches(["fun:malloc", "fun:foo"], array))
+            #expect(try T.matches(["fun:realloc", "fun:foo"], array))
+            #expect(try !T.matches(["fun:calloc", "fun:foo"], array))
+            // Only heapgate's entry points: a realloc of some other object is itself.
+            #expect(try !T.matches(["fun:malloc", "fun:foo"], [T.c("realloc", T.libc), T.c("foo")]))
+        }
+
+        /// memcheck's unwinder goes on below a stack's first frame (into `0x1: ???` under
+        /// ld.so's `_dl_start_user`) and its --gen-suppressions writes those frames `obj:*`.
+        @Test func wildcardLinesMatchPastTheEndOfTheStack() throws {
+            #expect(try T.matches(["fun:malloc", "fun:helper", "fun:work", "fun:main", "obj:*", "obj:*"], Self.stack))
+            #expect(try T.matches(["fun:malloc", "...", "fun:main", "fun:*", "..."], Self.stack))
+            #expect(try !T.matches(["fun:malloc", "fun:helper", "fun:work", "fun:main", "obj:*", "fun:more"], Self.stack))
+            #expect(try !T.matches(["fun:malloc", "fun:helper", "fun:work", "fun:main", "obj:*/lib*"], Self.stack))
+            #expect(try !T.matches(["fun:malloc", "fun:helper", "fun:work", "fun:main", "src:*"], Self.stack))
+        }
+
+        /// memcheck names an inlined frame by the function's plain DW_AT_name.
+        @Test func inlinedFramesByTheirPlainName() throws {
+            var inlined = T.frame("_ZNSt6vectorIiSaIiEE9push_backERKi", "std::vector<int>::push_back(int const&)")
+            inlined.inlinedName = "push_back"
+            let stack = [T.c("malloc", T.heapgateLib), inlined, T.c("main")]
+            #expect(try T.matches(["fun:malloc", "fun:push_back", "fun:main"], stack))
+            #expect(try T.matches(["fun:malloc", "fun:_ZNSt6vector*push_back*", "fun:main"], stack))
+            #expect(valgrindSuppression(for: stack, kind: .definite).contains("   fun:push_back\n"))
+        }
+
         @Test func cxxOperatorNewAsMemcheckSeesIt() throws {
             // heapgate: malloc <- operator new (libstdc++) <- make_widget; memcheck: operator new <- make_widget.
             let widget = [T.c("malloc", T.heapgateLib), T.frame("_Znwm", "operator new(unsigned long)", T.libstdcxx),

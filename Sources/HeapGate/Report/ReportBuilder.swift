@@ -124,7 +124,7 @@ public final class ReportBuilder {
                     address: address, function: source.function,
                     file: source.file.map(ModuleImage.fileName), line: source.line, module: shownPath,
                     inlined: index < sources.count - 1 ? true : nil, linkageName: source.linkageName,
-                    loadedAs: shownPath == module.path ? nil : module.path))
+                    loadedAs: shownPath == module.path ? nil : module.path, inlinedName: source.inlinedName))
             }
         }
         return out

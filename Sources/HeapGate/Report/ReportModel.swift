@@ -16,6 +16,9 @@ public struct ReportFrame: Equatable, Sendable, Codable {
     /// The path the dynamic loader named the object by, when it differs from `module`:
     /// suppressions match either (not in the JSON report).
     public var loadedAs: String?
+    /// memcheck's name for an inlined frame, when it is not `linkageName` (`SourceFrame.inlinedName`;
+    /// not in the JSON report).
+    public var inlinedName: String?
 
     enum CodingKeys: String, CodingKey { case address, function, file, line, module, inlined }
 }
@@ -204,7 +207,7 @@ public struct ReportOptions: Sendable {
 extension ReportFrame {
     /// The frame as a suppression matches it.
     var suppressionFrame: SuppressionFrame {
-        SuppressionFrame(linkageName: linkageName, function: function, object: module,
+        SuppressionFrame(linkageName: linkageName, function: function, inlinedName: inlinedName, object: module,
                          objectAliases: loadedAs.map { [$0] } ?? [], file: file, line: line)
     }
 }

@@ -8,6 +8,9 @@ public struct SuppressionFrame: Equatable, Hashable, Sendable {
     public var linkageName: String?
     /// The demangled name, which LeakSanitizer's `leak:` lines are matched against.
     public var function: String?
+    /// For an inlined C++, Rust or Swift frame, the plain name memcheck gives it, which its
+    /// `fun:` lines name it by (`SourceFrame.inlinedName`).
+    public var inlinedName: String?
     /// Path of the object (executable or shared library) the code belongs to.
     public var object: String?
     /// Other paths of the same object (the one the dynamic loader used, through symbolic links).
@@ -16,10 +19,11 @@ public struct SuppressionFrame: Equatable, Hashable, Sendable {
     public var file: String?
     public var line: Int?
 
-    public init(linkageName: String? = nil, function: String? = nil, object: String? = nil,
+    public init(linkageName: String? = nil, function: String? = nil, inlinedName: String? = nil, object: String? = nil,
                 objectAliases: [String] = [], file: String? = nil, line: Int? = nil) {
         self.linkageName = linkageName
         self.function = function
+        self.inlinedName = inlinedName
         self.object = object
         self.objectAliases = objectAliases
         self.file = file
@@ -28,7 +32,7 @@ public struct SuppressionFrame: Equatable, Hashable, Sendable {
 
     /// A symbolized frame of the object at `object` (a module path).
     public init(_ source: SourceFrame, object: String?) {
-        self.init(linkageName: source.linkageName, function: source.function, object: object,
+        self.init(linkageName: source.linkageName, function: source.function, inlinedName: source.inlinedName, object: object,
                   file: source.file, line: source.line)
     }
 }

@@ -10,6 +10,8 @@
 ///   line, when given). A name valgrind does not know is `???` (so `fun:*` matches it).
 /// - `*` matches any run of characters (`/` included), `?` exactly one; the whole name must match.
 /// - Inlined calls are frames of their own; their object is that of the function they are in.
+///   memcheck names them by the function's plain DW_AT_name (`push_back`), which `fun:` lines
+///   match as well as the mangled name.
 ///
 /// heapgate's stacks differ from memcheck's at the bottom, and both forms are tried:
 /// - Frame 0 is `malloc` (or another entry point) in libheapgate.so, where memcheck has it in its
@@ -68,7 +70,8 @@ enum SuppressionMatcher {
 
     static func frame(_ frame: SuppressionFrame) -> Frame {
         let name = frame.linkageName ?? frame.function
-        var functions = [name ?? "???"]
+        // An inlined frame under memcheck's name first: the one --gen-suppressions prints.
+        var functions = (frame.inlinedName.map { [$0] } ?? []) + [name ?? "???"]
         if let name, isBelowMain(name) || frame.function.map(isBelowMain) == true, name != belowMain {
             functions.append(belowMain)
         }
@@ -100,11 +103,14 @@ enum SuppressionMatcher {
     /// pointer on to its `malloc`, so a block from `realloc(NULL, n)` has `malloc` as frame 0
     /// there; heapgate's report no longer knows which of its `realloc`'s blocks came from a
     /// null pointer, so `fun:malloc` matches any of them (the rest of the stack still has to).
+    /// memcheck does not replace `reallocarray`: glibc's calls memcheck's `realloc`, which a
+    /// null pointer takes on to `malloc` (`sort`, `sed` and `ls` allocate that way).
     static let allocatorAliases: [String: [String]] = [
         "aligned_alloc": ["memalign"],
         "valloc": ["memalign"],
         "pvalloc": ["memalign"],
         "realloc": ["malloc"],
+        "reallocarray": ["malloc", "realloc"],
     ]
 
     /// For a C++ allocation function's mangled name (`_Znwm`, `_ZnamRKSt9nothrow_t`, …), the same
@@ -129,12 +135,19 @@ enum SuppressionMatcher {
 
     /// Whether `patterns` match a prefix of `frames` (valgrind's VG_(generic_match) with
     /// matchAll = False, `...` as the star).
+    ///
+    /// Lines that match any frame (`obj:*`, `fun:*`, `...`) also match past the end of the
+    /// stack: memcheck's unwinder goes on below a thread's first frame into whatever the stack
+    /// holds (`0x1: ???` after ld.so's `_dl_start_user` when a library's constructor
+    /// allocates), and its --gen-suppressions writes those frames as `obj:*`; heapgate's
+    /// stack ends at the first frame.
     static func matches(_ patterns: [SuppressionPattern], _ frames: [Frame]) -> Bool {
         let columns = frames.count + 1
         // memo[p * columns + f]: 0 unknown, 1 match, 2 no match.
         var memo = [UInt8](repeating: 0, count: (patterns.count + 1) * columns)
         func match(_ p: Int, _ f: Int) -> Bool {
             if p == patterns.count { return true }
+            if f == frames.count, patterns[p...].allSatisfy(matchesAnyFrame) { return true }
             let key = p * columns + f
             if memo[key] != 0 { return memo[key] == 1 }
             let result: Bool
@@ -147,6 +160,15 @@ enum SuppressionMatcher {
             return result
         }
         return match(0, 0)
+    }
+
+    /// `obj:*`, `fun:*` and `...`.
+    static func matchesAnyFrame(_ pattern: SuppressionPattern) -> Bool {
+        switch pattern {
+        case .anyFrames: return true
+        case .function(let text), .object(let text): return !text.isEmpty && text.allSatisfy { $0 == "*" }
+        case .source: return false
+        }
     }
 
     static func frameMatches(_ pattern: SuppressionPattern, _ frame: Frame) -> Bool {

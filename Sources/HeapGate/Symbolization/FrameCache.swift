@@ -179,8 +179,9 @@ final class FrameCache {
     }
 
     // One line per address: its hex value, a tab, D (from DWARF) or S (symbol table), then
-    // the frames separated by U+001E, their fields by U+001F, a missing string as an empty
-    // field and a present one behind "=".
+    // the frames separated by U+001E, their fields by U+001F (function, linkage name, file,
+    // line, inlined flag, inlined name), a missing string as an empty field and a present one
+    // behind "=".
     private static let frameSeparator: Character = "\u{1E}"
     private static let fieldSeparator: Character = "\u{1F}"
     private static let frameSeparatorByte = frameSeparator.asciiValue!
@@ -189,12 +190,12 @@ final class FrameCache {
     static func encode(_ frames: [SourceFrame]) -> String? {
         var parts: [String] = []
         for frame in frames {
-            let strings = [frame.function, frame.linkageName, frame.file]
+            let strings = [frame.function, frame.linkageName, frame.file, frame.inlinedName]
             for case let string? in strings where string.contains(where: { $0 == "\n" || $0 == "\t" || $0 == frameSeparator || $0 == fieldSeparator }) {
                 return nil
             }
-            let fields = strings.map { $0.map { "=" + $0 } ?? "" }
-                + [frame.line.map(String.init) ?? "", frame.isInlined ? "1" : "0"]
+            let fields = strings.prefix(3).map { $0.map { "=" + $0 } ?? "" }
+                + [frame.line.map(String.init) ?? "", frame.isInlined ? "1" : "0", frame.inlinedName.map { "=" + $0 } ?? ""]
             parts.append(fields.joined(separator: String(fieldSeparator)))
         }
         return parts.isEmpty ? nil : parts.joined(separator: String(frameSeparator))
@@ -211,14 +212,15 @@ final class FrameCache {
         var frames: [SourceFrame] = []
         for part in bytes.split(separator: frameSeparatorByte, omittingEmptySubsequences: false) {
             let fields = part.split(separator: fieldSeparatorByte, omittingEmptySubsequences: false)
-            guard fields.count == 5 else { return nil }
+            guard fields.count == 6 else { return nil }
             func string(_ field: ArraySlice<UInt8>) -> String? {
                 field.first == UInt8(ascii: "=") ? String(decoding: field.dropFirst(), as: UTF8.self) : nil
             }
             let line: Int?
             if fields[3].isEmpty { line = nil } else if let value = Int(String(decoding: fields[3], as: UTF8.self)) { line = value } else { return nil }
             frames.append(SourceFrame(function: string(fields[0]), file: string(fields[2]), line: line,
-                                      isInlined: fields[4].elementsEqual([UInt8(ascii: "1")]), linkageName: string(fields[1])))
+                                      isInlined: fields[4].elementsEqual([UInt8(ascii: "1")]), linkageName: string(fields[1]),
+                                      inlinedName: string(fields[5])))
         }
         return frames.isEmpty ? nil : frames
     }

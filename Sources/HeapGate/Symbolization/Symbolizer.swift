@@ -43,13 +43,19 @@ public struct SourceFrame: Equatable, Sendable {
     /// True when `function` was inlined at this point, i.e. the frame has no machine-level
     /// counterpart: its code sits inside the next (outer) frame's function.
     public var isInlined: Bool
+    /// For an inlined frame of C++, Rust or Swift: the plain DW_AT_name of the inlined function
+    /// (`push_back`), which memcheck names inlined frames by, in reports and in the `fun:`
+    /// lines it generates. Nil when it is `linkageName`.
+    public var inlinedName: String?
 
-    public init(function: String?, file: String?, line: Int?, isInlined: Bool, linkageName: String? = nil) {
+    public init(function: String?, file: String?, line: Int?, isInlined: Bool, linkageName: String? = nil,
+                inlinedName: String? = nil) {
         self.function = function
         self.linkageName = linkageName
         self.file = file
         self.line = line
         self.isInlined = isInlined
+        self.inlinedName = inlinedName
     }
 
     /// Compares what a report shows: `linkageName`, which comes from the same symbol as
@@ -127,6 +133,8 @@ public final class Symbolizer {
     /// A function-like DWARF scope containing the address: an inlined instance or the subprogram.
     private struct Scope {
         var name: String?
+        /// The plain DW_AT_name (through DW_AT_abstract_origin and DW_AT_specification).
+        var plainName: String?
         /// The DW_AT_linkage_name `name` was demangled from, else a plain DW_AT_name that is a C identifier.
         var linkageName: String?
         /// True when `linkageName` is a DW_AT_linkage_name (not a plain DW_AT_name).
@@ -416,13 +424,26 @@ public final class Symbolizer {
         }
         var frames = scopes.enumerated().map { index, scope in
             // Innermost frame: where the address is. Outer frames: where the next inner one was inlined.
-            SourceFrame(
+            var frame = SourceFrame(
                 function: scope.name,
                 file: index == 0 ? location?.file : scopes[index - 1].callFile,
                 line: index == 0 ? location?.line : scopes[index - 1].callLine,
                 isInlined: scope.isInlined,
                 linkageName: scope.linkageName
             )
+            // memcheck names an inlined frame by the function's plain DW_AT_name. Where the
+            // linkage name is a C one under another name (glibc's `__GI__IO_doallocbuf` for
+            // `_IO_doallocbuf`), the frame takes memcheck's name; a mangled one is kept, and
+            // memcheck's name goes beside it for suppressions.
+            if scope.isInlined, let plain = scope.plainName, plain != scope.linkageName {
+                if let linkage = scope.linkageName, Demangler.demangle(linkage) == linkage, isPlainSymbol(plain) {
+                    frame.function = plain
+                    frame.linkageName = plain
+                } else if scope.linkageName != nil {
+                    frame.inlinedName = plain
+                }
+            }
+            return frame
         }
         let outer = frames.count - 1
         if !scopes[outer].hasDwarfLinkageName, let symbol = session.symbol(at: address) {
@@ -465,8 +486,8 @@ public final class Symbolizer {
                 let callLine = unsigned(die: &die, DW_AT_call_line).flatMap { Int(exactly: $0) }
                 let names = functionNames(&die)
                 result.append(Scope(
-                    name: names.name, linkageName: names.linkageName, hasDwarfLinkageName: names.isMangled,
-                    isInlined: true, callFile: callFile, callLine: callLine))
+                    name: names.name, plainName: string(die: &die, DW_AT_name), linkageName: names.linkageName,
+                    hasDwarfLinkageName: names.isMangled, isInlined: true, callFile: callFile, callLine: callLine))
             case Int32(DW_TAG_subprogram):
                 let names = functionNames(&die)
                 result.append(Scope(
