@@ -566,8 +566,9 @@ extension SuppressionTests {
         }
 
         @Test func unknownFramesBelowMainAndTheFrameLimit() {
+            // glibc's frames under main and _start: memcheck's stack (and suppression) ends at the first.
             let stack = [T.c("malloc", T.heapgateLib), SuppressionFrame(object: T.libstdcxx), T.unknown, T.c("main"),
-                         T.c("__libc_start_call_main", T.libc)]
+                         T.c("__libc_start_call_main", T.libc), T.c("__libc_start_main_impl", T.libc), SuppressionFrame(object: T.app)]
             let lines = valgrindSuppression(for: stack, kind: .reachable).split(separator: "\n").map(String.init)
             #expect(lines.suffix(6) == ["   fun:malloc", "   obj:" + T.libstdcxx, "   obj:*", "   fun:main",
                                         "   fun:(below main)", "}"])

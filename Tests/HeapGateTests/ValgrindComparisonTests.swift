@@ -64,42 +64,49 @@ struct ValgrindComparisonTests {
         #expect(heapgate.sorted() == valgrind.sorted())
     }
 
-    /// What `--gen-suppressions=all` writes under memcheck suppresses the same blocks under
-    /// heapgate: memcheck names a frame by the shortest of a function's names (`strdup`, not
-    /// libdw's `__GI___strdup`), a library by its file (`libversioned.so.1.2.3`, not the soname
-    /// link the loader opened), and realloc(NULL, n) `malloc` (valgrind_names.c). Before heapgate
-    /// named them so, two of the three leaks stayed (and stdout's buffer, whose inlined frame
-    /// was `__GI__IO_doallocbuf` where memcheck has `_IO_doallocbuf`).
-    @Test func suppressionsValgrindWroteApply() throws {
+    /// What `--gen-suppressions=all` writes under memcheck (a suppression for every block)
+    /// suppresses every block under heapgate, with the same --num-callers.
+    /// - valgrind_names: memcheck names a frame by the shortest of a function's names (`strdup`,
+    ///   not libdw's `__GI___strdup`), a library by its file (`libversioned.so.1.2.3`, not the
+    ///   soname link the loader opened), realloc(NULL, n) `malloc`, and an inlined frame by its
+    ///   plain name (`_IO_doallocbuf` in stdout's buffer, not `__GI__IO_doallocbuf`). Before
+    ///   heapgate named them so, two of the three leaks and the buffer stayed.
+    /// - leak_cpp at --num-callers=3: memcheck's stacks start at `operator new`, one frame above
+    ///   heapgate's `malloc`; its suppressions name three frames from there, which heapgate's
+    ///   records hold only since they keep one more address under `operator new`.
+    @Test(arguments: [
+        (program: "valgrind_names", numCallers: 12, blocks: UInt64(4), bytes: UInt64(17 + 40 + 24 + 4096)),
+        (program: "leak_cpp", numCallers: 3, blocks: UInt64(4), bytes: UInt64(32 + 40 + 4096 + 72704)),
+    ])
+    func suppressionsValgrindWroteApply(program: String, numCallers: Int, blocks: UInt64, bytes: UInt64) throws {
         let fixtures = Harness.fixture("")
         try Harness.withTemporaryDirectory { directory in
             let log = directory + "/vg.log"
             _ = try Harness.execute("/usr/bin/valgrind", [
-                "--leak-check=full", "--show-leak-kinds=all", "--gen-suppressions=all", "--run-libc-freeres=no",
-                "--log-file=\(log)", "./valgrind_names",
+                "--leak-check=full", "--show-leak-kinds=all", "--gen-suppressions=all", "--num-callers=\(numCallers)",
+                "--run-libc-freeres=no", "--run-cxx-freeres=no", "--log-file=\(log)", "./" + program,
             ], directory: fixtures)
             let text = try String(contentsOfFile: log, encoding: .utf8)
                 .split(separator: "\n", omittingEmptySubsequences: false)
                 .map { String($0).replacing(#/^==\d+== ?/#, with: "") }
-            var blocks: [String] = [], inBlock = false
+            var lines: [String] = [], inBlock = false
             for line in text {
                 if line == "{" { inBlock = true }
-                if inBlock { blocks.append(line) }
+                if inBlock { lines.append(line) }
                 if line == "}" { inBlock = false }
             }
-            // The three leaks and stdout's buffer (4,096 bytes: a pipe), allocated in an inlined
-            // `_IO_doallocbuf` (DWARF's linkage name: glibc's internal `__GI__IO_doallocbuf`).
-            #expect(blocks.filter { $0 == "{" }.count == 4, "\(text.joined(separator: "\n"))")
-            try blocks.joined(separator: "\n").write(toFile: directory + "/vg.supp", atomically: true, encoding: .utf8)
+            #expect(UInt64(lines.filter { $0 == "{" }.count) == blocks, "\(text.joined(separator: "\n"))")
+            try lines.joined(separator: "\n").write(toFile: directory + "/vg.supp", atomically: true, encoding: .utf8)
 
             let (outcome, report) = try Harness.runReport(
-                ["./valgrind_names"], flags: ["--default-suppressions=no", "--suppressions=\(directory)/vg.supp"],
+                ["./" + program],
+                flags: ["--default-suppressions=no", "--suppressions=\(directory)/vg.supp", "--num-callers=\(numCallers)"],
                 directory: fixtures)
             let process = try #require(report?.processes.first, "exit \(outcome.status): \(outcome.stderr)")
             let leaks = try #require(process.leaks)
             #expect(leaks.definite == Report.Amount(bytes: 0, blocks: 0))
             #expect(leaks.reachable == Report.Amount(bytes: 0, blocks: 0))
-            #expect(leaks.suppressed == Report.Amount(bytes: 17 + 40 + 24 + 4096, blocks: 4))
+            #expect(leaks.suppressed == Report.Amount(bytes: bytes, blocks: blocks))
         }
     }
 

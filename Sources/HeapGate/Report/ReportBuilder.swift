@@ -82,7 +82,8 @@ public final class ReportBuilder {
         }
         var groups: [GroupKey: Group] = [:]
         for (key, group) in byStack {
-            let frames = Array((heap.stacks[key.stack] ?? []).prefix(options.numCallers))
+            let stack = heap.stacks[key.stack] ?? []
+            let frames = Array(stack.prefix(groupingDepth(stack, heap: heap)))
             groups[GroupKey(kind: key.kind, frames: frames), default: Group()].merge(group)
         }
         let records = groups.map { key, group in
@@ -98,6 +99,20 @@ public final class ReportBuilder {
             if a.kind != b.kind { return a.kind.rawValue < b.kind.rawValue }
             return a.frames.map(\.address).lexicographicallyPrecedes(b.frames.map(\.address))
         }
+    }
+
+    /// How many return addresses group a stack: `--num-callers`, and one more where frame 1 is
+    /// an `operator new`. memcheck replaces `operator new`, so its stacks start there, where
+    /// heapgate's start at the `malloc` that `operator new` calls: with the extra address,
+    /// records group over the same frames as memcheck's, and a suppression memcheck wrote with
+    /// --num-callers lines finds as many frames to match (a file memcheck wrote for `gdb`, whose
+    /// `operator new` is its own, left 1,101 of gdb's blocks unsuppressed for want of the last).
+    private func groupingDepth(_ stack: [FrameAddress], heap: ProcessHeap) -> Int {
+        guard stack.count > options.numCallers, stack.count > 1, let id = stack[1].moduleID,
+              let module = heap.modules[id] else { return options.numCallers }
+        let caller = symbolizer.symbolName(address: stack[1].address &- 1, in: ModuleImage(path: module.path, base: module.base))
+        let isOperatorNew = (caller.linkageName ?? caller.function).flatMap(SuppressionMatcher.operatorNewCounterpart) != nil
+        return isOperatorNew ? options.numCallers + 1 : options.numCallers
     }
 
     /// Every frame of the given return addresses, inlined frames expanded. Frames under `main`

@@ -14,7 +14,8 @@ import Foundation
 ///     }
 ///
 /// Frames are `fun:` with the mangled name, `obj:` with the object's path when the function is
-/// unknown, `obj:*` when both are; at most `maxFrames` of them. `name` is printed as given
+/// unknown, `obj:*` when both are; at most `maxFrames` of them, and none after the first
+/// `(below main)`. `name` is printed as given
 /// (newlines become spaces; empty means valgrind's placeholder; `{`, `}` and names starting with
 /// `#` are put in angle brackets, or they would not read back). No trailing newline.
 public func valgrindSuppression(for frames: [SuppressionFrame], kind: LeakKind,
@@ -27,8 +28,11 @@ public func valgrindSuppression(for frames: [SuppressionFrame], kind: LeakKind,
     let view = SuppressionMatcher.Stack(frames).valgrindView
     for frame in view.prefix(max(maxFrames, 1)) {
         if frame.hasName {
-            let name = frame.functions.contains(SuppressionMatcher.belowMain) ? SuppressionMatcher.belowMain : frame.functions[0]
-            lines.append("   fun:" + name)
+            let isBelowMain = frame.functions.contains(SuppressionMatcher.belowMain)
+            lines.append("   fun:" + (isBelowMain ? SuppressionMatcher.belowMain : frame.functions[0]))
+            // memcheck's stacks end there (--show-below-main=no), and so do its suppressions:
+            // glibc's two start-up frames and _start are not two `(below main)` lines and an `obj:`.
+            if isBelowMain { break }
         } else if frame.hasObject {
             lines.append("   obj:" + frame.objects[0])
         } else {
