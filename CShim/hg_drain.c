@@ -249,8 +249,19 @@ static void hg_write_inherited_block(const hg_block_t *block) {
     hg_write_block_record(HG_REC_INHERITED_BLOCK, block->ptr, block->size, block->stack);
 }
 
+/* HEAPGATE_LEAK_CHECK=no skips the exit-time scan (valgrind's --leak-check=no). Read when the
+ * trace starts (hg_write_preamble): at exit the program may have cleared its environment
+ * (clearenv, or environ replaced), and the setting would be lost. */
+static bool hg_leak_check_wanted = true;
+
+static void hg_read_leak_check_setting(void) {
+    const char *value = hg_getenv("HEAPGATE_LEAK_CHECK");
+    hg_leak_check_wanted = !(value && strcmp(value, "no") == 0);
+}
+
 /* Header, command, the modules loaded now and, in a fork child, what it inherited. */
 static void hg_write_preamble(void) {
+    hg_read_leak_check_setting();
     const char *dir = hg_getenv("HEAPGATE_OUT");
     if (!hg_writer_open(dir, hg_is_fork_child ? HG_TRACE_FLAG_FORKED : 0)) return;
     hg_write_command();
@@ -265,11 +276,6 @@ static void hg_write_preamble(void) {
     hg_liveset_for_each(hg_write_inherited_block);
 }
 
-/* HEAPGATE_LEAK_CHECK=no skips the exit-time scan (valgrind's --leak-check=no). */
-static bool hg_leak_check_enabled(void) {
-    const char *value = hg_getenv("HEAPGATE_LEAK_CHECK");
-    return !(value && strcmp(value, "no") == 0);
-}
 
 void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack_ref, unsigned kind, uint64_t leader) {
     hg_write_block_record(HG_REC_SNAPSHOT_BLOCK, ptr, size, stack_ref);
@@ -558,7 +564,7 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     uint64_t snapshot_offset = hg_writer_offset();
     hg_write_snapshot_header();
     bool classified = false;
-    if (hg_leak_check_enabled()) {
+    if (hg_leak_check_wanted) {
         hg_liveset_exclude_from_scan();
         hg_stacks_exclude_from_scan();
         classified = hg_leakscan_run(stack_floor);

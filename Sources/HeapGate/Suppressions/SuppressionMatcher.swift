@@ -61,11 +61,26 @@ enum SuppressionMatcher {
         guard let first = frames.first, isHeapgateAllocator(first) else { return [raw] }
         raw[0].objects += valgrindPreloadObjects
         raw[0].functions += allocatorAliases[raw[0].functions[0]] ?? []
-        guard frames.count > 1, let counterpart = operatorNewCounterpart(of: raw[1].functions[0]) else { return [raw] }
-        var memcheck = Array(raw.dropFirst())
-        memcheck[0].functions.append(counterpart)
-        memcheck[0].objects += valgrindPreloadObjects
-        return [raw, memcheck]
+        var memcheck = raw
+        if frames.count > 1, let counterpart = operatorNewCounterpart(of: raw[1].functions[0]) {
+            memcheck = Array(raw.dropFirst())
+            memcheck[0].functions.append(counterpart)
+            memcheck[0].objects += valgrindPreloadObjects
+        }
+        insertSetenvWrapper(&memcheck, frames: Array(frames.suffix(memcheck.count)))
+        return memcheck == raw ? [raw] : [raw, memcheck]
+    }
+
+    /// memcheck wraps `setenv` (its preload object checks the strings), and glibc's `setenv`
+    /// tail-calls `__add_to_environ`, so where heapgate's stack has `__add_to_environ` called
+    /// straight from outside libc (readline setting LINES and COLUMNS, git its environment),
+    /// memcheck's has its wrapper, `setenv`, in between.
+    static func insertSetenvWrapper(_ view: inout [Frame], frames: [SuppressionFrame]) {
+        guard let index = view.indices.dropLast().first(where: { view[$0].functions.contains("__add_to_environ") }),
+              let libc = frames[index].object, frames[index + 1].object != libc else { return }
+        let wrapper = Frame(functions: ["setenv"], objects: valgrindPreloadObjects, file: nil, line: nil,
+                            hasName: true, hasObject: true)
+        view.insert(wrapper, at: index + 1)
     }
 
     static func frame(_ frame: SuppressionFrame) -> Frame {
