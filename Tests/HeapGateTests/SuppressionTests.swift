@@ -439,6 +439,16 @@ extension SuppressionTests {
             #expect(try !T.matches(["fun:malloc", "fun:helper", "fun:work", "fun:main", "src:*"], Self.stack))
         }
 
+        /// memcheck refuses clone3, so glibc starts its threads with clone: a thread's first
+        /// frame is `clone` in its suppressions.
+        @Test func threadsStartInCloneUnderMemcheck() throws {
+            let stack = [T.c("malloc", T.heapgateLib), T.c("thread_leak"), T.c("worker"), T.c("start_thread", T.libc),
+                         T.c("clone3", T.libc)]
+            #expect(try T.matches(["fun:malloc", "fun:thread_leak", "fun:worker", "fun:start_thread", "fun:clone"], stack))
+            #expect(try T.matches(["fun:malloc", "fun:thread_leak", "fun:worker", "fun:start_thread", "fun:clone3"], stack))
+            #expect(try !T.matches(["fun:malloc", "fun:clone"], [T.c("malloc", T.heapgateLib), T.c("clone2")]))
+        }
+
         /// memcheck names an inlined frame by the function's plain DW_AT_name.
         @Test func inlinedFramesByTheirPlainName() throws {
             var inlined = T.frame("_ZNSt6vectorIiSaIiEE9push_backERKi", "std::vector<int>::push_back(int const&)")

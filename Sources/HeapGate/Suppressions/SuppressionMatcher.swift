@@ -25,6 +25,8 @@
 ///   `operator new` in vgpreload as frame 0. `_Znwm` and `_Znam` match each other there, because
 ///   libstdc++'s `operator new[]` tail-calls `operator new` and so never shows up in a stack.
 /// - glibc's start-up functions below `main` are also `(below main)`, as valgrind names them.
+/// - A thread's first frame, `clone3`, is also `clone`: memcheck refuses clone3, and glibc falls
+///   back to clone under it.
 enum SuppressionMatcher {
     /// A frame under the names valgrind could know it by.
     struct Frame: Equatable {
@@ -90,6 +92,9 @@ enum SuppressionMatcher {
         if let name, isBelowMain(name) || frame.function.map(isBelowMain) == true, name != belowMain {
             functions.append(belowMain)
         }
+        // memcheck refuses clone3, so under it glibc starts every thread with clone: the first
+        // frame of a thread's stack is `clone` there where it is `clone3` here.
+        if name == "clone3" || name == "__clone3" || name == "__GI___clone3" { functions.append("clone") }
         return Frame(
             functions: functions, objects: [frame.object ?? "???"] + frame.objectAliases, file: frame.file, line: frame.line,
             hasName: name != nil, hasObject: frame.object != nil)
