@@ -137,7 +137,8 @@ public final class ReportBuilder {
             for (index, source) in sources.enumerated() {
                 out.append(ReportFrame(
                     address: address, function: source.function,
-                    file: source.file.map(ModuleImage.fileName), line: source.line, module: shownPath,
+                    file: source.file.map(ModuleImage.fileName), directory: source.file.flatMap(Self.directory(of:)),
+                    line: source.line, module: shownPath,
                     inlined: index < sources.count - 1 ? true : nil, linkageName: source.linkageName,
                     loadedAs: shownPath == module.path ? nil : module.path, inlinedName: source.inlinedName))
             }
@@ -155,6 +156,12 @@ public final class ReportBuilder {
         let resolved = ModuleImage.resolvedPath(path)
         resolvedPaths[path] = resolved
         return resolved
+    }
+
+    /// The directory part of a source path (`/src/proj` of `/src/proj/foo.c`), nil without one.
+    static func directory(of path: String) -> String? {
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// glibc's start-up functions that call main; valgrind calls them "(below main)".

@@ -5,6 +5,9 @@ public struct ReportFrame: Equatable, Sendable, Codable {
     public var function: String?
     /// The source file's base name, as valgrind prints it.
     public var file: String?
+    /// The source file's directory as DWARF records it, for the XML report's `<dir>` (tools that
+    /// open the source from valgrind's XML join it with `<file>`); not in the JSON report.
+    public var directory: String?
     public var line: Int?
     /// The object the address belongs to, symbolic links resolved (as memcheck shows it, from
     /// /proc/PID/maps: `/usr/lib/x86_64-linux-gnu/libz.so.1.2.13`, not `/lib/x86_64-linux-gnu/libz.so.1`).

@@ -51,6 +51,7 @@ public enum XMLReport {
             if let function = frame.function { xml += "      <fn>\(escaped(function))</fn>\n" }
             let isShim = frame.module.map(ModuleImage.isShim) ?? false // as the text report: no file, like valgrind's preload
             if !isShim, let file = frame.file, let line = frame.line {
+                if let directory = frame.directory { xml += "      <dir>\(escaped(directory))</dir>\n" }
                 xml += "      <file>\(escaped(file))</file>\n      <line>\(line)</line>\n"
             }
             xml += "    </frame>\n"
