@@ -125,6 +125,20 @@ struct HeapSummaryTests {
                                  caller: ("build_registry", "libdestructor_frees.c", 23))
     }
 
+    /// Addresses as valgrind prints them: frame 0 as recorded, a caller's one byte lower (inside
+    /// the call instruction, where addr2line finds the calling line); the JSON report keeps the
+    /// return address.
+    @Test func callerAddressesAreInsideTheCall() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("leak_basic")])
+        let record = try #require(report.processes.first?.records(allocatedIn: "leak_calloc").first)
+        let lines = outcome.stderr.split(separator: "\n").map(String.init)
+        for (position, frame) in record.frames.prefix(3).enumerated() {
+            let value = try #require(UInt64(frame.address.dropFirst(2), radix: 16))
+            let shown = "0x" + String(position == 0 ? value : value - 1, radix: 16, uppercase: true) + ": "
+            #expect(lines.contains { $0.contains((position == 0 ? "at " : "by ") + shown) }, "\(shown) \(outcome.stderr)")
+        }
+    }
+
     /// The text report is valgrind's layout, with the numbers grouped as valgrind groups them.
     @Test func textReportLayout() throws {
         let outcome = try Harness.execute(Harness.heapgate, ["run", "--", Harness.fixture("leak_basic")])

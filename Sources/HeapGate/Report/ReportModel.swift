@@ -208,6 +208,14 @@ public struct ReportOptions: Sendable {
 }
 
 extension ReportFrame {
+    /// The address as valgrind prints it (text and XML reports): upper-case hex, and for a
+    /// caller's frame the return address minus one, inside the call instruction, which is where
+    /// addr2line and a debugger find the calling line.
+    func shownAddress(isCaller: Bool) -> String {
+        guard let value = UInt64(address.dropFirst(2), radix: 16) else { return address }
+        return "0x" + String(isCaller && value > 0 ? value - 1 : value, radix: 16, uppercase: true)
+    }
+
     /// The frame as a suppression matches it.
     var suppressionFrame: SuppressionFrame {
         SuppressionFrame(linkageName: linkageName, function: function, inlinedName: inlinedName, object: module,

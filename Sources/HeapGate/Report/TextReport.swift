@@ -134,12 +134,14 @@ public enum TextReport {
     }
 
     private static func frameLines(_ record: LossRecord) -> [String] {
-        record.frames.enumerated().map { position, frame in (position == 0 ? "   at " : "   by ") + render(frame) }
+        record.frames.enumerated().map { position, frame in
+            (position == 0 ? "   at " : "   by ") + render(frame, isCaller: position > 0)
+        }
     }
 
     /// `0x4C2DB8F: malloc (file.c:12)`, `… (in /lib/x.so)` without line info, `???` without a name.
-    static func render(_ frame: ReportFrame) -> String {
-        let address = "0x" + String(frame.address.dropFirst(2)).uppercased()
+    static func render(_ frame: ReportFrame, isCaller: Bool = false) -> String {
+        let address = frame.shownAddress(isCaller: isCaller)
         let function = frame.function ?? "???"
         if let module = frame.module, ModuleImage.isShim(module) {
             return "\(address): \(function) (libheapgate.so)"

@@ -45,8 +45,8 @@ public enum XMLReport {
         xml += "  <kind>\(errorKind(shown.kind))</kind>\n  <xwhat>\n    <text>\(escaped(shown.headline))</text>\n"
         xml += "    <leakedbytes>\(record.totalBytes)</leakedbytes>\n    <leakedblocks>\(record.blocks)</leakedblocks>\n  </xwhat>\n"
         xml += "  <stack>\n"
-        for frame in record.frames {
-            xml += "    <frame>\n      <ip>0x\(String(frame.address.dropFirst(2)).uppercased())</ip>\n"
+        for (position, frame) in record.frames.enumerated() {
+            xml += "    <frame>\n      <ip>\(frame.shownAddress(isCaller: position > 0))</ip>\n"
             if let module = frame.module { xml += "      <obj>\(escaped(module))</obj>\n" }
             if let function = frame.function { xml += "      <fn>\(escaped(function))</fn>\n" }
             let isShim = frame.module.map(ModuleImage.isShim) ?? false // as the text report: no file, like valgrind's preload
