@@ -106,7 +106,7 @@ public final class ReportBuilder {
     /// heapgate's start at the `malloc` that `operator new` calls: with the extra address,
     /// records group over the same frames as memcheck's, and a suppression memcheck wrote with
     /// --num-callers lines finds as many frames to match (a file memcheck wrote for `gdb`, whose
-    /// `operator new` is its own, left 1,101 of gdb's blocks unsuppressed for want of the last).
+    /// `operator new` is its own, left 1,176 of its 4,799 blocks unsuppressed for want of the last).
     private func groupingDepth(_ stack: [FrameAddress], heap: ProcessHeap) -> Int {
         guard stack.count > options.numCallers, stack.count > 1, let id = stack[1].moduleID,
               let module = heap.modules[id] else { return options.numCallers }

@@ -27,6 +27,8 @@
 /// - glibc's start-up functions below `main` are also `(below main)`, as valgrind names them.
 /// - A thread's first frame, `clone3`, is also `clone`: memcheck refuses clone3, and glibc falls
 ///   back to clone under it.
+/// - memcheck wraps `setenv`: its view has the wrapper's frame above glibc's `__add_to_environ`
+///   (`insertSetenvWrapper`).
 enum SuppressionMatcher {
     /// A frame under the names valgrind could know it by.
     struct Frame: Equatable {
