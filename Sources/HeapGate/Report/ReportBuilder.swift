@@ -4,8 +4,6 @@
 public final class ReportBuilder {
     private let options: ReportOptions
     private let symbolizer: Symbolizer
-    /// Module paths as the loader gave them → with symbolic links resolved.
-    private var resolvedPaths: [String: String] = [:]
 
     /// `symbolizer`: one that may already hold some modules' debug information (see
     /// `Symbolizer.preload`); by default a new one.
@@ -133,35 +131,22 @@ public final class ReportBuilder {
                 ? [symbolizer.symbolName(address: frame.address &- 1, in: image)]
                 : symbolizer.symbolize(address: frame.address &- 1, in: image)
             belowMain = belowMain || sources.contains { $0.function == "main" }
-            let shownPath = resolvedPath(module.path)
+            // The module as memcheck shows it: the kernel's name for the mapped file
+            // (/proc/PID/maps), links resolved. The loader's name is often a link: the
+            // library's soname (`libz.so.1` for `libz.so.1.2.13`), under `/lib` where Debian
+            // and Ubuntu merged it into `/usr/lib`. Resolved when the report is made, so a
+            // trace read where the file is gone keeps the loader's name.
+            let shownPath = symbolizer.resolvedPath(module.path)
             for (index, source) in sources.enumerated() {
                 out.append(ReportFrame(
                     address: address, function: source.function,
-                    file: source.file.map(ModuleImage.fileName), directory: source.file.flatMap(Self.directory(of:)),
+                    file: source.file.map(ModuleImage.fileName), directory: source.file.flatMap(ModuleImage.directoryName),
                     line: source.line, module: shownPath,
                     inlined: index < sources.count - 1 ? true : nil, linkageName: source.linkageName,
                     loadedAs: shownPath == module.path ? nil : module.path, inlinedName: source.inlinedName))
             }
         }
         return out
-    }
-
-    /// The module's path as memcheck shows it: the kernel's name for the mapped file
-    /// (/proc/PID/maps), symbolic links resolved. The loader's name is often a link: the
-    /// library's soname (`libz.so.1` for `libz.so.1.2.13`), under `/lib` where Debian and
-    /// Ubuntu merged it into `/usr/lib`. Resolved when the report is made, so a trace read
-    /// where the file is gone keeps the loader's name.
-    private func resolvedPath(_ path: String) -> String {
-        if let known = resolvedPaths[path] { return known }
-        let resolved = ModuleImage.resolvedPath(path)
-        resolvedPaths[path] = resolved
-        return resolved
-    }
-
-    /// The directory part of a source path (`/src/proj` of `/src/proj/foo.c`), nil without one.
-    static func directory(of path: String) -> String? {
-        guard let slash = path.lastIndex(of: "/") else { return nil }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// glibc's start-up functions that call main; valgrind calls them "(below main)".

@@ -95,8 +95,9 @@ enum SuppressionMatcher {
             functions.append(belowMain)
         }
         // memcheck refuses clone3, so under it glibc starts every thread with clone: the first
-        // frame of a thread's stack is `clone` there where it is `clone3` here.
-        if name == "clone3" || name == "__clone3" || name == "__GI___clone3" { functions.append("clone") }
+        // frame of a thread's stack is `clone` there where it is `clone3` here (the name
+        // memcheck would give glibc's clone3, of its three: SymbolIndex.memcheckName).
+        if name == "clone3" { functions.append("clone") }
         return Frame(
             functions: functions, objects: [frame.object ?? "???"] + frame.objectAliases, file: frame.file, line: frame.line,
             hasName: name != nil, hasObject: frame.object != nil)

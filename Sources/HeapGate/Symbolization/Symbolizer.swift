@@ -17,6 +17,12 @@ public struct ModuleImage: Hashable, Sendable {
         path.split(separator: "/").last.map(String.init) ?? path
     }
 
+    /// All but the last component of a path (`/src/proj` of `/src/proj/foo.c`), nil without a `/`.
+    static func directoryName(_ path: String) -> String? {
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
     /// libheapgate.so, wherever it is installed: frame 0 of every recorded stack.
     static func isShim(_ path: String) -> Bool { fileName(path).hasPrefix("libheapgate") }
 
@@ -358,6 +364,14 @@ public final class Symbolizer {
             }
         }
         return (checked, differences)
+    }
+
+    /// The file's path with symbolic links resolved, as every session and report names it
+    /// (cached: a report asks once per frame).
+    public func resolvedPath(_ path: String) -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        return canonical(path)
     }
 
     /// The file's resolved path: one file reached under two names (/lib/… and /usr/lib/…,
