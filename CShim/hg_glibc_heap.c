@@ -25,6 +25,13 @@
  * The headers are copied with process_vm_readv, so a block without a header (or one freed by
  * a thread that is still running) cannot fault. A header that does not check out answers
  * "unknown", and the scan then leaves the rest of the mapping out, as it did all of it before.
+ *
+ * A thread arena's heap that holds no block at exit (its thread freed everything, as worker
+ * threads do) has no header to be found from, and it is still full of freed chunks whose
+ * stale pointers made blocks elsewhere reachable: a worker's freed struct that had held the
+ * only pointer to a main-thread block kept that block "still reachable" where memcheck says
+ * definitely lost. Such a heap is found at its 64 MiB boundary instead, by its heap_info
+ * alone (hg_glibc_heap_in).
  */
 #include <unistd.h>
 
@@ -59,6 +66,37 @@ static bool hg_arena_heap_region(uintptr_t chunk, uintptr_t block_end, uintptr_t
     *from = heap;
     *to = heap + in_use;
     return block_end <= *to;
+}
+
+/* heap_info (malloc/arena.c): ar_ptr, prev, size, mprotect_size, and since glibc 2.35 pagesize,
+ * padded to 32 or 48 bytes. A thread arena's first heap holds its malloc_state right after it
+ * (ar_ptr == heap + sizeof heap_info); a later heap of a grown arena points at that first heap's
+ * state and at the heap before it. */
+typedef struct {
+    uint64_t arena, previous, size, mprotect_size, page_size;
+} hg_heap_info_t;
+
+static bool hg_is_heap_info(uintptr_t heap, const hg_heap_info_t *info, uintptr_t map_end) {
+    uint64_t page = (uint64_t)getpagesize(), offset = info->arena & (HG_HEAP_MAX_SIZE - 1);
+    bool since_2_35 = offset == 48 && info->page_size >= page && !(info->page_size & (info->page_size - 1));
+    if (offset != 32 && !since_2_35) return false;
+    bool first = info->arena == heap + offset;
+    bool later = info->previous != 0 && !(info->previous & (HG_HEAP_MAX_SIZE - 1)) && info->previous != heap;
+    if (!first && !later) return false;
+    if (info->size == 0 || info->size > HG_HEAP_MAX_SIZE || info->mprotect_size > HG_HEAP_MAX_SIZE) return false;
+    return !((info->size | info->mprotect_size) & (page - 1)) && heap + info->size <= map_end;
+}
+
+uintptr_t hg_glibc_heap_in(uintptr_t from, uintptr_t end, uintptr_t *to) {
+    for (uintptr_t heap = (from + HG_HEAP_MAX_SIZE - 1) & ~(uintptr_t)(HG_HEAP_MAX_SIZE - 1); heap >= from && heap < end;
+         heap += HG_HEAP_MAX_SIZE) {
+        hg_heap_info_t info;
+        if (!hg_read_own(&info, heap, sizeof info) || !hg_is_heap_info(heap, &info, end)) continue;
+        uint64_t in_use = info.size > info.mprotect_size ? info.size : info.mprotect_size;
+        *to = heap + in_use < end ? heap + in_use : end;
+        return heap;
+    }
+    return 0;
 }
 
 bool hg_glibc_usable_size(uintptr_t block, uint64_t *usable) {

@@ -225,6 +225,9 @@ typedef struct {
 } hg_unwound_t;
 
 void hg_unwind_init(void);
+/** Keeps the thread mappings kept for the next threads (stale unwinder memory, which never
+ *  holds a reference) out of the exit-time scan's roots. */
+void hg_unwind_exclude_spares_from_scan(void);
 /** Like unw_backtrace, but from `start`: ips[0] is start->ip, then the return addresses of
  *  the frames above it; ips has room for max_frames + 3 entries. */
 int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out);
@@ -475,6 +478,10 @@ bool hg_write_protected(uintptr_t to, const void *from, size_t bytes, int protec
  *  [map_start, map_end) that holds it; false when its header does not show a known layout. */
 bool hg_glibc_region_of(uintptr_t block, uint64_t size, uintptr_t map_start, uintptr_t map_end, uintptr_t *from,
                         uintptr_t *to);
+/** The first thread arena heap in [from, end), told by its heap_info at a 64 MiB boundary: its
+ *  start, and in `to` the end of its in-use part (at most `end`); 0 if there is none. For heaps
+ *  that hold no block, which hg_glibc_region_of cannot be asked about. */
+uintptr_t hg_glibc_heap_in(uintptr_t from, uintptr_t end, uintptr_t *to);
 /** malloc_usable_size of the block at `block`, from its chunk header read without faulting
  *  (a running thread may unmap a large block meanwhile); false when it cannot be read. */
 bool hg_glibc_usable_size(uintptr_t block, uint64_t *usable);

@@ -472,8 +472,16 @@ static void hg_scan_root_range(uintptr_t start, uintptr_t end) {
     hg_read_safely(start, end, buffer, hg_visit_root, 0);
 }
 
+/* The text of /proc/self/maps that the scan walks: its own buffer, read while it is scanned. */
+static uintptr_t hg_maps_text_start, hg_maps_text_end;
+
 /* Scans [start, end) minus the exclusions. */
 static void hg_scan_root(uintptr_t start, uintptr_t end) {
+    if (hg_maps_text_end > start && hg_maps_text_start < end) {
+        if (hg_maps_text_start > start) hg_scan_root(start, hg_maps_text_start);
+        if (hg_maps_text_end < end) hg_scan_root(hg_maps_text_end, end);
+        return;
+    }
     int count = atomic_load(&hg_exclusion_count);
     if (count > HG_MAX_EXCLUSIONS) count = HG_MAX_EXCLUSIONS;
     for (int i = 0; i < count; i++) {
@@ -582,6 +590,17 @@ static bool hg_holds_blocks(uintptr_t start, uintptr_t end) {
     return first < hg_block_count && hg_blocks[first].start < end;
 }
 
+/* Scans [start, end) as a root, except the thread arena heaps in it (hg_glibc_heap_in): those
+ * reached here hold no block, and their freed chunks' stale pointers are not references. */
+static void hg_scan_root_outside_heaps(uintptr_t start, uintptr_t end) {
+    uintptr_t heap, heap_end;
+    while (start < end && (heap = hg_glibc_heap_in(start, end, &heap_end)) != 0) {
+        if (heap > start) hg_scan_root(start, heap);
+        start = heap_end;
+    }
+    if (start < end) hg_scan_root(start, end);
+}
+
 /* Scans, in a mapping [start, end) that holds blocks, what lies between the memory glibc's
  * malloc owns (found region by region from the blocks, see hg_glibc_heap.c): the program's own
  * memory, which the kernel merged into the same mapping. From a block whose region is unknown
@@ -592,11 +611,11 @@ static void hg_scan_beside_allocator(uintptr_t start, uintptr_t end) {
     for (size_t i = hg_first_block_from(start); i < hg_block_count && hg_blocks[i].start < end;) {
         uintptr_t from, to;
         if (!hg_glibc_region_of(hg_blocks[i].start, hg_size(&hg_blocks[i]), start, end, &from, &to)) return;
-        if (from > cursor) hg_scan_root(cursor, from);
+        if (from > cursor) hg_scan_root_outside_heaps(cursor, from);
         if (to > cursor) cursor = to;
         i = hg_first_block_from(to);
     }
-    if (cursor < end) hg_scan_root(cursor, end);
+    if (cursor < end) hg_scan_root_outside_heaps(cursor, end);
 }
 
 /* The distance from a thread stack's end to its descriptor, when the drain thread never ran
@@ -629,6 +648,8 @@ static void hg_scan_roots(uintptr_t stack_floor) {
     char *text = hg_read_maps(&length, &capacity);
     if (!text) return;
     (void)length; /* the text is NUL-terminated */
+    hg_maps_text_start = (uintptr_t)text;
+    hg_maps_text_end = (uintptr_t)text + capacity;
     hg_collect_thread_stack_pointers();
     hg_note_span_from_drain_stack(text);
     uintptr_t previous_end = 0;
@@ -657,8 +678,9 @@ static void hg_scan_roots(uintptr_t stack_floor) {
             if (sp) start = sp;
             else if (hg_is_glibc_thread_stack(start, end)) start = end - hg_thread_descriptor_span;
         }
-        hg_scan_root(start, end);
+        hg_scan_root_outside_heaps(start, end);
     }
+    hg_maps_text_start = hg_maps_text_end = 0;
     munmap(text, capacity);
 }
 
@@ -743,6 +765,7 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
     Dl_info self;
     if (dladdr((void *)hg_leakscan_run, &self) && self.dli_fbase)
         dl_iterate_phdr(hg_exclude_own_segments, self.dli_fbase);
+    hg_unwind_exclude_spares_from_scan();
 
     hg_block_count = hg_liveset_count();
     size_t blocks_bytes = hg_block_count * sizeof *hg_blocks, work_bytes = hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work;

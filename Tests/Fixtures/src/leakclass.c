@@ -68,6 +68,13 @@
  *                    of mapped_block() at its bottom, right above the reserved
  *                    pages, where a thread's stack would have its guard page.
  *                    STILL REACHABLE 48 B in 1 block.
+ *   idle_arena       main mallocs 88 bytes in stale_block(); a second thread
+ *                    mallocs a 32-byte holder from its own glibc arena, copies
+ *                    the pointer into the holder's third and fourth words
+ *                    (glibc's free overwrites the first two), frees it and
+ *                    ends; main then drops its pointer.  The thread's arena
+ *                    holds no block at exit, only the freed holder with its
+ *                    stale copy.  DEFINITELY LOST 88 B in 1 block.
  *                    beside_arena and beside_chunk print "merged" when the kernel merged the mappings
  *                    ("apart" when it did not, e.g. under valgrind, whose
  *                    allocator is its own: then there is nothing to merge with).
@@ -343,6 +350,34 @@ __attribute__((noinline)) void keep_in_committed_reserve(void)
     ((void **)(reserve + OWN_BYTES))[0] = mapped_block();
 }
 
+void *volatile g_stale; /* idle_arena: the only pointer, until main drops it */
+
+__attribute__((noinline)) void *stale_block(void)
+{
+    void *p = malloc(88);
+    memset(p, 0x88, 88);
+    return p;
+}
+
+static void *hold_and_free(void *unused)
+{
+    (void)unused;
+    void **holder = malloc(4 * sizeof *holder);
+    holder[0] = holder[1] = NULL;
+    holder[2] = holder[3] = g_stale;
+    KEEP(holder);
+    free(holder);
+    return NULL;
+}
+
+__attribute__((noinline)) void lose_beside_idle_arena(void)
+{
+    g_stale = stale_block();
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, hold_and_free, NULL) != 0 || pthread_join(thread, NULL) != 0) _exit(3);
+    g_stale = NULL;
+}
+
 /* Overwrites 16 KiB of the stack below the caller's frame with zeros. */
 __attribute__((noinline)) void scrub_stack(void)
 {
@@ -370,9 +405,10 @@ int main(int argc, char **argv)
     else if (strcmp(name, "beside_chunk") == 0) keep_beside_chunk();
     else if (strcmp(name, "exited_thread") == 0) lose_in_exited_thread();
     else if (strcmp(name, "reserve_commit") == 0) keep_in_committed_reserve();
+    else if (strcmp(name, "idle_arena") == 0) lose_beside_idle_arena();
     else {
         say("usage: leakclass_c list|list_tail_first|interior|cycle3|exit_stack|tls|thread_stack|beside_arena|beside_chunk|"
-            "exited_thread|reserve_commit\n");
+            "exited_thread|reserve_commit|idle_arena\n");
         return 2;
     }
     scrub_stack();
