@@ -81,8 +81,13 @@ static bool hg_is_heap_info(uintptr_t heap, const hg_heap_info_t *info, uintptr_
     bool since_2_35 = offset == 48 && info->page_size >= page && !(info->page_size & (info->page_size - 1));
     if (offset != 32 && !since_2_35) return false;
     bool first = info->arena == heap + offset;
-    bool later = info->previous != 0 && !(info->previous & (HG_HEAP_MAX_SIZE - 1)) && info->previous != heap;
-    if (!first && !later) return false;
+    if (!first) {
+        /* A later heap: the arena's first heap must say the same arena. */
+        uint64_t first_arena;
+        if (info->previous == 0 || (info->previous & (HG_HEAP_MAX_SIZE - 1)) || info->previous == heap ||
+            !hg_read_own(&first_arena, info->arena - offset, sizeof first_arena) || first_arena != info->arena)
+            return false;
+    }
     if (info->size == 0 || info->size > HG_HEAP_MAX_SIZE || info->mprotect_size > HG_HEAP_MAX_SIZE) return false;
     return !((info->size | info->mprotect_size) & (page - 1)) && heap + info->size <= map_end;
 }
