@@ -818,8 +818,8 @@ void hg_unwind_init(void) {
     void *map = mmap(NULL, sizeof(hg_rule_slot_t) * HG_RULE_SLOTS, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     hg_rules = map == MAP_FAILED ? NULL : map;
-    /* Code addresses and rules, 1 MiB: never a reference, and reading it was a third of a
-     * scan's time (leakScanSeconds of a program with a few blocks in use). */
+    /* Code addresses and rules: never a reference, and 1 MiB of the 3.5 MiB that the 8-thread
+     * churn's exit scan still read once idle arenas were left out (docs/architecture.md, Roots). */
     if (hg_rules) hg_leakscan_exclude(hg_rules, sizeof(hg_rule_slot_t) * HG_RULE_SLOTS);
     hg_memory_key_ok = pthread_key_create(&hg_memory_key, hg_memory_release) == 0;
 }
