@@ -276,7 +276,6 @@ static void hg_write_preamble(void) {
     hg_liveset_for_each(hg_write_inherited_block);
 }
 
-
 void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack_ref, unsigned kind, uint64_t leader) {
     hg_write_block_record(HG_REC_SNAPSHOT_BLOCK, ptr, size, stack_ref);
     hg_writer_uv(kind);
@@ -567,6 +566,7 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
     if (hg_leak_check_wanted) {
         hg_liveset_exclude_from_scan();
         hg_stacks_exclude_from_scan();
+        hg_unwind_exclude_from_scan();
         classified = hg_leakscan_run(stack_floor);
     }
     if (!classified) hg_liveset_for_each(hg_write_unclassified_block);

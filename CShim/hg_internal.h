@@ -225,9 +225,9 @@ typedef struct {
 } hg_unwound_t;
 
 void hg_unwind_init(void);
-/** Keeps the thread mappings kept for the next threads (stale unwinder memory, which never
- *  holds a reference) out of the exit-time scan's roots. */
-void hg_unwind_exclude_spares_from_scan(void);
+/** Keeps the unwinder's rule table and the thread mappings kept for the next threads out of
+ *  the exit-time scan's roots. */
+void hg_unwind_exclude_from_scan(void);
 /** Like unw_backtrace, but from `start`: ips[0] is start->ip, then the return addresses of
  *  the frames above it; ips has room for max_frames + 3 entries. */
 int hg_unwind_backtrace(const hg_regs_t *start, void **ips, int max_frames, hg_unwound_t *out);

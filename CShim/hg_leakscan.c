@@ -472,16 +472,8 @@ static void hg_scan_root_range(uintptr_t start, uintptr_t end) {
     hg_read_safely(start, end, buffer, hg_visit_root, 0);
 }
 
-/* The text of /proc/self/maps that the scan walks: its own buffer, read while it is scanned. */
-static uintptr_t hg_maps_text_start, hg_maps_text_end;
-
 /* Scans [start, end) minus the exclusions. */
 static void hg_scan_root(uintptr_t start, uintptr_t end) {
-    if (hg_maps_text_end > start && hg_maps_text_start < end) {
-        if (hg_maps_text_start > start) hg_scan_root(start, hg_maps_text_start);
-        if (hg_maps_text_end < end) hg_scan_root(hg_maps_text_end, end);
-        return;
-    }
     int count = atomic_load(&hg_exclusion_count);
     if (count > HG_MAX_EXCLUSIONS) count = HG_MAX_EXCLUSIONS;
     for (int i = 0; i < count; i++) {
@@ -648,8 +640,9 @@ static void hg_scan_roots(uintptr_t stack_floor) {
     char *text = hg_read_maps(&length, &capacity);
     if (!text) return;
     (void)length; /* the text is NUL-terminated */
-    hg_maps_text_start = (uintptr_t)text;
-    hg_maps_text_end = (uintptr_t)text + capacity;
+    /* The scan's own copy, read while it is walked. The entry outlives the mapping, which is
+     * harmless: the scan runs once, at the end of the process. */
+    hg_leakscan_exclude(text, capacity);
     hg_collect_thread_stack_pointers();
     hg_note_span_from_drain_stack(text);
     uintptr_t previous_end = 0;
@@ -680,7 +673,6 @@ static void hg_scan_roots(uintptr_t stack_floor) {
         }
         hg_scan_root_outside_heaps(start, end);
     }
-    hg_maps_text_start = hg_maps_text_end = 0;
     munmap(text, capacity);
 }
 
@@ -765,7 +757,6 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
     Dl_info self;
     if (dladdr((void *)hg_leakscan_run, &self) && self.dli_fbase)
         dl_iterate_phdr(hg_exclude_own_segments, self.dli_fbase);
-    hg_unwind_exclude_spares_from_scan();
 
     hg_block_count = hg_liveset_count();
     size_t blocks_bytes = hg_block_count * sizeof *hg_blocks, work_bytes = hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work;
