@@ -555,7 +555,7 @@ static void hg_drain_take_over(void) {
     hg_ring_set_consumer_running(false);
 }
 
-void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
+void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
     if (atomic_exchange(&hg_finished, 1)) return;
     if (!atomic_load(&hg_drain_exists)) return;
     atomic_store(&hg_state, HG_FINISHED);
@@ -567,7 +567,7 @@ void hg_drain_finish(int exit_status, uintptr_t stack_floor) {
         hg_liveset_exclude_from_scan();
         hg_stacks_exclude_from_scan();
         hg_unwind_exclude_from_scan();
-        classified = hg_leakscan_run(stack_floor);
+        classified = hg_leakscan_run(exit);
     }
     if (!classified) hg_liveset_for_each(hg_write_unclassified_block);
     hg_write_bypasses();

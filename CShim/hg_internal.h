@@ -409,10 +409,20 @@ void hg_writer_forget_in_child(void);
 
 /* ---- hg_drain.c: the thread that moves events from the ring to the trace ---- */
 void hg_drain_start(void);
+/** What the exiting thread holds where exit() was called: the caller's stack pointer, from
+ *  which its stack counts as a root, and its callee-saved registers there, which are roots too:
+ *  a pointer the caller kept in one is saved only in exit's frames, below that stack pointer,
+ *  where memcheck finds it (it scans those frames whole, stale slots and all). */
+#define HG_EXIT_REGISTERS 6 /* rbx, rbp, r12-r15 */
+typedef struct {
+    uintptr_t stack_floor;
+    uint64_t registers[HG_EXIT_REGISTERS];
+    size_t register_count;
+} hg_exit_frame_t;
 /** Drains everything claimed so far, runs the leak scan (the calling thread's stack counts
- *  from stack_floor up), writes STATS and END, closes the trace. Idempotent. Only for the
+ *  from exit->stack_floor up), writes STATS and END, closes the trace. Idempotent. Only for the
  *  process whose trace it is: callers check hg_drain_in_owner() first. */
-void hg_drain_finish(int exit_status, uintptr_t stack_floor);
+void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit);
 /** The drain thread's thread id (0 before it first ran): the exit-time scan leaves it out of the
  *  program's threads, since at exit it is not waited for (hg_drain_take_over). */
 pid_t hg_drain_thread_id(void);
@@ -455,7 +465,7 @@ void hg_leakscan_exclude(const void *start, size_t length);
  *  False when it could not (no memory for its tables): nothing was written, and the live set
  *  still holds the blocks. Once it has taken the live set's table (hg_liveset_release) it
  *  always writes them, unclassified (kind 0, no SCAN_DONE) if its page index cannot be made. */
-bool hg_leakscan_run(uintptr_t stack_floor);
+bool hg_leakscan_run(const hg_exit_frame_t *exit);
 /** Where glibc puts a thread's descriptor: [thread pointer, stack end) of a thread we own. */
 void hg_leakscan_note_thread_descriptor(const void *stack_end, const void *thread_pointer);
 void hg_drain_fork_prepare(void);

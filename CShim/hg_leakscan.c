@@ -676,6 +676,17 @@ static void hg_scan_roots(uintptr_t stack_floor) {
     munmap(text, capacity);
 }
 
+/* The registers that exit()'s caller kept: its callee-saved ones, as they were at the call.
+ * `as --version` keeps two blocks in registers of main and calls exit from a function further
+ * down: still reachable for memcheck, which finds them where exit's frames saved the registers,
+ * and definitely lost here until the registers counted. Not the drain thread's, when it is the
+ * one that exits (the main thread left by pthread_exit): it holds copies of events. */
+static void hg_scan_exit_registers(const hg_exit_frame_t *exit) {
+    if (exit->register_count == 0 || gettid() == hg_drain_thread_id()) return;
+    hg_root_is_glibc = false;
+    hg_visit_root(exit->registers, exit->register_count, 0);
+}
+
 /* The shim's own loadable segments (its ring, buffers and tables are static). */
 static int hg_exclude_own_segments(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
@@ -752,7 +763,7 @@ static uint64_t hg_now_ns(void) {
     return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
-bool hg_leakscan_run(uintptr_t stack_floor) {
+bool hg_leakscan_run(const hg_exit_frame_t *exit) {
     uint64_t started = hg_now_ns();
     Dl_info self;
     if (dladdr((void *)hg_leakscan_run, &self) && self.dli_fbase)
@@ -797,7 +808,10 @@ bool hg_leakscan_run(uintptr_t stack_floor) {
     }
     /* The scan only marks blocks: with none in use there is nothing to find, and reading
      * every root word of the process would be most of a short program's exit. */
-    if (hg_block_count > 0) hg_scan_roots(stack_floor);
+    if (hg_block_count > 0) {
+        hg_scan_roots(exit->stack_floor);
+        hg_scan_exit_registers(exit);
+    }
     hg_form_cliques();
     hg_write_blocks(hg_now_ns() - started);
     return true;

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <libunwind.h>
+#include <link.h>
 #include <pthread.h>
 #include <string.h>
 #include <stdlib.h>
@@ -90,36 +91,56 @@ __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth--;
 }
 
-/* The stack pointer of exit()'s (or quick_exit's) caller, so the leak scan starts there: the
- * frames of exit and the exit handler lie below it, over the dead frames of whatever main called
- * last, whose stale slots would otherwise count as roots. Falls back to our own frame.
- * A frame is exit's when dladdr, which reads the loaded dynamic symbol tables, puts its call
- * in exit (the address before the return address: exit ends with a call that does not
- * return). unw_get_proc_name read /proc/self/maps and each frame's file, and looked for
- * debug files, at every process's exit. */
-static uintptr_t hg_exit_caller_stack_pointer(void) {
+/* Whether the frame's call (the address before its return address) lies inside one of the
+ * exported functions `names`: dladdr reads the loaded dynamic symbol tables, and the symbol's
+ * size rules out the nearest exported name below a hidden function. unw_get_proc_name read
+ * /proc/self/maps and each frame's file, and looked for debug files, at every process's exit. */
+static bool hg_frame_calls_from(unw_word_t ip, const char *const *names) {
+    Dl_info where;
+    const ElfW(Sym) *symbol = NULL;
+    if (ip == 0 || dladdr1((void *)(ip - 1), &where, (void **)&symbol, RTLD_DL_SYMENT) == 0 || !where.dli_sname ||
+        !symbol || ip - 1 >= (uintptr_t)where.dli_saddr + symbol->st_size)
+        return false;
+    for (; *names; names++)
+        if (strcmp(where.dli_sname, *names) == 0) return true;
+    return false;
+}
+
+/* What exit()'s (or quick_exit's) caller holds (hg_exit_frame_t): its stack pointer, so the
+ * leak scan starts there (the frames of exit and the exit handler lie below it, over the dead
+ * frames of whatever main called last, whose stale slots would otherwise count as roots), and
+ * its callee-saved registers as they were at the call, which libunwind recovers from where the
+ * frames in between saved them. Falls back to `fallback_floor`, without registers. */
+static hg_exit_frame_t hg_exit_caller_frame(uintptr_t fallback_floor) {
+    static const char *const exits[] = {"exit", "quick_exit", NULL};
+    static const int callee_saved[HG_EXIT_REGISTERS] = {UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
+                                                        UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15};
+    hg_exit_frame_t frame = {.stack_floor = fallback_floor};
     unw_context_t context;
     unw_cursor_t cursor;
-    if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return 0;
-    for (int depth = 0; depth < 32 && unw_step(&cursor) > 0; depth++) {
-        unw_word_t ip;
-        Dl_info where;
-        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0 || dladdr((void *)(ip - 1), &where) == 0 ||
-            where.dli_sname == NULL || (strcmp(where.dli_sname, "exit") != 0 && strcmp(where.dli_sname, "quick_exit") != 0))
-            continue;
-        unw_word_t sp;
-        if (unw_step(&cursor) > 0 && unw_get_reg(&cursor, UNW_REG_SP, &sp) == 0) return (uintptr_t)sp;
-        break;
+    if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return frame;
+    for (int depth = 0; depth < 32; depth++) {
+        unw_word_t ip, sp;
+        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) == 0 && hg_frame_calls_from(ip, exits)) {
+            if (unw_step(&cursor) <= 0 || unw_get_reg(&cursor, UNW_REG_SP, &sp) != 0) break;
+            frame.stack_floor = (uintptr_t)sp;
+            for (int i = 0; i < HG_EXIT_REGISTERS; i++) {
+                unw_word_t value;
+                if (unw_get_reg(&cursor, callee_saved[i], &value) == 0) frame.registers[frame.register_count++] = value;
+            }
+            break;
+        }
+        if (unw_step(&cursor) <= 0) break;
     }
-    return 0;
+    return frame;
 }
 
 /* Finishes the trace from an exit path that ran the program's handlers first. */
 static void hg_finish_after_handlers(int status) {
     if (!hg_drain_in_owner()) return; /* see hg_exit_now */
     hg_guard_depth++;
-    uintptr_t floor = hg_exit_caller_stack_pointer();
-    hg_drain_finish(status, floor ? floor : (uintptr_t)__builtin_frame_address(0));
+    hg_exit_frame_t frame = hg_exit_caller_frame((uintptr_t)__builtin_frame_address(0));
+    hg_drain_finish(status, &frame);
     hg_guard_depth--;
 }
 
@@ -144,7 +165,10 @@ static __attribute__((noreturn)) void hg_exit_now(int status) {
      * depth included: raising it here left the parent, once resumed, recording nothing. */
     if (hg_drain_in_owner()) {
         hg_guard_depth++;
-        hg_drain_finish(status & 0xff, (uintptr_t)__builtin_frame_address(0));
+        /* No registers: memcheck finds exit()'s caller's where exit's frames saved them, and
+         * _exit saves none (a block held in a register of _exit's caller is lost for it too). */
+        hg_exit_frame_t frame = {.stack_floor = (uintptr_t)__builtin_frame_address(0)};
+        hg_drain_finish(status & 0xff, &frame);
     }
     if (hg_real.exit_now) hg_real.exit_now(status);
     syscall(SYS_exit_group, status);

@@ -414,6 +414,11 @@ extension LeakCase {
         LeakCase(fixture: "leakclass_c", argument: "idle_arena", expectations: [
             LeakExpectation("stale_block", [.definite: F(88, 1)]),
         ], process: [.definite: A(88, 1), .indirect: .zero, .reachable: .zero]),
+        // The only pointer is in a callee-saved register of exit()'s caller's caller, which
+        // exit's own frames save: below the scan's start on the stack, so it was definitely lost.
+        LeakCase(fixture: "leakclass_c", argument: "exit_register", expectations: [
+            LeakExpectation("register_block", [.reachable: F(80, 1)]),
+        ], process: [.definite: .zero, .indirect: .zero, .possible: .zero, .reachable: A(80, 1)]),
     ]
 
     static let cpp: [LeakCase] = [

@@ -75,6 +75,11 @@
  *                    ends; main then drops its pointer.  The thread's arena
  *                    holds no block at exit, only the freed holder with its
  *                    stale copy.  DEFINITELY LOST 88 B in 1 block.
+ *   exit_register    register_block() mallocs 80 bytes; the only pointer is in
+ *                    a callee-saved register (rbx) of exit_holding_in_register(),
+ *                    which calls exit_if(), which calls exit(0).  exit's frames
+ *                    save rbx, and memcheck scans them: STILL REACHABLE 80 B in
+ *                    1 block.
  *                    beside_arena and beside_chunk print "merged" when the kernel merged the mappings
  *                    ("apart" when it did not, e.g. under valgrind, whose
  *                    allocator is its own: then there is nothing to merge with).
@@ -378,6 +383,29 @@ __attribute__((noinline)) void lose_beside_idle_arena(void)
     g_stale = NULL;
 }
 
+__attribute__((noinline)) void *register_block(void)
+{
+    void *p = malloc(80);
+    memset(p, 0x80, 80);
+    return p;
+}
+
+static volatile int g_exit_now = 1;
+
+/* Not noreturn, so that the caller's pointer stays live across the call. */
+__attribute__((noinline)) void exit_if(void)
+{
+    if (g_exit_now) exit(0);
+}
+
+__attribute__((noinline)) void exit_holding_in_register(void)
+{
+    register void *held __asm__("rbx") = register_block();
+    __asm__ volatile("" : "+r"(held)); /* in rbx, and in no stack slot */
+    exit_if();
+    __asm__ volatile("" : : "r"(held));
+}
+
 /* Overwrites 16 KiB of the stack below the caller's frame with zeros. */
 __attribute__((noinline)) void scrub_stack(void)
 {
@@ -406,9 +434,10 @@ int main(int argc, char **argv)
     else if (strcmp(name, "exited_thread") == 0) lose_in_exited_thread();
     else if (strcmp(name, "reserve_commit") == 0) keep_in_committed_reserve();
     else if (strcmp(name, "idle_arena") == 0) lose_beside_idle_arena();
+    else if (strcmp(name, "exit_register") == 0) exit_holding_in_register();
     else {
         say("usage: leakclass_c list|list_tail_first|interior|cycle3|exit_stack|tls|thread_stack|beside_arena|beside_chunk|"
-            "exited_thread|reserve_commit|idle_arena\n");
+            "exited_thread|reserve_commit|idle_arena|exit_register\n");
         return 2;
     }
     scrub_stack();
