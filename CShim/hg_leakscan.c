@@ -498,10 +498,18 @@ void hg_leakscan_note_thread_descriptor(const void *stack_end, const void *threa
 static uintptr_t hg_thread_sps[HG_MAX_THREADS];
 static size_t hg_thread_sp_count;
 static bool hg_some_sp_unknown;
+/* The argument registers (rdi, rsi, rdx, r10, r8, r9) of the threads blocked in a system call. */
+#define HG_SYSCALL_ARGS 6
+static uint64_t hg_thread_arguments[HG_MAX_THREADS * HG_SYSCALL_ARGS];
+static size_t hg_thread_argument_count;
 
 /* The stack pointer of every other live thread, from /proc/self/task/TID/syscall (allowed for
  * one's own threads without ptrace): "NR ARGS… SP PC" when blocked in a system call, "-1 SP PC"
- * when blocked otherwise, "running" when on a CPU (then its stack cannot be bounded). */
+ * when blocked otherwise, "running" when on a CPU (then its stack cannot be bounded). A thread
+ * blocked in a system call also gives the six argument registers, which are roots as memcheck's
+ * scan of every thread's registers makes them: a worker blocked with the only pointer to its
+ * buffer in one was definitely lost (`leakclass_c thread_syscall`). Its other registers are not
+ * to be had without stopping it. */
 static void hg_collect_thread_stack_pointers(void) {
     int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) {
@@ -539,6 +547,9 @@ static void hg_collect_thread_stack_pointers(void) {
                 continue;
             }
             hg_thread_sps[hg_thread_sp_count++] = (uintptr_t)strtoull(fields[found - 2], NULL, 16);
+            if (found == 1 + HG_SYSCALL_ARGS + 2 && strcmp(fields[0], "-1") != 0)
+                for (int i = 1; i <= HG_SYSCALL_ARGS; i++)
+                    hg_thread_arguments[hg_thread_argument_count++] = strtoull(fields[i], NULL, 16);
         }
     }
     close(dir);
@@ -687,6 +698,13 @@ static void hg_scan_exit_registers(const hg_exit_frame_t *exit) {
     hg_visit_root(exit->registers, exit->register_count, 0);
 }
 
+/* Other threads' system call arguments (hg_collect_thread_stack_pointers). */
+static void hg_scan_thread_arguments(void) {
+    if (hg_thread_argument_count == 0) return;
+    hg_root_is_glibc = false;
+    hg_visit_root(hg_thread_arguments, hg_thread_argument_count, 0);
+}
+
 /* The shim's own loadable segments (its ring, buffers and tables are static). */
 static int hg_exclude_own_segments(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
@@ -811,6 +829,7 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
     if (hg_block_count > 0) {
         hg_scan_roots(exit->stack_floor);
         hg_scan_exit_registers(exit);
+        hg_scan_thread_arguments();
     }
     hg_form_cliques();
     hg_write_blocks(hg_now_ns() - started);

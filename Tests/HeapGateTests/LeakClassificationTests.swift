@@ -419,6 +419,11 @@ extension LeakCase {
         LeakCase(fixture: "leakclass_c", argument: "exit_register", expectations: [
             LeakExpectation("register_block", [.reachable: F(80, 1)]),
         ], process: [.definite: .zero, .indirect: .zero, .possible: .zero, .reachable: A(80, 1)]),
+        // The only pointer is in an argument register of another thread, blocked in a system
+        // call (memcheck scans every thread's registers). The DTV as in thread_stack.
+        LeakCase(fixture: "leakclass_c", argument: "thread_syscall", expectations: [
+            LeakExpectation("syscall_block", [.reachable: F(104, 1)]),
+        ], process: [.definite: .zero, .indirect: .zero, .reachable: A(104, 1)]),
     ]
 
     static let cpp: [LeakCase] = [

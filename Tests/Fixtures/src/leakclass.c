@@ -80,6 +80,12 @@
  *                    which calls exit_if(), which calls exit(0).  exit's frames
  *                    save rbx, and memcheck scans them: STILL REACHABLE 80 B in
  *                    1 block.
+ *   thread_syscall   a second thread mallocs 104 bytes in syscall_block() and
+ *                    blocks in pause(2), made as a raw system call with the only
+ *                    pointer in rsi (an argument register); main waits until the
+ *                    thread is in the call, then calls exit(0).  memcheck scans
+ *                    every thread's registers: STILL REACHABLE 104 B in 1 block
+ *                    (the DTV as in thread_stack).
  *                    beside_arena and beside_chunk print "merged" when the kernel merged the mappings
  *                    ("apart" when it did not, e.g. under valgrind, whose
  *                    allocator is its own: then there is nothing to merge with).
@@ -101,6 +107,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Make the compiler believe p is used, so the allocation is not elided. */
@@ -406,6 +413,49 @@ __attribute__((noinline)) void exit_holding_in_register(void)
     __asm__ volatile("" : : "r"(held));
 }
 
+__attribute__((noinline)) void *syscall_block(void)
+{
+    void *p = malloc(104);
+    memset(p, 0x68, 104);
+    return p;
+}
+
+static volatile pid_t g_syscall_thread;
+
+/* pause(2) as a raw system call: no libc wrapper's frame saves the pointer to the stack. */
+static void *thread_in_syscall(void *unused)
+{
+    (void)unused;
+    void *held = syscall_block();
+    g_syscall_thread = (pid_t)syscall(SYS_gettid);
+    for (;;) {
+        long number = SYS_pause;
+        __asm__ volatile("syscall" : "+a"(number) : "S"(held) : "rcx", "r11", "memory");
+    }
+    return NULL;
+}
+
+/* Whether thread `tid` is blocked in pause(2): its /proc syscall line starts with the number. */
+static int in_pause(pid_t tid)
+{
+    char path[64], text[64], expected[16];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    snprintf(expected, sizeof expected, "%d ", (int)SYS_pause);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    return n > 0 && strncmp(text, expected, strlen(expected)) == 0;
+}
+
+__attribute__((noreturn, noinline)) void exit_with_thread_in_syscall(void)
+{
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, thread_in_syscall, NULL) != 0) _exit(3);
+    for (int tries = 0; tries < 5000 && !(g_syscall_thread && in_pause(g_syscall_thread)); tries++) usleep(1000);
+    exit(0);
+}
+
 /* Overwrites 16 KiB of the stack below the caller's frame with zeros. */
 __attribute__((noinline)) void scrub_stack(void)
 {
@@ -435,9 +485,10 @@ int main(int argc, char **argv)
     else if (strcmp(name, "reserve_commit") == 0) keep_in_committed_reserve();
     else if (strcmp(name, "idle_arena") == 0) lose_beside_idle_arena();
     else if (strcmp(name, "exit_register") == 0) exit_holding_in_register();
+    else if (strcmp(name, "thread_syscall") == 0) exit_with_thread_in_syscall();
     else {
         say("usage: leakclass_c list|list_tail_first|interior|cycle3|exit_stack|tls|thread_stack|beside_arena|beside_chunk|"
-            "exited_thread|reserve_commit|idle_arena|exit_register\n");
+            "exited_thread|reserve_commit|idle_arena|exit_register|thread_syscall\n");
         return 2;
     }
     scrub_stack();
