@@ -547,7 +547,7 @@ static void hg_collect_thread_stack_pointers(void) {
                 continue;
             }
             hg_thread_sps[hg_thread_sp_count++] = (uintptr_t)strtoull(fields[found - 2], NULL, 16);
-            if (found == 1 + HG_SYSCALL_ARGS + 2 && strcmp(fields[0], "-1") != 0)
+            if (found == 1 + HG_SYSCALL_ARGS + 2) /* in a system call ("-1 SP PC" has none) */
                 for (int i = 1; i <= HG_SYSCALL_ARGS; i++)
                     hg_thread_arguments[hg_thread_argument_count++] = strtoull(fields[i], NULL, 16);
         }
@@ -687,22 +687,13 @@ static void hg_scan_roots(uintptr_t stack_floor) {
     munmap(text, capacity);
 }
 
-/* The registers that exit()'s caller kept: its callee-saved ones, as they were at the call.
- * `as --version` keeps two blocks in registers of main and calls exit from a function further
+/* Register values as roots: exit()'s caller's callee-saved ones, as they were at the call
+ * (`as --version` keeps two blocks in registers of main and calls exit from a function further
  * down: still reachable for memcheck, which finds them where exit's frames saved the registers,
- * and definitely lost here until the registers counted. Not the drain thread's, when it is the
- * one that exits (the main thread left by pthread_exit): it holds copies of events. */
-static void hg_scan_exit_registers(const hg_exit_frame_t *exit) {
-    if (exit->register_count == 0 || gettid() == hg_drain_thread_id()) return;
-    hg_root_is_glibc = false;
-    hg_visit_root(exit->registers, exit->register_count, 0);
-}
-
-/* Other threads' system call arguments (hg_collect_thread_stack_pointers). */
-static void hg_scan_thread_arguments(void) {
-    if (hg_thread_argument_count == 0) return;
-    hg_root_is_glibc = false;
-    hg_visit_root(hg_thread_arguments, hg_thread_argument_count, 0);
+ * and definitely lost here until the registers counted), and other threads' system call
+ * arguments (hg_collect_thread_stack_pointers). Copies held by the shim, read as any root. */
+static void hg_scan_registers(const uint64_t *registers, size_t count) {
+    hg_scan_root_range((uintptr_t)registers, (uintptr_t)(registers + count));
 }
 
 /* The shim's own loadable segments (its ring, buffers and tables are static). */
@@ -828,8 +819,10 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
      * every root word of the process would be most of a short program's exit. */
     if (hg_block_count > 0) {
         hg_scan_roots(exit->stack_floor);
-        hg_scan_exit_registers(exit);
-        hg_scan_thread_arguments();
+        /* Not the drain thread's registers, when it is the one that exits (the main thread left
+         * by pthread_exit): it holds copies of events. */
+        if (gettid() != hg_drain_thread_id()) hg_scan_registers(exit->registers, exit->register_count);
+        hg_scan_registers(hg_thread_arguments, hg_thread_argument_count);
     }
     hg_form_cliques();
     hg_write_blocks(hg_now_ns() - started);

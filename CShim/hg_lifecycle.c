@@ -91,19 +91,17 @@ __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth--;
 }
 
-/* Whether the frame's call (the address before its return address) lies inside one of the
- * exported functions `names`: dladdr reads the loaded dynamic symbol tables, and the symbol's
- * size rules out the nearest exported name below a hidden function. unw_get_proc_name read
- * /proc/self/maps and each frame's file, and looked for debug files, at every process's exit. */
-static bool hg_frame_calls_from(unw_word_t ip, const char *const *names) {
+/* Whether the frame's call (the address before its return address) lies inside exit or
+ * quick_exit: dladdr reads the loaded dynamic symbol tables, and the symbol's size rules out the
+ * nearest exported name below a hidden function. unw_get_proc_name read /proc/self/maps and each
+ * frame's file, and looked for debug files, at every process's exit. */
+static bool hg_frame_in_exit(unw_word_t ip) {
     Dl_info where;
     const ElfW(Sym) *symbol = NULL;
     if (ip == 0 || dladdr1((void *)(ip - 1), &where, (void **)&symbol, RTLD_DL_SYMENT) == 0 || !where.dli_sname ||
         !symbol || ip - 1 >= (uintptr_t)where.dli_saddr + symbol->st_size)
         return false;
-    for (; *names; names++)
-        if (strcmp(where.dli_sname, *names) == 0) return true;
-    return false;
+    return strcmp(where.dli_sname, "exit") == 0 || strcmp(where.dli_sname, "quick_exit") == 0;
 }
 
 /* What exit()'s (or quick_exit's) caller holds (hg_exit_frame_t): its stack pointer, so the
@@ -112,7 +110,6 @@ static bool hg_frame_calls_from(unw_word_t ip, const char *const *names) {
  * its callee-saved registers as they were at the call, which libunwind recovers from where the
  * frames in between saved them. Falls back to `fallback_floor`, without registers. */
 static hg_exit_frame_t hg_exit_caller_frame(uintptr_t fallback_floor) {
-    static const char *const exits[] = {"exit", "quick_exit", NULL};
     static const int callee_saved[HG_EXIT_REGISTERS] = {UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
                                                         UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15};
     hg_exit_frame_t frame = {.stack_floor = fallback_floor};
@@ -121,7 +118,7 @@ static hg_exit_frame_t hg_exit_caller_frame(uintptr_t fallback_floor) {
     if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return frame;
     for (int depth = 0; depth < 32; depth++) {
         unw_word_t ip, sp;
-        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) == 0 && hg_frame_calls_from(ip, exits)) {
+        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) == 0 && hg_frame_in_exit(ip)) {
             if (unw_step(&cursor) <= 0 || unw_get_reg(&cursor, UNW_REG_SP, &sp) != 0) break;
             frame.stack_floor = (uintptr_t)sp;
             for (int i = 0; i < HG_EXIT_REGISTERS; i++) {

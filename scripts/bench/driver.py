@@ -453,8 +453,11 @@ def paired_wall_ratio(native, own, repeats):
         group = [n["wall"] for n in native[i * repeats:(i + 1) * repeats] if n.get("ok")]
         if r.get("ok") and group and med(group) > 0:
             ratios.append(r["wall"] / med(group))
-    if not ratios:
-        return None
+    return ratio_spread(ratios) if ratios else None
+
+
+def ratio_spread(ratios):
+    """Median of per-round ratios, their quartiles, and the 95 % interval of the median."""
     lo, hi = median_interval(ratios)
     if len(ratios) < 2:
         return ratios[0], ratios[0], ratios[0], lo, hi
@@ -623,16 +626,20 @@ def targets_table(results, big, scaling=None):
     def verdict(value, limit):
         return "n/a" if value is None else ("met" if value <= limit else "**not met**")
 
+    def verdict_of_median(median, lo, hi, limit, unit):
+        judged = verdict(median, limit)
+        if lo <= limit < hi:
+            judged += f" (within this machine's noise: the 95 % interval of the median, {lo:.2f}–{hi:.2f}, spans {limit:g}{unit})"
+        return judged
+
     def ratio_row(label, wids, limit):
         for wid in wids:
             s, n = hg(wid), nat(wid)
             if not s or not n or s.get("paired_wall_x") is None:
                 rows.append(f"| {wid}: {label} | not run | n/a |")
                 continue
-            per_round, lo, hi = s["paired_wall_x"], s["paired_wall_lo"], s["paired_wall_hi"]
-            judged = verdict(per_round, limit)
-            if lo <= limit < hi:
-                judged += f" (within this machine's noise: the 95 % interval of the median, {lo:.2f}–{hi:.2f}, spans {limit:g}×)"
+            per_round = s["paired_wall_x"]
+            judged = verdict_of_median(per_round, s["paired_wall_lo"], s["paired_wall_hi"], limit, "×")
             rows.append(f"| {wid}: {label} | {per_round:.2f}× per round ({s['paired_wall_q1']:.2f}–{s['paired_wall_q3']:.2f}), "
                         f"{s['wall'] / n['wall']:.2f}× of the medians | {judged} |")
 
@@ -650,10 +657,7 @@ def targets_table(results, big, scaling=None):
                  "split over 8 threads ≤ 1.5× the 1-thread figure")
         apart = f"{eight['wall'] - n8['wall']:.3f} s against {one['wall'] - n1['wall']:.3f} s: {extra:.2f}×{ratios}"
         if scaling:
-            judged = verdict(scaling["ratio"], 1.5)
-            if scaling["lo"] <= 1.5 < scaling["hi"]:
-                judged += (f" (within this machine's noise: the 95 % interval of the median, "
-                           f"{scaling['lo']:.2f}–{scaling['hi']:.2f}, spans 1.5)")
+            judged = verdict_of_median(scaling["ratio"], scaling["lo"], scaling["hi"], 1.5, "")
             rows.append(f"{label} | {scaling['ratio']:.2f} per round ({scaling['q1']:.2f}–{scaling['q3']:.2f}) over "
                         f"{len(scaling['rounds'])} rounds that alternate the two churns ({scaling['added_8']:.3f} s "
                         f"against {scaling['added_1']:.3f} s, medians); in CPU time, which counts the drain "
@@ -930,10 +934,8 @@ def run_thread_scaling(wls, scratch):
                 f"{cpu_one:.3f} s: {cpu_eight / cpu_one:.2f}")
     if not rounds:
         return None
-    ratios = [r["ratio"] for r in rounds]
-    lo, hi = median_interval(ratios)
-    q1, q3 = (statistics.quantiles(ratios, n=4)[0::2] if len(ratios) > 1 else (ratios[0], ratios[0]))
-    return {"rounds": rounds, "ratio": med(ratios), "q1": q1, "q3": q3, "lo": lo, "hi": hi,
+    ratio, q1, q3, lo, hi = ratio_spread([r["ratio"] for r in rounds])
+    return {"rounds": rounds, "ratio": ratio, "q1": q1, "q3": q3, "lo": lo, "hi": hi,
             "added_1": med([r["added_1"] for r in rounds]), "added_8": med([r["added_8"] for r in rounds]),
             "cpu_ratio": med([r["cpu_ratio"] for r in rounds]),
             "cpu_1": med([r["cpu_1"] for r in rounds]), "cpu_8": med([r["cpu_8"] for r in rounds])}
