@@ -305,7 +305,14 @@ __attribute__((noinline)) void keep_beside_arena(void)
     if (pthread_create(&thread, NULL, allocate_in_thread, NULL) != 0 || pthread_join(thread, NULL) != 0) _exit(3);
     /* glibc's heap_info sits at the 64 MiB boundary below the block; its mapping is MAP_NORESERVE. */
     char *heap = (char *)((unsigned long)g_arena & ~((64ul << 20) - 1));
-    keep_in_own_mapping(map_beside(heap, NULL, MAP_NORESERVE), g_arena);
+    /* A thread making its own arena meanwhile (a tracer's, at its first malloc) maps 128 MiB
+     * for a moment, often right below this heap, and trims it to 64 MiB: try again for a while. */
+    void **own = map_beside(heap, NULL, MAP_NORESERVE);
+    for (int tries = 0; !own && tries < 200; tries++) {
+        usleep(1000);
+        own = map_beside(heap, NULL, MAP_NORESERVE);
+    }
+    keep_in_own_mapping(own, g_arena);
 }
 
 __attribute__((noinline)) void *big_block(void)
