@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import HeapGate
 
 /// Flags shared by `run` and `summary`, spelled as valgrind spells them where valgrind has them.
@@ -105,7 +112,7 @@ struct ReportFlags: ParsableArguments {
         let unchecked = reports.filter(\.stoppedForSandbox)
         for process in unchecked {
             let message = "heapgate: process \(process.pid) installed a seccomp filter, which stopped tracing: its leaks were not checked, so --error-exitcode fails the run\n"
-            FileHandle.standardError.write(Data(message.utf8))
+            StandardError.write(message)
         }
         return !unchecked.isEmpty
     }
@@ -148,7 +155,7 @@ struct ReportFlags: ParsableArguments {
     /// all of them to FILE, one after another (valgrind's processes would overwrite each other).
     private func writeLogs(_ texts: [String], of reports: [ProcessReport], to logFile: String, quiet: Bool) throws {
         let files: [(String, String)] = logFile.contains("%p")
-            ? zip(reports, texts).map { (logFile.replacingOccurrences(of: "%p", with: String($0.pid)), $1) }
+            ? zip(reports, texts).map { (logFile.replacing("%p", with: String($0.pid)), $1) }
             : [(logFile, Self.joined(texts, quiet: quiet))]
         for (path, text) in files { try Self.write(Data(text.utf8), to: path, what: "report") }
     }
@@ -160,13 +167,13 @@ struct ReportFlags: ParsableArguments {
         guard xml == "yes", let xmlFile, !reports.isEmpty else { return }
         let perProcess = xmlFile.contains("%p")
         for report in perProcess ? reports : [reports[0]] {
-            let path = xmlFile.replacingOccurrences(of: "%p", with: String(report.pid))
+            let path = xmlFile.replacing("%p", with: String(report.pid))
             let text = XMLReport.render(report, options: options, heapgateArguments: CommandLine.arguments)
             try Self.write(Data(text.utf8), to: path, what: "XML report")
         }
         if !perProcess, reports.count > 1 {
             let others = reports.dropFirst().map { String($0.pid) }.joined(separator: ", ")
-            FileHandle.standardError.write(Data("heapgate: warning: --xml-file has no %p, so it holds process \(reports[0].pid) only (not \(others))\n".utf8))
+            StandardError.write("heapgate: warning: --xml-file has no %p, so it holds process \(reports[0].pid) only (not \(others))\n")
         }
     }
 
@@ -186,7 +193,7 @@ struct ReportFlags: ParsableArguments {
         if let logFile {
             try writeLogs(texts, of: reports, to: logFile, quiet: options.quiet)
         } else {
-            FileHandle.standardError.write(Data(Self.joined(texts, quiet: options.quiet).utf8))
+            StandardError.write(Self.joined(texts, quiet: options.quiet))
         }
         try writeXML(reports, options: options)
         if let jsonPath { try Self.write(try JSONReport.render(reports) + Data("\n".utf8), to: jsonPath, what: "JSON report") }
@@ -210,6 +217,6 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Prints `heapgate: message` on stderr and exits with `status`.
 func fail(_ message: String, status: Int32) -> ExitCode {
-    FileHandle.standardError.write(Data("heapgate: \(message)\n".utf8))
+    StandardError.write("heapgate: \(message)\n")
     return ExitCode(status)
 }

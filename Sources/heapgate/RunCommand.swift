@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import HeapGate
 
 struct RunCommand: ParsableCommand {
@@ -80,17 +87,17 @@ struct RunCommand: ParsableCommand {
                 warnings.append("\(executable) also links \(found.allocator) (\(found.symbol)): the blocks it hands out are not"
                     + " malloc's, so heapgate does not trace them (nor does valgrind)")
             }
-            for warning in warnings { FileHandle.standardError.write(Data("heapgate: warning: \(warning)\n".utf8)) }
+            for warning in warnings { StandardError.write("heapgate: warning: \(warning)\n") }
             if heaps.isEmpty {
                 // With files, the warnings above said why none could be read.
                 let why = files.isEmpty ? "wrote no trace (it ignores LD_PRELOAD, or cleared it)" : "left no readable trace"
-                FileHandle.standardError.write(Data("heapgate: \(arguments[0]) \(why)\n".utf8))
+                StandardError.write("heapgate: \(arguments[0]) \(why)\n")
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
                                           symbolizer: symbolizer)
             if let gate = report.errorExitCode, report.gateFails(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
-            FileHandle.standardError.write(Data("heapgate: \(error.description)\n".utf8))
+            StandardError.write("heapgate: \(error.description)\n")
         } catch let error as CLIError {
             // The report could not be made: never let that look like a clean run.
             throw fail(error.message, status: launched.status != 0 ? launched.status : error.status)
@@ -107,7 +114,7 @@ struct RunCommand: ParsableCommand {
         }
         // With %p the names are known only afterwards: check that their directory takes files.
         for (path, what) in report.outputFiles {
-            let probe = path.contains("%p") ? path.replacingOccurrences(of: "%p", with: "probe-\(getpid())") : path
+            let probe = path.contains("%p") ? path.replacing("%p", with: "probe-\(getpid())") : path
             guard FileManager.default.createFile(atPath: probe, contents: nil) else {
                 throw fail("cannot write the \(what) to \(path)", status: 2)
             }

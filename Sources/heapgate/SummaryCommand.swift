@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import HeapGate
 
 struct SummaryCommand: ParsableCommand {
@@ -16,8 +23,7 @@ struct SummaryCommand: ParsableCommand {
     func run() throws {
         var files: [String] = []
         for path in traces {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            if FileStatus.isDirectory(path) {
                 let inDirectory = TraceSet.files(in: path)
                 if inDirectory.isEmpty { throw fail("\(path): no heapgate traces (heapgate.*.trace) in this directory", status: 2) }
                 files += inDirectory

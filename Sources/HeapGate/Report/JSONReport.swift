@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The machine-readable report (`--json=FILE`); docs/json-report.md is its schema.
 public enum JSONReport {

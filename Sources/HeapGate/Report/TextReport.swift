@@ -109,7 +109,7 @@ public enum TextReport {
             lines.append("                      of which reachable via heuristic:")
             for heuristic in LeakHeuristic.allCases {
                 guard let via = leaks.reachableViaHeuristic[heuristic] else { continue }
-                let name = heuristic.rawValue.padding(toLength: max(19, heuristic.rawValue.count), withPad: " ", startingAt: 0)
+                let name = heuristic.rawValue + String(repeating: " ", count: max(0, 19 - heuristic.rawValue.count))
                 lines.append("                        \(name): \(amount(via))")
             }
         }

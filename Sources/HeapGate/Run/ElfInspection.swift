@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Just enough ELF reading to tell whether LD_PRELOAD can load the shim into a program.
 enum ElfInspection {
@@ -63,9 +70,7 @@ enum ElfInspection {
 
     /// The first 64 KiB, where the ELF header and (in practice) the program headers are.
     private static func header(_ path: String) -> [UInt8]? {
-        guard let handle = FileHandle(forReadingAtPath: path),
-              let data = try? handle.read(upToCount: 64 * 1024) else { return nil }
-        return [UInt8](data)
+        ReadOnlyFile(path: path)?.read(upTo: 64 * 1024)
     }
 
     private static func target(_ bytes: [UInt8]) -> Target? {

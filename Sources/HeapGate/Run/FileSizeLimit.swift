@@ -1,4 +1,3 @@
-import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,9 +17,6 @@ public enum FileSizeLimit {
 
     /// The files among `paths` that reached `limit` bytes.
     public static func filesAtLimit(_ paths: [String], limit: UInt64) -> [String] {
-        paths.filter { path in
-            guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber else { return false }
-            return size.uint64Value >= limit
-        }
+        paths.filter { path in (FileStatus.size(path) ?? 0) >= limit }
     }
 }

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An allocator linked into a program under names of its own (Rust's tikv-jemallocator as
 /// `_rjem_malloc`, mimalloc as `mi_malloc`, …): its blocks are not malloc's, so neither the shim

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -70,8 +74,7 @@ public enum TracedLaunch {
     }
 
     private static func isDirectory(_ path: String) -> Bool {
-        var flag: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
+        FileStatus.isDirectory(path)
     }
 
     /// The shim: $HEAPGATE_SHIM, else beside the executable (../lib/heapgate or ../lib).

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The suppression `valgrind --gen-suppressions=all` prints for a leak of `kind` allocated at
 /// `frames`, as memcheck would see the stack (see `SuppressionMatcher`: heapgate's `malloc`

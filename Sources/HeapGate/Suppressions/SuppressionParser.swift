@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads suppression files: valgrind's format (what `--suppressions=FILE` reads and
 /// `--gen-suppressions` writes) and LeakSanitizer's (`leak:pattern` lines).

@@ -1,5 +1,12 @@
 import CLibdw
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Uncompressed copies of compressed separate debug files, kept across runs.
 ///
@@ -69,20 +76,14 @@ public struct DebugInfoCache: Sendable {
         guard let directory, let destination = path(buildID: buildID),
               !debugFile.hasPrefix(directory + "/"), !FileManager.default.fileExists(atPath: destination),
               Self.hasCompressedSections(debugFile), let objcopy = Self.objcopy else { return }
-        let folder = (destination as NSString).deletingLastPathComponent
+        let folder = String(destination[..<(destination.lastIndex(of: "/") ?? destination.endIndex)])
         guard (try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)) != nil else { return }
         // One maker at a time: concurrent reports (a test suite's, say) would otherwise each
         // inflate and write the same 10 MB. A claim left by a run that died expires.
         let temporary = destination + ".partial"
         guard Self.claim(temporary) else { return }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: objcopy)
-        process.arguments = ["--decompress-debug-sections", debugFile, temporary]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return }
-        process.waitUntilExit()
-        if process.terminationStatus != 0 || rename(temporary, destination) != 0 { unlink(temporary) }
+        let status = QuietCommand.run(objcopy, ["--decompress-debug-sections", debugFile, temporary])
+        if status != 0 || rename(temporary, destination) != 0 { unlink(temporary) }
     }
 
     /// Creates `path` if no other run has (or if its claim is over a minute old).
@@ -93,9 +94,7 @@ public struct DebugInfoCache: Sendable {
                 close(descriptor)
                 return true
             }
-            guard errno == EEXIST,
-                  let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
-                  modified.timeIntervalSinceNow < -60 else { return false }
+            guard errno == EEXIST, let age = FileStatus.secondsSinceModification(path), age > 60 else { return false }
             unlink(path)
         }
         return false

@@ -1,4 +1,7 @@
-import Foundation
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads, while a traced program still runs, the symbol tables and debug information of the
 /// files it has mapped (its executable first, then the C library, then the others), which its
@@ -13,14 +16,15 @@ import Foundation
 /// symbolizers). `finish()` stops it between two files; the report then waits at most for the
 /// file being read.
 public final class DebugInfoPreload: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var stopped = false
     private let done = DispatchSemaphore(value: 0)
     /// Signalled by `finish()`: ends the initial delay at once for a program that exits early.
     private let stop = DispatchSemaphore(value: 0)
 
-    public init(symbolizer: Symbolizer, executable: String, pid: Int32, delay: TimeInterval = 0.1) {
-        Thread.detachNewThread { [self] in
+    /// `delay` is in seconds.
+    public init(symbolizer: Symbolizer, executable: String, pid: Int32, delay: Double = 0.1) {
+        let started = startDetachedThread { [self] in
             defer { done.signal() }
             setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(gettid()), 10)
             guard stop.wait(timeout: .now() + delay) == .timedOut, !isStopped else { return }
@@ -29,6 +33,8 @@ public final class DebugInfoPreload: @unchecked Sendable {
                 symbolizer.preload(paths: [path])
             }
         }
+        // Without a thread there is nothing to wait for: the report reads its files itself.
+        if !started { done.signal() }
     }
 
     /// Stops the preload (after the file it is reading) and waits until it no longer uses the
@@ -55,9 +61,8 @@ public final class DebugInfoPreload: @unchecked Sendable {
     static func files(of pid: Int32, executable: String) -> [String] {
         // Read to the end: /proc files report size 0, and String(contentsOfFile:) stops
         // after the first page of this one.
-        guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/maps") else { return [executable] }
-        let maps = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-        try? handle.close()
+        guard let bytes = ReadOnlyFile(path: "/proc/\(pid)/maps")?.readToEnd() else { return [executable] }
+        let maps = String(decoding: bytes, as: UTF8.self)
         var files: [String] = []
         for line in maps.split(separator: "\n") {
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)

@@ -1,5 +1,12 @@
 import CLibdw
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Symbolized frames kept across runs: for each module (by its GNU build id), the frames its
 /// addresses resolved to, in `DIR/frames/BUILDID` beside the debug-file copies of

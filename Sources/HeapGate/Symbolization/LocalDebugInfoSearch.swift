@@ -1,5 +1,12 @@
 import CLibdw
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// libdwfl's `find_debuginfo` callback without the network step: finds a module's separate
 /// debug file on this machine, where `dwfl_standard_find_debuginfo` looks, and nowhere else.

@@ -1,5 +1,12 @@
 import CLibdw
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An ELF file mapped into a process.
 public struct ModuleImage: Hashable, Sendable {
@@ -156,7 +163,7 @@ public final class Symbolizer {
     private var cache: [CacheKey: [SourceFrame]] = [:]
     private var compileUnits: [OpaquePointer: [Dwarf_Die]] = [:]
     private var canonicalPaths: [String: String] = [:]
-    private let lock = NSLock()
+    private let lock = Lock()
     private let debugCache: DebugInfoCache
     private let frameCache: FrameCache
     /// libdwfl's `debuginfo_path` (a `char **`), owned here: nil for its default.
@@ -612,7 +619,7 @@ public final class Symbolizer {
 enum LibDW {
     /// Wraps libc `unsetenv`.
     static func unsetenv(_ name: String) {
-        _ = Foundation.unsetenv(name)
+        _ = Glibc.unsetenv(name)
     }
 
     /// Wraps `dwfl_begin`: a new session using `callbacks`, which must outlive it.

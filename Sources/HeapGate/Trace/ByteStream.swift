@@ -1,4 +1,3 @@
-import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,15 +6,15 @@ import Glibc
 /// only the buffer. Decoding helpers throw `ByteStream.EndOfData` when the file ends
 /// in the middle of a value; callers turn that into "truncated" or "corrupt".
 ///
-/// The buffer is filled with read(2) directly: FileHandle reads in 4 KiB pieces (256 system
-/// calls and a copy per MiB). The first read after opening or seeking is small, because a
+/// The buffer is filled with read(2) directly (Foundation's FileHandle read in 4 KiB pieces: 256
+/// system calls and a copy per MiB). The first read after opening or seeking is small, because a
 /// complete trace is read for its preamble and then left for its exit snapshot.
 struct ByteStream {
     struct EndOfData: Error {}
     /// A varint longer than 10 bytes: corrupt data, not a short file.
     struct Overlong: Error {}
 
-    private let handle: FileHandle
+    private let file: ReadOnlyFile
     /// Grows to `chunkSize` once a read fills the room it had (most traces of
     /// short-lived processes are smaller: a directory of many costs 64 KiB each).
     private var buffer = [UInt8](repeating: 0, count: ByteStream.firstReadSize)
@@ -29,14 +28,14 @@ struct ByteStream {
     private static let chunkSize = 1 << 20
     private static let firstReadSize = 64 << 10
 
-    init(handle: FileHandle) { self.handle = handle }
+    init(file: ReadOnlyFile) { self.file = file }
 
     /// The file offset of the next byte.
     var offset: UInt64 { bufferStart + UInt64(index) }
 
     /// Continues reading at `offset`.
     mutating func seek(to offset: UInt64) -> Bool {
-        guard (try? handle.seek(toOffset: offset)) != nil else { return false }
+        guard file.seek(to: offset) else { return false }
         count = 0
         index = 0
         bufferStart = offset
@@ -70,14 +69,10 @@ struct ByteStream {
             buffer = grown
             index = 0
         }
-        let descriptor = handle.fileDescriptor
         let got = buffer.withUnsafeMutableBytes { raw -> Int in
             let base = raw.baseAddress!
             if kept > 0, index > 0 { memmove(base, base + index, kept) }
-            while true {
-                let n = read(descriptor, base + kept, room)
-                if n >= 0 || errno != EINTR { return n }
-            }
+            return file.read(into: base + kept, count: room)
         }
         index = 0
         count = kept + max(got, 0)

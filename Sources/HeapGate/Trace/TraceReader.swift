@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Decodes a trace file record by record, holding only a read buffer.
 ///
@@ -16,15 +23,14 @@ struct TraceReader {
 
     init(path: String) throws {
         self.path = path
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "permission denied or not a file" : "no such file"
+        guard let file = ReadOnlyFile(path: path) else {
+            let reason = FileStatus.exists(path) ? "permission denied or not a file" : "no such file"
             throw TraceFormatError.cannotOpen(path: path, reason: reason)
         }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        if FileStatus.isDirectory(path) {
             throw TraceFormatError.cannotOpen(path: path, reason: "is a directory")
         }
-        stream = ByteStream(handle: handle)
+        stream = ByteStream(file: file)
         if stream.isAtEnd() { throw TraceFormatError.empty(path: path) }
         header = try Self.readHeader(&stream, path: path)
     }
@@ -82,11 +88,10 @@ struct TraceReader {
     /// Moves to the exit snapshot of a complete trace, if its footer names one, so that the
     /// event stream is skipped. Returns false (and stays put) for a trace without a footer.
     mutating func skipToSnapshot() -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path),
-              let size = try? handle.seekToEnd(), size >= 16 + UInt64(TraceFormat.minimumHeaderSize),
-              (try? handle.seek(toOffset: size - 16)) != nil,
-              let data = try? handle.read(upToCount: 16), data.count == 16 else { return false }
-        let footer = [UInt8](data)
+        guard let file = ReadOnlyFile(path: path),
+              let size = file.seekToEnd(), size >= 16 + UInt64(TraceFormat.minimumHeaderSize),
+              file.seek(to: size - 16),
+              let footer = file.read(upTo: 16), footer.count == 16 else { return false }
         guard Array(footer[8...]) == TraceFormat.footerMagic else { return false }
         let offset = footer[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard offset >= stream.offset, offset < size - 16, stream.seek(to: offset) else { return false }

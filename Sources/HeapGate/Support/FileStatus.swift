@@ -1,0 +1,30 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What stat(2) says about a path, following symbolic links.
+public enum FileStatus {
+    /// Wraps stat(2); nil when the path cannot be looked up.
+    static func of(_ path: String) -> stat? {
+        var status = stat()
+        return stat(path, &status) == 0 ? status : nil
+    }
+
+    /// True when `path` names a directory.
+    public static func isDirectory(_ path: String) -> Bool {
+        of(path).map { $0.st_mode & S_IFMT == S_IFDIR } ?? false
+    }
+
+    /// True when something exists at `path`.
+    public static func exists(_ path: String) -> Bool { of(path) != nil }
+
+    /// The size in bytes of the file at `path`.
+    public static func size(_ path: String) -> UInt64? {
+        of(path).map { UInt64($0.st_size) }
+    }
+
+    /// Seconds since the file at `path` was last modified (negative for a time in the future).
+    public static func secondsSinceModification(_ path: String) -> Int? {
+        of(path).map { time(nil) - $0.st_mtim.tv_sec }
+    }
+}

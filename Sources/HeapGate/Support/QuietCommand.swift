@@ -1,0 +1,27 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a helper program with its output discarded and waits for it.
+enum QuietCommand {
+    /// Wraps posix_spawn (standard output and error to /dev/null, the same environment) and
+    /// waitpid: the exit status, or nil when it could not be started or did not exit normally.
+    static func run(_ executable: String, _ arguments: [String]) -> Int32? {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0 else { return nil }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return nil }
+        }
+        // WIFEXITED and WEXITSTATUS, which Swift does not import (they are macros).
+        guard status & 0x7f == 0 else { return nil }
+        return (status >> 8) & 0xff
+    }
+}
