@@ -165,7 +165,7 @@ struct RunCommand: ParsableCommand {
             }
             return absolute(traceDirectory)
         }
-        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        let base = Environment.value("TMPDIR") ?? "/tmp"
         var template = Array((base + "/heapgate.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw fail("cannot create a temporary directory in \(base)", status: 1) }
         return absolute(String(cString: made))

@@ -61,7 +61,7 @@ public enum TracedLaunch {
             guard access(name, X_OK) == 0, !isDirectory(name) else { throw LaunchError.notExecutable(name) }
             return name
         }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        let path = Environment.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
         var denied: String?
         for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
             let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
@@ -81,7 +81,7 @@ public enum TracedLaunch {
     /// Plain string work on the resolved path: with Foundation's URL and environment dictionary
     /// this took 0.4 ms of every `heapgate run`'s start.
     public static func locateShim() throws -> String {
-        if let explicit = getenv("HEAPGATE_SHIM").map({ String(cString: $0) }), !explicit.isEmpty { return explicit }
+        if let explicit = Environment.value("HEAPGATE_SHIM"), !explicit.isEmpty { return explicit }
         let bin = parentDirectory(of: ownExecutable())
         let prefix = parentDirectory(of: bin)
         let places = [prefix + "/lib/heapgate/libheapgate.so", prefix + "/lib/libheapgate.so", bin + "/libheapgate.so"]

@@ -44,7 +44,9 @@ public struct DebugInfoCache: Sendable {
     }
 
     /// The cache `HEAPGATE_CACHE`, `XDG_CACHE_HOME` or `HOME` names.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> DebugInfoCache {
+    public static func fromEnvironment(
+        _ environment: [String: String] = Environment.values(["HEAPGATE_CACHE", "XDG_CACHE_HOME", "HOME"])
+    ) -> DebugInfoCache {
         if let chosen = environment["HEAPGATE_CACHE"] {
             return DebugInfoCache(directory: chosen == "off" ? nil : chosen)
         }
