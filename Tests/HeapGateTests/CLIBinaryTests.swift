@@ -4,7 +4,7 @@ import Testing
 /// The CLI is linked statically, and one use of Foundation proper (FileHandle, Process, NSLock,
 /// Thread) anywhere in its sources takes all of Foundation, FoundationInternationalization and
 /// ICU's data into it: 77 MB instead of 28, and every `heapgate run` starting 1.5 ms later
-/// (docs/architecture.md, the overview).
+/// (docs/architecture.md, "What the CLI costs each run").
 @Suite("The CLI binary")
 struct CLIBinaryTests {
     @Test func linksFoundationEssentialsAndNotFoundation() throws {
