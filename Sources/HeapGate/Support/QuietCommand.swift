@@ -5,7 +5,8 @@ import Glibc
 /// Runs a helper program with its output discarded and waits for it.
 enum QuietCommand {
     /// Wraps posix_spawn (standard output and error to /dev/null, no other descriptor, the same
-    /// environment) and waitpid: the exit status, or nil when it could not be started or did not exit normally.
+    /// environment) and waitpid: the exit status, or nil when it could not be started or did
+    /// not exit normally.
     static func run(_ executable: String, _ arguments: [String]) -> Int32? {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
