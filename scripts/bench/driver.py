@@ -893,8 +893,8 @@ def write_results(results, wls, big, scaling, info, started, finished):
               "- `startup` runs `true`, which allocates almost nothing: heapgate's time there is what every "
               "`heapgate run` adds whatever the program does (the CLI starting and parsing its arguments, the "
               "shim starting and stopping its drain thread, reading the trace and printing the report), and "
-              "is part of every other workload's ratio: about 4 % of the Swift workload's native time, 2 % "
-              "of jq's. It has no target of its own.",
+              "is part of every other workload's ratio (8 ms on 2026-11-24: about 3 % of the Swift workload's "
+              "native time, 2 % of jq's). It has no target of its own.",
               "- A tool that is missing, fails, or exceeds the per-run limit is shown as n/a and is not run "
               "again on that workload.",
               "- Raw per-run data: `build/bench/results.json`.", ""]

@@ -58,23 +58,19 @@ public enum TracedLaunch {
         let fm = FileManager.default
         if name.contains("/") {
             guard fm.fileExists(atPath: name) else { throw LaunchError.commandNotFound(name) }
-            guard access(name, X_OK) == 0, !isDirectory(name) else { throw LaunchError.notExecutable(name) }
+            guard access(name, X_OK) == 0, !FileStatus.isDirectory(name) else { throw LaunchError.notExecutable(name) }
             return name
         }
         let path = Environment.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
         var denied: String?
         for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
             let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
-            guard fm.fileExists(atPath: candidate), !isDirectory(candidate) else { continue }
+            guard fm.fileExists(atPath: candidate), !FileStatus.isDirectory(candidate) else { continue }
             if access(candidate, X_OK) == 0 { return candidate }
             denied = denied ?? candidate
         }
         if let denied { throw LaunchError.notExecutable(denied) }
         throw LaunchError.commandNotFound(name)
-    }
-
-    private static func isDirectory(_ path: String) -> Bool {
-        FileStatus.isDirectory(path)
     }
 
     /// The shim: $HEAPGATE_SHIM, else beside the executable (../lib/heapgate or ../lib).
@@ -97,11 +93,6 @@ public enum TracedLaunch {
         if length > 0 { return String(decoding: buffer[..<length], as: UTF8.self) }
         let argv0 = CommandLine.arguments[0]
         return argv0.hasPrefix("/") ? argv0 : FileManager.default.currentDirectoryPath + "/" + argv0
-    }
-
-    /// "/a/b/c" → "/a/b", "/a" → "".
-    private static func parentDirectory(of path: String) -> String {
-        String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
     }
 
     /// Runs `arguments` with the shim preloaded, writing traces to `traceDirectory`.

@@ -18,11 +18,4 @@ final class Lock: @unchecked Sendable {
 
     /// Wraps pthread_mutex_unlock.
     func unlock() { pthread_mutex_unlock(mutex) }
-
-    /// Runs `body` with the lock held.
-    func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
-        lock()
-        defer { unlock() }
-        return try body()
-    }
 }

@@ -5,8 +5,8 @@ import Glibc
 /// Runs a helper program with its output discarded and waits for it.
 enum QuietCommand {
     /// Wraps posix_spawn (standard output and error to /dev/null, no other descriptor, the same
-    /// environment) and waitpid: the exit status, or nil when it could not be started or did
-    /// not exit normally.
+    /// environment) and waitpid: the status as a shell reports it (`TracedLaunch.shellStatus`),
+    /// or nil when it could not be started or waited for.
     static func run(_ executable: String, _ arguments: [String]) -> Int32? {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -24,8 +24,6 @@ enum QuietCommand {
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return nil }
         }
-        // WIFEXITED and WEXITSTATUS, which Swift does not import (they are macros).
-        guard status & 0x7f == 0 else { return nil }
-        return (status >> 8) & 0xff
+        return TracedLaunch.shellStatus(status)
     }
 }

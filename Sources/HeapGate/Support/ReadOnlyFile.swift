@@ -6,12 +6,11 @@ import Glibc
 /// the launcher need no more than this, and it spares the CLI Foundation's FileHandle, which
 /// brings all of Foundation (and ICU) into the static binary: 3.3 ms instead of 4.2 ms to start
 /// a trivial program, and 5,100 protocol conformances instead of 3,200 for the runtime to scan.
-public final class ReadOnlyFile {
-    /// The open descriptor (close-on-exec).
-    public let descriptor: Int32
+final class ReadOnlyFile {
+    private let descriptor: Int32
 
     /// Wraps open(2) with `O_RDONLY | O_CLOEXEC`; nil when the file cannot be opened.
-    public init?(path: String) {
+    init?(path: String) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         self.descriptor = descriptor
@@ -20,7 +19,7 @@ public final class ReadOnlyFile {
     deinit { close(descriptor) }
 
     /// Wraps read(2), retried on EINTR: up to `count` bytes into `buffer`; -1 on an error.
-    public func read(into buffer: UnsafeMutableRawPointer, count: Int) -> Int {
+    func read(into buffer: UnsafeMutableRawPointer, count: Int) -> Int {
         while true {
             let got = Glibc.read(descriptor, buffer, count)
             if got >= 0 || errno != EINTR { return got }
@@ -28,7 +27,7 @@ public final class ReadOnlyFile {
     }
 
     /// Up to `count` bytes from the current offset (fewer at the end of the file); nil on an error.
-    public func read(upTo count: Int) -> [UInt8]? {
+    func read(upTo count: Int) -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
@@ -41,7 +40,7 @@ public final class ReadOnlyFile {
     }
 
     /// Everything from the current offset to the end: for /proc files, whose size reads as 0.
-    public func readToEnd() -> [UInt8]? {
+    func readToEnd() -> [UInt8]? {
         var all: [UInt8] = []
         while true {
             guard let chunk = read(upTo: 64 * 1024) else { return nil }
@@ -51,12 +50,12 @@ public final class ReadOnlyFile {
     }
 
     /// Wraps lseek(2) with SEEK_SET; false on an error.
-    public func seek(to offset: UInt64) -> Bool {
+    func seek(to offset: UInt64) -> Bool {
         lseek(descriptor, off_t(offset), SEEK_SET) >= 0
     }
 
     /// Wraps lseek(2) with SEEK_END: the file's size, the offset left there; nil on an error.
-    public func seekToEnd() -> UInt64? {
+    func seekToEnd() -> UInt64? {
         let end = lseek(descriptor, 0, SEEK_END)
         return end < 0 ? nil : UInt64(end)
     }
