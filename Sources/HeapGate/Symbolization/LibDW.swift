@@ -1,0 +1,204 @@
+import CLibdw
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One thin Swift wrapper per C function used by `Symbolizer`.
+enum LibDW {
+    /// Wraps libc `unsetenv`.
+    static func unsetenv(_ name: String) {
+        _ = Glibc.unsetenv(name)
+    }
+
+    /// Wraps `dwfl_begin`: a new session using `callbacks`, which must outlive it.
+    static func dwflBegin(_ callbacks: UnsafePointer<Dwfl_Callbacks>) -> OpaquePointer? {
+        dwfl_begin(callbacks)
+    }
+
+    /// Wraps `dwfl_end`.
+    static func dwflEnd(_ dwfl: OpaquePointer) {
+        dwfl_end(dwfl)
+    }
+
+    /// Wraps `dwfl_report_elf(dwfl, path, path, -1, base, true)`: with `add_p_vaddr` true, `base` is the
+    /// load bias for ET_DYN files (ignored for ET_EXEC). Nil if the file is missing or not ELF.
+    static func dwflReportElf(_ dwfl: OpaquePointer, path: String, base: UInt64) -> OpaquePointer? {
+        dwfl_report_elf(dwfl, path, path, -1, base, true)
+    }
+
+    /// Sets the module's userdata (`dwfl_module_info`'s first result), which libdwfl hands to
+    /// the find callbacks.
+    static func dwflSetUserData(_ module: OpaquePointer, _ value: UnsafeMutableRawPointer?) {
+        var slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        _ = dwfl_module_info(module, &slot, nil, nil, nil, nil, nil, nil)
+        slot?.pointee = value
+    }
+
+    /// The GNU build id of the ELF file open at `descriptor` (`dwelf_elf_gnu_build_id`).
+    static func elfBuildID(_ descriptor: Int32) -> [UInt8]? {
+        _ = elf_version(UInt32(EV_CURRENT))
+        guard let elf = elf_begin(descriptor, ELF_C_READ_MMAP, nil) else { return nil }
+        defer { elf_end(elf) }
+        var bits: UnsafeRawPointer?
+        let length = dwelf_elf_gnu_build_id(elf, &bits)
+        guard length > 0, let bits else { return nil }
+        return Array(UnsafeRawBufferPointer(start: bits, count: length))
+    }
+
+    /// Wraps `dwfl_report_end(dwfl, NULL, NULL)`; true on success.
+    static func dwflReportEnd(_ dwfl: OpaquePointer) -> Bool {
+        dwfl_report_end(dwfl, nil, nil) == 0
+    }
+
+    /// Wraps `dwfl_module_getsrc`: the line-table row covering `address`.
+    static func dwflModuleGetSrc(_ module: OpaquePointer, _ address: UInt64) -> OpaquePointer? {
+        dwfl_module_getsrc(module, address)
+    }
+
+    /// Wraps `dwfl_lineinfo`: source file and line of a line-table row.
+    static func dwflLineInfo(_ line: OpaquePointer) -> (file: String, line: Int?)? {
+        var lineNumber: Int32 = 0
+        guard let file = dwfl_lineinfo(line, nil, &lineNumber, nil, nil, nil) else { return nil }
+        return (String(cString: file), lineNumber > 0 ? Int(lineNumber) : nil)
+    }
+
+    /// Wraps `dwfl_module_addrinfo`: the ELF symbol (symtab, else dynsym) containing `address`.
+    static func dwflModuleAddrInfo(_ module: OpaquePointer, _ address: UInt64) -> String? {
+        var offset: GElf_Off = 0
+        var symbol = GElf_Sym()
+        return dwfl_module_addrinfo(module, address, &offset, &symbol, nil, nil, nil).map { String(cString: $0) }
+    }
+
+    /// Wraps `dwfl_module_getsymtab` and `dwfl_module_getsymtab_first_global`: the number of
+    /// symbols (index 0 is the null symbol) and the index of the first non-local one (0 when
+    /// the module has only .dynsym read through its program headers).
+    static func dwflSymbolTable(_ module: OpaquePointer) -> (count: Int, firstGlobal: Int)? {
+        let count = Int(dwfl_module_getsymtab(module))
+        let firstGlobal = Int(dwfl_module_getsymtab_first_global(module))
+        return count > 1 && firstGlobal >= 0 ? (count, firstGlobal) : nil
+    }
+
+    /// Wraps `dwfl_module_getsym_info`: symbol `index`, its address, and its name, which
+    /// points into the module's string table and lives as long as the module's session.
+    static func dwflSymbol(_ module: OpaquePointer, _ index: Int) -> (symbol: GElf_Sym, address: UInt64, name: UnsafePointer<CChar>)? {
+        var symbol = GElf_Sym()
+        var address: GElf_Addr = 0
+        guard let name = dwfl_module_getsym_info(module, Int32(index), &symbol, &address, nil, nil, nil) else { return nil }
+        return (symbol, address, name)
+    }
+
+    /// Wraps `dwfl_module_info`: the separate debug file libdw opened for the module, if any.
+    static func dwflDebugFile(_ module: OpaquePointer) -> String? {
+        var debugFile: UnsafePointer<CChar>?
+        var mainFile: UnsafePointer<CChar>?
+        _ = dwfl_module_info(module, nil, nil, nil, nil, nil, &mainFile, &debugFile)
+        return debugFile.map { String(cString: $0) }
+    }
+
+    /// Wraps `dwfl_module_build_id`: the module's GNU build id, if it has one.
+    static func dwflBuildID(_ module: OpaquePointer) -> [UInt8]? {
+        var bits: UnsafePointer<UInt8>?
+        var address: GElf_Addr = 0
+        let length = dwfl_module_build_id(module, &bits, &address)
+        guard length > 0, let bits else { return nil }
+        return Array(UnsafeBufferPointer(start: bits, count: Int(length)))
+    }
+
+    /// Wraps `dwfl_module_addrdie`: the compile unit DIE covering `address` and the bias to subtract
+    /// from runtime addresses for libdw.
+    static func dwflModuleAddrDie(_ module: OpaquePointer, _ address: UInt64) -> (UnsafeMutablePointer<Dwarf_Die>, UInt64)? {
+        var bias: Dwarf_Addr = 0
+        return dwfl_module_addrdie(module, address, &bias).map { ($0, bias) }
+    }
+
+    /// Wraps `dwfl_module_getdwarf`: the module's DWARF and the bias to subtract from addresses.
+    static func dwflModuleGetDwarf(_ module: OpaquePointer) -> (OpaquePointer, UInt64)? {
+        var bias: Dwarf_Addr = 0
+        return dwfl_module_getdwarf(module, &bias).map { ($0, bias) }
+    }
+
+    /// Wraps `dwarf_nextcu` and `dwarf_offdie`: the DIE of every compile unit.
+    static func dwarfCompileUnits(_ dwarf: OpaquePointer) -> [Dwarf_Die] {
+        var units: [Dwarf_Die] = []
+        var offset: Dwarf_Off = 0, next: Dwarf_Off = 0
+        var headerSize = 0
+        while dwarf_nextcu(dwarf, offset, &next, &headerSize, nil, nil, nil) == 0 {
+            var die = Dwarf_Die()
+            if dwarf_offdie(dwarf, offset + Dwarf_Off(headerSize), &die) != nil { units.append(die) }
+            offset = next
+        }
+        return units
+    }
+
+    /// Wraps `dwarf_getsrc_die`, `dwarf_linesrc` and `dwarf_lineno`: the line-table row of `pc`.
+    static func dwarfGetSrcDie(_ cu: inout Dwarf_Die, _ pc: UInt64) -> (file: String, line: Int?)? {
+        guard let row = dwarf_getsrc_die(&cu, pc), let file = dwarf_linesrc(row, nil, nil) else { return nil }
+        var line: Int32 = 0
+        dwarf_lineno(row, &line)
+        return (String(cString: file), line > 0 ? Int(line) : nil)
+    }
+
+    /// Wraps `dwarf_child`: the first child of `die`, if any.
+    static func dwarfChild(_ die: inout Dwarf_Die) -> Dwarf_Die? {
+        var child = Dwarf_Die()
+        return dwarf_child(&die, &child) == 0 ? child : nil
+    }
+
+    /// Wraps `dwarf_siblingof`: the next sibling of `die`, if any.
+    static func dwarfSibling(_ die: inout Dwarf_Die) -> Dwarf_Die? {
+        var sibling = Dwarf_Die()
+        return dwarf_siblingof(&die, &sibling) == 0 ? sibling : nil
+    }
+
+    /// Wraps `dwarf_ranges`: the DIE's address ranges, [start, end) each.
+    static func dwarfRanges(_ die: inout Dwarf_Die) -> [(start: UInt64, end: UInt64)] {
+        var ranges: [(start: UInt64, end: UInt64)] = []
+        var base: Dwarf_Addr = 0, start: Dwarf_Addr = 0, end: Dwarf_Addr = 0
+        var offset = dwarf_ranges(&die, 0, &base, &start, &end)
+        while offset > 0 {
+            if end > start { ranges.append((start, end)) }
+            offset = dwarf_ranges(&die, offset, &base, &start, &end)
+        }
+        return ranges
+    }
+
+    /// Wraps `dwarf_haspc`: whether the DIE's address ranges contain `pc`.
+    static func dwarfHasPC(_ die: inout Dwarf_Die, _ pc: UInt64) -> Bool {
+        dwarf_haspc(&die, pc) == 1
+    }
+
+    /// Wraps `dwarf_tag`.
+    static func dwarfTag(_ die: inout Dwarf_Die) -> Int32 {
+        dwarf_tag(&die)
+    }
+
+    /// Wraps `dwarf_attr_integrate`: the attribute on `die` or on its abstract origin / specification.
+    static func dwarfAttrIntegrate(_ die: inout Dwarf_Die, _ name: Int) -> Dwarf_Attribute? {
+        var attribute = Dwarf_Attribute()
+        return dwarf_attr_integrate(&die, UInt32(name), &attribute) != nil ? attribute : nil
+    }
+
+    /// Wraps `dwarf_formstring`.
+    static func dwarfFormString(_ attribute: inout Dwarf_Attribute) -> String? {
+        dwarf_formstring(&attribute).map { String(cString: $0) }
+    }
+
+    /// Wraps `dwarf_formudata`.
+    static func dwarfFormUData(_ attribute: inout Dwarf_Attribute) -> UInt64? {
+        var value: Dwarf_Word = 0
+        return dwarf_formudata(&attribute, &value) == 0 ? value : nil
+    }
+
+    /// Wraps `dwarf_getsrcfiles`: the CU's file table and its size.
+    static func dwarfGetSrcFiles(_ cu: UnsafeMutablePointer<Dwarf_Die>) -> (files: OpaquePointer, count: Int)? {
+        var files: OpaquePointer?
+        var count = 0
+        guard dwarf_getsrcfiles(cu, &files, &count) == 0, let files else { return nil }
+        return (files, count)
+    }
+
+    /// Wraps `dwarf_filesrc`: the path of entry `index` of a file table.
+    static func dwarfFileSrc(_ files: OpaquePointer, _ index: Int) -> String? {
+        dwarf_filesrc(files, index, nil, nil).map { String(cString: $0) }
+    }
+}
