@@ -243,6 +243,26 @@ void hg_unwind_tag(uint32_t tag, int count);
 static inline uintptr_t hg_hide(uintptr_t rbp) { return rbp ^ HG_RBP_MASK; }
 static inline uintptr_t hg_reveal(uintptr_t hidden) { return hidden ^ HG_RBP_MASK; }
 
+/* ---- hg_eh_frame.c: a return address's unwind rule, read from its object's .eh_frame ---- */
+/* A rule packed into 64 bits; 0 means "not known yet". */
+#define HG_RULE_CFA_RSP 1u  /* CFA = RSP + cfa_off */
+#define HG_RULE_CFA_RBP 2u  /* CFA = RBP + cfa_off */
+#define HG_RULE_LAST 3u     /* the return address (or RBP) is undefined: the outermost frame */
+#define HG_RULE_FALLBACK 4u /* not a standard frame: let unw_backtrace do this capture */
+#define HG_RULE_KIND 7u
+#define HG_RULE_RBP_SAVED 8u /* the caller's RBP is at CFA + rbp_off */
+
+static inline uint64_t hg_rule_make(uint32_t kind, int32_t cfa_off, bool rbp_saved, int16_t rbp_off) {
+    return kind | (rbp_saved ? HG_RULE_RBP_SAVED : 0) | ((uint64_t)(uint16_t)rbp_off << 16) |
+           ((uint64_t)(uint32_t)cfa_off << 32);
+}
+static inline uint32_t hg_rule_kind(uint64_t rule) { return (uint32_t)rule & HG_RULE_KIND; }
+static inline int32_t hg_rule_cfa_off(uint64_t rule) { return (int32_t)(uint32_t)(rule >> 32); }
+static inline int16_t hg_rule_rbp_off(uint64_t rule) { return (int16_t)(uint16_t)(rule >> 16); }
+/** The rule of the frame whose return address is ip (the row of ip - 1, inside the call):
+ *  HG_RULE_FALLBACK for anything but a standard frame, or when the unwind info is missing. */
+uint64_t hg_rule_derive(uintptr_t ip);
+
 /* ---- hg_seen.c: stacks a thread captured before, found again by their first frame ---- */
 /* A complete frame list as the unwinder keeps it: frame i's IP, SP and RBP check (the word at
  * rbp_at[i] must be the complement of rbp_not[i]; rbp_at[i] is `unchecked`, a dummy word,
