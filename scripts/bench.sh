@@ -57,6 +57,7 @@ trap 'rm -f "$out"/.*.tmp.$$' EXIT
 # The measuring helper (fork + exec + wait4), then the workloads: optimised, with debug
 # info (heapgate symbolizes), C without frame pointers.
 build measure "$root/scripts/bench/measure.c" "$CC" -std=gnu11 -O2 -Wall -Wextra -o "$out/.measure.tmp.$$" "$root/scripts/bench/measure.c"
+build neighbour "$src/neighbour.c" "$CC" -std=gnu11 -O2 -o "$out/.neighbour.tmp.$$" "$src/neighbour.c"
 build bigheap "$src/bigheap.c" "$CC" -std=gnu11 -O2 -g -fomit-frame-pointer -o "$out/.bigheap.tmp.$$" "$src/bigheap.c"
 build alloc_rust "$src/alloc_rust.rs" "$RUSTC" -O -g --edition 2021 --crate-name alloc_rust -o "$out/.alloc_rust.tmp.$$" "$src/alloc_rust.rs"
 build alloc_swift "$src/alloc_swift.swift" "$SWIFTC" -O -g -module-name alloc_swift -o "$out/.alloc_swift.tmp.$$" "$src/alloc_swift.swift"
