@@ -216,6 +216,8 @@ static bool hg_run_cfa(hg_reader_t *r, const hg_cie_t *cie, const hg_row_t *init
             hg_set_where(row, reg, HG_WHERE_SAME, 0);
             break;
         case 0x09: /* register */
+        case 0x14: /* val_offset */
+        case 0x15: /* val_offset_sf: its operand is skipped, and a LEB128's length does not depend on its sign */
             reg = hg_uleb(r);
             hg_uleb(r);
             hg_set_where(row, reg, HG_WHERE_OTHER, 0);
@@ -263,16 +265,6 @@ static bool hg_run_cfa(hg_reader_t *r, const hg_cie_t *cie, const hg_row_t *init
             row->cfa_expr = false;
             break;
         case 0x13: row->cfa_off = hg_sleb(r) * cie->data_align; break; /* def_cfa_offset_sf */
-        case 0x14:                                                      /* val_offset */
-            reg = hg_uleb(r);
-            hg_uleb(r);
-            hg_set_where(row, reg, HG_WHERE_OTHER, 0);
-            break;
-        case 0x15: /* val_offset_sf */
-            reg = hg_uleb(r);
-            hg_sleb(r);
-            hg_set_where(row, reg, HG_WHERE_OTHER, 0);
-            break;
         case 0x2e: hg_uleb(r); break; /* GNU_args_size */
         case 0x2f:                    /* GNU_negative_offset_extended */
             reg = hg_uleb(r);

@@ -779,10 +779,8 @@ def machine(load_at_start, build_at_start, neighbour):
         ("kernel", f"{u.sysname} {u.release} {u.machine}"),
         ("load average (1/5/15 min)", f"{load_at_start} at start, {loadavg()} at end "
          "(other work on the machine inflates wall times; CPU times suffer less)"),
-        ("a busy neighbour", " at start, ".join(f"{x:.2f}×" if x else "n/a" for x in neighbour) + " at end: "
-         f"the native 2-frame churn beside a loop of arithmetic on the other CPU, over the churn alone "
-         f"(median of {NEIGHBOUR_ROUNDS} alternated rounds). About 1× when the two CPUs do not share a core; "
-         "above, they do, and heapgate's drain thread takes the program's time while it runs"),
+        ("a busy neighbour", " at start, ".join(f"{x:.2f}×" if x is not None else "n/a" for x in neighbour)
+         + f" at end (median of {NEIGHBOUR_ROUNDS} alternated rounds; see the notes)"),
         ("glibc", first_line(["ldd", "--version"])),
         ("heapgate", first_line([HEAPGATE, "--version"]) + f", git {b['commit']}"),
         ("libheapgate.so", b["shim"]),
@@ -921,28 +919,24 @@ NEIGHBOUR_ROUNDS = 15
 
 
 def neighbour_probe():
-    """How much a busy neighbour slows a native program, as a description of the machine: the
-    2-frame churn alone, then beside a loop of arithmetic (build/bench/neighbour) on the other
-    CPU, alternated; the median of the per-round ratios. About 1 when the two CPUs do not share
-    a core; more when they do (hyper-threads, or the host's placement of two virtual CPUs,
-    which on this project's machine changes within minutes): heapgate's drain thread then
-    takes the program's time for as long as it runs, and every ratio of the run is higher."""
+    """The native 2-frame churn beside a loop of arithmetic (build/bench/neighbour) on the other
+    CPU over the churn alone, per round, median over alternated rounds (what it tells: the
+    notes of results.md). None when either program is missing or no round ran."""
     if not (os.access(CHURN, os.X_OK) and os.access(NEIGHBOUR, os.X_OK)):
         return None
     argv = [CHURN, str(scale(2000000, 200000)), "2"]
-    ratios = []
+    alone, beside = [], []
     for _ in range(NEIGHBOUR_ROUNDS):
-        alone = measure(argv)
+        alone.append(measure(argv))
         neighbour = subprocess.Popen([NEIGHBOUR], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(0.05)
-            beside = measure(argv)
+            beside.append(measure(argv))
         finally:
             neighbour.kill()
             neighbour.wait()
-        if alone.get("ok") and beside.get("ok") and alone["wall"] > 0:
-            ratios.append(beside["wall"] / alone["wall"])
-    return statistics.median(ratios) if ratios else None
+    paired = paired_wall_ratio(alone, beside, 1)
+    return paired[0] if paired else None
 
 
 def run_thread_scaling(wls, scratch):

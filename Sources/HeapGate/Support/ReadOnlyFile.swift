@@ -4,8 +4,8 @@ import Glibc
 
 /// A file opened for reading with open(2) and closed when the value goes away. The reader and
 /// the launcher need no more than this, and it spares the CLI Foundation's FileHandle, which
-/// brings all of Foundation (and ICU) into the static binary: 3.3 ms instead of 4.2 ms to start
-/// a trivial program, and 5,100 protocol conformances instead of 3,200 for the runtime to scan.
+/// brings all of Foundation (and ICU) into the static binary (docs/architecture.md, "What the CLI
+/// costs each run": `heapgate --version` 4.5 → 3.3 ms, 5,500 → 3,700 conformance records to scan).
 final class ReadOnlyFile {
     private let descriptor: Int32
 
