@@ -71,7 +71,7 @@ enum Harness {
     static func run(_ command: [String], flags: [String] = [], environment: [String: String] = [:],
                     input: Data? = nil) throws -> (Outcome, Report) {
         let json = temporaryPath("report.json")
-        defer { try? FileManager.default.removeItem(atPath: json) }
+        defer { removeTemporary(json) }
         let outcome = try execute(heapgate, ["run", "--json=\(json)"] + flags + ["--"] + command,
                                   environment: environment, input: input)
         let data = try Data(contentsOf: URL(fileURLWithPath: json))

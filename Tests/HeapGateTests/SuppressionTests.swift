@@ -900,7 +900,7 @@ extension SuppressionTests {
         /// for a block of realloc(NULL, n).
         @Test func loadersPathAndMemchecksFrameZeroMatch() throws {
             let file = Harness.temporaryPath("names.supp")
-            defer { try? FileManager.default.removeItem(atPath: file) }
+            defer { Harness.removeTemporary(file) }
             try """
             {
                through-the-soname-link
