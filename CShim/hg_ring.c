@@ -351,7 +351,7 @@ static HG_NOINLINE void hg_ring_push_routed(uintptr_t route, uint32_t kind, uint
     }
 }
 
-void hg_ring_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr) {
+HG_INLINED_ACROSS_FILES void hg_ring_push(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr) {
     uintptr_t route = atomic_load_explicit(&hg_routing.route, memory_order_acquire);
     if (HG_UNLIKELY(route != (uintptr_t)__builtin_thread_pointer())) {
         if (HG_LIKELY(route == HG_ROUTE_SHARED))

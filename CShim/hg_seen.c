@@ -106,7 +106,7 @@ static inline uint32_t hg_seen_follow(hg_seen_t *e) {
     return e->ref;
 }
 
-uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count) {
+HG_INLINED_ACROSS_FILES uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count) {
     if (hg_seen == NULL) return 0;
     /* Programs cycle through their allocation sites: the entry that followed the last one
      * the previous time is tried first. Stacks that share frame 0 part only a few frames
