@@ -8,7 +8,7 @@ CC ?= cc
 # -flto: the entry points, the look-up of a stack seen before (hg_seen.c) and the ring push
 # (hg_ring.c) compile as one, so that the latter two are inlined (HG_INLINED_ACROSS_FILES):
 # 5.9 % fewer instructions on the Rust benchmark's program thread, 6 % less wall time
-# (docs/ring-measurements.md). The functions whose frames the unwinder counts (hg_record,
+# (docs/architecture.md, "Entry points"). The functions whose frames the unwinder counts (hg_record,
 # hg_stacks_capture, hg_unwind_backtrace) are HG_NOINLINE, with or without it.
 SHIM_CFLAGS := -std=c11 -O2 -flto=auto -g -fPIC -fvisibility=hidden -fno-optimize-sibling-calls \
                -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -pthread -ICShim/include -ICShim
