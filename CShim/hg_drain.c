@@ -81,10 +81,7 @@ static inline void hg_put_address(uint64_t address) {
     hg_tally.prev_address = address;
 }
 
-static uint32_t hg_write_stack(hg_stack_ref_t ref) {
-    if (ref == 0) return 0;
-    hg_stack_t *stack = hg_stacks_get(ref);
-    if (stack->trace_generation == hg_generation) return stack->trace_id;
+static HG_NOINLINE uint32_t hg_write_new_stack(hg_stack_t *stack) {
     stack->trace_generation = hg_generation;
     stack->trace_id = hg_tally.next_stack_id++;
     hg_writer_byte(HG_REC_STACK);
@@ -93,6 +90,14 @@ static uint32_t hg_write_stack(hg_stack_ref_t ref) {
     hg_writer_uv(stack->ips[0]);
     for (uint32_t i = 1; i < stack->depth; i++) hg_writer_sv((int64_t)(stack->ips[i] - stack->ips[i - 1]));
     return stack->trace_id;
+}
+
+/* The STACK record of ref, if this trace does not have it yet; its id in the trace. */
+HG_ALWAYS_INLINE uint32_t hg_write_stack(hg_stack_ref_t ref) {
+    if (ref == 0) return 0;
+    hg_stack_t *stack = hg_stacks_get(ref);
+    if (stack->trace_generation == hg_generation) return stack->trace_id;
+    return hg_write_new_stack(stack);
 }
 
 /* The fields every block record starts with: its STACK first if the trace lacks it, then the

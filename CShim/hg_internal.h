@@ -15,8 +15,8 @@
 #define HG_ALWAYS_INLINE static inline __attribute__((always_inline))
 /* An external function that the link-time optimiser (the Makefile builds with -flto) inlines
  * into its callers in other files as well; its declaration here is not `inline`, so an
- * out-of-line copy still exists for calls it cannot inline. Only for the allocation fast
- * path: see the Makefile. */
+ * out-of-line copy still exists for calls it cannot inline. Only for what runs once per
+ * event: the allocation fast path and the drain's (see the Makefile). */
 #define HG_INLINED_ACROSS_FILES inline __attribute__((always_inline))
 #define HG_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HG_UNLIKELY(x) __builtin_expect(!!(x), 0)

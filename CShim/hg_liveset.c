@@ -125,7 +125,7 @@ static hg_block_t hg_block_of(const hg_entry_t *entry, bool remove_large) {
 
 /* ---- the table ---- */
 
-void hg_liveset_prefetch(uint64_t ptr) {
+HG_INLINED_ACROSS_FILES void hg_liveset_prefetch(uint64_t ptr) {
     if (hg_capacity) __builtin_prefetch(&hg_entries[hg_slot_of(ptr)], 1);
 }
 
@@ -145,7 +145,7 @@ static bool hg_liveset_needs_room(void) {
     return hg_capacity < HG_SPARSE_CAPACITY ? used * 4 > hg_capacity : used * 4 > hg_capacity * 3;
 }
 
-bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {
+HG_INLINED_ACROSS_FILES bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {
     if (hg_liveset_needs_room() && !hg_liveset_grow()) return false;
     uint32_t stored = hg_size_field(size);
     if (stored == HG_SIZE_ELSEWHERE && !hg_large_put(ptr, size)) return false;
@@ -160,7 +160,7 @@ bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {
     return true;
 }
 
-bool hg_liveset_remove(uint64_t ptr, hg_block_t *out) {
+HG_INLINED_ACROSS_FILES bool hg_liveset_remove(uint64_t ptr, hg_block_t *out) {
     if (hg_capacity == 0) return false;
     size_t slot = hg_slot_of(ptr);
     while (hg_entries[slot].ptr != ptr) {

@@ -87,7 +87,7 @@ static uint64_t hg_hash_frames(void *const *ips, int count) {
     return hg_stack_hash_finish(state, (uint32_t)count);
 }
 
-hg_stack_t *hg_stacks_get(hg_stack_ref_t ref) {
+HG_INLINED_ACROSS_FILES hg_stack_t *hg_stacks_get(hg_stack_ref_t ref) {
     uint64_t offset = (uint64_t)ref * 8;
     /* Whoever holds a reference got it after the stack's writer stored the stack, and that
      * writer had loaded (or stored) its chunk's pointer before: the acquire that gave the
