@@ -81,6 +81,8 @@ static inline void hg_put_address(uint64_t address) {
     hg_tally.prev_address = address;
 }
 
+/* Out of line: each stack is new to a trace once, and the drain's loop, which inlines
+ * hg_write_stack, stays small. */
 static HG_NOINLINE uint32_t hg_write_new_stack(hg_stack_t *stack) {
     stack->trace_generation = hg_generation;
     stack->trace_id = hg_tally.next_stack_id++;
