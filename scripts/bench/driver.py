@@ -446,17 +446,33 @@ def med(values):
     return statistics.median(values) if values else None
 
 
-def paired_wall_ratio(native, own, repeats):
-    """Median over rounds of a tool's wall time over the same round's native one (the median of
-    its `repeats` native runs), with the quartiles of those ratios: how far the machine moved
-    them. Runs of one round follow each other, so a slow phase of the machine moves both sides
-    of a round's ratio, where it moves only one median of the two. None without rounds."""
-    ratios = []
+def paired_rounds(native, own, repeats):
+    """(the tool's wall time, the median of the same round's `repeats` native runs) for each
+    round where both ran. Runs of one round follow each other, so a slow phase of the machine
+    moves both sides of a round, where it moves only one median of the two."""
+    pairs = []
     for i, r in enumerate(own):
         group = [n["wall"] for n in native[i * repeats:(i + 1) * repeats] if n.get("ok")]
         if r.get("ok") and group and med(group) > 0:
-            ratios.append(r["wall"] / med(group))
-    return ratio_spread(ratios) if ratios else None
+            pairs.append((r["wall"], med(group)))
+    return pairs
+
+
+def paired_wall_ratio(native, own, repeats):
+    """Median over rounds of a tool's wall time over the same round's native one, with the
+    quartiles of those ratios (how far the machine moved them) and the 95 % interval of the
+    median. None without rounds."""
+    pairs = paired_rounds(native, own, repeats)
+    return ratio_spread([wall / base for wall, base in pairs]) if pairs else None
+
+
+def paired_wall_added(native, own, repeats):
+    """Median over rounds of a tool's wall time minus the same round's native one: what the
+    tool adds. On this project's VM it stays put while the program's own time moves with the
+    host (the Rust benchmark: 0.10-0.11 s added over native runs of 0.24-0.34 s), so it says
+    what a change of heapgate did where the ratio also says what the machine did."""
+    pairs = paired_rounds(native, own, repeats)
+    return med([wall - base for wall, base in pairs]) if pairs else None
 
 
 def ratio_spread(ratios):
@@ -571,16 +587,16 @@ def main_table(results, wls):
 
 
 def heapgate_table(results, wls):
-    rows = ["| workload | events | trace (MB) | bytes/event | events/s | ring-full waits | events lost "
-            "| exit-time leak scan (s) | exit-time processing (s) | its CPU (s) | its peak RSS (MB) "
-            "| same, caches off (s) |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    rows = ["| workload | added wall time, per round (s) | events | trace (MB) | bytes/event | events/s "
+            "| ring-full waits | events lost | exit-time leak scan (s) | exit-time processing (s) | its CPU (s) "
+            "| its peak RSS (MB) | same, caches off (s) |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for wl in wls:
         s = results.get(wl.id, {}).get("heapgate")
         if not s or not s.get("ok"):
             continue
-        rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
-            wl.id, fmt_int(s.get("events")), fmt_mb(s.get("trace_bytes"), is_kb=False),
+        rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            wl.id, fmt_s(s.get("paired_added_s")), fmt_int(s.get("events")), fmt_mb(s.get("trace_bytes"), is_kb=False),
             f"{s['bytes_per_event']:.2f}" if s.get("bytes_per_event") else "n/a",
             fmt_rate(s.get("events_per_s")), fmt_int(s.get("waits")), fmt_int(s.get("lost")),
             fmt_s(s.get("scan_s")), fmt_s(s.get("summary_wall")), fmt_s(s.get("summary_cpu")), fmt_mb(s.get("summary_maxrss_kb")),
@@ -838,6 +854,9 @@ def write_results(results, wls, big, scaling, info, started, finished):
               "(wait4 in a small fork+exec helper, build/bench/measure, as /usr/bin/time reports them). Output is the trace (heapgate) or the compressed "
               "heaptrack file.", "", main_table(results, wls), "",
               "## heapgate details", "",
+              "Added wall time = the median over the rounds of heapgate's wall time minus the same round's "
+              "native one: what heapgate adds, which on a shared machine moves less than the ratio (the "
+              "program's own time moves with the host, the added time much less). "
               "Events and ring-full waits come from the trace's STATS record (events = allocations + frees, "
               "including the few the runtime makes before `main`); bytes/event = trace size / events; "
               "events/s = events / wall time of the whole `heapgate run`; exit-time leak scan = the classification inside the traced process at exit (`statistics.leakScanSeconds`); exit-time processing = "
@@ -1147,6 +1166,7 @@ def main():
                     if paired is not None:
                         (per[tool]["paired_wall_x"], per[tool]["paired_wall_q1"], per[tool]["paired_wall_q3"],
                          per[tool]["paired_wall_lo"], per[tool]["paired_wall_hi"]) = paired
+                    per[tool]["paired_added_s"] = paired_wall_added(runs["native"], runs[tool], native_repeats)
             results[wl.id] = per
             raw[wl.id] = runs
         scaling = run_thread_scaling(wls, scratch)
