@@ -10,8 +10,10 @@ CC ?= cc
 # on the Rust benchmark's program thread, 6 % less wall time); into the drain's loop, the live
 # set (12 % fewer of its instructions on the 8-thread churn). docs/architecture.md, "Entry
 # points" and "The drain thread". The functions whose frames the unwinder counts (hg_record,
-# hg_stacks_capture, hg_unwind_backtrace) are HG_NOINLINE, with or without it.
-SHIM_CFLAGS := -std=c11 -O2 -flto=auto -g -fPIC -fvisibility=hidden -fno-optimize-sibling-calls \
+# hg_stacks_capture, hg_unwind_backtrace) are HG_NOINLINE, with or without it. A compiler or
+# linker without LTO support builds the same shim, only slower, with `make SHIM_LTO=`.
+SHIM_LTO ?= -flto=auto
+SHIM_CFLAGS := -std=c11 -O2 $(SHIM_LTO) -g -fPIC -fvisibility=hidden -fno-optimize-sibling-calls \
                -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -pthread -ICShim/include -ICShim
 SHIM_LDFLAGS := -shared -pthread -Wl,--no-undefined -Wl,-z,nodelete
 SHIM_LIBS := -lunwind -ldl
