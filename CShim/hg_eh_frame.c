@@ -106,11 +106,19 @@ typedef struct {
     const uint8_t *insns_end;
 } hg_cie_t;
 
-static bool hg_parse_cie(const uint8_t *cie, hg_cie_t *out) {
-    hg_reader_t r = {cie, cie + 8, true};
-    uint64_t length = hg_fixed(&r, 4);
+/* A reader over the CIE or FDE at entry, past its 32-bit length (a zero length ends the
+ * section, and 64-bit lengths are not followed); false for those. */
+static bool hg_open_entry(const uint8_t *entry, hg_reader_t *r) {
+    *r = (hg_reader_t){entry, entry + 4, true};
+    uint64_t length = hg_fixed(r, 4);
     if (length == 0 || length >= 0xfffffff0u) return false;
-    r.end = cie + 4 + length;
+    r->end = entry + 4 + length;
+    return true;
+}
+
+static bool hg_parse_cie(const uint8_t *cie, hg_cie_t *out) {
+    hg_reader_t r;
+    if (!hg_open_entry(cie, &r)) return false;
     if (hg_fixed(&r, 4) != 0) return false; /* CIE id */
     uint8_t version = hg_u8(&r);
     if (version != 1 && version != 3 && version != 4) return false;
@@ -306,10 +314,8 @@ uint64_t hg_rule_derive(uintptr_t ip) {
     uintptr_t pc = ip - 1;
     const uint8_t *fde = hg_find_fde(pc);
     if (fde == NULL) return fallback;
-    hg_reader_t r = {fde, fde + 8, true};
-    uint64_t length = hg_fixed(&r, 4);
-    if (length == 0 || length >= 0xfffffff0u) return fallback;
-    r.end = fde + 4 + length;
+    hg_reader_t r;
+    if (!hg_open_entry(fde, &r)) return fallback;
     const uint8_t *cie_field = r.p;
     uint32_t cie_delta = (uint32_t)hg_fixed(&r, 4);
     if (!r.ok || cie_delta == 0) return fallback;

@@ -803,7 +803,7 @@ extension SuppressionTests {
 
         static func describe(_ block: Block) -> String {
             "\(block.size) bytes \(block.kind.map { "\($0)" } ?? "unclassified"):\n" + block.frames.prefix(16).map {
-                "   \($0.linkageName ?? $0.function ?? "???") (\($0.object.map(ModuleImage.fileName) ?? "?"))"
+                "   \($0.linkageName ?? $0.function ?? "???") (\($0.object.map { fileName(of: $0) } ?? "?"))"
             }.joined(separator: "\n")
         }
 

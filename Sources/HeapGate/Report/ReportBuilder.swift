@@ -140,7 +140,7 @@ public final class ReportBuilder {
             for (index, source) in sources.enumerated() {
                 out.append(ReportFrame(
                     address: address, function: source.function,
-                    file: source.file.map(ModuleImage.fileName), directory: source.file.flatMap(ModuleImage.directoryName),
+                    file: source.file.map { fileName(of: $0) }, directory: source.file.flatMap { directoryName(of: $0) },
                     line: source.line, module: shownPath,
                     inlined: index < sources.count - 1 ? true : nil, linkageName: source.linkageName,
                     loadedAs: shownPath == module.path ? nil : module.path, inlinedName: source.inlinedName))

@@ -204,7 +204,7 @@ enum SuppressionMatcher {
             guard let file = frame.file else { return false }
             // valgrind compares the file name without its directory; a pattern with a '/' is
             // also tried against the whole path.
-            let nameMatches = wildcardMatch(pattern, ModuleImage.fileName(file))
+            let nameMatches = wildcardMatch(pattern, fileName(of: file))
                 || (pattern.contains("/") && wildcardMatch(pattern, file))
             return nameMatches && (line == nil || line == frame.line)
         case .anyFrames:

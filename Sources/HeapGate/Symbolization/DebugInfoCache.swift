@@ -78,7 +78,7 @@ public struct DebugInfoCache: Sendable {
         guard let directory, let destination = path(buildID: buildID),
               !debugFile.hasPrefix(directory + "/"), !FileManager.default.fileExists(atPath: destination),
               Self.hasCompressedSections(debugFile), let objcopy = Self.objcopy else { return }
-        guard (try? FileManager.default.createDirectory(atPath: parentDirectory(of: destination), withIntermediateDirectories: true)) != nil else { return }
+        guard (try? FileManager.default.createDirectory(atPath: directoryName(of: destination) ?? ".", withIntermediateDirectories: true)) != nil else { return }
         // One maker at a time: concurrent reports (a test suite's, say) would otherwise each
         // inflate and write the same 10 MB. A claim left by a run that died expires.
         let temporary = destination + ".partial"

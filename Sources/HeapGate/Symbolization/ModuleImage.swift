@@ -13,19 +13,8 @@ public struct ModuleImage: Hashable, Sendable {
         self.base = base
     }
 
-    /// The last component of a path.
-    static func fileName(_ path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
-    }
-
-    /// All but the last component of a path (`/src/proj` of `/src/proj/foo.c`), nil without a `/`.
-    static func directoryName(_ path: String) -> String? {
-        guard let slash = path.lastIndex(of: "/") else { return nil }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
-
     /// libheapgate.so, wherever it is installed: frame 0 of every recorded stack.
-    static func isShim(_ path: String) -> Bool { fileName(path).hasPrefix("libheapgate") }
+    static func isShim(_ path: String) -> Bool { fileName(of: path).hasPrefix("libheapgate") }
 
     /// The path with symbolic links resolved, or as given when that fails.
     static func resolvedPath(_ path: String) -> String {
