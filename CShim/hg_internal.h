@@ -324,12 +324,18 @@ typedef struct {
     uint32_t unused;
 } hg_block_t;
 
-bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack);
-/** Starts loading ptr's slot: the drain thread calls it a few events ahead of applying them,
- *  so that the cache misses of a large table overlap instead of adding up. */
-void hg_liveset_prefetch(uint64_t ptr);
+/** Makes room for `blocks` more blocks now, so that none of the next `blocks` inserts grows
+ *  the table; false if it could not (then use no homes until the next reserve). */
+bool hg_liveset_reserve(size_t blocks);
+/** ptr's home slot, for the insert or remove of ptr before the next reserve; also starts
+ *  loading it: the drain thread asks a few events ahead of applying them, so that the cache
+ *  misses of a large table overlap instead of adding up. Only after a reserve that succeeded. */
+size_t hg_liveset_home(uint64_t ptr);
+/** What insert and remove take when the caller has no home for ptr: they compute it. */
+#define HG_LIVESET_NO_HOME SIZE_MAX
+bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, size_t home);
 /** Removes ptr; copies the block to out when out is not null. False if ptr was not in use. */
-bool hg_liveset_remove(uint64_t ptr, hg_block_t *out);
+bool hg_liveset_remove(uint64_t ptr, hg_block_t *out, size_t home);
 /** A 32-bit size field's mark for a block of 4 GiB or more, whose size the live set keeps in
  *  a short list (hg_liveset_large_size). */
 #define HG_SIZE_ELSEWHERE UINT32_MAX

@@ -125,9 +125,6 @@ static hg_block_t hg_block_of(const hg_entry_t *entry, bool remove_large) {
 
 /* ---- the table ---- */
 
-HG_INLINED_ACROSS_FILES void hg_liveset_prefetch(uint64_t ptr) {
-    if (hg_capacity) __builtin_prefetch(&hg_entries[hg_slot_of(ptr)], 1);
-}
 
 /* Up to 4 MiB the table is kept at most a quarter full, beyond that three quarters. A remove
  * pulls the rest of its probe run back (above), one unpredictable branch per entry, and at half
@@ -145,11 +142,31 @@ static bool hg_liveset_needs_room(void) {
     return hg_capacity < HG_SPARSE_CAPACITY ? used * 4 > hg_capacity : used * 4 > hg_capacity * 3;
 }
 
-HG_INLINED_ACROSS_FILES bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack) {
-    if (hg_liveset_needs_room() && !hg_liveset_grow()) return false;
+/* Room for `blocks` more without growing, so that the homes computed for a batch (below)
+ * stay true through it: a table that doubles moves every block's home. */
+bool hg_liveset_reserve(size_t blocks) {
+    for (;;) {
+        size_t used = hg_fill.used + blocks;
+        bool room = hg_capacity < HG_SPARSE_CAPACITY ? used * 4 <= hg_capacity : used * 4 <= hg_capacity * 3;
+        if (room) return true;
+        if (!hg_liveset_grow()) return false;
+    }
+}
+
+HG_INLINED_ACROSS_FILES size_t hg_liveset_home(uint64_t ptr) {
+    size_t home = hg_slot_of(ptr);
+    __builtin_prefetch(&hg_entries[home], 1);
+    return home;
+}
+
+HG_INLINED_ACROSS_FILES bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, size_t home) {
+    if (home == HG_LIVESET_NO_HOME) {
+        if (hg_liveset_needs_room() && !hg_liveset_grow()) return false;
+        home = hg_slot_of(ptr);
+    }
     uint32_t stored = hg_size_field(size);
     if (stored == HG_SIZE_ELSEWHERE && !hg_large_put(ptr, size)) return false;
-    size_t slot = hg_slot_of(ptr);
+    size_t slot = home;
     while (hg_entries[slot].ptr != 0 && hg_entries[slot].ptr != ptr) slot = (slot + 1) & (hg_capacity - 1);
     if (hg_entries[slot].ptr == 0) {
         hg_fill.used++;
@@ -160,9 +177,12 @@ HG_INLINED_ACROSS_FILES bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_s
     return true;
 }
 
-HG_INLINED_ACROSS_FILES bool hg_liveset_remove(uint64_t ptr, hg_block_t *out) {
-    if (hg_capacity == 0) return false;
-    size_t slot = hg_slot_of(ptr);
+HG_INLINED_ACROSS_FILES bool hg_liveset_remove(uint64_t ptr, hg_block_t *out, size_t home) {
+    if (home == HG_LIVESET_NO_HOME) {
+        if (hg_capacity == 0) return false;
+        home = hg_slot_of(ptr);
+    }
+    size_t slot = home;
     while (hg_entries[slot].ptr != ptr) {
         if (hg_entries[slot].ptr == 0) return false;
         slot = (slot + 1) & (hg_capacity - 1);
