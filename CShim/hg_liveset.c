@@ -125,7 +125,6 @@ static hg_block_t hg_block_of(const hg_entry_t *entry, bool remove_large) {
 
 /* ---- the table ---- */
 
-
 /* Up to 4 MiB the table is kept at most a quarter full, beyond that three quarters. A remove
  * pulls the rest of its probe run back (above), one unpredictable branch per entry, and at half
  * full those runs cost a churn holding 2,048 blocks 20 ns an event on the drain thread: 0.20 s
@@ -137,20 +136,17 @@ static hg_block_t hg_block_of(const hg_entry_t *entry, bool remove_large) {
  * measurable (1.6 entries moved per remove). */
 #define HG_SPARSE_CAPACITY (1u << 18)
 
-static bool hg_liveset_needs_room(void) {
-    size_t used = hg_fill.used + 1;
-    return hg_capacity < HG_SPARSE_CAPACITY ? used * 4 > hg_capacity : used * 4 > hg_capacity * 3;
+static bool hg_liveset_fits(size_t more_blocks) {
+    size_t used = hg_fill.used + more_blocks;
+    return hg_capacity < HG_SPARSE_CAPACITY ? used * 4 <= hg_capacity : used * 4 <= hg_capacity * 3;
 }
 
 /* Room for `blocks` more without growing, so that the homes computed for a batch (below)
  * stay true through it: a table that doubles moves every block's home. */
 bool hg_liveset_reserve(size_t blocks) {
-    for (;;) {
-        size_t used = hg_fill.used + blocks;
-        bool room = hg_capacity < HG_SPARSE_CAPACITY ? used * 4 <= hg_capacity : used * 4 <= hg_capacity * 3;
-        if (room) return true;
+    while (!hg_liveset_fits(blocks))
         if (!hg_liveset_grow()) return false;
-    }
+    return true;
 }
 
 HG_INLINED_ACROSS_FILES size_t hg_liveset_home(uint64_t ptr) {
@@ -161,7 +157,7 @@ HG_INLINED_ACROSS_FILES size_t hg_liveset_home(uint64_t ptr) {
 
 HG_INLINED_ACROSS_FILES bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, size_t home) {
     if (home == HG_LIVESET_NO_HOME) {
-        if (hg_liveset_needs_room() && !hg_liveset_grow()) return false;
+        if (!hg_liveset_fits(1) && !hg_liveset_grow()) return false;
         home = hg_slot_of(ptr);
     }
     uint32_t stored = hg_size_field(size);
