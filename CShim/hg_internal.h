@@ -174,6 +174,8 @@ size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *));
 void hg_ring_forget_pushes_in_child(void);
 uint64_t hg_ring_claimed(void);
 uint64_t hg_ring_consumed(void);
+/** The bytes of ring the drain has yet to take (claimed, published or not), both rings. */
+uint64_t hg_ring_backlog_bytes(void);
 uint64_t hg_ring_full_waits(void);
 uint64_t hg_ring_lost(void);
 void hg_ring_set_consumer_running(bool running);

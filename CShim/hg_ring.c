@@ -455,6 +455,13 @@ size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *)) {
 
 uint64_t hg_ring_claimed(void) { return atomic_load(&hg_solo.head) + atomic_load(&hg_shared.head); }
 uint64_t hg_ring_consumed(void) { return atomic_load(&hg_solo.tail) + atomic_load(&hg_shared.tail); }
+uint64_t hg_ring_backlog_bytes(void) {
+    uint64_t solo = atomic_load_explicit(&hg_solo.head, memory_order_relaxed) -
+                    atomic_load_explicit(&hg_solo.tail, memory_order_relaxed);
+    uint64_t shared = atomic_load_explicit(&hg_shared.head, memory_order_relaxed) -
+                      atomic_load_explicit(&hg_shared.tail, memory_order_relaxed);
+    return solo * sizeof(hg_slot_t) + shared * sizeof(hg_shared_slot_t);
+}
 uint64_t hg_ring_full_waits(void) { return atomic_load(&hg_solo.full_waits) + atomic_load(&hg_shared.full_waits); }
 uint64_t hg_ring_lost(void) { return atomic_load(&hg_solo.lost) + atomic_load(&hg_shared.lost); }
 
