@@ -30,7 +30,7 @@
  * (or once it has left them there for HG_DRAIN_LAG_PATIENCE_US). Taken at once, an event's
  * line was still the producer's: the drain pulled it across, often before the producer had
  * written the line's second slot, which then pulled it back, and the drain's release store
- * of the slot's seq pulled it again. A mebibyte behind (the size of this machine's L2), the
+ * of the slot's seq pulled it again. A mebibyte behind (one core's L2 on this machine), the
  * producer's core is done with the line and has evicted it, and the drain reads it from the
  * shared L3. The drain thread's pops fell to less than half their samples, the program's
  * pushes to two thirds (perf, Rust benchmark). Paired rounds against taking at once: Rust
@@ -430,8 +430,9 @@ static void *hg_drain_main(void *unused) {
             while (atomic_load(&hg_pause_requested)) hg_sleep_us(50);
             atomic_store(&hg_paused, false);
         }
-        /* Events in the ring, but too few to be a mebibyte behind (HG_DRAIN_LAG_BYTES): leave
-         * them there a while. An empty ring takes the idle path below. */
+        /* Events in the ring, but too few to be a mebibyte behind (HG_DRAIN_LAG_BYTES, plus a
+         * batch of the larger slots, so that a pass leaves the mebibyte): leave them there a
+         * while. An empty ring takes the idle path below. */
         uint64_t backlog = hg_ring_backlog_bytes();
         if (backlog == 0 || backlog >= HG_DRAIN_LAG_BYTES + HG_BATCH * 64) {
             lagged_us = 0;
