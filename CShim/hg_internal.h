@@ -470,6 +470,8 @@ bool hg_drain_finished(void);
  *  vfork child running on its parent's memory (which must leave the shim's state untouched).
  *  A finished process is told no without a system call (see hg_drain_stop_for_sandbox). */
 bool hg_drain_in_owner(void);
+/** Called by a push that finds no consumer: starts a fork child's deferred trace once it is due. */
+void hg_drain_start_if_due(void);
 /** The program is about to install a seccomp filter (hg_sandbox.c): unless `filter` (its
  *  struct sock_fprog, or NULL for strict mode) lets every system call of the shim's through,
  *  applies and writes what the rings hold, ends the drain thread and leaves the trace cut and

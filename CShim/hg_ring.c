@@ -304,6 +304,8 @@ static _Atomic uint32_t hg_unconsumed_pushes;
  * does everyone from then on, as when a second thread records with a consumer running). */
 static HG_NOINLINE void hg_ring_push_unconsumed(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
                                                 uint64_t old_ptr) {
+    /* Before this push counts as one under way: the start waits for those to end. */
+    hg_drain_start_if_due();
     uintptr_t me = (uintptr_t)__builtin_thread_pointer();
     atomic_fetch_add(&hg_unconsumed_pushes, 1);
     uintptr_t route = atomic_load(&hg_routing.route);

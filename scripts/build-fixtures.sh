@@ -100,6 +100,7 @@ fixture c fork_child fork_child.c
 fixture c exec_child exec_child.c
 fixture c vfork_exec vfork_exec.c
 fixture c chdir_fork chdir_fork.c
+fixture c fork_lingers fork_lingers.c
 fixture c unshare_user unshare_user.c
 fixture c main_thread_exit main_thread_exit.c -pthread
 fixture c libplugin.so libplugin.c -fPIC -shared

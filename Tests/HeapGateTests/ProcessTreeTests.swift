@@ -158,7 +158,28 @@ struct ProcessTreeTests {
             #expect(HeapFigures(processes[0]) == HeapFigures(bytes: 10, blocks: 1, allocs: 1, frees: 0, bytesAllocated: 10))
             #expect(processes[1].command == [program])
             #expect(HeapFigures(processes[1]) == TraceInputTests.leakBasic)
+            // The child's image before the exec, which allocated and exec'd at once, left no
+            // trace: a fork child's trace starts late, and that image is never reported.
+            #expect(Harness.traceFiles(in: directory + "/traces").count == 2)
         }
+    }
+
+    /// `fork_lingers`: a fork child's trace starts once the child has lived 10 ms or filled a
+    /// mebibyte of ring, or at its exit. This child allocates for 20 ms and more, then waits and
+    /// is killed before any exit: its trace, incomplete, still holds every event up to its wait.
+    @Test func forkChildThatLivesOnAndIsKilled() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("fork_lingers")])
+        #expect(outcome.status == 0)
+        let processes = report.processes
+        try #require(processes.count == 2, "the parent and its fork child")
+        let parent = processes[0], child = processes[1]
+        #expect(child.parentPid == parent.pid)
+        #expect(parent.complete)
+        #expect(HeapFigures(parent) == HeapFigures(bytes: 16, blocks: 1, allocs: 1, frees: 0, bytesAllocated: 16))
+        #expect(!child.complete)
+        #expect(HeapFigures(child) == HeapFigures(bytes: 64, blocks: 2, allocs: 202, frees: 200, bytesAllocated: 2064))
+        try child.expectRecord("in_child", bytes: 48, blocks: 1, file: "fork_lingers.c", line: 37,
+                               caller: ("main", "fork_lingers.c", 59))
     }
 
     /// `main_thread_exit`: the main thread leaves by pthread_exit and the process ends when
