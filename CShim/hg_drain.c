@@ -538,7 +538,8 @@ static void hg_drain_spawn(void) {
     /* The drain thread's first allocation makes glibc reserve it an arena, and that reservation
      * briefly takes 128 MiB of address space (twice the arena, to align it). Made at a random
      * moment, it could take the room a program under `ulimit -v` was about to map (huge_block,
-     * 8 GiB under a limit 128 MiB above, failed 1 run in the suite's ~40): so it is made now,
+     * 8 GiB under a limit 128 MiB above, failed so in one run of the test suite; 40 runs
+     * alone did not fail): so it is made now,
      * before the program goes on (at most 100 ms; it takes the new thread's first
      * microseconds). */
     for (int turns = 0; turns < 20000 && !atomic_load(&hg_drain_settled); turns++) {
