@@ -569,7 +569,8 @@ static void hg_drain_stop_thread(void) {
  * each child of a perl holding 300,000 blocks. So the child's events wait in the ring, with no
  * consumer running, until the child has lived HG_DEFERRED_START_MS or filled HG_DRAIN_LAG_BYTES
  * of ring (the push that finds it starts the trace), or ends (hg_drain_finish starts it then),
- * or installs a sandbox that stops tracing. A child killed before then leaves no trace. */
+ * or installs a sandbox that stops tracing. A child killed before then (say, one that set
+ * itself up in its first 10 ms and then only waited) leaves no trace. */
 #define HG_DEFERRED_START_MS 10
 static _Atomic bool hg_start_deferred;
 static uint64_t hg_deferred_since_ms;
