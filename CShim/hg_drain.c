@@ -381,6 +381,20 @@ static void hg_sleep_us(long microseconds) {
     nanosleep(&delay, NULL);
 }
 
+/* Waits until the drain thread sets `flag`, for at most about `limit_us` (-1: for ever). Woken,
+ * the thread gets there within microseconds: yield first, since a sleep takes 20 us at least
+ * (plus the kernel's timer slack), and sleep only if it is slow to come. */
+static void hg_wait_for_drain(const _Atomic bool *flag, long limit_us) {
+    for (long turns = 0, slept_us = 0; !atomic_load(flag) && (limit_us < 0 || slept_us < limit_us); turns++) {
+        if (turns < 200) {
+            sched_yield();
+        } else {
+            hg_sleep_us(20);
+            slept_us += 20;
+        }
+    }
+}
+
 /* Whether the drain thread is the only thread left, besides the main thread, which stays
  * counted after it left (a thread group keeps its leader until the process ends). */
 static bool hg_only_the_drain_left(void) {
@@ -542,10 +556,7 @@ static void hg_drain_spawn(void) {
      * alone did not fail): so it is made now,
      * before the program goes on (at most 100 ms; it takes the new thread's first
      * microseconds). */
-    for (int turns = 0; turns < 20000 && !atomic_load(&hg_drain_settled); turns++) {
-        if (turns < 200) sched_yield();
-        else hg_sleep_us(5);
-    }
+    hg_wait_for_drain(&hg_drain_settled, 100000);
 }
 
 /* Waits (briefly) until every event claimed so far is applied, then ends the drain thread.
@@ -701,12 +712,7 @@ void hg_drain_fork_prepare(void) {
     if (!atomic_load(&hg_drain_exists)) return;
     atomic_store(&hg_pause_requested, true);
     hg_cut_nap();
-    /* The drain thread, woken, pauses within microseconds; a sleep would take 20 us at least
-     * (plus the kernel's timer slack). */
-    for (int turns = 0; !atomic_load(&hg_paused); turns++) {
-        if (turns < 200) sched_yield();
-        else hg_sleep_us(20);
-    }
+    hg_wait_for_drain(&hg_paused, -1);
 }
 
 void hg_drain_fork_parent(void) { atomic_store(&hg_pause_requested, false); }
