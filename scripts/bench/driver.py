@@ -110,6 +110,9 @@ def workloads():
                  [THREAD_CHURN]),
         Workload("startup", "`true`: what each tool adds to any run, whatever the program does",
                  [shutil.which("true") or "/bin/true"]),
+        Workload("forks", f"bash running `true` {scale(200, 20)} times (fork + exec each)",
+                 ["bash", "-c", f"for i in $(seq {scale(200, 20)}); do {shutil.which('true') or '/bin/true'}; done"],
+                 note="valgrind follows no child (no --trace-children), so it traces bash alone"),
         Workload("jq", f"jq filter over {os.path.getsize(json_input) / 1e6 if os.path.exists(json_input) else 0:.1f} MB JSON "
                  f"({scale(60000, 6000):,} objects)", ["jq", JQ_FILTER, json_input], big=True),
         Workload("sqlite3", f"sqlite3 :memory:, {scale(200000, 20000):,} rows + index + queries",
@@ -699,8 +702,9 @@ def targets_table(results, big, scaling=None):
         if s and n and s.get("maxrss_kb") and n.get("maxrss_kb"):
             extra_mb = (s["maxrss_kb"] - n["maxrss_kb"]) / 1024
             rows.append(f"| {wid}: peak RSS ≤ native + 64 MB | +{extra_mb:.0f} MB | {verdict(extra_mb, 64)} |")
-    # bigheap is reported apart; startup's few events are mostly the trace's header and module map.
-    traced = [hg(wid) for wid in results if wid not in ("bigheap", "startup") and hg(wid)]
+    # bigheap is reported apart; the few events of startup and forks (per process) are mostly
+    # each trace's header and module map.
+    traced = [hg(wid) for wid in results if wid not in ("bigheap", "startup", "forks") and hg(wid)]
     traced = [s for s in traced if s.get("trace_bytes") and s.get("events")]
     if traced:
         mean = sum(s["trace_bytes"] for s in traced) / sum(s["events"] for s in traced)
@@ -912,6 +916,10 @@ def write_results(results, wls, big, scaling, info, started, finished):
               "workload moved the ratio (2.20 in one run, 1.64 in alternating runs the same day).",
               "- `threads-short` (the test fixture `thread_churn`) is about what a thread costs heapgate to start "
               "and end, not about events (40,048 of them); it has no target of its own.",
+              "- `forks` is a shell script's way of working, as a test suite run under `heapgate run` has it: "
+              "each command a fork and an exec, so each costs heapgate a traced image (`startup`) and a fork; "
+              "it has no target of its own. valgrind traces bash alone there (no `--trace-children`), heaptrack "
+              "every process (its preload is inherited).",
               "- `startup` runs `true`, which allocates almost nothing: heapgate's time there is what every "
               "`heapgate run` adds whatever the program does (the CLI starting and parsing its arguments, the "
               "shim starting and stopping its drain thread, reading the trace and printing the report), and "
