@@ -587,12 +587,20 @@ static _Atomic bool hg_start_deferred;
 static uint64_t hg_deferred_since_ms;
 
 /* Starts a deferred trace: on a program's thread, inside one of its calls, so with the
- * guard raised (the drain's start allocates) and errno kept. */
-static void hg_start_deferred_now(void) {
+ * guard raised (the drain's start allocates) and errno kept. At the child's end, without a
+ * drain thread: the ending thread applies the ring itself (hg_drain_take_over), and a thread
+ * started only to be taken over cost each child that ended ~0.1 ms (200 children that
+ * `_exit` at once, 0.17 s against 0.023 s untraced, before). */
+static void hg_start_deferred_now(bool with_drain_thread) {
     if (!atomic_exchange(&hg_start_deferred, false)) return;
     hg_guard_depth++;
     int saved_errno = errno;
-    hg_drain_start();
+    if (with_drain_thread) {
+        hg_drain_start();
+    } else {
+        hg_write_preamble();
+        atomic_store(&hg_drain_exists, true); /* no thread: phase IDLE, for the taking over */
+    }
     errno = saved_errno;
     hg_guard_depth--;
 }
@@ -601,7 +609,7 @@ void hg_drain_start_if_due(void) {
     if (HG_LIKELY(!atomic_load_explicit(&hg_start_deferred, memory_order_relaxed))) return;
     if (hg_ring_backlog_bytes() < HG_DRAIN_LAG_BYTES && hg_coarse_ms() - hg_deferred_since_ms < HG_DEFERRED_START_MS)
         return;
-    hg_start_deferred_now();
+    hg_start_deferred_now(true);
 }
 
 bool hg_drain_suspend(void) {
@@ -635,7 +643,7 @@ void hg_drain_stop_for_sandbox(const void *filter) {
      * through, and tracing goes on under it. */
     if (hg_drain_in_owner() && !(filter != NULL && hg_filter_lets_shim_through(filter)) &&
         !atomic_exchange(&hg_finished, 1)) {
-        hg_start_deferred_now(); /* so that the trace is there, cut here */
+        hg_start_deferred_now(true); /* so that the trace is there, cut here (stopping joins the thread) */
         atomic_store(&hg_state, HG_FINISHED);
         if (atomic_load(&hg_drain_exists)) {
             hg_drain_stop_thread();
@@ -680,7 +688,7 @@ static void hg_drain_take_over(void) {
 
 void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
     if (atomic_exchange(&hg_finished, 1)) return;
-    hg_start_deferred_now(); /* a fork child ending before its trace started */
+    hg_start_deferred_now(false); /* a fork child ending before its trace started */
     if (!atomic_load(&hg_drain_exists)) return;
     atomic_store(&hg_state, HG_FINISHED);
     hg_drain_take_over();
