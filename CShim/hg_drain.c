@@ -341,9 +341,11 @@ static _Atomic uint32_t hg_nap_word;
  * fork waited 0.37 ms on average in a shell loop of 200 commands). The word is read before the
  * flags: a cut that comes after the read changes the word, so the wait returns at once, and
  * one that came before it had set its flag first. */
+static bool hg_drain_hurried(void) { return atomic_load(&hg_hurry) || atomic_load(&hg_drain_stop); }
+
 static void hg_nap_us(long microseconds) {
     uint32_t seen = atomic_load(&hg_nap_word);
-    if (atomic_load(&hg_hurry) || atomic_load(&hg_pause_requested) || atomic_load(&hg_drain_stop)) return;
+    if (hg_drain_hurried() || atomic_load(&hg_pause_requested)) return;
     struct timespec delay = {0, microseconds * 1000};
     syscall(SYS_futex, &hg_nap_word, FUTEX_WAIT_PRIVATE, seen, &delay, NULL, 0);
 }
@@ -471,7 +473,7 @@ static void *hg_drain_main(void *unused) {
         uint64_t backlog = hg_ring_backlog_bytes();
         if (backlog == 0 || backlog >= HG_DRAIN_LAG_BYTES + HG_BATCH * 64) {
             lagged_us = 0;
-        } else if (lagged_us < HG_DRAIN_LAG_PATIENCE_US && !atomic_load(&hg_hurry) && !atomic_load(&hg_drain_stop)) {
+        } else if (lagged_us < HG_DRAIN_LAG_PATIENCE_US && !hg_drain_hurried()) {
             hg_nap_us(HG_DRAIN_LAG_NAP_US);
             lagged_us += HG_DRAIN_LAG_NAP_US;
             continue;

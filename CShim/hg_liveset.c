@@ -157,7 +157,7 @@ HG_INLINED_ACROSS_FILES size_t hg_liveset_home(uint64_t ptr) {
 
 HG_INLINED_ACROSS_FILES bool hg_liveset_insert(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, size_t home) {
     if (home == HG_LIVESET_NO_HOME) {
-        if (!hg_liveset_fits(1) && !hg_liveset_grow()) return false;
+        if (!hg_liveset_reserve(1)) return false;
         home = hg_slot_of(ptr);
     }
     uint32_t stored = hg_size_field(size);
@@ -188,8 +188,8 @@ HG_INLINED_ACROSS_FILES bool hg_liveset_remove(uint64_t ptr, hg_block_t *out, si
     /* Backward-shift: pull later members of the probe run into the hole. */
     size_t hole = slot;
     for (size_t next = (hole + 1) & (hg_capacity - 1); hg_entries[next].ptr != 0; next = (next + 1) & (hg_capacity - 1)) {
-        size_t home = hg_slot_of(hg_entries[next].ptr);
-        bool movable = hole <= next ? (home <= hole || home > next) : (home <= hole && home > next);
+        size_t next_home = hg_slot_of(hg_entries[next].ptr);
+        bool movable = hole <= next ? (next_home <= hole || next_home > next) : (next_home <= hole && next_home > next);
         if (movable) {
             hg_entries[hole] = hg_entries[next];
             hole = next;
