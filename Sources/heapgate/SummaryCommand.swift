@@ -33,8 +33,9 @@ struct SummaryCommand: ParsableCommand {
         }
         do {
             let heaps = try TraceSet.load(files: files)
-            let reports = try report.emit(heaps)
-            if let gate = report.errorExitCode, report.gateFails(reports) { throw ExitCode(gate) }
+            let settings = report.settings
+            let reports = try settings.emit(heaps)
+            if let gate = settings.errorExitCode, settings.gateFails(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             throw fail(error.description, status: 2)
         } catch let error as CLIError {

@@ -70,6 +70,25 @@ struct LaunchTests {
         #expect(outcome.stderr.contains("HEAP SUMMARY:"))
     }
 
+    /// `run -- PROGRAM` skips swift-argument-parser (HeapGateMain) and must give exactly what
+    /// the parsed form with the default flags spelled out gives: report and status. The
+    /// programs tell the defaults apart: deep_stack's stack is cut at --num-callers (12), and
+    /// the shell leaves still-reachable blocks, which --show-leak-kinds=all would list.
+    @Test func everydayFormMatchesTheParsedDefaults() throws {
+        for program in [[Harness.fixture("deep_stack")], ["/bin/sh", "-c", "exit 3"]] {
+            let fast = try Harness.execute(Harness.heapgate, ["run", "--"] + program)
+            let parsed = try Harness.execute(Harness.heapgate, ["run", "--num-callers=12", "--leak-check=full",
+                                                                "--show-leak-kinds=definite,possible", "--"] + program)
+            func normalized(_ text: String) -> String {
+                text.replacing(#/==\d+==/#, with: "==PID==").replacing(#/0x[0-9A-Fa-f]+/#, with: "0xADDRESS")
+            }
+            #expect(fast.status == parsed.status)
+            #expect(fast.stdout == parsed.stdout)
+            #expect(fast.stderr.contains("HEAP SUMMARY:"))
+            #expect(normalized(fast.stderr) == normalized(parsed.stderr))
+        }
+    }
+
     // MARK: Programs that cannot be started
 
     @Test func commandNotFound() throws {

@@ -1,6 +1,14 @@
-/// The last component of `path` ("c" of "/a/b/c"), by string work.
+/// The last component of `path` ("c" of "/a/b/c", "b" of "a/b/"), by string work; `path` itself
+/// when it has none ("/"). On UTF-8 bytes: splitting by Character pays for grapheme breaking,
+/// and a report calls this for every frame.
 func fileName(of path: String) -> String {
-    path.split(separator: "/").last.map(String.init) ?? path
+    let bytes = path.utf8
+    let slash = UInt8(ascii: "/")
+    guard let last = bytes.lastIndex(where: { $0 != slash }) else { return path }
+    let end = bytes.index(after: last)
+    let start = bytes[..<end].lastIndex(of: slash).map { bytes.index(after: $0) } ?? bytes.startIndex
+    // Both ends sit next to a "/" byte or at the ends of the string: character boundaries.
+    return String(path[start..<end])
 }
 
 /// The directory part of `path`, by string work (no file system access): "/a/b/c" → "/a/b",

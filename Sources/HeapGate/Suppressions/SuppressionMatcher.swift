@@ -165,6 +165,16 @@ enum SuppressionMatcher {
     /// allocates), and its --gen-suppressions writes those frames as `obj:*`; heapgate's
     /// stack ends at the first frame.
     static func matches(_ patterns: [SuppressionPattern], _ frames: [Frame]) -> Bool {
+        // Up to the first `...`, line p can only be frame p: compared one to one, without the
+        // table below. Most suppressions part from a stack there (every record is tried
+        // against every suppression), and allocating the table was most of their cost.
+        var start = 0
+        while start < patterns.count, patterns[start] != .anyFrames {
+            if start == frames.count { return patterns[start...].allSatisfy(matchesAnyFrame) }
+            if !frameMatches(patterns[start], frames[start]) { return false }
+            start += 1
+        }
+        if start == patterns.count { return true }
         let columns = frames.count + 1
         // memo[p * columns + f]: 0 unknown, 1 match, 2 no match.
         var memo = [UInt8](repeating: 0, count: (patterns.count + 1) * columns)
@@ -182,7 +192,7 @@ enum SuppressionMatcher {
             memo[key] = result ? 1 : 2
             return result
         }
-        return match(0, 0)
+        return match(start, start)
     }
 
     /// `obj:*`, `fun:*` and `...`.

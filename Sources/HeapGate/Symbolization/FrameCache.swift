@@ -36,6 +36,7 @@ final class FrameCache {
     /// By build id (hex): the file as first read, and this run's additions.
     private var files: [String: KeptFile] = [:]
     private var added: [String: [UInt64: Entry]] = [:]
+    private var keys: [[UInt8]: String] = [:]
 
     struct Entry: Equatable {
         var frames: [SourceFrame]
@@ -54,23 +55,32 @@ final class FrameCache {
 
     /// The frames kept for `address` (file-relative) of the module with `buildID`.
     func entry(buildID: [UInt8], address: UInt64) -> Entry? {
-        let key = hexString(buildID)
+        let key = self.key(buildID)
         return added[key]?[address] ?? file(key).entry(address)
     }
 
     /// True when a file holds answers for the module with `buildID`.
     func knows(buildID: [UInt8]) -> Bool {
-        let key = hexString(buildID)
+        let key = self.key(buildID)
         return !file(key).lines.isEmpty || added[key] != nil
     }
 
     /// Remembers an answer, to be written by `store()`.
     func keep(_ entry: Entry, buildID: [UInt8], address: UInt64) {
         guard directory != nil, Self.encode(entry.frames) != nil else { return }
-        let key = hexString(buildID)
+        let key = self.key(buildID)
         let kept = file(key).lines
         guard kept[address] != nil || kept.count + (added[key]?.count ?? 0) < limit else { return }
         added[key, default: [:]][address] = entry
+    }
+
+    /// The build id in hex, the files' name, made once per module: a report asks for every
+    /// frame it shows.
+    private func key(_ buildID: [UInt8]) -> String {
+        if let known = keys[buildID] { return known }
+        let made = hexString(buildID)
+        keys[buildID] = made
+        return made
     }
 
     /// The module's file (by build id in hex), read on first use.

@@ -1,0 +1,147 @@
+import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import HeapGate
+
+/// `heapgate run`'s work once its arguments are known: start the program with the shim
+/// preloaded, wait for it, report on the traces it left, exit with its status. Plain values in,
+/// so that `HeapGateMain` can start `heapgate run -- PROGRAM` without ArgumentParser.
+struct TracedRun {
+    /// The program and its arguments.
+    var command: [String]
+    var traceDirectory: String?
+    var report: ReportSettings
+
+    /// Never returns normally: throws `ExitCode` with the program's status, or an error.
+    func run() throws {
+        let arguments = command
+
+        let shim: String
+        do { shim = try TracedLaunch.locateShim() } catch let error as LaunchError {
+            throw fail(error.description, status: error.exitStatus)
+        }
+        try checkReportInputs()
+        let directory = try makeTraceDirectory()
+        defer { if traceDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
+
+        let launched: (pid: Int32, status: Int32)
+        // Made once the program runs: a symbolizer drops DEBUGINFOD_URLS from this process's
+        // environment, which the program must still inherit.
+        var symbolizer: Symbolizer?
+        var preload: DebugInfoPreload?
+        var launchedExecutable: String?
+        // Whatever happens next, no preloading thread may be left inside libdw at exit.
+        defer { preload?.finish() }
+        do {
+            var settings: [String: String] = [:]
+            if report.leakCheck == "no" { settings["HEAPGATE_LEAK_CHECK"] = "no" }
+            // The shim captures 64 frames unless told otherwise; deeper reports need deeper stacks.
+            if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(report.numCallers) }
+            launched = try TracedLaunch.run(arguments, rawArguments: rawCommand(arguments), shim: shim,
+                                            traceDirectory: directory, extraEnvironment: settings) { executable, pid in
+                launchedExecutable = executable
+                let shared = Symbolizer(useDebuginfod: report.debuginfod)
+                symbolizer = shared
+                preload = DebugInfoPreload(symbolizer: shared, executable: executable, pid: pid)
+                // Parsed while the program runs rather than before it starts or after it exits
+                // (2 M instructions, a tenth of what heapgate itself does around a short run).
+                if report.defaultSuppressions == "yes" { _ = DefaultSuppressions.set }
+            }
+            preload?.finish()
+        } catch let error as LaunchError {
+            throw fail(error.description, status: error.exitStatus)
+        }
+        do {
+            var warnings: [String] = []
+            let files = TraceSet.files(in: directory)
+            if let limit = FileSizeLimit.bytes {
+                for file in FileSizeLimit.filesAtLimit(files, limit: limit) {
+                    warnings.append("\(file) stops at the file-size limit (ulimit -f: \(limit) bytes), so it is incomplete")
+                }
+            }
+            let heaps = try TraceSet.load(files: files, rootPID: Int(launched.pid),
+                                          skippingUnreadable: true, warnings: &warnings)
+            if let executable = launchedExecutable, let found = PrefixedAllocator.find(inExecutable: executable) {
+                warnings.append("\(executable) also links \(found.allocator) (\(found.symbol)): the blocks it hands out are not"
+                    + " malloc's, so heapgate does not trace them (nor does valgrind)")
+            }
+            for warning in warnings { StandardError.write("heapgate: warning: \(warning)\n") }
+            if heaps.isEmpty {
+                // With files, the warnings above said why none could be read.
+                let why = files.isEmpty ? "wrote no trace (it ignores LD_PRELOAD, or cleared it)" : "left no readable trace"
+                StandardError.write("heapgate: \(arguments[0]) \(why)\n")
+            }
+            let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
+                                          symbolizer: symbolizer)
+            if let gate = report.errorExitCode, report.gateFails(reports) { throw ExitCode(gate) }
+        } catch let error as TraceFormatError {
+            StandardError.write("heapgate: \(error.description)\n")
+        } catch let error as CLIError {
+            // The report could not be made: never let that look like a clean run.
+            throw fail(error.message, status: launched.status != 0 ? launched.status : error.status)
+        }
+        throw ExitCode(launched.status)
+    }
+
+    /// Suppression files and the JSON report's path are checked before the program runs, as
+    /// valgrind checks them: found afterwards, a typo could only be reported beside the
+    /// program's own exit status, which a CI job would read as a pass.
+    private func checkReportInputs() throws {
+        do { _ = try report.loadSuppressionFiles() } catch let error as CLIError {
+            throw fail(error.message, status: error.status)
+        }
+        // With %p the names are known only afterwards: check that their directory takes files.
+        for (path, what) in report.outputFiles {
+            let probe = path.contains("%p") ? path.replacing("%p", with: "probe-\(getpid())") : path
+            guard FileManager.default.createFile(atPath: probe, contents: nil) else {
+                throw fail("cannot write the \(what) to \(path)", status: 2)
+            }
+            if probe != path { try? FileManager.default.removeItem(atPath: probe) }
+        }
+    }
+
+    /// The command as the bytes heapgate received: the last `command.count` entries of argv, if
+    /// each decodes to the string the parser gave. Swift decodes argv as UTF-8 and replaces
+    /// other bytes, and the program must get its arguments byte for byte (a Latin-1 file name).
+    private func rawCommand(_ command: [String]) -> [[CChar]]? {
+        let argc = Int(CommandLine.argc)
+        guard command.count < argc else { return nil }
+        var raw: [[CChar]] = []
+        for index in (argc - command.count)..<argc {
+            guard let argument = CommandLine.unsafeArgv[index] else { return nil }
+            raw.append(Array(UnsafeBufferPointer(start: argument, count: strlen(argument) + 1)))
+        }
+        for (bytes, string) in zip(raw, command) {
+            let decoded = bytes.dropLast().withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+            guard decoded == string else { return nil }
+        }
+        return raw
+    }
+
+    /// An absolute path: the program's processes may change directory before they fork or exec,
+    /// and each looks the directory up again.
+    private func makeTraceDirectory() throws -> String {
+        if let traceDirectory {
+            do {
+                try FileManager.default.createDirectory(atPath: traceDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw fail("cannot create the trace directory \(traceDirectory)", status: 2)
+            }
+            return absolute(traceDirectory)
+        }
+        let base = Environment.value("TMPDIR") ?? "/tmp"
+        var template = Array((base + "/heapgate.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw fail("cannot create a temporary directory in \(base)", status: 1) }
+        return absolute(String(cString: made))
+    }
+
+    private func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+}
