@@ -383,17 +383,27 @@ def tool_available(tool):
     return (path is not None), ("" if path else f"{tool} not installed")
 
 
-def run_tool(tool, wl, scratch):
+def run_tool(tool, wl, scratch, trace_figures=True):
+    """One timed run. For heapgate, trace_figures: also an untimed run that keeps its traces,
+    for the trace's size and STATS and the timed `heapgate summary` on it."""
     work = tempfile.mkdtemp(prefix=f"{tool}.", dir=scratch)
     logp = os.path.join(work, "stderr.log")
     try:
         if tool == "native":
             res = measure(wl.argv, stdin=wl.stdin, log_path=logp)
         elif tool == "heapgate":
-            tdir = os.path.join(work, "traces")
-            res = measure([HEAPGATE, "run", "--trace-dir", tdir, "--", *wl.argv], stdin=wl.stdin, log_path=logp)
-            if res["ok"]:
-                heapgate_post(res, tdir, work, TIMEOUT)
+            # Timed: the everyday form, as the README has it (its traces go to a temporary
+            # directory that it removes at the end; the program's environment is the native
+            # run's, TMPDIR included).
+            res = measure([HEAPGATE, "run", "--", *wl.argv], stdin=wl.stdin, log_path=logp)
+            if res["ok"] and trace_figures:
+                # The trace's figures come from a second, untimed run of the same command
+                # that keeps its traces (--trace-dir).
+                tdir = os.path.join(work, "traces")
+                kept = measure([HEAPGATE, "run", "--trace-dir", tdir, "--", *wl.argv], stdin=wl.stdin,
+                               log_path=os.path.join(work, "kept.log"))
+                if kept["ok"]:
+                    heapgate_post(res, tdir, work, TIMEOUT)
                 if not res.get("trace_files"):
                     res["ok"] = False
                     res["error"] = "no trace written"
@@ -851,7 +861,9 @@ def write_results(results, wls, big, scaling, info, started, finished):
               "one of the same round, which a busy phase of the machine moves less (it slows both runs of "
               "a round, where it moves only one of the two medians); in brackets, the quartiles of those "
               "per-round ratios, the middle half of the rounds: how much the machine moved them. "
-              "Wall time of heapgate is the whole `heapgate run` (program + exit-time report); "
+              "Wall time of heapgate is the whole `heapgate run -- prog` (program + exit-time report, "
+              "its traces in a temporary directory that it removes); its trace figures (output, and the "
+              "details below) come from an untimed run of the same command with `--trace-dir`, which keeps them; "
               "heaptrack's is the `heaptrack -o FILE prog` run (recording and compression, no heaptrack_print); "
               "valgrind's is `valgrind --leak-check=full prog`. "
               "CPU is user+sys of the whole process tree; peak RSS is of its largest single process "
@@ -989,7 +1001,7 @@ def run_thread_scaling(wls, scratch):
     for i in range(scaling_rounds):
         runs = {}
         for tool, wl in order:
-            r = run_tool(tool, wl, scratch)
+            r = run_tool(tool, wl, scratch, trace_figures=False)
             if not r["ok"]:
                 log(f"[thread scaling] round {i + 1}: {tool} on {wl.id} FAILED ({r.get('error')})")
                 runs = None
