@@ -170,11 +170,21 @@ import Testing
             SourceFrame(function: "inner", file: "/src/a.c", line: 7, isInlined: true, linkageName: "_Z5innerv"),
             SourceFrame(function: nil, file: nil, line: nil, isInlined: false, linkageName: nil),
             SourceFrame(function: "", file: "=odd", line: 0, isInlined: false, linkageName: "x"),
+            SourceFrame(function: "naïve", file: "/src/café.swift", line: 123_456, isInlined: true,
+                        linkageName: "$s4main5naïveyyF", inlinedName: "naïve"),
         ]
         let encoded = try? #require(FrameCache.encode(frames))
         let decoded = encoded.flatMap { FrameCache.decode(Substring($0)) }
         #expect(decoded == frames)
         #expect(decoded?.map(\.linkageName) == frames.map(\.linkageName))
+        // Lines that are not the format read as nothing (the report then asks libdw).
+        let field = "\u{1F}", frame = "\u{1E}"
+        for broken in ["", "=f", "=f\(field)\(field)\(field)x7\(field)0\(field)",
+                       "=f\(field)\(field)\(field)\(field)0\(field)\(field)", "=f\(field)\(field)\(field)1\(field)0\(field)\(frame)"] {
+            #expect(FrameCache.decode(Substring(broken)) == nil, "\(Array(broken.utf8))")
+        }
+        #expect(FrameCache.decode(Substring("=f\(field)\(field)\(field)12\(field)1\(field)"))
+                == [SourceFrame(function: "f", file: nil, line: 12, isInlined: true)])
         // A name that would break the line is not kept.
         #expect(FrameCache.encode([SourceFrame(function: "a\nb", file: nil, line: nil, isInlined: false)]) == nil)
     }

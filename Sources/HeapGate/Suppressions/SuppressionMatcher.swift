@@ -175,6 +175,12 @@ enum SuppressionMatcher {
             start += 1
         }
         if start == patterns.count { return true }
+        // One `...` and lines after it (the usual form): where those lines start is the only
+        // choice, so each start is tried in turn, without the table either.
+        let rest = patterns[(start + 1)...]
+        if !rest.contains(.anyFrames) {
+            return (start...frames.count).contains { matchesInTurn(rest, frames[$0...]) }
+        }
         let columns = frames.count + 1
         // memo[p * columns + f]: 0 unknown, 1 match, 2 no match.
         var memo = [UInt8](repeating: 0, count: (patterns.count + 1) * columns)
@@ -193,6 +199,21 @@ enum SuppressionMatcher {
             return result
         }
         return match(start, start)
+    }
+
+    /// Whether `patterns`, none of them `...`, match `frames` one to one from their first,
+    /// lines that match any frame matching past the stack's end too (see `matches`).
+    static func matchesInTurn(_ patterns: ArraySlice<SuppressionPattern>, _ frames: ArraySlice<Frame>) -> Bool {
+        var frame = frames.startIndex
+        for pattern in patterns {
+            if frame == frames.endIndex {
+                if !matchesAnyFrame(pattern) { return false }
+                continue
+            }
+            if !frameMatches(pattern, frames[frame]) { return false }
+            frame += 1
+        }
+        return true
     }
 
     /// `obj:*`, `fun:*` and `...`.
