@@ -72,7 +72,7 @@ static size_t hg_slot_of(uint64_t ptr) {
  * run's wall time: the kernel frees a table of 512 huge pages' worth of small ones page by
  * page, after the program's last instruction and before heapgate (or a shell) sees it end.
  * From exit_group to the parent's wait4 returning (perf tracepoints, three runs each): Rust
- * benchmark natively 2.5 ms, traced 4.0-4.5 ms, with the table in huge pages 3.1-3.2 ms;
+ * benchmark natively 2.5 ms, traced 4.0-4.5 ms, with the table in huge pages 2.8-3.2 ms;
  * Swift benchmark 2.6-3.1 against 2.0-2.3 ms. Mapped a huge page larger and trimmed, so that
  * the table is aligned to one. Where huge pages are off, unsupported or must be compacted for,
  * the kernel gives small ones: the same table as before. */

@@ -20,8 +20,6 @@ struct TracedRun {
 
     /// Never returns normally: throws `ExitCode` with the program's status, or an error.
     func run() throws {
-        let arguments = command
-
         let shim: String
         do { shim = try TracedLaunch.locateShim() } catch let error as LaunchError {
             throw fail(error.description, status: error.exitStatus)
@@ -43,7 +41,7 @@ struct TracedRun {
             if report.leakCheck == "no" { settings["HEAPGATE_LEAK_CHECK"] = "no" }
             // The shim captures 64 frames unless told otherwise; deeper reports need deeper stacks.
             if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(report.numCallers) }
-            launched = try TracedLaunch.run(arguments, rawArguments: rawCommand(arguments), shim: shim,
+            launched = try TracedLaunch.run(command, rawArguments: rawCommand(), shim: shim,
                                             traceDirectory: directory, extraEnvironment: settings) { executable, pid in
                 launchedExecutable = executable
                 let shared = Symbolizer(useDebuginfod: report.debuginfod)
@@ -75,7 +73,7 @@ struct TracedRun {
             if heaps.isEmpty {
                 // With files, the warnings above said why none could be read.
                 let why = files.isEmpty ? "wrote no trace (it ignores LD_PRELOAD, or cleared it)" : "left no readable trace"
-                StandardError.write("heapgate: \(arguments[0]) \(why)\n")
+                StandardError.write("heapgate: \(command[0]) \(why)\n")
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
                                           symbolizer: symbolizer)
@@ -109,7 +107,7 @@ struct TracedRun {
     /// The command as the bytes heapgate received: the last `command.count` entries of argv, if
     /// each decodes to the string the parser gave. Swift decodes argv as UTF-8 and replaces
     /// other bytes, and the program must get its arguments byte for byte (a Latin-1 file name).
-    private func rawCommand(_ command: [String]) -> [[CChar]]? {
+    private func rawCommand() -> [[CChar]]? {
         let argc = Int(CommandLine.argc)
         guard command.count < argc else { return nil }
         var raw: [[CChar]] = []
