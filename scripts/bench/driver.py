@@ -934,7 +934,7 @@ def write_results(results, wls, big, scaling, info, started, finished):
               "every process (its preload is inherited).",
               "- `startup` runs `true`, which allocates almost nothing: heapgate's time there is what every "
               "`heapgate run` adds whatever the program does (the CLI starting, the shim starting and stopping "
-              "its drain thread, reading the trace, printing the report and removing it), and is part of every "
+              "its drain thread, reading the trace, printing the report and removing the trace), and is part of every "
               "other workload's ratio (8 ms on the morning of 2026-11-24, about 3 % of the Swift workload's native "
               "time; 6-7 ms once `heapgate run -- prog` skipped the argument parser). It has no target of its own.",
               "- \"A busy neighbour\" (Machine) describes the machine, not heapgate: it is how much a loop of "
