@@ -289,7 +289,8 @@ static void hg_read_leak_check_setting(void) {
     hg_leak_check_wanted = !(value && strcmp(value, "no") == 0);
 }
 
-/* Header, command, the modules loaded now and, in a fork child, what it inherited. */
+/* Header, command, allocator and, in a fork child, the modules loaded now and what it inherited (a
+ * first image's modules follow as MODULE_LOAD events of its first scan, through the ring). */
 static void hg_write_preamble(void) {
     hg_read_leak_check_setting();
     const char *dir = hg_getenv("HEAPGATE_OUT");

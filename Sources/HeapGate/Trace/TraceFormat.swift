@@ -2,7 +2,7 @@
 /// `docs/trace-format.md` the prose. The reader decodes field by field, never by importing C structs.
 enum TraceFormat {
     static let magic: [UInt8] = Array("HEAPGATE".utf8)
-    /// 2 added the SNAPSHOT_BLOCK kinds of heuristic reachability, 3 the ALLOCATOR record;
+    /// 2 added the SNAPSHOT_BLOCK kinds of heuristic reachability, 3 the ALLOCATOR and BYPASS records;
     /// older traces read the same.
     static let supportedVersion: UInt32 = 3
     static let minimumHeaderSize = 56
