@@ -88,6 +88,10 @@ struct ReportSettings: Equatable {
         return options
     }
 
+    /// The status `--error-exitcode` asks for, or nil when the gate is off: not given, or 0,
+    /// which valgrind takes as off (its default) rather than as a status to exit with.
+    var gate: Int32? { errorExitCode == 0 ? nil : errorExitCode }
+
     /// True when a report has a leak of a gated kind that no suppression covers.
     /// Whether `--error-exitcode` applies: a loss record of an error kind, or a process whose
     /// leaks could not be checked because it installed a seccomp filter, which stopped tracing.

@@ -7,8 +7,9 @@ struct RunCommand: ParsableCommand {
         abstract: "Run a program (and every process it starts) with heapgate preloaded; print the heap summary at exit.",
         discussion: """
             heapgate exits with the program's own status (128+N when it died of signal N), \
-            127 or 126 when the command cannot be found or run, and 3 when the program is \
-            statically linked and so cannot be traced.
+            127 or 126 when the command cannot be found or run, and 3 when LD_PRELOAD cannot \
+            reach the program (statically linked, another architecture, musl, secure execution), \
+            which then does not run.
             """)
 
     @Option(name: .customLong("trace-dir"), help: ArgumentHelp("Keep the traces in DIR instead of a temporary directory.", valueName: "DIR"))
@@ -41,6 +42,7 @@ struct RunCommand: ParsableCommand {
         "--trace-children": "heapgate always follows the processes a program starts",
         "--track-origins": "heapgate checks for leaks, not for uses of uninitialised memory",
         "--leak-check-heuristics": "heapgate always applies all of memcheck's heuristics",
+        "--leak-resolution": "heapgate groups loss records by their first --num-callers frames, as valgrind does by default (high)",
     ]
 
     static func unknownOptionMessage(_ option: String) -> String {

@@ -35,7 +35,7 @@ struct SummaryCommand: ParsableCommand {
             let heaps = try TraceSet.load(files: files)
             let settings = report.settings
             let reports = try settings.emit(heaps)
-            if let gate = settings.errorExitCode, settings.gateFails(reports) { throw ExitCode(gate) }
+            if let gate = settings.gate, settings.gateFails(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             throw fail(error.description, status: 2)
         } catch let error as CLIError {

@@ -27,6 +27,10 @@ struct TracedRun {
         try checkReportInputs()
         let directory = try makeTraceDirectory()
         defer { if traceDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
+        // A --trace-dir used before keeps the earlier runs' traces: they are not this run's
+        // processes (reported again, they also counted for --error-exitcode). The shim never
+        // reuses a name (O_EXCL, then .2, .3, ...), so this run's traces are the new files.
+        let earlierTraces = Set(traceDirectory == nil ? [] : TraceSet.files(in: directory))
 
         let launched: (pid: Int32, status: Int32)
         // Made once the program runs: a symbolizer drops DEBUGINFOD_URLS from this process's
@@ -40,7 +44,9 @@ struct TracedRun {
             var settings: [String: String] = [:]
             if report.leakCheck == "no" { settings["HEAPGATE_LEAK_CHECK"] = "no" }
             // The shim captures 64 frames unless told otherwise; deeper reports need deeper stacks.
-            if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(report.numCallers) }
+            // It takes at most 256 (HG_MAX_DEPTH) and ignores a larger value, keeping 64, so
+            // --num-callers up to valgrind's 500 asks for 256.
+            if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(min(report.numCallers, 256)) }
             launched = try TracedLaunch.run(command, rawArguments: rawCommand(), shim: shim,
                                             traceDirectory: directory, extraEnvironment: settings) { executable, pid in
                 launchedExecutable = executable
@@ -57,7 +63,7 @@ struct TracedRun {
         }
         do {
             var warnings: [String] = []
-            let files = TraceSet.files(in: directory)
+            let files = TraceSet.files(in: directory).filter { !earlierTraces.contains($0) }
             if let limit = FileSizeLimit.bytes {
                 for file in FileSizeLimit.filesAtLimit(files, limit: limit) {
                     warnings.append("\(file) stops at the file-size limit (ulimit -f: \(limit) bytes), so it is incomplete")
@@ -77,7 +83,7 @@ struct TracedRun {
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
                                           symbolizer: symbolizer)
-            if let gate = report.errorExitCode, report.gateFails(reports) { throw ExitCode(gate) }
+            if let gate = report.gate, report.gateFails(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             StandardError.write("heapgate: \(error.description)\n")
         } catch let error as CLIError {

@@ -174,6 +174,23 @@ struct HeapSummaryTests {
         #expect(frames[21].line == 49)
     }
 
+    /// Above 64, `run` asks the shim for deeper stacks, up to the 256 frames it records at most
+    /// (asked for more, the shim used to keep its default of 64: 300 gave fewer frames than 100).
+    @Test(arguments: [(100, 100), (300, 256), (500, 256)])
+    func numCallersAboveTheShimsDefault(asked: Int, recorded: UInt32) throws {
+        try Harness.withTemporaryDirectory { traces in
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--num-callers=\(asked)", "--trace-dir=\(traces)", "--",
+                                                                 Harness.fixture("churn"), "1", "300"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let trace = try #require(Harness.traceFiles(in: traces).first)
+            let header = try #require(FileManager.default.contents(atPath: trace))
+            #expect(header.count >= 56)
+            // max_depth: the u32 at offset 36 (docs/trace-format.md, "File header").
+            let depth = header[36..<40].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            #expect(depth == recorded)
+        }
+    }
+
     /// --num-callers cuts stacks like valgrind's default of 12.
     @Test func numCallersLimitsFrames() throws {
         let (_, report) = try Harness.run([Harness.fixture("deep_stack")])

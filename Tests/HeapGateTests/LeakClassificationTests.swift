@@ -743,6 +743,19 @@ struct LeakGateTests {
         #expect(outcome.status == 9, "\(outcome.stderr)")
     }
 
+    /// valgrind's --error-exitcode=0 is its default, the gate off: the program's own status
+    /// stands. heapgate used to exit with 0 instead, hiding a failing program.
+    @Test("--error-exitcode=0 turns the gate off, as in valgrind")
+    func errorExitCodeZeroIsOff() throws {
+        // exit_status 7 exits with 7 and leaves one still reachable block of 100 bytes, here an error kind.
+        let command = [Harness.fixture("exit_status"), "7"]
+        let gated = try Harness.execute(Harness.heapgate, ["run", "--errors-for-leak-kinds=reachable", "--error-exitcode=9", "--"] + command)
+        #expect(gated.status == 9, "\(gated.stderr)")
+        let off = try Harness.execute(Harness.heapgate, ["run", "--errors-for-leak-kinds=reachable", "--error-exitcode=0", "--"] + command)
+        #expect(off.status == 7, "\(off.stderr)")
+        #expect(off.stderr.contains("still reachable: 100 bytes in 1 blocks"), "\(off.stderr)")
+    }
+
     @Test("--errors-for-leak-kinds chooses the kinds that fail")
     func kindsThatCount() throws {
         // interior: one possibly lost block and nothing else lost.
@@ -778,6 +791,24 @@ struct LeakGateTests {
         #expect(outcome.stderr.contains("HEAP SUMMARY:"), "\(outcome.stderr)")
         #expect(!outcome.stderr.contains("LEAK SUMMARY"), "\(outcome.stderr)")
         #expect(outcome.status == 0, "\(outcome.stderr)")
+    }
+
+    /// A trace scanned at exit has the verdicts; `summary --leak-check=no` must still report
+    /// without them, as `run --leak-check=no` does (it printed the LEAK SUMMARY and the gate
+    /// failed on the leak).
+    @Test("summary --leak-check=no of a scanned trace prints no LEAK SUMMARY and counts no leak")
+    func summaryLeakCheckNo() throws {
+        try Harness.withTemporaryDirectory { traces in
+            _ = try Harness.trace([Harness.fixture("leakclass_rust"), "forget_string"], into: traces)
+            let checked = try Harness.execute(Harness.heapgate, ["summary", "--error-exitcode=9", traces])
+            #expect(checked.stderr.contains("LEAK SUMMARY:"), "\(checked.stderr)")
+            #expect(checked.status == 9, "\(checked.stderr)")
+            let unchecked = try Harness.execute(Harness.heapgate, ["summary", "--leak-check=no", "--error-exitcode=9", traces])
+            #expect(unchecked.stderr.contains("HEAP SUMMARY:"), "\(unchecked.stderr)")
+            #expect(!unchecked.stderr.contains("LEAK SUMMARY") && !unchecked.stderr.contains("definitely lost"),
+                    "\(unchecked.stderr)")
+            #expect(unchecked.status == 0, "\(unchecked.stderr)")
+        }
     }
 
     @Test("--leak-check=summary prints the LEAK SUMMARY without loss records")

@@ -164,6 +164,21 @@ struct ProcessTreeTests {
         }
     }
 
+    /// A --trace-dir used again keeps the earlier run's trace beside the new one; the report is
+    /// of this run's processes only (the earlier one was reported again, and counted for the gate).
+    @Test func traceDirectoryUsedAgainReportsThisRunOnly() throws {
+        try Harness.withTemporaryDirectory { traces in
+            let (first, _) = try Harness.runReport([Harness.fixture("leak_basic")], flags: ["--trace-dir=\(traces)"])
+            #expect(first.status == 0)
+            let (second, report) = try Harness.runReport([Harness.fixture("exit_status"), "3"],
+                                                         flags: ["--trace-dir=\(traces)", "--error-exitcode=9"])
+            #expect(second.status == 3, "leak_basic's definite leaks are not this run's: \(second.stderr)")
+            let processes = try #require(report?.processes)
+            #expect(processes.map(\.command) == [[Harness.fixture("exit_status"), "3"]])
+            #expect(Harness.traceFiles(in: traces).count == 2)
+        }
+    }
+
     /// `fork_lingers`: a fork child's trace starts once the child has lived 10 ms or filled a
     /// mebibyte of ring, or at its exit. This child allocates for 20 ms and more, then waits and
     /// is killed before any exit: its trace, incomplete, still holds every event up to its wait.

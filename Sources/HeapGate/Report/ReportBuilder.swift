@@ -12,10 +12,17 @@ public final class ReportBuilder {
         self.symbolizer = symbolizer ?? Symbolizer(useDebuginfod: options.useDebuginfod)
     }
 
+    /// Whether the report shows the exit-time scan's verdicts: the trace has them and the leak
+    /// check is on. `heapgate summary --leak-check=no` of a classified trace reports as `run
+    /// --leak-check=no` does (blocks in use, no LEAK SUMMARY, nothing for the gate), as valgrind.
+    private func isClassified(_ heap: ProcessHeap) -> Bool {
+        heap.isClassified && options.leakCheck != .no
+    }
+
     public func report(for heap: ProcessHeap, exitStatus: Int? = nil) -> ProcessReport {
         var records = self.records(for: heap)
         var leaks: LeakTotals?
-        if heap.isClassified {
+        if isClassified(heap) {
             var totals = LeakTotals()
             for index in records.indices {
                 guard let kind = records[index].kind.leakKind else { continue }
@@ -69,8 +76,9 @@ public final class ReportBuilder {
         // first --num-callers frames merge groups (one pass over the distinct stacks).
         var byStack: [StackKey: Group] = [:]
         var lossRoots = LossRoots(heap: heap)
+        let classified = isClassified(heap)
         heap.forEachBlock { address, block in
-            let kind: LossRecord.Kind = heap.isClassified ? LossRecord.Kind(block.kind ?? .definite) : .inUse
+            let kind: LossRecord.Kind = classified ? LossRecord.Kind(block.kind ?? .definite) : .inUse
             let key = StackKey(kind: kind, stack: block.stack)
             byStack[key, default: Group()].direct.add(block.size)
             if let heuristic = block.heuristic { byStack[key, default: Group()].viaHeuristic[heuristic, default: Amount()].add(block.size) }

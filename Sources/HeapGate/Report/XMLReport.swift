@@ -3,8 +3,8 @@
 /// `<error>` per loss record shown (the kinds in --show-leak-kinds, with --leak-check=full), in
 /// the order and with the numbering of the text report, and `<suppcounts>` for the suppressions
 /// that matched. Differences: the preamble names heapgate, `<vargv>` holds heapgate's command
-/// line, the two `<status>` times are zero (the trace keeps no clock of the run), and frames have
-/// no `<dir>` (the report keeps the file's base name only).
+/// line, and the two `<status>` times are zero (the trace keeps no clock of the run). Frames carry
+/// `<dir>`, the source's directory as DWARF records it, as memcheck's do.
 public enum XMLReport {
     public static func render(_ report: ProcessReport, options: ReportOptions, heapgateArguments: [String]) -> String {
         var xml = "<?xml version=\"1.0\"?>\n\n<valgrindoutput>\n\n"
