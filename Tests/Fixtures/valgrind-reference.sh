@@ -70,6 +70,26 @@ run leak_rust -- ./leak_rust
 run clean_rust -- ./clean_rust
 run leak_swift -- ./leak_swift
 run clean_swift -- ./clean_swift
+run vfork_exec_fail -- ./vfork_exec /nonexistent
+run vfork_exec -- ./vfork_exec ./leak_basic
+mkdir -p "$fixtures/elsewhere"
+run chdir_fork -- ./chdir_fork elsewhere
+run chdir_fork_exec -- ./chdir_fork elsewhere "$fixtures/leak_basic"
+run fork_lingers -- ./fork_lingers
+run unshare_user -- ./unshare_user
+run main_thread_exit -- ./main_thread_exit
+run valgrind_names "${nofr[@]}" -- ./valgrind_names
+# Leak classification: one run per case, no freeres only (EXPECTED.md, "Leak classification").
+leakclass_cases=(
+    "leakclass_c list list_tail_first interior cycle3 exit_stack tls thread_stack beside_arena beside_chunk exited_thread reserve_commit idle_arena exit_register thread_syscall"
+    "leakclass_cpp shared_ptr_cycle new_arrays secondary_base array_start_kept"
+    "leakclass_rust forget_string manually_drop rc_cycle box_into_raw_ffi box_leak_threads box_leak_static weak_tree hashmap_cache"
+    "leakclass_swift retain_cycle closure_cycle unmanaged weak_side_tables"
+)
+for line in "${leakclass_cases[@]}"; do
+    read -r program cases <<<"$line"
+    for case in $cases; do run "${program}_$case" "${nofr[@]}" --num-callers=60 -- "./$program" "$case"; done
+done
 for t in leak_basic threads handoff fork_threads dlopen_leak prints_a_lot churn_t leak_cpp \
          clean_cpp leak_rust clean_rust leak_swift clean_swift; do
     case $t in
