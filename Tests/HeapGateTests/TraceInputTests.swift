@@ -306,6 +306,86 @@ struct TraceInputTests {
         }
     }
 
+    /// A footer whose offset does not point at the SNAPSHOT record (here: at END) is no footer:
+    /// the events are replayed. Trusted, it skipped them, and leak_basic's trace came out
+    /// complete with nothing in use, so that the gate passed.
+    @Test func footerThatMissesTheSnapshotIsIgnored() throws {
+        try Harness.withTemporaryDirectory { directory in
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: Self.traceLeakBasic(into: directory)))
+            let end = bytes.count - 16 - 2 // END (0x7f) and status 0, then the 16-byte footer
+            try #require(bytes[bytes.startIndex + end] == 0x7f && Array(bytes.suffix(8)) == Array("HGSNAPSH".utf8))
+            for index in 0..<8 { bytes[bytes.count - 16 + index] = UInt8(truncatingIfNeeded: end >> (8 * index)) }
+            let path = directory + "/misdirected.trace"
+            try bytes.write(to: URL(fileURLWithPath: path))
+            let (outcome, report) = try Harness.summary([path], flags: ["--error-exitcode=9"])
+            #expect(outcome.status == 9, "\(outcome.stderr)")
+            let process = try #require(report?.processes.first)
+            #expect(process.complete)
+            #expect(HeapFigures(process) == Self.leakBasic)
+            try Self.expectLeakBasicRecords(process)
+        }
+    }
+
+    /// Records that contradict the file: a snapshot announcing more blocks than the file can
+    /// hold (it sized the reader's table: 2^64 blocks asked for 12.9 GB, and a machine with
+    /// less memory aborted), a snapshot block with no snapshot before it (silently dropped).
+    @Test(arguments: [
+        ("a snapshot of 2^64 - 1 blocks", Data([0x50]) + TraceBuilder.uv(0) + TraceBuilder.uv(0) + TraceBuilder.uv(0)
+            + TraceBuilder.uv(.max) + TraceBuilder.end()),
+        ("a snapshot block before any snapshot", Data([0x51]) + TraceBuilder.sv(0x1000) + TraceBuilder.uv(8)
+            + TraceBuilder.uv(0) + TraceBuilder.uv(1) + TraceBuilder.end()),
+    ])
+    func recordsTheFileContradicts(_ name: String, _ records: Data) throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Data(contentsOf: URL(fileURLWithPath: Self.traceLeakBasic(into: directory)))
+            let path = directory + "/crafted.trace"
+            try (good.prefix(Self.headerSize) + records).write(to: URL(fileURLWithPath: path))
+            let (outcome, _) = try Harness.summary([path])
+            #expect(outcome.status == 2, "\(name): \(outcome.stderr)")
+            #expect(outcome.stderrLines.count == 1 && outcome.stderr.contains("corrupt trace"), "\(outcome.stderr)")
+        }
+    }
+
+    /// A module path that names a FIFO (a damaged trace, or a file replaced since): libdw's
+    /// open of it blocked for ever. Now only regular files are symbolized; the report goes on
+    /// with that module's frames as addresses.
+    @Test func modulePathThatIsAFIFO() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Data(contentsOf: URL(fileURLWithPath: Self.traceLeakBasic(into: directory)))
+            let program = Data(Harness.fixture("leak_basic").utf8)
+            // A FIFO whose path has the program's length, so that the records keep their shape.
+            let stem = "/tmp/hg-fifo-\(getpid())-"
+            try #require(program.count > stem.count, "the fixture's path is too short to swap")
+            let fifo = stem + String(repeating: "f", count: program.count - stem.count)
+            try #require(mkfifo(fifo, 0o600) == 0, "mkfifo \(fifo)")
+            defer { unlink(fifo) }
+            let crafted = try #require(Self.replacingAll(program, with: Data(fifo.utf8), in: good))
+            let path = directory + "/fifo.trace"
+            try crafted.write(to: URL(fileURLWithPath: path))
+            let outcome = try Harness.execute("/usr/bin/timeout", ["60", Harness.heapgate, "summary", "--error-exitcode=9", path])
+            #expect(outcome.status == 9, "exit \(outcome.status) (124: it hung): \(outcome.stderr)")
+            #expect(outcome.stderr.contains("definitely lost: 228 bytes in 4 blocks"), "\(outcome.stderr)")
+        }
+    }
+
+    /// `data` with every occurrence of `old` replaced by `new` (of the same length); nil when
+    /// there is none.
+    private static func replacingAll(_ old: Data, with new: Data, in data: Data) -> Data? {
+        var bytes = [UInt8](data), found = false
+        let needle = [UInt8](old), replacement = [UInt8](new)
+        var index = 0
+        while index + needle.count <= bytes.count {
+            if Array(bytes[index..<index + needle.count]) == needle {
+                bytes.replaceSubrange(index..<index + needle.count, with: replacement)
+                found = true
+                index += needle.count
+            } else {
+                index += 1
+            }
+        }
+        return found ? Data(bytes) : nil
+    }
+
     /// Single damaged bytes all over a real trace, and garbage after a good header.
     @Test func damagedBytesNeverTrap() throws {
         try Harness.withTemporaryDirectory { directory in

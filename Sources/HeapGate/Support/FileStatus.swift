@@ -15,6 +15,12 @@ public enum FileStatus {
         of(path).map { $0.st_mode & S_IFMT == S_IFDIR } ?? false
     }
 
+    /// True when `path` names a regular file (not a FIFO, a device or a directory, whose
+    /// open or read may block or never end).
+    public static func isRegularFile(_ path: String) -> Bool {
+        of(path).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
+    }
+
     /// True when something exists at `path`.
     public static func exists(_ path: String) -> Bool { of(path) != nil }
 

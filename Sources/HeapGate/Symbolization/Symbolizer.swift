@@ -347,7 +347,9 @@ public final class Symbolizer {
     private func session(for image: ModuleImage) -> Session? {
         if let known = sessions[image] { return known }
         var session: Session?
-        if let dwfl = LibDW.dwflBegin(callbacks) {
+        // A trace names module files by path; one that is now (or, in a damaged trace, was made
+        // to be) a FIFO or a device would block libdw's open for ever.
+        if FileStatus.isRegularFile(image.path), let dwfl = LibDW.dwflBegin(callbacks) {
             if let module = LibDW.dwflReportElf(dwfl, path: image.path, base: image.base), LibDW.dwflReportEnd(dwfl) {
                 LibDW.dwflSetUserData(module, debugPath.pointee.map { UnsafeMutableRawPointer($0) })
                 session = Session(dwfl: dwfl, module: module)
