@@ -1,7 +1,8 @@
 /*
  * The trace file: one per process image, written through a 1 MiB buffer by one thread at a
  * time: the starting thread (header, command), the drain thread (the events), the exiting
- * thread (what is left in the ring, the snapshot, the scan's records). Tracing must never harm the program, so:
+ * thread (what is left in the ring, the snapshot, the scan's records). Tracing must never
+ * harm the program, so:
  *  - the descriptor is moved above the range programs use (hg_descriptors.c), is
  *    close-on-exec, and the program's close, close_range and closefrom leave it open;
  *  - before each write the descriptor is checked to still be our file (a program that closes
