@@ -102,6 +102,7 @@ fixture c vfork_exec vfork_exec.c
 fixture c chdir_fork chdir_fork.c
 fixture c fork_lingers fork_lingers.c
 fixture c unshare_user unshare_user.c
+fixture c thread_credentials thread_credentials.c
 fixture c main_thread_exit main_thread_exit.c -pthread
 fixture c libplugin.so libplugin.c -fPIC -shared
 fixture c dlopen_leak dlopen_leak.c -ldl

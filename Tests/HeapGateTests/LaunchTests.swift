@@ -544,6 +544,26 @@ struct LaunchTests {
                                  caller: ("main", "unshare_user.c", 49))
     }
 
+    /// glibc makes every thread take a set*id or setgroups call and aborts the process when
+    /// their results differ. A program that dropped its own thread's capabilities (capset is
+    /// per thread, as `setpriv --clear-groups` does) and then called setgroups got EPERM
+    /// natively, and died of SIGABRT under heapgate, whose drain thread, as root, still had
+    /// CAP_SETGID. The shim stops the drain thread around those calls.
+    @Test func setgroupsAfterThreadDroppedItsCapabilities() throws {
+        let native = try Harness.execute(Harness.fixture("thread_credentials"), [])
+        #expect(native.status == 0 && native.stdoutText == "thread_credentials: setgroups -1 EPERM\n", "\(native.stderr)")
+        let (outcome, report) = try Harness.run([Harness.fixture("thread_credentials")])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdoutText == native.stdoutText)
+        let process = try #require(report.processes.first)
+        #expect(process.complete)
+        #expect(HeapFigures(process) == HeapFigures(bytes: 48, blocks: 2, allocs: 2, frees: 0, bytesAllocated: 48))
+        try process.expectRecord("before_drop", bytes: 16, blocks: 1, file: "thread_credentials.c", line: 31,
+                                 caller: ("main", "thread_credentials.c", 45))
+        try process.expectRecord("after_drop", bytes: 32, blocks: 1, file: "thread_credentials.c", line: 38,
+                                 caller: ("main", "thread_credentials.c", 57))
+    }
+
     /// A program that sandboxes itself with a seccomp allow-list would have the shim's own
     /// system calls refused by its filter: it died of SIGSYS under heapgate (and dies under
     /// valgrind). Tracing stops just before the filter goes in, whichever way it is installed,
