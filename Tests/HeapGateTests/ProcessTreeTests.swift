@@ -164,6 +164,18 @@ struct ProcessTreeTests {
         }
     }
 
+    /// A process killed between the shim's creating its trace file and writing it (Python's
+    /// multiprocessing ends its pool's workers so) leaves an empty file: a warning that says
+    /// so, where it was "empty file, not a heapgate trace", and the rest of the report.
+    @Test func emptyTraceOfAProcessKilledAtItsStart() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", "/bin/sh", "-c", ": > \"$HEAPGATE_OUT/heapgate.424242.trace\""])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("heapgate: warning: process 424242 ended before its trace began (an empty trace file): nothing to report for it\n"),
+                "\(outcome.stderr)")
+        #expect(!outcome.stderr.contains("not a heapgate trace"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("HEAP SUMMARY:"), "\(outcome.stderr)")
+    }
+
     /// A --trace-dir used again keeps the earlier run's trace beside the new one; the report is
     /// of this run's processes only (the earlier one was reported again, and counted for the gate).
     @Test func traceDirectoryUsedAgainReportsThisRunOnly() throws {

@@ -27,6 +27,12 @@ public enum TraceSet {
         for file in files {
             do {
                 heaps.append(try HeapReplay.load(path: file))
+            } catch TraceFormatError.empty(let path) where skippingUnreadable {
+                // The shim creates the file, then writes it: a process killed in between (a
+                // fork child killed while it started its trace, as Python's multiprocessing
+                // ends its pool's workers) left nothing to report, and was not a stray file.
+                let process = pid(ofTraceNamed: path).map { "process \($0)" } ?? path
+                warnings.append("\(process) ended before its trace began (an empty trace file): nothing to report for it")
             } catch let error as TraceFormatError where skippingUnreadable {
                 warnings.append(error.description)
             }
@@ -44,6 +50,14 @@ public enum TraceSet {
 }
 
 extension TraceSet {
+    /// The pid in a trace's name, `heapgate.PID.trace` or `heapgate.PID.N.trace`.
+    static func pid(ofTraceNamed path: String) -> Int? {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let parts = name.split(separator: ".")
+        guard parts.count >= 3, parts.first == "heapgate", parts.last == "trace" else { return nil }
+        return Int(parts[1])
+    }
+
     /// Loads every file; any unreadable trace is an error.
     public static func load(files: [String], rootPID: Int? = nil) throws -> [ProcessHeap] {
         var warnings: [String] = []
