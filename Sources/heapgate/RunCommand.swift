@@ -6,7 +6,7 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a program (and every process it starts) with heapgate preloaded; print the heap summary at exit.",
         discussion: """
-            heapgate exits with the program's own status (128+N when it died of signal N), \
+            heapgate exits with the program's own status (or dies of the signal it died of), \
             127 or 126 when the command cannot be found or run, and 3 when LD_PRELOAD cannot \
             reach the program (statically linked, another architecture, musl, secure execution), \
             which then does not run.
@@ -33,7 +33,11 @@ struct RunCommand: ParsableCommand {
         }
         if arguments.first == "--" { arguments.removeFirst() }
         guard !arguments.isEmpty else { throw ValidationError("give the program to run after --") }
-        try TracedRun(command: arguments, traceDirectory: traceDirectory, report: report.settings).run()
+        do {
+            try TracedRun(command: arguments, traceDirectory: traceDirectory, report: report.settings).run()
+        } catch let death as ProgramDiedOfSignal {
+            death.dieOfIt()
+        }
     }
 
     /// valgrind options people carry over, and what heapgate does instead.

@@ -9,6 +9,32 @@ import Glibc
 #endif
 import HeapGate
 
+/// The program died of a signal, its report printed: heapgate dies of the same signal, as
+/// valgrind's process does, so that a parent sees a signal death, not an exit with 128+N (a
+/// shell loop stops on ^C only when its command died of SIGINT). Thrown out of `TracedRun.run`
+/// so that its cleanup (the temporary trace directory) has run.
+struct ProgramDiedOfSignal: Error {
+    var signal: Int32
+    var status: Int32
+
+    /// Raises the signal with its default action, without a core file of heapgate's own (the
+    /// program's was its own to make); exits with 128+N where that action is to ignore it.
+    func dieOfIt() -> Never {
+        var noCore = rlimit()
+        if getrlimit(Int32(RLIMIT_CORE.rawValue), &noCore) == 0 {
+            noCore.rlim_cur = 0
+            setrlimit(Int32(RLIMIT_CORE.rawValue), &noCore)
+        }
+        Glibc.signal(signal, SIG_DFL)
+        var only = sigset_t()
+        sigemptyset(&only)
+        sigaddset(&only, signal)
+        pthread_sigmask(SIG_UNBLOCK, &only, nil)
+        raise(signal)
+        exit(status)
+    }
+}
+
 /// `heapgate run`'s work once its arguments are known: start the program with the shim
 /// preloaded, wait for it, report on the traces it left, exit with its status. Plain values in,
 /// so that `HeapGateMain` can start `heapgate run -- PROGRAM` without ArgumentParser.
@@ -32,7 +58,7 @@ struct TracedRun {
         // reuses a name (O_EXCL, then .2, .3, ...), so this run's traces are the new files.
         let earlierTraces = Set(traceDirectory == nil ? [] : TraceSet.files(in: directory))
 
-        let launched: (pid: Int32, status: Int32)
+        let launched: (pid: Int32, status: Int32, signal: Int32)
         // Made once the program runs: a symbolizer drops DEBUGINFOD_URLS from this process's
         // environment, which the program must still inherit.
         var symbolizer: Symbolizer?
@@ -90,6 +116,7 @@ struct TracedRun {
             // The report could not be made: never let that look like a clean run.
             throw fail(error.message, status: launched.status != 0 ? launched.status : error.status)
         }
+        if launched.signal != 0 { throw ProgramDiedOfSignal(signal: launched.signal, status: launched.status) }
         throw ExitCode(launched.status)
     }
 

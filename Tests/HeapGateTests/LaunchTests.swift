@@ -510,6 +510,26 @@ struct LaunchTests {
         #expect(running.wholeOutput() == "ready\ngot TERM\n")
     }
 
+    /// A program that dies of a signal makes heapgate die of it too, after the report, as
+    /// valgrind's process does: its parent sees a signal death (Python's -6 after os.abort, a
+    /// shell's loop that stops on SIGINT), where heapgate used to exit with 128+N.
+    @Test(arguments: [SIGTERM, SIGINT, SIGABRT])
+    func signalDeathIsPassedOn(_ signal: Int32) throws {
+        let process = Process()
+        // Through stdio_only, with no signal blocked, as every test's process (Harness.execute).
+        process.executableURL = URL(fileURLWithPath: Harness.fixture("stdio_only"))
+        process.arguments = [Harness.heapgate, "run", "--", "/bin/sh", "-c", "kill -\(signal) $$"]
+        process.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        try Harness.startUnblocked(process)
+        let report = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "exited \(process.terminationStatus): \(report)")
+        #expect(process.terminationStatus == signal)
+        #expect(report.contains("HEAP SUMMARY:"), "\(report)")
+    }
+
     /// A missing or malformed suppression file, or a JSON report that cannot be written, stops
     /// `heapgate run` before the program runs, with one line and status 2, as valgrind stops.
     /// Found after the run, they were reported beside the program's own status (0), which a CI

@@ -96,14 +96,15 @@ public enum TracedLaunch {
     }
 
     /// Runs `arguments` with the shim preloaded, writing traces to `traceDirectory`.
-    /// Returns the child's pid and its status as a shell reports it (128+N for signal N).
+    /// Returns the child's pid, its status as a shell reports it (128+N for signal N) and the
+    /// signal it died of (0 when it exited).
     /// `rawArguments`, when given, are the same arguments as the bytes heapgate received: the
     /// program gets those (Swift's strings replace bytes that are not UTF-8). `whileRunning`
     /// is called once the program has started (its environment is fixed by then), before
     /// waiting for it; it gets the executable's path and the process id.
     public static func run(_ arguments: [String], rawArguments: [[CChar]]? = nil, shim: String, traceDirectory: String,
                            extraEnvironment: [String: String] = [:],
-                           whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32) {
+                           whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32, signal: Int32) {
         let executable = try resolve(arguments[0])
         switch ElfInspection.verdict(program: executable, shim: shim) {
         case .preloadable: break
@@ -153,7 +154,7 @@ public enum TracedLaunch {
         whileRunning?(executable, pid)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (pid, shellStatus(status))
+        return (pid, shellStatus(status), status & 0x7f != 0 && status & 0x7f != 0x7f ? status & 0x7f : 0)
     }
 
     /// What goes in LD_PRELOAD for `shim`: `heapgate-preload/$LIB/libheapgate.so` beside it when
