@@ -38,9 +38,18 @@ deps:
 
 shim: $(SHIM)
 
-$(SHIM): $(SHIM_SOURCES) $(SHIM_HEADERS) Makefile
+# The list of the shim's files, rewritten only when it changes: a file removed from CShim/
+# leaves the others older than the shim, which then was not rebuilt without it.
+SHIM_FILE_LIST := $(BUILD)/shim-files.txt
+$(SHIM_FILE_LIST): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(SHIM_SOURCES) $(SHIM_HEADERS)' | cmp -s - $@ || echo '$(SHIM_SOURCES) $(SHIM_HEADERS)' > $@
+
+$(SHIM): $(SHIM_SOURCES) $(SHIM_HEADERS) $(SHIM_FILE_LIST) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $(SHIM_SOURCES) $(SHIM_LIBS)
+
+FORCE:
 
 # The link for each expansion of $LIB that glibc builds use for x86-64 (Debian and Ubuntu,
 # Fedora and SUSE, Arch), and the stub under the literal name.
