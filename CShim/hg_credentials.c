@@ -18,50 +18,31 @@
 
 #include "hg_internal.h"
 
-/* glibc's definition of `name`, found once (dlsym may allocate: the shim's own, under the guard). */
-static void *hg_next(void *_Atomic *cache, const char *name) {
-    void *found = atomic_load_explicit(cache, memory_order_acquire);
-    if (found) return found;
+/* glibc's definition of `name`, looked up at each call rather than in hg_real, which every
+ * traced process resolves at its start for calls most never make; a call costs a thread's end
+ * and start anyway. dlsym may allocate: the shim's own, under the guard. */
+static void *hg_glibc_function(const char *name) {
+    int saved_errno = errno;
     hg_guard_depth++;
-    found = dlsym(RTLD_NEXT, name);
+    void *found = dlsym(RTLD_NEXT, name);
     hg_guard_depth--;
-    atomic_store_explicit(cache, found, memory_order_release);
+    errno = saved_errno;
     return found;
-}
-
-/* Stops the drain thread if it runs; true when it must be started again. The program's errno
- * is as before: the call it makes next leaves errno alone when it succeeds. */
-static bool hg_credentials_begin(void) {
-    int saved = errno;
-    hg_guard_depth++; /* pthread_join allocates: the shim's own */
-    bool suspended = hg_drain_suspend();
-    hg_guard_depth--;
-    errno = saved;
-    return suspended;
-}
-
-static void hg_credentials_end(bool suspended) {
-    int saved = errno;
-    hg_guard_depth++;
-    if (suspended) hg_drain_resume();
-    hg_guard_depth--;
-    errno = saved;
 }
 
 /* One interposer per call: glibc's function with the drain thread stopped around it. A call
  * glibc cannot be found for fails as the kernel would refuse an unknown call. */
-#define HG_CREDENTIAL_CALL(name, parameters, arguments)                      \
-    HG_EXPORT int name parameters {                                          \
-        static void *_Atomic real;                                           \
-        int (*call) parameters = (int (*) parameters)hg_next(&real, #name); \
-        if (!call) {                                                         \
-            errno = ENOSYS;                                                  \
-            return -1;                                                       \
-        }                                                                    \
-        bool suspended = hg_credentials_begin();                            \
-        int result = call arguments;                                         \
-        hg_credentials_end(suspended);                                       \
-        return result;                                                       \
+#define HG_CREDENTIAL_CALL(name, parameters, arguments)                         \
+    HG_EXPORT int name parameters {                                             \
+        int (*call) parameters = (int (*) parameters)hg_glibc_function(#name); \
+        if (!call) {                                                            \
+            errno = ENOSYS;                                                     \
+            return -1;                                                          \
+        }                                                                       \
+        bool suspended = hg_drain_suspend();                                    \
+        int result = call arguments;                                            \
+        if (suspended) hg_drain_resume();                                       \
+        return result;                                                          \
     }
 
 HG_CREDENTIAL_CALL(setuid, (uid_t uid), (uid))

@@ -615,19 +615,31 @@ void hg_drain_start_if_due(void) {
     hg_start_deferred_now(true);
 }
 
+/* Both on a program's thread, inside one of its calls: the guard raised (pthread_join and
+ * pthread_create allocate: the shim's own) and errno kept (the call between them leaves
+ * errno alone when it succeeds). */
 bool hg_drain_suspend(void) {
     if (!hg_drain_in_owner() || !atomic_load(&hg_drain_exists)) return false;
+    hg_guard_depth++;
+    int saved_errno = errno;
     unsigned before = hg_thread_count();
     hg_drain_stop_thread();
     /* pthread_join returns when the thread's exit has cleared its tid, a moment before the
      * kernel takes it out of the thread group, and until then a call that needs one thread
      * still fails (1 unshare in 6 did): wait, up to 100 ms, until it is gone. */
     for (int i = 0; i < 2000 && before != 0 && hg_thread_count() >= before; i++) hg_sleep_us(50);
+    errno = saved_errno;
+    hg_guard_depth--;
     return true;
 }
 
 void hg_drain_resume(void) {
-    if (!atomic_load(&hg_finished)) hg_drain_spawn();
+    if (atomic_load(&hg_finished)) return;
+    hg_guard_depth++;
+    int saved_errno = errno;
+    hg_drain_spawn();
+    errno = saved_errno;
+    hg_guard_depth--;
 }
 
 bool hg_drain_finished(void) { return atomic_load(&hg_finished) != 0 || hg_owner == 0; }

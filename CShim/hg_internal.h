@@ -484,8 +484,9 @@ bool hg_filter_lets_shim_through(const void *program);
 /** Set when the main thread leaves by pthread_exit (hg_lifecycle.c): from then on the drain
  *  thread watches for being the last thread (see hg_drain_main). */
 extern _Atomic bool hg_main_thread_gone;
-/** Stops the drain thread after it applied every event claimed so far (for a system call
- *  that needs the process single-threaded); false when there was none to stop. */
+/** Stops the drain thread after it applied every event claimed so far (for a call that needs
+ *  the process single-threaded, or that glibc makes every thread take); false when there was
+ *  none to stop. Called inside a program's call: keeps errno and raises the guard itself. */
 bool hg_drain_suspend(void);
 /** Starts the drain thread again after hg_drain_suspend(). */
 void hg_drain_resume(void);

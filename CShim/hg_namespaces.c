@@ -7,7 +7,6 @@
  * single-threaded process it is. Both are plain system calls in glibc, made here directly.
  * Exported, like the malloc family (hg_hooks.c).
  */
-#include <errno.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -16,13 +15,9 @@
 
 /* Runs the system call with the drain thread stopped when `needs_one_thread`. */
 static long hg_single_threaded_call(bool needs_one_thread, long number, long a, long b) {
-    hg_guard_depth++; /* pthread_create and _join allocate: the shim's own */
     bool suspended = needs_one_thread && hg_drain_suspend();
     long result = syscall(number, a, b);
-    int saved = errno;
     if (suspended) hg_drain_resume();
-    hg_guard_depth--;
-    errno = saved;
     return result;
 }
 

@@ -26,8 +26,6 @@ enum HeapGateMain {
                 try TracedRun(command: Array(arguments[3...]), traceDirectory: nil, report: .standard).run()
             } catch let code as ExitCode {
                 exit(code.rawValue)
-            } catch let death as ProgramDiedOfSignal {
-                death.dieOfIt()
             } catch {
                 RunCommand.exit(withError: error)
             }

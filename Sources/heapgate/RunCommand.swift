@@ -33,11 +33,7 @@ struct RunCommand: ParsableCommand {
         }
         if arguments.first == "--" { arguments.removeFirst() }
         guard !arguments.isEmpty else { throw ValidationError("give the program to run after --") }
-        do {
-            try TracedRun(command: arguments, traceDirectory: traceDirectory, report: report.settings).run()
-        } catch let death as ProgramDiedOfSignal {
-            death.dieOfIt()
-        }
+        try TracedRun(command: arguments, traceDirectory: traceDirectory, report: report.settings).run()
     }
 
     /// valgrind options people carry over, and what heapgate does instead.

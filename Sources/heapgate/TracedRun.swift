@@ -11,11 +11,10 @@ import HeapGate
 
 /// The program died of a signal, its report printed: heapgate dies of the same signal, as
 /// valgrind's process does, so that a parent sees a signal death, not an exit with 128+N (a
-/// shell loop stops on ^C only when its command died of SIGINT). Thrown out of `TracedRun.run`
-/// so that its cleanup (the temporary trace directory) has run.
-struct ProgramDiedOfSignal: Error {
+/// shell loop stops on ^C only when its command died of SIGINT). Thrown out of the traced run
+/// so that its cleanup (the temporary trace directory) has run first.
+private struct ProgramDiedOfSignal: Error {
     var signal: Int32
-    var status: Int32
 
     /// Raises the signal with its default action, without a core file of heapgate's own (the
     /// program's was its own to make); exits with 128+N where that action is to ignore it.
@@ -31,7 +30,7 @@ struct ProgramDiedOfSignal: Error {
         sigaddset(&only, signal)
         pthread_sigmask(SIG_UNBLOCK, &only, nil)
         raise(signal)
-        exit(status)
+        exit(128 + signal)
     }
 }
 
@@ -44,8 +43,17 @@ struct TracedRun {
     var traceDirectory: String?
     var report: ReportSettings
 
-    /// Never returns normally: throws `ExitCode` with the program's status, or an error.
+    /// Never returns normally: throws `ExitCode` with the program's status, or an error, or
+    /// dies of the signal the program died of.
     func run() throws {
+        do {
+            try traceAndReport()
+        } catch let death as ProgramDiedOfSignal {
+            death.dieOfIt()
+        }
+    }
+
+    private func traceAndReport() throws {
         let shim: String
         do { shim = try TracedLaunch.locateShim() } catch let error as LaunchError {
             throw fail(error.description, status: error.exitStatus)
@@ -116,7 +124,7 @@ struct TracedRun {
             // The report could not be made: never let that look like a clean run.
             throw fail(error.message, status: launched.status != 0 ? launched.status : error.status)
         }
-        if launched.signal != 0 { throw ProgramDiedOfSignal(signal: launched.signal, status: launched.status) }
+        if launched.signal != 0 { throw ProgramDiedOfSignal(signal: launched.signal) }
         throw ExitCode(launched.status)
     }
 

@@ -188,15 +188,13 @@ private struct LossRoots {
     private static let noRoot = UInt64.max
 
     mutating func root(of address: UInt64) -> UInt64? {
-        var chain: [UInt64] = []
-        var onChain: Set<UInt64> = []
+        var chain: Set<UInt64> = []
         var current = address
         while let block = heap.block(at: current), block.kind == .indirect, let leader = block.leader {
             if let known = memo[current] { current = known; break }
             // Remembered as a cycle, so that the chain's other members do not walk it again
             // (a cycle of 30,000 leaders took 44 s when each member walked it to a step limit).
-            guard onChain.insert(current).inserted else { current = Self.noRoot; break }
-            chain.append(current)
+            guard chain.insert(current).inserted else { current = Self.noRoot; break }
             current = leader
         }
         for member in chain { memo[member] = current }

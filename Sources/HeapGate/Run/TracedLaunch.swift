@@ -154,7 +154,7 @@ public enum TracedLaunch {
         whileRunning?(executable, pid)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (pid, shellStatus(status), status & 0x7f != 0 && status & 0x7f != 0x7f ? status & 0x7f : 0)
+        return (pid, shellStatus(status), terminatingSignal(status))
     }
 
     /// What goes in LD_PRELOAD for `shim`: `heapgate-preload/$LIB/libheapgate.so` beside it when
@@ -238,9 +238,13 @@ public enum TracedLaunch {
         return set
     }
 
+    /// WTERMSIG of a waitpid status (without WUNTRACED, never a stop): the signal that ended
+    /// the process, or 0 when it exited.
+    static func terminatingSignal(_ status: Int32) -> Int32 { status & 0x7f }
+
     /// WEXITSTATUS, or 128+N for death by signal N.
     static func shellStatus(_ status: Int32) -> Int32 {
-        let signal = status & 0x7f
+        let signal = terminatingSignal(status)
         if signal == 0 { return (status >> 8) & 0xff }
         return 128 + signal
     }

@@ -20,8 +20,6 @@ struct TraceReader {
     private(set) var isComplete = false
     /// Whether a SNAPSHOT record was read: SNAPSHOT_BLOCK records come only after one.
     private var inSnapshot = false
-    /// The file's size when opened, which bounds what a record may announce.
-    private let fileSize: UInt64
     /// True when the file ended inside a record.
     private(set) var endedMidRecord = false
 
@@ -35,7 +33,6 @@ struct TraceReader {
             throw TraceFormatError.cannotOpen(path: path, reason: "is a directory")
         }
         stream = ByteStream(file: file)
-        fileSize = FileStatus.size(path) ?? UInt64.max
         if stream.isAtEnd() { throw TraceFormatError.empty(path: path) }
         header = try Self.readHeader(&stream, path: path)
     }
@@ -173,9 +170,9 @@ struct TraceReader {
         case .snapshot:
             let (allocs, frees, bytesAllocated, blocks) = (try stream.uv(), try stream.uv(), try stream.uv(), try stream.uv())
             // Each block takes a record of 5 bytes at least: a count the file cannot hold is
-            // damage (trusted, it sized the reader's table: 2^64 blocks asked for 12.9 GB).
-            // (The size again before saying so: a trace read while its process exits grows.)
-            guard blocks <= (fileSize &- stream.offset) / 5 || blocks <= ((FileStatus.size(path) ?? .max) &- stream.offset) / 5 else {
+            // damage (trusted, it sized the reader's table: 2^64 blocks asked for 12.9 GB). The
+            // size as it is now: a trace read while its process exits grows.
+            guard blocks <= ((FileStatus.size(path) ?? .max) &- stream.offset) / 5 else {
                 throw corrupt("\(blocks) blocks in a snapshot")
             }
             previousAddress = 0 // the snapshot starts the address register afresh
