@@ -1,20 +1,24 @@
 /*
- * The shim's own descriptors (the trace file, libunwind's pipe): where they go, and keeping
- * the program from closing them.
+ * The shim's own descriptor (the trace file; libunwind has no pipe, hg_unwind_readable.c):
+ * where it goes, and keeping it out of the program's way.
  *
- * They sit at 1000 and up, out of the range programs use. Daemons, test runners and
- * subprocess helpers close every descriptor they did not open (closefrom, close_range, or
- * close in a loop), and with the trace file went the rest of the trace: such a program got
- * an incomplete trace with no leak answers, and libunwind's pipe closed under it. As valgrind
- * does for its own, the shim exports close, close_range and closefrom, which close everything
- * asked but these; to the program the kept descriptors are not open (EBADF, as closing any
- * unused number). What a raw system call closes is gone (the trace then stops, checked before
- * each write), and a number the program reuses is its own; dup2 and dup3 onto one are left
- * to do what they do, since refusing them (valgrind's way) broke a program that had closed
- * everything with the system call and wanted descriptor 1000.
+ * It sits at 1000, out of the range programs use. Daemons, test runners and subprocess
+ * helpers close every descriptor they did not open (closefrom, close_range, or close in a
+ * loop), and with the trace file went the rest of the trace: such a program got an
+ * incomplete trace with no leak answers. As valgrind does for its own, the shim exports
+ * close, close_range and closefrom, which close everything asked but this; and fcntl, dup,
+ * dup2 and dup3, to which it is not open either (EBADF, as any unused number). A program
+ * that uses the number by name gets it: dup2 or dup3 onto it first moves the trace to
+ * another number (hg_writer_descriptor_moved waits out a write under way), then does what
+ * the program asked, as on a free number. Refusing it (valgrind's way) broke a program that
+ * had closed everything with the system call and wanted descriptor 1000; not hiding it made
+ * bash take `exec 1000>file` for a descriptor of its own, undo the redirection and lose the
+ * output. What a raw system call closes or replaces is gone (the trace then stops, checked
+ * before each write), and the number is the program's.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -23,7 +27,7 @@
 #include "hg_internal.h"
 
 #define HG_HIGH_FD 1000
-#define HG_OWN_DESCRIPTORS 3 /* the trace file and libunwind's pipe */
+#define HG_OWN_DESCRIPTORS 1 /* the trace file */
 
 /* The kept descriptors: the number (-1 where free, -2 while being filled) and which file it
  * held, so that a number the program took over meanwhile (closed with a raw system call, then
@@ -32,7 +36,7 @@ static struct {
     _Atomic int fd;
     dev_t dev;
     ino_t ino;
-} hg_kept[HG_OWN_DESCRIPTORS + 1] = {{-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}};
+} hg_kept[HG_OWN_DESCRIPTORS + 1] = {{-1, 0, 0}, {-1, 0, 0}};
 
 #define HG_KEPT_SLOTS (sizeof hg_kept / sizeof hg_kept[0])
 
@@ -63,23 +67,28 @@ static void hg_descriptor_release(int fd) {
     }
 }
 
-/* A kept number that holds another file now is forgotten. */
+/* A kept number that holds another file now is forgotten, unless this is a vfork child, whose
+ * descriptors are its own and its memory (this table) its parent's. */
 bool hg_descriptor_is_ours(int fd) {
     for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
         if (fd < 0 || atomic_load_explicit(&hg_kept[i].fd, memory_order_relaxed) != fd) continue;
         int saved = errno;
         struct stat st;
         bool same = fstat(fd, &st) == 0 && st.st_dev == hg_kept[i].dev && st.st_ino == hg_kept[i].ino;
+        if (!same && hg_writer_in_owner()) hg_descriptor_release(fd);
         errno = saved;
-        if (same) return true;
-        hg_descriptor_release(fd);
-        return false;
+        return same;
     }
     return false;
 }
 
+static int hg_real_fcntl(int fd, int command, void *argument) {
+    return hg_real_ready() && hg_real.fcntl ? hg_real.fcntl(fd, command, argument)
+                                            : (int)syscall(SYS_fcntl, fd, command, argument);
+}
+
 int hg_descriptor_raise(int fd) {
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, hg_descriptor_floor());
+    int high = hg_real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(intptr_t)hg_descriptor_floor());
     if (high >= 0) {
         close(fd);
         fd = high;
@@ -151,4 +160,69 @@ HG_EXPORT void closefrom(int lowest) {
     unsigned end = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536 ? (unsigned)limit.rlim_cur : 65536;
     for (unsigned fd = first; fd < end; fd++)
         if (!hg_descriptor_is_ours((int)fd)) hg_real_close((int)fd);
+}
+
+/* The program puts a file at `fd`, a number it sees as free: the trace moves elsewhere first.
+ * Where it cannot (no free number), it is forgotten, and the trace stops there. Not in a vfork
+ * child: its descriptor table is its own, its memory (these slots, the writer's number) the
+ * parent's, so its dup2 replaces its copy only, as the exec it prepares would close it. */
+static void hg_descriptor_vacate(int fd) {
+    if (!hg_writer_in_owner()) return;
+    int saved = errno;
+    for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
+        if (atomic_load(&hg_kept[i].fd) != fd) continue;
+        int moved = hg_real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(intptr_t)hg_descriptor_floor());
+        int kept = fd;
+        if (!atomic_compare_exchange_strong(&hg_kept[i].fd, &kept, moved >= 0 ? moved : -1)) {
+            if (moved >= 0) hg_real_close(moved); /* moved meanwhile by another thread */
+            continue;
+        }
+        hg_writer_descriptor_moved(fd, moved);
+        hg_real_close(fd);
+        break;
+    }
+    errno = saved;
+}
+
+static int hg_not_open(void) {
+    errno = EBADF;
+    return -1;
+}
+
+/** Interposes fcntl(2): a kept descriptor is not open. */
+HG_EXPORT int fcntl(int fd, int command, ...) {
+    va_list arguments;
+    va_start(arguments, command);
+    void *argument = va_arg(arguments, void *); /* every command takes one word or none */
+    va_end(arguments);
+    return hg_descriptor_is_ours(fd) ? hg_not_open() : hg_real_fcntl(fd, command, argument);
+}
+
+/** Interposes fcntl64 (glibc 2.28), what programs built with 64-bit file offsets call. */
+HG_EXPORT int fcntl64(int fd, int command, ...) {
+    va_list arguments;
+    va_start(arguments, command);
+    void *argument = va_arg(arguments, void *);
+    va_end(arguments);
+    return hg_descriptor_is_ours(fd) ? hg_not_open() : hg_real_fcntl(fd, command, argument);
+}
+
+/** Interposes dup(2): a kept descriptor is not open. */
+HG_EXPORT int dup(int fd) {
+    if (hg_descriptor_is_ours(fd)) return hg_not_open();
+    return hg_real_ready() && hg_real.dup ? hg_real.dup(fd) : (int)syscall(SYS_dup, fd);
+}
+
+/** Interposes dup2(2): from a kept descriptor, EBADF; onto one, the trace moves first. */
+HG_EXPORT int dup2(int from, int to) {
+    if (hg_descriptor_is_ours(from)) return hg_not_open();
+    if (hg_descriptor_is_ours(to)) hg_descriptor_vacate(to);
+    return hg_real_ready() && hg_real.dup2 ? hg_real.dup2(from, to) : (int)syscall(SYS_dup2, from, to);
+}
+
+/** Interposes dup3(2), as dup2. */
+HG_EXPORT int dup3(int from, int to, int flags) {
+    if (hg_descriptor_is_ours(from)) return hg_not_open();
+    if (hg_descriptor_is_ours(to)) hg_descriptor_vacate(to);
+    return hg_real_ready() && hg_real.dup3 ? hg_real.dup3(from, to, flags) : (int)syscall(SYS_dup3, from, to, flags);
 }

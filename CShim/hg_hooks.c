@@ -1,8 +1,9 @@
 /*
  * The malloc family: the only symbols libheapgate.so exports besides _exit, _Exit and
  * pthread_exit (hg_lifecycle.c), unshare/setns (hg_namespaces.c), pipe/pipe2
- * (hg_unwind_pipe.c) and prctl/syscall (hg_sandbox.c). Each entry point calls glibc, then
- * records what happened.
+ * (hg_unwind_readable.c), prctl/syscall (hg_sandbox.c), close, close_range, closefrom,
+ * fcntl, fcntl64, dup, dup2 and dup3 (hg_descriptors.c) and the set*id family
+ * (hg_credentials.c). Each entry point calls glibc, then records what happened.
  *
  * Ordering rule, which makes the rings' order a valid history of the heap (hg_ring.c):
  * a free is recorded *before* the memory goes back to glibc, an allocation *after* glibc

@@ -43,6 +43,10 @@ typedef struct {
     void (*pthread_exit)(void *) __attribute__((noreturn));
     int (*close)(int);
     int (*close_range)(unsigned, unsigned, int); /* NULL before glibc 2.34 */
+    int (*fcntl)(int, int, ...);
+    int (*dup)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
 } hg_real_t;
 
 extern hg_real_t hg_real;
@@ -418,10 +422,17 @@ uint64_t hg_writer_offset(void);
 void hg_writer_close(void);
 /** Sets `flag` in the header's flags, in place: the header went out with the first bytes. */
 void hg_writer_set_header_flag(uint32_t flag);
+/** Whether this process opened the trace file (not a vfork child running on its parent's memory). */
+bool hg_writer_in_owner(void);
+/** The trace's descriptor moved from `from` to `to` (-1: lost), the program taking `from` over:
+ *  returns once no write of the trace's can still go to `from`. */
+void hg_writer_descriptor_moved(int from, int to);
+/** Forgets the parent's file in a fork child without touching the parent's descriptor state. */
+void hg_writer_forget_in_child(void);
 
 /* ---- hg_descriptors.c: the shim's own descriptors ---- */
-/** Where the shim's own descriptors go (the trace file, libunwind's pipe): 1000 and up, out of
- *  the range programs use; with a descriptor limit (RLIMIT_NOFILE) below ~1024, its top three,
+/** Where the shim's own descriptor goes (the trace file): 1000, out of the range programs
+ *  use; with a descriptor limit (RLIMIT_NOFILE) of 1000 or less, the top of the range,
  *  so that the program's own descriptors get the numbers they get natively. */
 int hg_descriptor_floor(void);
 /** Moves `fd` (close-on-exec) to the lowest free descriptor at or above the floor and returns
@@ -434,11 +445,13 @@ bool hg_descriptor_is_ours(int fd);
 /** Closes fd if it is ours (above), and stops keeping it. */
 void hg_descriptor_close(int fd);
 
-/* ---- hg_unwind_pipe.c: libunwind's pipe, above the program's descriptors ---- */
-/** Initialises libunwind, whose pipe goes to the top of the descriptor range. Once, early. */
-void hg_unwind_pipe_place(void);
-/** Forgets the parent's file in a fork child without touching the parent's descriptor state. */
-void hg_writer_forget_in_child(void);
+/* ---- hg_unwind_readable.c: libunwind's memory check, without its pipe ---- */
+/** Finds libunwind's code and initialises libunwind, which asks for no pipe after. Once, early. */
+void hg_unwind_readable_init(void);
+/** Whether a call returns into libunwind's code. */
+bool hg_called_from_libunwind(const void *return_address);
+/** libunwind's check of one byte, as its pipe's write answered: 1, or -1 with errno EFAULT. */
+long hg_unwind_check_readable(uintptr_t address);
 
 /* ---- hg_drain.c: the thread that moves events from the ring to the trace ---- */
 void hg_drain_start(void);

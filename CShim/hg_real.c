@@ -1,5 +1,6 @@
 /*
- * Finds glibc's allocator behind us with dlsym(RTLD_NEXT). Going through dlsym rather than
+ * Finds glibc's allocator behind us with dlsym(RTLD_NEXT), and the other glibc functions the
+ * shim exports and then calls (exit, close, fcntl, dup). Going through dlsym rather than
  * calling __libc_malloc keeps any allocator that sits after us in the search order
  * (jemalloc linked into the program, say) working as it did without heapgate.
  */
@@ -28,6 +29,12 @@ static void hg_real_resolve(void) {
     hg_real.pthread_exit = hg_real_lookup("pthread_exit");
     hg_real.close = hg_real_lookup("close");
     hg_real.close_range = hg_real_lookup("close_range");
+    /* fcntl64 is glibc's fcntl with 64-bit locks (2.28); fcntl itself is the same on x86-64. */
+    hg_real.fcntl = hg_real_lookup("fcntl64");
+    if (hg_real.fcntl == NULL) hg_real.fcntl = hg_real_lookup("fcntl");
+    hg_real.dup = hg_real_lookup("dup");
+    hg_real.dup2 = hg_real_lookup("dup2");
+    hg_real.dup3 = hg_real_lookup("dup3");
 }
 
 bool hg_real_resolve_once(void) {

@@ -75,8 +75,8 @@ void hg_stacks_init(void) {
     /* Never leak-scan roots: 16 MiB of mostly untouched reservation, and no heap pointers
      * (nor are the stacks' chunks: hg_stacks_exclude_from_scan). */
     if (hg_table) hg_leakscan_exclude(hg_table, sizeof(uint32_t) * HG_TABLE_SLOTS);
-    /* libunwind's first use, which opens its memory-validation pipe: see hg_unwind_pipe.c. */
-    hg_unwind_pipe_place();
+    /* libunwind's first use, which asks for its memory-check pipe: see hg_unwind_readable.c. */
+    hg_unwind_readable_init();
     hg_unwind_init();
     hg_stacks_seen_first = hg_table != NULL && hg_unwind_mode == HG_UNWIND_FAST;
 }

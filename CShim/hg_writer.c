@@ -4,7 +4,8 @@
  * thread (what is left in the ring, the snapshot, the scan's records). Tracing must never
  * harm the program, so:
  *  - the descriptor is moved above the range programs use (hg_descriptors.c), is
- *    close-on-exec, and the program's close, close_range and closefrom leave it open;
+ *    close-on-exec, hidden from the program's calls that name a descriptor, and moved again
+ *    when the program puts a file of its own at its number (dup2, dup3);
  *  - before each write the descriptor is checked to still be our file (a program that closes
  *    every descriptor and opens another must not get trace bytes in it);
  *  - any failure (disk full, unwritable directory) stops writing, never the program;
@@ -14,6 +15,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +27,13 @@
 #include "hg_internal.h"
 #include "hg_trace_format.h"
 
-static int hg_fd = -1;
+static _Atomic int hg_fd = -1;
+/* The thread between loading hg_fd and its system call's return, or 0: a move of the
+ * descriptor (hg_writer_descriptor_moved) waits for it, so that no write reaches the number
+ * after the program took it over. */
+static _Atomic(pthread_t) hg_fd_user;
+/* The process that opened the file: a vfork child shares these variables with its parent. */
+static pid_t hg_fd_owner;
 static bool hg_failed;
 unsigned char hg_write_buffer[HG_WRITE_BUFFER];
 struct hg_write_cursor hg_write_cursor;
@@ -72,7 +81,8 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
         close(fd);
         return false;
     }
-    hg_fd = fd;
+    hg_fd_owner = getpid();
+    atomic_store(&hg_fd, fd);
     hg_header_flags = flags;
     hg_failed = false;
     hg_write_cursor.buffered = 0;
@@ -94,7 +104,30 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
     return true;
 }
 
-bool hg_writer_is_open(void) { return hg_fd >= 0 && !hg_failed; }
+bool hg_writer_is_open(void) { return atomic_load(&hg_fd) >= 0 && !hg_failed; }
+
+/* The descriptor, still the trace's, for one system call; hg_fd_end_use after it. -1 if there
+ * is none. Sequentially consistent both sides: either the mover sees this thread's claim, or
+ * this thread sees the moved number. */
+static int hg_fd_begin_use(void) {
+    atomic_store(&hg_fd_user, pthread_self());
+    int fd = atomic_load(&hg_fd);
+    if (fd >= 0 && hg_descriptor_is_ours(fd)) return fd;
+    atomic_store(&hg_fd_user, (pthread_t)0);
+    return -1;
+}
+
+static void hg_fd_end_use(void) { atomic_store(&hg_fd_user, (pthread_t)0); }
+
+bool hg_writer_in_owner(void) { return hg_fd_owner != 0 && getpid() == hg_fd_owner; }
+
+void hg_writer_descriptor_moved(int from, int to) {
+    int expected = from;
+    if (!atomic_compare_exchange_strong(&hg_fd, &expected, to)) return;
+    /* A signal handler on the writing thread itself cannot wait for it: that write goes on. */
+    pthread_t user;
+    while ((user = atomic_load(&hg_fd_user)) != (pthread_t)0 && !pthread_equal(user, pthread_self())) sched_yield();
+}
 
 uint64_t hg_writer_offset(void) { return hg_flushed + hg_write_cursor.buffered; }
 
@@ -109,11 +142,12 @@ static size_t hg_room_under_file_limit(uint64_t offset, size_t wanted) {
 
 void hg_writer_flush(void) {
     hg_flushed += hg_write_cursor.buffered;
-    if (hg_fd < 0 || hg_failed || hg_write_cursor.buffered == 0) {
+    if (atomic_load(&hg_fd) < 0 || hg_failed || hg_write_cursor.buffered == 0) {
         hg_write_cursor.buffered = 0;
         return;
     }
-    if (!hg_descriptor_is_ours(hg_fd)) {
+    int fd = hg_fd_begin_use();
+    if (fd < 0) {
         hg_failed = true;
         hg_write_cursor.buffered = 0;
         return;
@@ -123,7 +157,7 @@ void hg_writer_flush(void) {
     if (allowed < hg_write_cursor.buffered) hg_failed = true; /* after what still fits */
     size_t done = 0;
     while (done < allowed) {
-        ssize_t n = write(hg_fd, hg_write_buffer + done, allowed - done);
+        ssize_t n = write(fd, hg_write_buffer + done, allowed - done);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             hg_failed = true; /* disk full, I/O error: the program goes on untraced */
@@ -131,6 +165,7 @@ void hg_writer_flush(void) {
         }
         done += (size_t)n;
     }
+    hg_fd_end_use();
     hg_write_cursor.buffered = 0;
 }
 
@@ -149,24 +184,27 @@ void hg_writer_bytes(const void *data, size_t length) {
 
 void hg_writer_close(void) {
     hg_writer_flush();
-    hg_descriptor_close(hg_fd);
-    hg_fd = -1;
+    hg_descriptor_close(atomic_exchange(&hg_fd, -1));
 }
 
 void hg_writer_set_header_flag(uint32_t flag) {
-    if (hg_fd < 0 || hg_failed || !hg_descriptor_is_ours(hg_fd)) return;
+    if (hg_failed) return;
+    int fd = hg_fd_begin_use();
+    if (fd < 0) return;
     hg_header_flags |= flag;
     /* The header is the file's first bytes, under any file-size limit the rest got past. */
-    if (pwrite(hg_fd, &hg_header_flags, sizeof hg_header_flags, offsetof(hg_file_header_t, flags)) !=
+    if (pwrite(fd, &hg_header_flags, sizeof hg_header_flags, offsetof(hg_file_header_t, flags)) !=
         sizeof hg_header_flags)
         hg_failed = true;
+    hg_fd_end_use();
 }
 
 void hg_writer_forget_in_child(void) {
     /* The descriptor is the parent's file; closing our copy would be harmless, but the
      * buffer holds the parent's bytes, which the parent writes itself. */
-    hg_descriptor_close(hg_fd);
-    hg_fd = -1;
+    hg_descriptor_close(atomic_exchange(&hg_fd, -1));
+    atomic_store(&hg_fd_user, (pthread_t)0); /* a thread of the parent's, which the child has not */
+    hg_fd_owner = 0;
     hg_write_cursor.buffered = 0;
     hg_flushed = 0;
     hg_failed = false;

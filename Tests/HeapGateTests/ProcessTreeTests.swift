@@ -71,21 +71,24 @@ struct ProcessTreeTests {
     /// which the shim interposes. That once ended the parent's trace and left its thread
     /// unrecorded. The parent's report is whole either way; a child whose exec failed gets no
     /// report of its own (memcheck, running the vfork as a fork, summarises it too).
-    @Test(arguments: ["/nonexistent/program", "leak_basic"])
-    func vforkChild(_ program: String) throws {
+    /// Also with a child that puts a file at descriptor 1000, the trace's number in the parent:
+    /// its dup2 and fcntl, run on the parent's memory, must leave the parent's trace where it is.
+    @Test(arguments: ["/nonexistent/program", "leak_basic"], [false, true])
+    func vforkChild(_ program: String, takesDescriptor: Bool) throws {
         let execs = program == "leak_basic"
         let path = execs ? Harness.fixture(program) : program
-        let (outcome, report) = try Harness.run([Harness.fixture("vfork_exec"), path])
+        let environment = takesDescriptor ? ["VFORK_TAKES_DESCRIPTOR": "1000"] : [:]
+        let (outcome, report) = try Harness.run([Harness.fixture("vfork_exec"), path], environment: environment)
         #expect(outcome.status == (execs ? 0 : 127))
         try #require(report.processes.count == (execs ? 2 : 1))
         let parent = report.processes[0]
         #expect(parent.exitStatus == (execs ? 0 : 127))
         #expect(parent.complete)
         #expect(HeapFigures(parent) == HeapFigures(bytes: 96, blocks: 2, allocs: 2, frees: 0, bytesAllocated: 96))
-        try parent.expectRecord("before_vfork", bytes: 32, blocks: 1, file: "vfork_exec.c", line: 23,
-                                caller: ("main", "vfork_exec.c", 39))
-        try parent.expectRecord("after_vfork", bytes: 64, blocks: 1, file: "vfork_exec.c", line: 30,
-                                caller: ("main", "vfork_exec.c", 50))
+        try parent.expectRecord("before_vfork", bytes: 32, blocks: 1, file: "vfork_exec.c", line: 29,
+                                caller: ("main", "vfork_exec.c", 52))
+        try parent.expectRecord("after_vfork", bytes: 64, blocks: 1, file: "vfork_exec.c", line: 36,
+                                caller: ("main", "vfork_exec.c", 64))
         #expect(parent.records.count == 2)
         if execs {
             let child = report.processes[1]
