@@ -503,6 +503,13 @@ extern _Atomic bool hg_main_thread_gone;
 bool hg_drain_suspend(void);
 /** Starts the drain thread again after hg_drain_suspend(). */
 void hg_drain_resume(void);
+
+/* ---- hg_sandbox.c and hg_namespaces.c: system calls the shim makes for the program ---- */
+/** The system call itself, not glibc's syscall() (which the shim exports): -1 and errno for a
+ *  result in -4095..-1, as glibc's wrappers return. */
+long hg_system_call(long number, long a, long b, long c, long d, long e, long f);
+/** unshare or setns, with the drain thread stopped where the kernel wants one thread. */
+long hg_namespace_call(long number, long a, long b);
 /** Writes one SNAPSHOT_BLOCK (and the STACK it needs); kind is 0 or 1 + HG_KIND_*, leader
  *  the address it is counted under (indirect blocks only). */
 void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, unsigned kind, uint64_t leader);

@@ -27,7 +27,7 @@
 
 #include "hg_internal.h"
 
-static long hg_system_call(long number, long a, long b, long c, long d, long e, long f) {
+long hg_system_call(long number, long a, long b, long c, long d, long e, long f) {
     register long r10 __asm__("r10") = d;
     register long r8 __asm__("r8") = e;
     register long r9 __asm__("r9") = f;
@@ -79,7 +79,8 @@ HG_EXPORT int prctl(int option, ...) {
     return (int)hg_sandbox_call(SYS_prctl, option, a, b, c, d, 0);
 }
 
-/** Interposes syscall(2); also answers libunwind's memory check (hg_unwind_readable.c). */
+/** Interposes syscall(2); also answers libunwind's memory check (hg_unwind_readable.c), and
+ *  sends unshare and setns where their wrappers go (hg_namespaces.c). */
 HG_EXPORT long syscall(long number, ...) {
     va_list arguments;
     va_start(arguments, number);
@@ -89,5 +90,6 @@ HG_EXPORT long syscall(long number, ...) {
     /* libunwind passes the descriptor as an int, whose register's upper half is not -1's. */
     if (HG_UNLIKELY(number == SYS_write && (int)a == -1) && hg_called_from_libunwind(__builtin_return_address(0)))
         return hg_unwind_check_readable((uintptr_t)b);
+    if (HG_UNLIKELY(number == SYS_unshare || number == SYS_setns)) return hg_namespace_call(number, a, b);
     return hg_sandbox_call(number, a, b, c, d, e, f);
 }

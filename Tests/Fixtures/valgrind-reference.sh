@@ -77,6 +77,7 @@ run chdir_fork -- ./chdir_fork elsewhere
 run chdir_fork_exec -- ./chdir_fork elsewhere "$fixtures/leak_basic"
 run fork_lingers -- ./fork_lingers
 run unshare_user -- ./unshare_user
+run unshare_user_syscall -- ./unshare_user syscall
 run main_thread_exit -- ./main_thread_exit
 run valgrind_names "${nofr[@]}" -- ./valgrind_names
 # Leak classification: one run per case, no freeres only (EXPECTED.md, "Leak classification").

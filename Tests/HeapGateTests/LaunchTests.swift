@@ -590,20 +590,23 @@ struct LaunchTests {
     /// Entering a new user namespace (what `unshare -U`, rootless containers and sandboxes
     /// do) needs a single-threaded process, and the shim's drain thread made every such call
     /// fail with EINVAL. The shim stops the drain thread around unshare and setns, and the
-    /// trace goes on: the blocks allocated before and after are both reported. Skipped where
-    /// the machine allows no user namespaces at all (the fixture fails natively there).
-    @Test(.enabled(if: Self.userNamespacesWork, "this machine allows no user namespaces"))
-    func unshareUserNamespace() throws {
-        let (outcome, report) = try Harness.run([Harness.fixture("unshare_user")])
+    /// trace goes on: the blocks allocated before and after are both reported. The same
+    /// through glibc's syscall(SYS_unshare, ...), which failed with EINVAL until 2026-11-24.
+    /// Skipped where the machine allows no user namespaces at all (the fixture fails natively
+    /// there).
+    @Test(.enabled(if: Self.userNamespacesWork, "this machine allows no user namespaces"),
+          arguments: [[String](), ["syscall"]])
+    func unshareUserNamespace(how: [String]) throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("unshare_user")] + how)
         #expect(outcome.status == 0)
         #expect(outcome.stdoutText == "unshare_user: ok\n")
         let process = try #require(report.processes.first)
         #expect(process.complete)
         #expect(HeapFigures(process) == HeapFigures(bytes: 48, blocks: 2, allocs: 2, frees: 0, bytesAllocated: 48))
-        try process.expectRecord("before_unshare", bytes: 16, blocks: 1, file: "unshare_user.c", line: 25,
-                                 caller: ("main", "unshare_user.c", 39))
-        try process.expectRecord("after_unshare", bytes: 32, blocks: 1, file: "unshare_user.c", line: 32,
-                                 caller: ("main", "unshare_user.c", 49))
+        try process.expectRecord("before_unshare", bytes: 16, blocks: 1, file: "unshare_user.c", line: 29,
+                                 caller: ("main", "unshare_user.c", 43))
+        try process.expectRecord("after_unshare", bytes: 32, blocks: 1, file: "unshare_user.c", line: 36,
+                                 caller: ("main", "unshare_user.c", 53))
     }
 
     /// glibc makes every thread take a set*id or setgroups call and aborts the process when

@@ -2,6 +2,9 @@
  * unshare_user.c - enters a new user namespace, which the kernel allows only to a process
  * with a single thread (the shim's drain thread must not count as one).
  *
+ * Usage: unshare_user [syscall]   (with "syscall": through glibc's syscall(SYS_unshare, ...),
+ *                                  not its unshare wrapper)
+ *
  *   before_unshare()  malloc(16)  LEAKED 16 bytes
  *   unshare(CLONE_NEWUSER): prints "unshare_user: ok", or "unshare_user: failed (errno N)"
  *                           and exits 1
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define KEEP(p) __asm__ volatile("" : : "g"(p) : "memory")
@@ -34,10 +38,10 @@ __attribute__((noinline)) void after_unshare(void)
     KEEP(p);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     before_unshare();
-    if (unshare(CLONE_NEWUSER) != 0) {
+    if ((argc > 1 && strcmp(argv[1], "syscall") == 0 ? syscall(SYS_unshare, CLONE_NEWUSER) : unshare(CLONE_NEWUSER)) != 0) {
         char line[64];
         int length = snprintf(line, sizeof line, "unshare_user: failed (errno %d)\n", errno);
         if (write(1, line, (size_t)length) < 0)
