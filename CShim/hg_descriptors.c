@@ -18,6 +18,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -75,9 +78,9 @@ bool hg_descriptor_is_ours(int fd) {
         int saved = errno;
         struct stat st;
         bool same = fstat(fd, &st) == 0 && st.st_dev == hg_kept[i].dev && st.st_ino == hg_kept[i].ino;
-        if (!same && hg_writer_in_owner()) hg_descriptor_release(fd);
         errno = saved;
-        return same;
+        if (same) return true;
+        if (hg_writer_in_owner()) atomic_compare_exchange_strong(&hg_kept[i].fd, &(int){fd}, -1);
     }
     return false;
 }
@@ -87,8 +90,25 @@ static int hg_real_fcntl(int fd, int command, void *argument) {
                                             : (int)syscall(SYS_fcntl, fd, command, argument);
 }
 
+/* A close-on-exec copy of fd at the floor or above, or, where nothing there is free (a low
+ * descriptor limit, whose top is the floor), at the highest free number within 64 below it;
+ * -1 if none. */
+static int hg_copy_high(int fd) {
+    int saved = errno, floor = hg_descriptor_floor();
+    for (int at = floor; at >= 3 && at > floor - 64; at--) {
+        int high = hg_real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(intptr_t)at);
+        if (high >= 0) {
+            errno = saved;
+            return high;
+        }
+        if (errno != EMFILE && errno != EINVAL) break; /* EINVAL: at or above the limit */
+    }
+    errno = saved;
+    return -1;
+}
+
 int hg_descriptor_raise(int fd) {
-    int high = hg_real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(intptr_t)hg_descriptor_floor());
+    int high = hg_copy_high(fd);
     if (high >= 0) {
         close(fd);
         fd = high;
@@ -162,31 +182,105 @@ HG_EXPORT void closefrom(int lowest) {
         if (!hg_descriptor_is_ours((int)fd)) hg_real_close((int)fd);
 }
 
-/* The program puts a file at `fd`, a number it sees as free: the trace moves elsewhere first.
- * Where it cannot (no free number), it is forgotten, and the trace stops there. Not in a vfork
- * child: its descriptor table is its own, its memory (these slots, the writer's number) the
- * parent's, so its dup2 replaces its copy only, as the exec it prepares would close it. */
-static void hg_descriptor_vacate(int fd) {
-    if (!hg_writer_in_owner()) return;
-    int saved = errno;
+/* ---- moving the trace out of the program's way ---- */
+
+/* Moves of the trace's descriptor exclude each other, the writer's system calls on it (so that
+ * none reaches a number the program took over) and a fork (whose child would get the table and
+ * the memory of different moments). A spin lock, held with signals blocked and cancellation
+ * off, so that no handler on the holding thread can wait for it and no cancelled thread keeps
+ * it; held for a few system calls, the longest a write of the trace (1 MiB at most). */
+static _Atomic bool hg_descriptor_busy;
+
+void hg_descriptor_lock(hg_descriptor_hold_t *hold) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &hold->signals);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &hold->cancel_state);
+    while (atomic_exchange_explicit(&hg_descriptor_busy, true, memory_order_acquire)) sched_yield();
+}
+
+void hg_descriptor_unlock(const hg_descriptor_hold_t *hold) {
+    atomic_store_explicit(&hg_descriptor_busy, false, memory_order_release);
+    pthread_setcancelstate(hold->cancel_state, NULL);
+    pthread_sigmask(SIG_SETMASK, &hold->signals, NULL);
+}
+
+static hg_descriptor_hold_t hg_hold_at_fork;
+
+void hg_descriptors_fork_prepare(void) { hg_descriptor_lock(&hg_hold_at_fork); }
+
+void hg_descriptors_fork_parent(void) { hg_descriptor_unlock(&hg_hold_at_fork); }
+
+void hg_descriptors_fork_child(void) { hg_descriptor_unlock(&hg_hold_at_fork); }
+
+/* With the lock held: the program is about to put a file at `fd`, a number it sees as free.
+ * The trace moves to another number first; `fd` keeps the trace's open file until the
+ * program's dup2/dup3 replaces it in one step (no moment where another thread's open could
+ * take the number), or the caller closes it if that fails. Where no number is free, the trace
+ * is forgotten and stops there. Not in a vfork child: its descriptor table is its own, its
+ * memory (these slots, the writer's number) the parent's, so its dup2 replaces its copy only,
+ * as the exec it prepares would close it. True if `fd` held the trace. */
+static bool hg_descriptor_vacate(int fd) {
+    if (!hg_descriptor_is_ours(fd) || !hg_writer_in_owner()) return false;
     for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
         if (atomic_load(&hg_kept[i].fd) != fd) continue;
-        int moved = hg_real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(intptr_t)hg_descriptor_floor());
-        int kept = fd;
-        if (!atomic_compare_exchange_strong(&hg_kept[i].fd, &kept, moved >= 0 ? moved : -1)) {
-            if (moved >= 0) hg_real_close(moved); /* moved meanwhile by another thread */
-            continue;
-        }
+        int moved = hg_copy_high(fd);
+        atomic_store(&hg_kept[i].fd, moved);
         hg_writer_descriptor_moved(fd, moved);
-        hg_real_close(fd);
-        break;
+        return true;
     }
-    errno = saved;
+    return false;
 }
 
 static int hg_not_open(void) {
     errno = EBADF;
     return -1;
+}
+
+static int hg_real_dup2(int from, int to) {
+    return hg_real_ready() && hg_real.dup2 ? hg_real.dup2(from, to) : (int)syscall(SYS_dup2, from, to);
+}
+
+static int hg_real_dup3(int from, int to, int flags) {
+    return hg_real_ready() && hg_real.dup3 ? hg_real.dup3(from, to, flags) : (int)syscall(SYS_dup3, from, to, flags);
+}
+
+/* The kept descriptor in [lowest, below), if any. */
+static int hg_kept_between(int lowest, int below) {
+    for (unsigned i = 0; i < HG_KEPT_SLOTS; i++) {
+        int fd = atomic_load(&hg_kept[i].fd);
+        if (fd >= lowest && fd < below) return fd;
+    }
+    return -1;
+}
+
+/* fcntl's F_DUPFD and F_DUPFD_CLOEXEC: the lowest free number from `lowest`. Where the kernel
+ * passed over the trace's number for the program (a program asking for 1000 got 1001), the
+ * trace moves and the program gets that number, as natively. */
+static int hg_dup_from(int fd, int command, int lowest) {
+    int copy = hg_real_fcntl(fd, command, (void *)(intptr_t)lowest);
+    if (copy < 0 || hg_kept_between(lowest, copy) < 0) return copy;
+    int saved = errno;
+    hg_descriptor_hold_t hold;
+    hg_descriptor_lock(&hold);
+    int passed = hg_kept_between(lowest, copy);
+    if (passed >= 0 && hg_descriptor_vacate(passed)) {
+        if (hg_real_dup3(copy, passed, command == F_DUPFD_CLOEXEC ? O_CLOEXEC : 0) == passed) {
+            hg_real_close(copy);
+            copy = passed;
+        } else {
+            hg_real_close(passed);
+        }
+    }
+    hg_descriptor_unlock(&hold);
+    errno = saved;
+    return copy;
+}
+
+static int hg_fcntl(int fd, int command, void *argument) {
+    if (hg_descriptor_is_ours(fd)) return hg_not_open();
+    if (command == F_DUPFD || command == F_DUPFD_CLOEXEC) return hg_dup_from(fd, command, (int)(intptr_t)argument);
+    return hg_real_fcntl(fd, command, argument);
 }
 
 /** Interposes fcntl(2): a kept descriptor is not open. */
@@ -195,7 +289,7 @@ HG_EXPORT int fcntl(int fd, int command, ...) {
     va_start(arguments, command);
     void *argument = va_arg(arguments, void *); /* every command takes one word or none */
     va_end(arguments);
-    return hg_descriptor_is_ours(fd) ? hg_not_open() : hg_real_fcntl(fd, command, argument);
+    return hg_fcntl(fd, command, argument);
 }
 
 /** Interposes fcntl64 (glibc 2.28), what programs built with 64-bit file offsets call. */
@@ -204,7 +298,7 @@ HG_EXPORT int fcntl64(int fd, int command, ...) {
     va_start(arguments, command);
     void *argument = va_arg(arguments, void *);
     va_end(arguments);
-    return hg_descriptor_is_ours(fd) ? hg_not_open() : hg_real_fcntl(fd, command, argument);
+    return hg_fcntl(fd, command, argument);
 }
 
 /** Interposes dup(2): a kept descriptor is not open. */
@@ -213,16 +307,25 @@ HG_EXPORT int dup(int fd) {
     return hg_real_ready() && hg_real.dup ? hg_real.dup(fd) : (int)syscall(SYS_dup, fd);
 }
 
-/** Interposes dup2(2): from a kept descriptor, EBADF; onto one, the trace moves first. */
-HG_EXPORT int dup2(int from, int to) {
+/* dup2 (flags -1) and dup3: from a kept descriptor, EBADF; onto one, the trace moves first.
+ * Under the lock, so that no move can choose `to` between the check and the call. */
+static int hg_dup_onto(int from, int to, int flags) {
     if (hg_descriptor_is_ours(from)) return hg_not_open();
-    if (hg_descriptor_is_ours(to)) hg_descriptor_vacate(to);
-    return hg_real_ready() && hg_real.dup2 ? hg_real.dup2(from, to) : (int)syscall(SYS_dup2, from, to);
+    hg_descriptor_hold_t hold;
+    hg_descriptor_lock(&hold);
+    bool vacated = hg_descriptor_vacate(to);
+    int result = flags == -1 ? hg_real_dup2(from, to) : hg_real_dup3(from, to, flags);
+    if (result < 0 && vacated) {
+        int saved = errno;
+        hg_real_close(to); /* the trace's old copy, which the program sees as free */
+        errno = saved;
+    }
+    hg_descriptor_unlock(&hold);
+    return result;
 }
 
-/** Interposes dup3(2), as dup2. */
-HG_EXPORT int dup3(int from, int to, int flags) {
-    if (hg_descriptor_is_ours(from)) return hg_not_open();
-    if (hg_descriptor_is_ours(to)) hg_descriptor_vacate(to);
-    return hg_real_ready() && hg_real.dup3 ? hg_real.dup3(from, to, flags) : (int)syscall(SYS_dup3, from, to, flags);
-}
+/** Interposes dup2(2). */
+HG_EXPORT int dup2(int from, int to) { return hg_dup_onto(from, to, -1); }
+
+/** Interposes dup3(2). */
+HG_EXPORT int dup3(int from, int to, int flags) { return hg_dup_onto(from, to, flags); }

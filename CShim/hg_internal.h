@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /* The shim is built with -fvisibility=hidden: only what this marks is exported (the malloc
@@ -424,8 +425,8 @@ void hg_writer_close(void);
 void hg_writer_set_header_flag(uint32_t flag);
 /** Whether this process opened the trace file (not a vfork child running on its parent's memory). */
 bool hg_writer_in_owner(void);
-/** The trace's descriptor moved from `from` to `to` (-1: lost), the program taking `from` over:
- *  returns once no write of the trace's can still go to `from`. */
+/** The trace's descriptor moved from `from` to `to` (-1: lost), the program taking `from` over;
+ *  called with the descriptors' lock held (hg_descriptor_lock), as the writer's calls are. */
 void hg_writer_descriptor_moved(int from, int to);
 /** Forgets the parent's file in a fork child without touching the parent's descriptor state. */
 void hg_writer_forget_in_child(void);
@@ -444,6 +445,18 @@ int hg_descriptor_raise(int fd);
 bool hg_descriptor_is_ours(int fd);
 /** Closes fd if it is ours (above), and stops keeping it. */
 void hg_descriptor_close(int fd);
+/** What hg_descriptor_lock changed on the calling thread, for hg_descriptor_unlock to restore. */
+typedef struct {
+    sigset_t signals;
+    int cancel_state;
+} hg_descriptor_hold_t;
+/** The lock between moves of the shim's descriptor (the program's dup2 or dup3 onto it), the
+ *  writer's system calls on it and a fork: signals blocked and cancellation off while held. */
+void hg_descriptor_lock(hg_descriptor_hold_t *hold);
+void hg_descriptor_unlock(const hg_descriptor_hold_t *hold);
+void hg_descriptors_fork_prepare(void);
+void hg_descriptors_fork_parent(void);
+void hg_descriptors_fork_child(void);
 
 /* ---- hg_unwind_readable.c: libunwind's memory check, without its pipe ---- */
 /** Finds libunwind's code and initialises libunwind, which asks for no pipe after. Once, early. */

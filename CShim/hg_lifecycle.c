@@ -23,19 +23,24 @@ _Atomic int hg_state = HG_OFF;
 
 const char *hg_getenv(const char *name) { return getenv(name); }
 
+/* The descriptors' lock is taken after the drain thread paused: a paused drain holds none,
+ * and one waiting for the lock would never pause. */
 static void hg_atfork_prepare(void) {
     hg_guard_depth++;
     hg_modules_fork_prepare();
     hg_drain_fork_prepare();
+    hg_descriptors_fork_prepare();
 }
 
 static void hg_atfork_parent(void) {
+    hg_descriptors_fork_parent();
     hg_drain_fork_parent();
     hg_modules_fork_parent();
     hg_guard_depth--;
 }
 
 static void hg_atfork_child(void) {
+    hg_descriptors_fork_child();
     hg_modules_fork_child();
     hg_drain_fork_child();
     hg_guard_depth--;

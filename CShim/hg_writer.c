@@ -15,8 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,11 +25,9 @@
 #include "hg_internal.h"
 #include "hg_trace_format.h"
 
+/* Moved by the program's dup2 and dup3 onto it (hg_descriptors.c), under the lock that every
+ * system call on it here holds too. */
 static _Atomic int hg_fd = -1;
-/* The thread between loading hg_fd and its system call's return, or 0: a move of the
- * descriptor (hg_writer_descriptor_moved) waits for it, so that no write reaches the number
- * after the program took it over. */
-static _Atomic(pthread_t) hg_fd_user;
 /* The process that opened the file: a vfork child shares these variables with its parent. */
 static pid_t hg_fd_owner;
 static bool hg_failed;
@@ -106,28 +102,21 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
 
 bool hg_writer_is_open(void) { return atomic_load(&hg_fd) >= 0 && !hg_failed; }
 
-/* The descriptor, still the trace's, for one system call; hg_fd_end_use after it. -1 if there
- * is none. Sequentially consistent both sides: either the mover sees this thread's claim, or
- * this thread sees the moved number. */
-static int hg_fd_begin_use(void) {
-    atomic_store(&hg_fd_user, pthread_self());
+/* The descriptor, still the trace's, for system calls until hg_fd_end_use, with the
+ * descriptors' lock held (no move meanwhile); -1, and no lock, if there is none. */
+static int hg_fd_begin_use(hg_descriptor_hold_t *hold) {
+    hg_descriptor_lock(hold);
     int fd = atomic_load(&hg_fd);
     if (fd >= 0 && hg_descriptor_is_ours(fd)) return fd;
-    atomic_store(&hg_fd_user, (pthread_t)0);
+    hg_descriptor_unlock(hold);
     return -1;
 }
 
-static void hg_fd_end_use(void) { atomic_store(&hg_fd_user, (pthread_t)0); }
+static void hg_fd_end_use(const hg_descriptor_hold_t *hold) { hg_descriptor_unlock(hold); }
 
 bool hg_writer_in_owner(void) { return hg_fd_owner != 0 && getpid() == hg_fd_owner; }
 
-void hg_writer_descriptor_moved(int from, int to) {
-    int expected = from;
-    if (!atomic_compare_exchange_strong(&hg_fd, &expected, to)) return;
-    /* A signal handler on the writing thread itself cannot wait for it: that write goes on. */
-    pthread_t user;
-    while ((user = atomic_load(&hg_fd_user)) != (pthread_t)0 && !pthread_equal(user, pthread_self())) sched_yield();
-}
+void hg_writer_descriptor_moved(int from, int to) { atomic_compare_exchange_strong(&hg_fd, &from, to); }
 
 uint64_t hg_writer_offset(void) { return hg_flushed + hg_write_cursor.buffered; }
 
@@ -146,7 +135,8 @@ void hg_writer_flush(void) {
         hg_write_cursor.buffered = 0;
         return;
     }
-    int fd = hg_fd_begin_use();
+    hg_descriptor_hold_t hold;
+    int fd = hg_fd_begin_use(&hold);
     if (fd < 0) {
         hg_failed = true;
         hg_write_cursor.buffered = 0;
@@ -165,7 +155,7 @@ void hg_writer_flush(void) {
         }
         done += (size_t)n;
     }
-    hg_fd_end_use();
+    hg_fd_end_use(&hold);
     hg_write_cursor.buffered = 0;
 }
 
@@ -189,21 +179,21 @@ void hg_writer_close(void) {
 
 void hg_writer_set_header_flag(uint32_t flag) {
     if (hg_failed) return;
-    int fd = hg_fd_begin_use();
+    hg_descriptor_hold_t hold;
+    int fd = hg_fd_begin_use(&hold);
     if (fd < 0) return;
     hg_header_flags |= flag;
     /* The header is the file's first bytes, under any file-size limit the rest got past. */
     if (pwrite(fd, &hg_header_flags, sizeof hg_header_flags, offsetof(hg_file_header_t, flags)) !=
         sizeof hg_header_flags)
         hg_failed = true;
-    hg_fd_end_use();
+    hg_fd_end_use(&hold);
 }
 
 void hg_writer_forget_in_child(void) {
     /* The descriptor is the parent's file; closing our copy would be harmless, but the
      * buffer holds the parent's bytes, which the parent writes itself. */
     hg_descriptor_close(atomic_exchange(&hg_fd, -1));
-    atomic_store(&hg_fd_user, (pthread_t)0); /* a thread of the parent's, which the child has not */
     hg_fd_owner = 0;
     hg_write_cursor.buffered = 0;
     hg_flushed = 0;

@@ -4,7 +4,7 @@
  *
  * Usage: high_descriptors DIR
  *   1. checks that 1000 and 1001 are not open (fcntl F_GETFD, dup: EBADF), as in any process
- *      that did not open them;
+ *      that did not open them, and that fcntl F_DUPFD from 1000 gives 1000;
  *   2. opens DIR/dup2.txt and DIR/dup3.txt, puts them at 1000 (dup2) and 1001 (dup3,
  *      O_CLOEXEC), closes the originals and checks the flags fcntl reports (0, FD_CLOEXEC);
  *   3. 200 times: malloc, one line to each of 1000 and 1001, free; every 50 rounds it sleeps
@@ -81,6 +81,9 @@ static void check_file(const char *dir, const char *name) {
 int main(int argc, char **argv) {
     if (argc != 2) return 2;
     if (!not_open(1000) || !not_open(1001)) fail("1000 or 1001 is open before the program opened it");
+    int lowest = fcntl(2, F_DUPFD, 1000);
+    if (lowest != 1000) fail("F_DUPFD from 1000 gave another number");
+    close(lowest);
     if (open_at(argv[1], "dup2.txt", 1000, -1) != 1000) fail("dup2 onto 1000");
     if (open_at(argv[1], "dup3.txt", 1001, O_CLOEXEC) != 1001) fail("dup3 onto 1001");
     if (fcntl(1000, F_GETFD) != 0 || fcntl(1001, F_GETFD) != FD_CLOEXEC) fail("descriptor flags");

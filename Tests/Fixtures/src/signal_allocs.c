@@ -6,7 +6,14 @@
  * async-signal-safe by POSIX, and common: crash and profiling handlers do it). The handler
  * interrupts a free or an allocation anywhere, in the shim too; a tracer must neither lose
  * nor corrupt an event then, nor hang. Prints "signal_allocs: ok" and the number of handler
- * runs on stderr. Heap: 2,000,000 pairs by main, one per handler run, stdout's buffer in use.
+ * runs on stderr. Heap: 2,000,000 pairs by main, one per handler run, one more to set up,
+ * stdout's buffer in use.
+ *
+ * glibc's malloc is not reentrant either: a handler taking a block from the tcache bin that
+ * main is taking one from corrupts it (main's sizes are 16-271 bytes; a handler's malloc(24)
+ * crashed in tcache_get, 1 run in about 240 on a loaded machine). So the handler's blocks
+ * are 1,000 bytes, a bin main never uses, and main puts one in that bin before the signals
+ * start, so that the handler never reaches the arena (and its lock, which main may hold).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -25,7 +32,7 @@ static pid_t main_tid;
 
 static void on_signal(int signal_number) {
     (void)signal_number;
-    void *volatile block = malloc(24);
+    void *volatile block = malloc(1000);
     free(block);
     handler_pairs++;
 }
@@ -46,6 +53,7 @@ int main(void) {
     action.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &action, NULL);
     main_tid = (pid_t)syscall(SYS_gettid);
+    free(malloc(1000));
     pthread_t thread;
     if (pthread_create(&thread, NULL, signaller, NULL) != 0) return 1;
     for (long i = 0; i < 2000000; i++) {
