@@ -9,8 +9,8 @@
  * close, close_range and closefrom, which close everything asked but this; and fcntl, dup,
  * dup2 and dup3, to which it is not open either (EBADF, as any unused number). A program
  * that uses the number by name gets it: dup2 or dup3 onto it first moves the trace to
- * another number (hg_writer_descriptor_moved waits out a write under way), then does what
- * the program asked, as on a free number. Refusing it (valgrind's way) broke a program that
+ * another number (under a lock that the writer's calls take too), then does what the program
+ * asked, as on a free number. Refusing it (valgrind's way) broke a program that
  * had closed everything with the system call and wanted descriptor 1000; not hiding it made
  * bash take `exec 1000>file` for a descriptor of its own, undo the redirection and lose the
  * output. What a raw system call closes or replaces is gone (the trace then stops, checked
@@ -190,16 +190,25 @@ HG_EXPORT void closefrom(int lowest) {
  * off, so that no handler on the holding thread can wait for it and no cancelled thread keeps
  * it; held for a few system calls, the longest a write of the trace (1 MiB at most). */
 static _Atomic bool hg_descriptor_busy;
+static _Atomic(pthread_t) hg_descriptor_holder;
 
 void hg_descriptor_lock(hg_descriptor_hold_t *hold) {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &hold->signals);
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &hold->cancel_state);
-    while (atomic_exchange_explicit(&hg_descriptor_busy, true, memory_order_acquire)) sched_yield();
+    for (unsigned spins = 1; atomic_exchange_explicit(&hg_descriptor_busy, true, memory_order_acquire); spins++) {
+        /* A child made by clone() or a raw fork, which run no fork handlers, may have copied
+         * the lock held by a thread it does not have: then it is nobody's. */
+        pthread_t holder = atomic_load(&hg_descriptor_holder);
+        if (spins % 1024 == 0 && holder != (pthread_t)0 && pthread_kill(holder, 0) == ESRCH) break;
+        sched_yield();
+    }
+    atomic_store(&hg_descriptor_holder, pthread_self());
 }
 
 void hg_descriptor_unlock(const hg_descriptor_hold_t *hold) {
+    atomic_store(&hg_descriptor_holder, (pthread_t)0);
     atomic_store_explicit(&hg_descriptor_busy, false, memory_order_release);
     pthread_setcancelstate(hold->cancel_state, NULL);
     pthread_sigmask(SIG_SETMASK, &hold->signals, NULL);

@@ -130,6 +130,7 @@ fixture c fd_hygiene fd_hygiene.c
 fixture c closes_descriptors closes_descriptors.c
 fixture c high_descriptors high_descriptors.c
 fixture c descriptor_race descriptor_race.c -pthread
+fixture c clone_dup2 clone_dup2.c -pthread
 fixture c signal_allocs signal_allocs.c -pthread
 fixture c zeroed_tail zeroed_tail.c
 fixture c first_fd first_fd.c
