@@ -58,6 +58,15 @@ static _Atomic pid_t hg_drain_tid;
 
 pid_t hg_drain_thread_id(void) { return atomic_load(&hg_drain_tid); }
 
+bool hg_drain_thread_missing(void) {
+    pid_t tid = atomic_load(&hg_drain_tid);
+    if (tid == 0) return false;
+    int saved = errno;
+    bool missing = hg_system_call(SYS_tgkill, getpid(), tid, 0, 0, 0, 0) != 0 && errno == ESRCH;
+    errno = saved;
+    return missing;
+}
+
 /* Set when the thread starts; cleared when it is joined (its stack is then glibc's to reuse),
  * not when the exit takes over and leaves it to end by itself. */
 static const void *_Atomic hg_drain_stack_descriptor;
@@ -365,7 +374,7 @@ static void hg_drain_wake(void) {
  * and its events filled the 1 MiB buffer only after minutes: killed meanwhile, it left a
  * trace without them. So the drain also hands over what it has every 20 ms when it runs
  * out of events (a coarse clock read per nap; a busy drain fills the buffer first). */
-static uint64_t hg_coarse_ms(void) {
+uint64_t hg_coarse_ms(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
     return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;

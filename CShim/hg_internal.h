@@ -485,6 +485,11 @@ void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit);
 /** The drain thread's thread id (0 before it first ran): the exit-time scan leaves it out of the
  *  program's threads, since at exit it is not waited for (hg_drain_take_over). */
 pid_t hg_drain_thread_id(void);
+/** A monotonic clock in milliseconds, coarse (the kernel's tick) and cheap. */
+uint64_t hg_coarse_ms(void);
+/** Whether the drain thread is missing from this process, which has its memory: a child made by
+ *  glibc's clone() without CLONE_VM, which runs no fork handlers. */
+bool hg_drain_thread_missing(void);
 /** The drain thread's descriptor (its pthread_t, at the top of its stack), or NULL when there is
  *  no drain thread or it was joined. */
 const void *hg_drain_descriptor(void);

@@ -38,7 +38,9 @@
  * event that has not been pushed yet.
  * When a ring is full a producer waits (yielding); no event is ever dropped, and the waits
  * are counted. Before the drain thread exists nothing can empty a ring, so a full ring then
- * loses new events instead of hanging the process; they are counted and reported.
+ * loses new events instead of hanging the process; they are counted and reported. A process
+ * that has the rings but not the drain thread (a child of clone() without fork handlers)
+ * stops recording instead of waiting (hg_ring_wait_goes_on).
  */
 #include <errno.h>
 #include <sched.h>
@@ -168,6 +170,34 @@ HG_ALWAYS_INLINE void hg_ring_fill(hg_ring_t *ring, uint64_t slots, size_t strid
  * is live in the fast path after a call: it then needs no callee-saved registers (a push was
  * 47 instructions, 12 of them saving and restoring those; callgrind, Rust benchmark). */
 
+/* A full ring waits for the drain thread. A child made by glibc's clone() without CLONE_VM
+ * runs no fork handlers: it copies the rings but not that thread, and its pushes waited for
+ * ever once its events had filled a ring (a child making 2 M malloc/free pairs hung). So a
+ * wait asks, every 256 yields, whether the ring's tail moved and, after 100 ms without, whether
+ * this process has the drain thread; if not, recording stops in it (the hooks forward, as
+ * after a sandbox) and the push is dropped. A vfork child, on its parent's memory, sees the
+ * parent's drain move the tail. */
+typedef struct {
+    hg_ring_t *ring;
+    uint64_t tail, since_ms;
+    unsigned yields;
+} hg_ring_wait_t;
+
+/* One turn of a wait: false when it would never end (above). */
+static HG_NOINLINE bool hg_ring_wait_goes_on(hg_ring_wait_t *wait) {
+    sched_yield();
+    if (++wait->yields % 256 != 0) return true;
+    uint64_t tail = atomic_load(&wait->ring->tail), now = hg_coarse_ms();
+    if (wait->since_ms == 0 || tail != wait->tail) {
+        wait->tail = tail;
+        wait->since_ms = now;
+        return true;
+    }
+    if (now - wait->since_ms < 100 || !hg_drain_thread_missing()) return true;
+    atomic_store(&hg_state, HG_FINISHED);
+    return false;
+}
+
 /* A chunk's first slot (in the first lap, map the chunk two ahead, so that the mapping is
  * done well before any thread reaches it) or a full ring (wait, yielding, until the drain
  * frees the slot). Every other first-lap push takes the fast path: a zeroed slot is free for
@@ -181,7 +211,9 @@ HG_ALWAYS_INLINE void hg_ring_wait_and_fill(hg_ring_t *ring, uint64_t slots, siz
     uint32_t free_for = (uint32_t)(pos - index);
     if (atomic_load_explicit(&slot->seq, memory_order_acquire) != free_for) {
         atomic_fetch_add_explicit(&ring->full_waits, 1, memory_order_relaxed);
-        while (atomic_load_explicit(&slot->seq, memory_order_acquire) != free_for) sched_yield();
+        hg_ring_wait_t wait = {.ring = ring};
+        while (atomic_load_explicit(&slot->seq, memory_order_acquire) != free_for)
+            if (!hg_ring_wait_goes_on(&wait)) return;
     }
     hg_ring_fill(ring, slots, stride, pos, kind, stack, ptr, size, old_ptr, solo_after);
 }
@@ -260,7 +292,9 @@ HG_ALWAYS_INLINE void hg_shared_put(uint32_t kind, uint32_t stack, uint64_t ptr,
 static HG_NOINLINE void hg_shared_push_when_room(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size,
                                                  uint64_t old_ptr) {
     atomic_fetch_add_explicit(&hg_shared.full_waits, 1, memory_order_relaxed); /* a ring-full wait too */
-    while (hg_shared_nearly_full()) sched_yield();
+    hg_ring_wait_t wait = {.ring = &hg_shared};
+    while (hg_shared_nearly_full())
+        if (!hg_ring_wait_goes_on(&wait)) return;
     hg_shared_put(kind, stack, ptr, size, old_ptr);
 }
 

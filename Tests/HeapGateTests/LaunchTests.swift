@@ -346,6 +346,22 @@ struct LaunchTests {
                                  caller: ("main", "clone_dup2.c", 70))
     }
 
+    /// A single-threaded program's child made with glibc's clone() (no CLONE_VM: no fork
+    /// handlers run) copies the shim's rings but not its drain thread. Once its events filled
+    /// a ring, it waited for ever for that thread (the program hung; the fixture now kills
+    /// the child after 20 s and says so). The child now stops recording, untraced, and runs
+    /// on; the parent's report is whole.
+    @Test func cloneChildThatAllocatesALot() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("clone_allocates")])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdoutText == "clone_allocates: child done\nclone_allocates: child exited 0\n")
+        try #require(report.processes.count == 1)
+        let parent = report.processes[0]
+        #expect(parent.complete)
+        try parent.expectRecord("leak_in_parent", bytes: 33, blocks: 1, file: "clone_allocates.c", line: 23,
+                                caller: ("main", "clone_allocates.c", 55))
+    }
+
     /// Under a descriptor limit of 64 the trace sits at 63, where bash puts the script it
     /// reads (the highest free number, which it checks with fcntl); the script then puts a
     /// file at 62. Each time the trace moves to the next free number below: it used to look
