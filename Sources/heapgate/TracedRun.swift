@@ -164,7 +164,11 @@ struct TracedRun {
     }
 
     /// An absolute path: the program's processes may change directory before they fork or exec,
-    /// and each looks the directory up again.
+    /// and each looks the directory up again. Run as root, the program may become another user
+    /// (`runuser`, `setpriv`, `su`, a daemon dropping privileges) before it execs, and that
+    /// process must be able to create its trace: the directory heapgate makes is then open to
+    /// every user for creating files (1733: not for listing them, nor for removing another's),
+    /// where it was root's alone and such processes went untraced without a word.
     private func makeTraceDirectory() throws -> String {
         if let traceDirectory {
             do {
@@ -177,6 +181,7 @@ struct TracedRun {
         let base = Environment.value("TMPDIR") ?? "/tmp"
         var template = Array((base + "/heapgate.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw fail("cannot create a temporary directory in \(base)", status: 1) }
+        if geteuid() == 0 { chmod(made, 0o1733) }
         return absolute(String(cString: made))
     }
 

@@ -683,6 +683,23 @@ struct LaunchTests {
                                  caller: ("main", "unshare_user.c", 53))
     }
 
+    /// Run as root, a program that becomes another user before it execs (`setpriv`, `runuser`,
+    /// a container's entry point) left that user's programs untraced without a word: the
+    /// trace directory was root's alone, and they could not create their traces. heapgate's
+    /// own directory is now open for creating files (1733). The program run as `nobody` is
+    /// reported, with the figures it has natively.
+    @Test(.enabled(if: geteuid() == 0, "needs root to become another user"))
+    func programThatBecomesAnotherUser() throws {
+        let (outcome, report) = try Harness.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                                 Harness.fixture("leak_basic")])
+        #expect(outcome.status == 0, "\(outcome.stderrLines.filter { $0.hasPrefix("heapgate") })")
+        try #require(report.processes.count == 1)
+        let process = report.processes[0]
+        #expect(process.command == [Harness.fixture("leak_basic")])
+        #expect(process.complete)
+        #expect(HeapFigures(process) == TraceInputTests.leakBasic)
+    }
+
     /// glibc makes every thread take a set*id or setgroups call and aborts the process when
     /// their results differ. A program that dropped its own thread's capabilities (capset is
     /// per thread, as `setpriv --clear-groups` does) and then called setgroups got EPERM
