@@ -109,6 +109,10 @@ struct TracedRun {
                 warnings.append("\(executable) also links \(found.allocator) (\(found.symbol)): the blocks it hands out are not"
                     + " malloc's, so heapgate does not trace them (nor does valgrind)")
             }
+            if launched.signal == 0, let last = heaps.last(where: { $0.header.pid == Int(launched.pid) }),
+               !last.isComplete, !last.header.stoppedForSandbox, !warnings.contains(where: { $0.hasPrefix(last.path) }) {
+                warnings.append(Self.untracedExec(pid: launched.pid, status: launched.status, command: last.command))
+            }
             for warning in warnings { StandardError.write("heapgate: warning: \(warning)\n") }
             if heaps.isEmpty {
                 // With files, the warnings above said why none could be read.
@@ -161,6 +165,16 @@ struct TracedRun {
             guard decoded == string else { return nil }
         }
         return raw
+    }
+
+    /// The program exited by itself, yet its last traced image ends before its exit: that image
+    /// exec'd one the shim did not get into, or lost its trace file. Said, because the report's
+    /// own warning lists deaths first, and nothing died.
+    static func untracedExec(pid: Int32, status: Int32, command: [String]) -> String {
+        "process \(pid) exited with status \(status), but the trace of \(command.first ?? "its program") ends before that:"
+            + " it ran a program heapgate cannot trace (one run with LD_PRELOAD cleared, as by env -i; a setuid or"
+            + " statically linked one), which is not reported, closed its trace file with a raw system call, or the"
+            + " trace could not be written (a full disk)"
     }
 
     /// An absolute path: the program's processes may change directory before they fork or exec,

@@ -700,6 +700,23 @@ struct LaunchTests {
         #expect(HeapFigures(process) == TraceInputTests.leakBasic)
     }
 
+    /// A program that runs another with LD_PRELOAD cleared (`env -i`): the second is not
+    /// traced, and the first's trace ends at its exec. The report said only "killed, crashed,
+    /// is still running"; heapgate, which saw the process exit by itself, says what else ends
+    /// a trace early, and that the program run is not reported.
+    @Test func programRunWithThePreloadCleared() throws {
+        let (outcome, report) = try Harness.run(["/usr/bin/env", "-i", Harness.fixture("leak_basic")])
+        #expect(outcome.status == 0)
+        try #require(report.processes.count == 1)
+        let process = report.processes[0]
+        #expect(!process.complete)
+        #expect(outcome.stderrLines.contains("heapgate: warning: process \(process.pid) exited with status 0, but the trace of"
+            + " /usr/bin/env ends before that: it ran a program heapgate cannot trace (one run with LD_PRELOAD cleared, as by"
+            + " env -i; a setuid or statically linked one), which is not reported, closed its trace file with a raw system"
+            + " call, or the trace could not be written (a full disk)"), "\(outcome.stderrLines.filter { $0.hasPrefix("heapgate") })")
+        #expect(outcome.stderr.contains("WARNING: this trace is incomplete (the process was killed, crashed, is still running, ran a program heapgate"))
+    }
+
     /// glibc makes every thread take a set*id or setgroups call and aborts the process when
     /// their results differ. A program that dropped its own thread's capabilities (capset is
     /// per thread, as `setpriv --clear-groups` does) and then called setgroups got EPERM

@@ -14,7 +14,8 @@ public enum TextReport {
             lines.append("WARNING: own system calls; the figures below cover the process up to then, and leaks were not classified.")
             lines.append("")
         } else if !report.isComplete {
-            lines.append("WARNING: this trace is incomplete (the process was killed, crashed, is still running, or closed the trace file);")
+            lines.append("WARNING: this trace is incomplete (the process was killed, crashed, is still running, ran a program heapgate")
+            lines.append("WARNING: cannot trace, or closed the trace file);")
             lines.append("WARNING: the figures below cover only what was recorded, and leaks were not classified.")
             lines.append("")
         }
