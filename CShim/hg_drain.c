@@ -58,15 +58,6 @@ static _Atomic pid_t hg_drain_tid;
 
 pid_t hg_drain_thread_id(void) { return atomic_load(&hg_drain_tid); }
 
-bool hg_drain_thread_missing(void) {
-    pid_t tid = atomic_load(&hg_drain_tid);
-    if (tid == 0) return false;
-    int saved = errno;
-    bool missing = hg_system_call(SYS_tgkill, getpid(), tid, 0, 0, 0, 0) != 0 && errno == ESRCH;
-    errno = saved;
-    return missing;
-}
-
 /* Set when the thread starts; cleared when it is joined (its stack is then glibc's to reuse),
  * not when the exit takes over and leaves it to end by itself. */
 static const void *_Atomic hg_drain_stack_descriptor;
@@ -657,6 +648,23 @@ bool hg_drain_finished(void) { return atomic_load(&hg_finished) != 0 || hg_owner
  * (hg_sandbox.c) it may not be allowed it. */
 bool hg_drain_in_owner(void) { return !hg_drain_finished() && getpid() == hg_owner; }
 
+/* Another process than the one the drain thread belongs to (no fork handler ran), and that
+ * thread not among its own. */
+bool hg_drain_thread_missing(void) {
+    pid_t tid = atomic_load(&hg_drain_tid), pid = getpid();
+    if (tid == 0 || pid == hg_owner) return false;
+    int saved = errno;
+    bool missing = hg_system_call(SYS_tgkill, pid, tid, 0, 0, 0, 0) != 0 && errno == ESRCH;
+    errno = saved;
+    return missing;
+}
+
+void hg_drain_disown(void) {
+    atomic_store(&hg_state, HG_FINISHED);
+    atomic_store(&hg_finished, 1); /* nothing to finish at exit, no drain to pause at a fork */
+    atomic_store(&hg_drain_exists, false);
+}
+
 void hg_drain_stop_for_sandbox(const void *filter) {
     /* Two threads installing filters at once: the second waits until the first has stopped
      * the drain thread, which a filter with TSYNC would otherwise catch half-way, and then
@@ -742,6 +750,11 @@ void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
 
 void hg_drain_fork_prepare(void) {
     if (!atomic_load(&hg_drain_exists)) return;
+    /* A child of clone() that forks: no drain thread here would ever pause (it hung). */
+    if (hg_drain_thread_missing()) {
+        hg_drain_disown();
+        return;
+    }
     atomic_store(&hg_pause_requested, true);
     hg_cut_nap();
     hg_wait_for_drain(&hg_paused, -1);

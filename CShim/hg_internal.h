@@ -490,6 +490,9 @@ uint64_t hg_coarse_ms(void);
 /** Whether the drain thread is missing from this process, which has its memory: a child made by
  *  glibc's clone() without CLONE_VM, which runs no fork handlers. */
 bool hg_drain_thread_missing(void);
+/** Such a process records nothing more: its hooks forward, its exit and forks leave the
+ *  shim's state alone. */
+void hg_drain_disown(void);
 /** The drain thread's descriptor (its pthread_t, at the top of its stack), or NULL when there is
  *  no drain thread or it was joined. */
 const void *hg_drain_descriptor(void);

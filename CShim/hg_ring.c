@@ -194,7 +194,7 @@ static HG_NOINLINE bool hg_ring_wait_goes_on(hg_ring_wait_t *wait) {
         return true;
     }
     if (now - wait->since_ms < 100 || !hg_drain_thread_missing()) return true;
-    atomic_store(&hg_state, HG_FINISHED);
+    hg_drain_disown();
     return false;
 }
 

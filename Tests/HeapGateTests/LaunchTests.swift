@@ -349,17 +349,20 @@ struct LaunchTests {
     /// A single-threaded program's child made with glibc's clone() (no CLONE_VM: no fork
     /// handlers run) copies the shim's rings but not its drain thread. Once its events filled
     /// a ring, it waited for ever for that thread (the program hung; the fixture now kills
-    /// the child after 20 s and says so). The child now stops recording, untraced, and runs
-    /// on; the parent's report is whole.
-    @Test func cloneChildThatAllocatesALot() throws {
-        let (outcome, report) = try Harness.run([Harness.fixture("clone_allocates")])
+    /// the child after 20 s and says so). Likewise a child that forked: the fork handler waited
+    /// for that thread to pause. The child now stops recording, untraced, and runs on (its
+    /// fork child too); the parent's report is whole.
+    @Test(arguments: [[String](), ["fork"]])
+    func cloneChildThatAllocatesALot(forks: [String]) throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("clone_allocates")] + forks)
         #expect(outcome.status == 0)
-        #expect(outcome.stdoutText == "clone_allocates: child done\nclone_allocates: child exited 0\n")
+        #expect(outcome.stdoutText == (forks.isEmpty ? "" : "clone_allocates: grandchild done\n")
+            + "clone_allocates: child done\nclone_allocates: child exited 0\n")
         try #require(report.processes.count == 1)
         let parent = report.processes[0]
         #expect(parent.complete)
-        try parent.expectRecord("leak_in_parent", bytes: 33, blocks: 1, file: "clone_allocates.c", line: 23,
-                                caller: ("main", "clone_allocates.c", 55))
+        try parent.expectRecord("leak_in_parent", bytes: 33, blocks: 1, file: "clone_allocates.c", line: 28,
+                                caller: ("main", "clone_allocates.c", 69))
     }
 
     /// Under a descriptor limit of 64 the trace sits at 63, where bash puts the script it
