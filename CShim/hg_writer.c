@@ -69,8 +69,19 @@ static const char *hg_trace_directory(const char *dir) {
     return resolved;
 }
 
-bool hg_writer_open(const char *dir, uint32_t flags) {
-    int fd = hg_create_trace_file(hg_trace_directory(dir));
+/* The directory the file goes in, from hg_writer_open until the first flush creates it; NULL
+ * otherwise. The file is created when its first bytes go out, not when the trace starts: what
+ * comes first (the header, the command and, in a fork child, every module and every block it
+ * inherited: a Python pool worker's tens of thousands) is buffered, and a process killed
+ * meanwhile (multiprocessing's terminate()) left an empty file, which heapgate then had to
+ * explain. Now such a process leaves none, as one killed before its trace starts. */
+static const char *hg_pending_directory;
+
+/* Creates the file (hg_pending_directory); false if it cannot be. */
+static bool hg_create_pending_file(void) {
+    const char *dir = hg_pending_directory;
+    hg_pending_directory = NULL;
+    int fd = hg_create_trace_file(dir);
     if (fd < 0) return false;
     fd = hg_descriptor_raise(fd);
     if (!hg_descriptor_is_ours(fd)) { /* it could not be told apart from a file of the program's */
@@ -79,6 +90,11 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
     }
     hg_fd_owner = getpid();
     atomic_store(&hg_fd, fd);
+    return true;
+}
+
+bool hg_writer_open(const char *dir, uint32_t flags) {
+    hg_pending_directory = hg_trace_directory(dir);
     hg_header_flags = flags;
     hg_failed = false;
     hg_write_cursor.buffered = 0;
@@ -100,7 +116,7 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
     return true;
 }
 
-bool hg_writer_is_open(void) { return atomic_load(&hg_fd) >= 0 && !hg_failed; }
+bool hg_writer_is_open(void) { return (atomic_load(&hg_fd) >= 0 || hg_pending_directory) && !hg_failed; }
 
 /* The descriptor, still the trace's, for system calls until hg_fd_end_use, with the
  * descriptors' lock held (no move meanwhile); -1, and no lock, if there is none. */
@@ -131,7 +147,12 @@ static size_t hg_room_under_file_limit(uint64_t offset, size_t wanted) {
 
 void hg_writer_flush(void) {
     hg_flushed += hg_write_cursor.buffered;
-    if (atomic_load(&hg_fd) < 0 || hg_failed || hg_write_cursor.buffered == 0) {
+    if (hg_failed || hg_write_cursor.buffered == 0 || (atomic_load(&hg_fd) < 0 && !hg_pending_directory)) {
+        hg_write_cursor.buffered = 0;
+        return;
+    }
+    if (hg_pending_directory && !hg_create_pending_file()) {
+        hg_failed = true; /* an unwritable directory: the program goes on untraced */
         hg_write_cursor.buffered = 0;
         return;
     }
@@ -179,6 +200,11 @@ void hg_writer_close(void) {
 
 void hg_writer_set_header_flag(uint32_t flag) {
     if (hg_failed) return;
+    if (hg_pending_directory) { /* the header is still the buffer's first bytes */
+        hg_header_flags |= flag;
+        memcpy(hg_write_buffer + offsetof(hg_file_header_t, flags), &hg_header_flags, sizeof hg_header_flags);
+        return;
+    }
     hg_descriptor_hold_t hold;
     int fd = hg_fd_begin_use(&hold);
     if (fd < 0) return;
@@ -194,6 +220,7 @@ void hg_writer_forget_in_child(void) {
     /* The descriptor is the parent's file; closing our copy would be harmless, but the
      * buffer holds the parent's bytes, which the parent writes itself. */
     hg_descriptor_close(atomic_exchange(&hg_fd, -1));
+    hg_pending_directory = NULL;
     hg_fd_owner = 0;
     hg_write_cursor.buffered = 0;
     hg_flushed = 0;

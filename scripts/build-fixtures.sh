@@ -132,6 +132,7 @@ fixture c high_descriptors high_descriptors.c
 fixture c descriptor_race descriptor_race.c -pthread
 fixture c clone_dup2 clone_dup2.c -pthread
 fixture c clone_allocates clone_allocates.c
+fixture c killed_while_starting killed_while_starting.c
 fixture c signal_allocs signal_allocs.c -pthread
 fixture c zeroed_tail zeroed_tail.c
 fixture c first_fd first_fd.c
