@@ -45,9 +45,12 @@ $(SHIM_FILE_LIST): FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(SHIM_SOURCES) $(SHIM_HEADERS)' | cmp -s - $@ || echo '$(SHIM_SOURCES) $(SHIM_HEADERS)' > $@
 
+# Linked beside it and renamed over it: a program that starts while the shim is rebuilt loads
+# the old file or the new one, never one half written.
 $(SHIM): $(SHIM_SOURCES) $(SHIM_HEADERS) $(SHIM_FILE_LIST) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $(SHIM_SOURCES) $(SHIM_LIBS)
+	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@.tmp $(SHIM_SOURCES) $(SHIM_LIBS)
+	mv -f $@.tmp $@
 
 FORCE:
 

@@ -201,7 +201,7 @@ void hg_descriptor_lock(hg_descriptor_hold_t *hold) {
         /* A child made by clone() or a raw fork, which run no fork handlers, may have copied
          * the lock held by a thread it does not have: then it is nobody's. */
         pthread_t holder = atomic_load(&hg_descriptor_holder);
-        if (spins % 1024 == 0 && holder != (pthread_t)0 && pthread_kill(holder, 0) == ESRCH) break;
+        if (spins % 64 == 0 && holder != (pthread_t)0 && pthread_kill(holder, 0) == ESRCH) break;
         sched_yield();
     }
     atomic_store(&hg_descriptor_holder, pthread_self());

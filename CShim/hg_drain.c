@@ -294,7 +294,7 @@ static void hg_read_leak_check_setting(void) {
 static void hg_write_preamble(void) {
     hg_read_leak_check_setting();
     const char *dir = hg_getenv("HEAPGATE_OUT");
-    if (!hg_writer_open(dir, hg_is_fork_child ? HG_TRACE_FLAG_FORKED : 0)) return;
+    hg_writer_open(dir, hg_is_fork_child ? HG_TRACE_FLAG_FORKED : 0);
     hg_write_command();
     hg_write_allocator();
     if (!hg_is_fork_child) return; /* the first rescan's MODULE_LOAD events are in the ring */

@@ -362,8 +362,9 @@ size_t hg_liveset_count(void);
 void *hg_liveset_release(size_t *bytes);
 
 /* ---- hg_writer.c: the trace file ---- */
-bool hg_writer_open(const char *dir, uint32_t flags);
-bool hg_writer_is_open(void);
+/** Starts this image's trace in `dir` (HEAPGATE_OUT): the header goes into the buffer, and the
+ *  file is created by the first flush. */
+void hg_writer_open(const char *dir, uint32_t flags);
 void hg_writer_bytes(const void *data, size_t length);
 void hg_writer_flush(void);
 

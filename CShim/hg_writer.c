@@ -93,7 +93,7 @@ static bool hg_create_pending_file(void) {
     return true;
 }
 
-bool hg_writer_open(const char *dir, uint32_t flags) {
+void hg_writer_open(const char *dir, uint32_t flags) {
     hg_pending_directory = hg_trace_directory(dir);
     hg_header_flags = flags;
     hg_failed = false;
@@ -113,10 +113,7 @@ bool hg_writer_open(const char *dir, uint32_t flags) {
     };
     memcpy(header.magic, HG_TRACE_MAGIC, sizeof header.magic);
     hg_writer_bytes(&header, sizeof header);
-    return true;
 }
-
-bool hg_writer_is_open(void) { return (atomic_load(&hg_fd) >= 0 || hg_pending_directory) && !hg_failed; }
 
 /* The descriptor, still the trace's, for system calls until hg_fd_end_use, with the
  * descriptors' lock held (no move meanwhile); -1, and no lock, if there is none. */
