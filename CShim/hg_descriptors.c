@@ -80,7 +80,7 @@ bool hg_descriptor_is_ours(int fd) {
         bool same = fstat(fd, &st) == 0 && st.st_dev == hg_kept[i].dev && st.st_ino == hg_kept[i].ino;
         errno = saved;
         if (same) return true;
-        if (hg_writer_in_owner()) atomic_compare_exchange_strong(&hg_kept[i].fd, &(int){fd}, -1);
+        if (hg_writer_in_owner()) hg_descriptor_release(fd);
     }
     return false;
 }
@@ -301,14 +301,9 @@ HG_EXPORT int fcntl(int fd, int command, ...) {
     return hg_fcntl(fd, command, argument);
 }
 
-/** Interposes fcntl64 (glibc 2.28), what programs built with 64-bit file offsets call. */
-HG_EXPORT int fcntl64(int fd, int command, ...) {
-    va_list arguments;
-    va_start(arguments, command);
-    void *argument = va_arg(arguments, void *);
-    va_end(arguments);
-    return hg_fcntl(fd, command, argument);
-}
+/** Interposes fcntl64 (glibc 2.28), what programs built with 64-bit file offsets call: the
+ *  same function on x86-64. */
+HG_EXPORT int fcntl64(int fd, int command, ...) __attribute__((alias("fcntl")));
 
 /** Interposes dup(2): a kept descriptor is not open. */
 HG_EXPORT int dup(int fd) {

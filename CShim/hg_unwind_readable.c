@@ -68,7 +68,7 @@ long hg_unwind_check_readable(uintptr_t address) {
          * copies a signal set in before it checks `how`, so an invalid `how` answers EFAULT
          * or EINVAL and changes nothing. It reads 8 bytes: a word at a page's last bytes may
          * be called unreadable, which stops that unwind early, never a fault. */
-        long result = syscall(SYS_rt_sigprocmask, -1L, (void *)address, NULL, sizeof(uint64_t));
+        long result = hg_system_call(SYS_rt_sigprocmask, -1, (long)address, 0, sizeof(uint64_t), 0, 0);
         if (result != 0 && errno == EINVAL) {
             errno = saved;
             return 1;
@@ -83,7 +83,7 @@ static int hg_pipe2(int fds[2], int flags, const void *return_address) {
         errno = EMFILE;
         return -1;
     }
-    return (int)syscall(SYS_pipe2, fds, flags);
+    return (int)hg_system_call(SYS_pipe2, (long)fds, flags, 0, 0, 0, 0);
 }
 
 /** Interposes pipe2(2): a plain system call, refused to libunwind (see above). */
