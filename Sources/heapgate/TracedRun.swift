@@ -117,7 +117,7 @@ struct TracedRun {
             if heaps.isEmpty {
                 // With files, the warnings above said why none could be read.
                 let why = files.isEmpty ? "wrote no trace (it ignores LD_PRELOAD, or cleared it)" : "left no readable trace"
-                StandardError.write("heapgate: \(command[0]) \(why)\n")
+                StandardError.write("heapgate: \(CommandLineText.controlsReplaced(command[0])) \(why)\n")
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
                                           symbolizer: symbolizer)
@@ -171,7 +171,7 @@ struct TracedRun {
     /// exec'd one the shim did not get into, or lost its trace file. Said, because the report's
     /// own warning lists deaths first, and nothing died.
     static func untracedExec(pid: Int32, status: Int32, command: [String]) -> String {
-        "process \(pid) exited with status \(status), but the trace of \(command.first ?? "its program") ends before that:"
+        "process \(pid) exited with status \(status), but the trace of \(command.first.map(CommandLineText.controlsReplaced) ?? "its program") ends before that:"
             + " it ran a program heapgate cannot trace (one run with LD_PRELOAD cleared, as by env -i; a setuid or"
             + " statically linked one), which is not reported, closed its trace file with a raw system call, or the"
             + " trace could not be written (a full disk)"

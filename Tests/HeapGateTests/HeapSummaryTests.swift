@@ -157,6 +157,24 @@ struct HeapSummaryTests {
         #expect(outcome.stderr.contains(": calloc (libheapgate.so)"))
     }
 
+    /// The `Command:` line stays one line whatever the arguments hold, escaped as valgrind
+    /// escapes it (a backslash before spaces and backslashes, `_` for control characters).
+    /// Printed raw, an argument's newline started a line without the `==PID==` prefix.
+    @Test func commandLineIsOneEscapedLine() throws {
+        let arguments = [Harness.fixture("leak_basic"), "two words", "line\nbreak", "back\\slash", "esc\u{1B}ape", "tab\there"]
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--"] + arguments)
+        let pid = try #require(outcome.stderr.firstMatch(of: #/==(\d+)== HEAP SUMMARY:/#)?.1)
+        let expected = "==\(pid)== Command: \(arguments[0]) two\\ words line_break back\\\\slash esc_ape tab_here"
+        let lines = outcome.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.contains(expected), "\(outcome.stderr)")
+        #expect(lines.allSatisfy { $0.hasPrefix("==\(pid)==") }, "\(outcome.stderr)")
+        if Harness.valgrindAvailable {
+            let valgrind = try Harness.execute("/usr/bin/valgrind", ["--leak-check=no"] + arguments)
+            let theirs = try #require(valgrind.stderr.firstMatch(of: #/==\d+== (Command: [^\n]*)/#)?.1)
+            #expect(expected.hasSuffix(String(theirs)), "valgrind: \(theirs)")
+        }
+    }
+
     /// Every frame of a 22-frame stack, with the optimisations on.
     @Test func deepStackIsComplete() throws {
         let (_, report) = try Harness.run([Harness.fixture("deep_stack")], flags: ["--num-callers=50"])

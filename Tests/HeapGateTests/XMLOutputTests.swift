@@ -61,6 +61,21 @@ struct XMLOutputTests {
         }
     }
 
+    /// Arguments with control characters leave a file that parses: XML 1.0 allows no ESC, not
+    /// even as a reference, and valgrind's file, which writes it raw, does not parse.
+    @Test func controlCharactersInArgumentsKeepTheFileWellFormed() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let file = directory + "/heapgate.xml"
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--xml-file=\(file)", "--",
+                                                                 Harness.fixture("leak_basic"), "esc\u{1B}ape", "a<b", "line\nbreak"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let xml = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(!xml.unicodeScalars.contains("\u{1B}"))
+            #expect(xml.contains("<line>Command: \(Harness.fixture("leak_basic")) esc_ape a&lt;b line_break</line>"), "\(xml)")
+            #expect(xml.contains("<arg>esc_ape</arg>") && xml.contains("<arg>a&lt;b</arg>") && xml.contains("<arg>line\nbreak</arg>"))
+        }
+    }
+
     /// A suppressed loss record is no <error>; <suppcounts> counts the records each suppression
     /// matched, as valgrind's does (here 2: the list's definitely and indirectly lost records).
     @Test func suppressionsAreCounted() throws {

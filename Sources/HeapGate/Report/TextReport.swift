@@ -6,7 +6,7 @@ public enum TextReport {
         var lines: [String] = []
         if !options.quiet {
             lines.append("heapgate, a heap tracker and leak gate")
-            lines.append("Command: " + report.command.joined(separator: " "))
+            lines.append("Command: " + CommandLineText.shown(report.command))
             lines.append("")
         }
         if report.stoppedForSandbox {

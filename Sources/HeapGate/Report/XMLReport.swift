@@ -11,7 +11,7 @@ public enum XMLReport {
         xml += "<protocolversion>4</protocolversion>\n<protocoltool>memcheck</protocoltool>\n\n"
         xml += "<preamble>\n"
         xml += "  <line>heapgate, a heap tracker and leak gate</line>\n"
-        xml += "  <line>\(escaped("Command: " + report.command.joined(separator: " ")))</line>\n"
+        xml += "  <line>\(escaped("Command: " + report.command.map(CommandLineText.controlsReplaced).joined(separator: " ")))</line>\n"
         xml += "</preamble>\n\n"
         xml += "<pid>\(report.pid)</pid>\n<ppid>\(report.parentPID)</ppid>\n<tool>memcheck</tool>\n\n"
         xml += "<args>\n" + argv("vargv", heapgateArguments) + argv("argv", report.command) + "</args>\n\n"
@@ -70,17 +70,22 @@ public enum XMLReport {
         "<status>\n  <state>\(state)</state>\n  <time>00:00:00:00.000 </time>\n</status>\n"
     }
 
-    /// Text as XML character data.
+    /// Text as XML character data. Characters XML 1.0 does not allow at all (control
+    /// characters other than tab, newline and carriage return; no reference can stand for
+    /// them) become `_`, where valgrind writes them raw and its file no longer parses.
     static func escaped(_ text: String) -> String {
         var out = ""
-        for character in text {
-            switch character {
+        for scalar in text.unicodeScalars {
+            switch scalar {
             case "&": out += "&amp;"
             case "<": out += "&lt;"
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
             case "'": out += "&apos;"
-            default: out.append(character)
+            case "\t", "\n", "\r": out.unicodeScalars.append(scalar)
+            default:
+                let forbidden = scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF
+                if forbidden { out += "_" } else { out.unicodeScalars.append(scalar) }
             }
         }
         return out
