@@ -93,11 +93,14 @@ public final class ReportBuilder {
             let frames = Array(stack.prefix(groupingDepth(stack, heap: heap)))
             groups[GroupKey(kind: key.kind, frames: frames), default: Group()].merge(group)
         }
+        // --num-callers counts return addresses, as memcheck's does, not the lines they print
+        // as: each address shows every frame inlined at it. Counted in lines, an optimised Rust
+        // record's 12 lines could all be std's inlined allocation path, none of the program's.
         let records = groups.map { key, group in
             let symbolized = symbolize(key.frames, heap: heap)
             return LossRecord(kind: key.kind, bytes: group.direct.bytes, blocks: group.direct.blocks,
                               indirectBytes: group.indirect.bytes, indirectBlocks: group.indirect.blocks,
-                              frames: Array(Self.cutBelowMain(symbolized).prefix(max(options.numCallers, 1))),
+                              frames: Self.cutBelowMain(symbolized),
                               suppressionFrames: symbolized.map(\.suppressionFrame), viaHeuristic: group.viaHeuristic)
         }
         return records.sorted { a, b in

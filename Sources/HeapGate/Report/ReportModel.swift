@@ -187,7 +187,8 @@ public enum LeakCheckMode: String, Sendable, CaseIterable {
 
 /// Options that shape a report.
 public struct ReportOptions: Sendable {
-    /// Frames shown per record, like valgrind's --num-callers (default 12).
+    /// Return addresses kept per record, like valgrind's --num-callers (default 12); each is
+    /// shown with every frame inlined at it, so a record may print more lines than this.
     public var numCallers = 12
     public var useDebuginfod = false
     public var leakCheck = LeakCheckMode.full
