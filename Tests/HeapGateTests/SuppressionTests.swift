@@ -576,12 +576,15 @@ extension SuppressionTests {
         }
 
         @Test func unknownFramesBelowMainAndTheFrameLimit() {
-            // glibc's frames under main and _start: memcheck's stack (and suppression) ends at the first.
-            let stack = [T.c("malloc", T.heapgateLib), SuppressionFrame(object: T.libstdcxx), T.unknown, T.c("main"),
-                         T.c("__libc_start_call_main", T.libc), T.c("__libc_start_main_impl", T.libc), SuppressionFrame(object: T.app)]
+            // memcheck's stack (and suppression) ends at main, as `valgrind --gen-suppressions=all`
+            // prints it; without main, at the first of glibc's frames under it and _start.
+            let startUp = [T.c("__libc_start_call_main", T.libc), T.c("__libc_start_main_impl", T.libc), SuppressionFrame(object: T.app)]
+            let stack = [T.c("malloc", T.heapgateLib), SuppressionFrame(object: T.libstdcxx), T.unknown, T.c("main")] + startUp
             let lines = valgrindSuppression(for: stack, kind: .reachable).split(separator: "\n").map(String.init)
-            #expect(lines.suffix(6) == ["   fun:malloc", "   obj:" + T.libstdcxx, "   obj:*", "   fun:main",
-                                        "   fun:(below main)", "}"])
+            #expect(lines.suffix(5) == ["   fun:malloc", "   obj:" + T.libstdcxx, "   obj:*", "   fun:main", "}"])
+            let withoutMain = [T.c("malloc", T.heapgateLib), T.c("constructor")] + startUp
+            let belowMain = valgrindSuppression(for: withoutMain, kind: .reachable).split(separator: "\n").map(String.init)
+            #expect(belowMain.suffix(4) == ["   fun:malloc", "   fun:constructor", "   fun:(below main)", "}"])
             let deep = [T.c("malloc", T.heapgateLib)] + (1..<40).map { T.c("f\($0)") }
             let frameLines = valgrindSuppression(for: deep, kind: .definite).split(separator: "\n").filter { $0.hasPrefix("   fun:") }
             #expect(frameLines.count == 24)

@@ -47,8 +47,16 @@ public enum TextReport {
         }
         guard !lines.isEmpty else { return "" }
         let prefix = "==\(report.pid)== "
-        return lines.map { $0.isEmpty ? "==\(report.pid)==" : prefix + $0 }.joined(separator: "\n") + "\n"
+        return lines.map { line in
+            if line.isEmpty { return "==\(report.pid)==" }
+            if line.hasPrefix(unprefixed) { return String(line.dropFirst()) }
+            return prefix + line
+        }.joined(separator: "\n") + "\n"
     }
+
+    /// Marks a line that is printed without the ==PID== prefix (a generated suppression's).
+    private static let unprefixed = "\u{1}"
+
 
     /// An allocator that came with the program: a warning when its blocks went unseen, a note
     /// (not in -q) when glibc's replaced it, since blocks it handed out before are not counted.
@@ -81,10 +89,12 @@ public enum TextReport {
         for shown in report.shownLossRecords(options) {
             lines.append(shown.headline)
             lines += frameLines(shown.record)
-            if options.generateSuppressions, let text = suppressionText(shown.record) {
-                lines += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            }
             lines.append("")
+            // As valgrind prints them: after the record's empty line and without the ==PID==
+            // prefix, so that the block can be pasted into a suppressions file as it stands.
+            if options.generateSuppressions, let text = suppressionText(shown.record) {
+                lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { unprefixed + $0 }
+            }
         }
         return lines
     }

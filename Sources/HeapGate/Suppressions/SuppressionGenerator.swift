@@ -21,8 +21,8 @@ import Glibc
 ///     }
 ///
 /// Frames are `fun:` with the mangled name, `obj:` with the object's path when the function is
-/// unknown, `obj:*` when both are; at most `maxFrames` of them, and none after the first
-/// `(below main)`. `name` is printed as given
+/// unknown, `obj:*` when both are; at most `maxFrames` of them, and none after `main` or
+/// the first `(below main)`. `name` is printed as given
 /// (newlines become spaces; empty means valgrind's placeholder; `{`, `}` and names starting with
 /// `#` are put in angle brackets, or they would not read back). No trailing newline.
 public func valgrindSuppression(for frames: [SuppressionFrame], kind: LeakKind,
@@ -37,9 +37,10 @@ public func valgrindSuppression(for frames: [SuppressionFrame], kind: LeakKind,
         if frame.hasName {
             let isBelowMain = frame.functions.contains(SuppressionMatcher.belowMain)
             lines.append("   fun:" + (isBelowMain ? SuppressionMatcher.belowMain : frame.functions[0]))
-            // memcheck's stacks end there (--show-below-main=no), and so do its suppressions:
-            // glibc's two start-up frames and _start are not two `(below main)` lines and an `obj:`.
-            if isBelowMain { break }
+            // memcheck's stacks end at `main` or, without it, at the first start-up function
+            // (--show-below-main=no), and so do its suppressions: glibc's two start-up frames
+            // and _start are not two `(below main)` lines and an `obj:`.
+            if isBelowMain || frame.functions[0] == "main" { break }
         } else if frame.hasObject {
             lines.append("   obj:" + frame.objects[0])
         } else {
