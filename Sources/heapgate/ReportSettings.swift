@@ -131,8 +131,8 @@ struct ReportSettings: Equatable {
 
     /// Writes one output file; a file that cannot be written is status 2.
     private static func write(_ data: Data, to path: String, what: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: data) else {
-            throw CLIError("cannot write the \(what) to \(path)", status: 2)
+        do { try OutputFile.write(data, to: path) } catch {
+            throw CLIError("cannot write the \(what) to \(path): \(error)", status: 2)
         }
     }
 
@@ -183,7 +183,12 @@ struct ReportSettings: Equatable {
         if let logFile {
             try writeLogs(texts, of: reports, to: logFile, quiet: options.quiet)
         } else {
-            StandardError.write(Self.joined(texts, quiet: options.quiet))
+            // A report lost on a full disk must not pass for a clean run; a closed stderr
+            // (`2>&-`) is the user's choice, as `2>/dev/null` is.
+            let error = StandardError.write(Self.joined(texts, quiet: options.quiet))
+            if error != 0 && error != EBADF {
+                throw CLIError("cannot write the report to standard error: \(OutputFileError(errno: error))", status: 2)
+            }
         }
         try writeXML(reports, options: options)
         if let jsonPath { try Self.write(try JSONReport.render(reports) + Data("\n".utf8), to: jsonPath, what: "JSON report") }

@@ -142,8 +142,8 @@ struct TracedRun {
         // With %p the names are known only afterwards: check that their directory takes files.
         for (path, what) in report.outputFiles {
             let probe = path.contains("%p") ? path.replacing("%p", with: "probe-\(getpid())") : path
-            guard FileManager.default.createFile(atPath: probe, contents: nil) else {
-                throw fail("cannot write the \(what) to \(path)", status: 2)
+            do { try OutputFile.check(probe) } catch {
+                throw fail("cannot write the \(what) to \(path): \(error)", status: 2)
             }
             if probe != path { try? FileManager.default.removeItem(atPath: probe) }
         }

@@ -40,4 +40,45 @@ struct LogFileTests {
         #expect(outcome.stdout.isEmpty)
         #expect(outcome.stderr.contains("cannot write the report to"), "\(outcome.stderr)")
     }
+
+    /// A report file's path is followed and written to, as valgrind writes its log: a link
+    /// stays a link (its target gets the report), and a FIFO stays a FIFO (its reader gets
+    /// the report). Written as a temporary file renamed over the path, run as root, the link
+    /// became a file of its own, and so did a FIFO or a device (`--log-file=/dev/null`
+    /// replaced /dev/null).
+    @Test func reportFilesAreWrittenWhereTheirPathLeads() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let target = directory + "/target.json", link = directory + "/link.json", fifo = directory + "/log.fifo"
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+            #expect(mkfifo(fifo, 0o600) == 0)
+            // The FIFO's reader, as a log collector would be: it reads until the writer closes
+            // (or 20 s pass: a FIFO replaced by a file never gets a writer).
+            let reader = Process()
+            reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+            reader.arguments = ["-c", "exec timeout -s KILL 20 cat \"$0\" > \"$0.read\"", fifo]
+            try reader.run()
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--json=\(link)", "--log-file=\(fifo)", "--",
+                                                                 Harness.fixture("leak_basic")])
+            reader.waitUntilExit()
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let linkTarget = try? FileManager.default.destinationOfSymbolicLink(atPath: link)
+            #expect(linkTarget == target)
+            #expect(try String(contentsOfFile: target, encoding: .utf8).contains("\"processes\""))
+            var status = stat()
+            #expect(stat(fifo, &status) == 0 && (status.st_mode & S_IFMT) == S_IFIFO)
+            #expect(try String(contentsOfFile: fifo + ".read", encoding: .utf8).contains("LEAK SUMMARY:"))
+        }
+    }
+
+    /// A report that cannot be written (stderr on a full disk) is exit status 2 after a program
+    /// that exited 0, so that a lost report is not taken for a clean run; it used to be 0. A
+    /// closed stderr is the user's choice, as 2>/dev/null is, and leaves the status alone.
+    @Test func reportLostOnAFullDiskIsStatusTwo() throws {
+        let run = "\"$0\" run -- \"$1\""
+        let full = try Harness.execute("/bin/sh", ["-c", run + " 2>/dev/full", Harness.heapgate, Harness.fixture("leak_basic")])
+        #expect(full.status == 2, "\(full.stderr)")
+        #expect(full.stdoutText == "leak_basic: done\n")
+        let closed = try Harness.execute("/bin/sh", ["-c", run + " 2>&-", Harness.heapgate, Harness.fixture("leak_basic")])
+        #expect(closed.status == 0)
+    }
 }

@@ -4,17 +4,20 @@ import Glibc
 
 /// Messages for the user on standard error, written with write(2) as they come.
 public enum StandardError {
-    /// Writes `text` whole (retried on EINTR and short writes); gives up quietly on an error,
-    /// as nothing better can be done with a message that cannot be shown.
-    public static func write(_ text: String) {
+    /// Writes `text` whole (retried on EINTR and short writes). Returns 0, or the error that
+    /// stopped it, which callers writing a message ignore (nothing better can be done with a
+    /// message that cannot be shown) and the report's writer does not (a full disk).
+    @discardableResult
+    public static func write(_ text: String) -> Int32 {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
             if written < 0 {
                 if errno == EINTR { continue }
-                return
+                return errno
             }
             bytes = bytes.dropFirst(written)
         }
+        return 0
     }
 }
