@@ -86,14 +86,14 @@ private struct ReplayState {
             heap.bytesAllocated = bytesAllocated
         case let .inheritedBlock(address, size, stack):
             heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
-        case let .snapshot(allocs, frees, bytesAllocated, blocks):
+        case let .snapshot(allocs, frees, bytesAllocated, blocksToReserve):
             replayedBeforeSnapshot = heap
             heap.allocs = allocs
             heap.frees = frees
             heap.bytesAllocated = bytesAllocated
             heap.blocksInUse = [:]
             heap.exitBlocks = []
-            heap.exitBlocks?.reserveCapacity(Int(min(blocks, 1 << 28)))
+            heap.exitBlocks?.reserveCapacity(Int(min(blocksToReserve, 1 << 28)))
             pendingReallocs = [:]
         case let .snapshotBlock(address, size, stack, kind, leader, heuristic):
             heap.exitBlocks?.append(ExitBlock(address: address, block: HeapBlock(size: size, stack: stack, kind: kind,

@@ -48,7 +48,8 @@ enum TraceRecord {
     case inherited(allocs: UInt64, frees: UInt64, bytesAllocated: UInt64)
     case inheritedBlock(address: UInt64, size: UInt64, stack: UInt64)
     /// The heap at exit restated: counters, then modules, stacks and blocks follow.
-    case snapshot(allocs: UInt64, frees: UInt64, bytesAllocated: UInt64, blocks: UInt64)
+    /// `blocksToReserve`: the blocks announced, at most as many as the rest of the file can hold.
+    case snapshot(allocs: UInt64, frees: UInt64, bytesAllocated: UInt64, blocksToReserve: UInt64)
     /// A block in use at exit, with the exit-time scan's verdict (nil when not classified);
     /// `leader` is set for indirect blocks.
     case snapshotBlock(address: UInt64, size: UInt64, stack: UInt64, kind: LeakKind?, leader: UInt64?, heuristic: LeakHeuristic?)

@@ -18,8 +18,12 @@ struct TraceReader {
     private var stream: ByteStream
     private var previousAddress: UInt64 = 0
     private(set) var isComplete = false
-    /// Whether a SNAPSHOT record was read: SNAPSHOT_BLOCK records come only after one.
-    private var inSnapshot = false
+    /// The exit snapshot once its SNAPSHOT record was read (SNAPSHOT_BLOCK records come only
+    /// after one): the blocks it announced, and the SNAPSHOT_BLOCK records read since.
+    private var snapshotBlocks: (announced: UInt64, read: UInt64)?
+    /// True once the reader jumped to the exit snapshot that the footer names: only a whole
+    /// file has a footer, so the rest of it is there to read.
+    private var jumpedToSnapshot = false
     /// True when the file ended inside a record.
     private(set) var endedMidRecord = false
 
@@ -102,6 +106,7 @@ struct TraceReader {
         guard offset >= stream.offset, offset < size - 16, file.seek(to: offset),
               file.read(upTo: 1)?.first == TraceFormat.Tag.snapshot.rawValue,
               stream.seek(to: offset) else { return false }
+        jumpedToSnapshot = true
         return true
     }
 
@@ -169,17 +174,24 @@ struct TraceReader {
             return .inheritedBlock(address: try address(), size: try stream.uv(), stack: try stream.uv())
         case .snapshot:
             let (allocs, frees, bytesAllocated, blocks) = (try stream.uv(), try stream.uv(), try stream.uv(), try stream.uv())
-            // Each block takes a record of 5 bytes at least: a count the file cannot hold is
-            // damage (trusted, it sized the reader's table: 2^64 blocks asked for 12.9 GB). The
-            // size as it is now: a trace read while its process exits grows.
-            guard blocks <= ((FileStatus.size(path) ?? .max) &- stream.offset) / 5 else {
-                throw corrupt("\(blocks) blocks in a snapshot")
-            }
+            // Each block takes a record of 5 bytes at least. The size as it is now: a trace read
+            // while its process exits grows.
+            let size = FileStatus.size(path) ?? .max
+            let room = size > stream.offset ? (size - stream.offset) / 5 : 0
+            // In a whole file a count it cannot hold is damage. In a cut one it is what a process
+            // killed while it wrote its snapshot leaves (it was called corrupt): the blocks that
+            // did come are checked against the count at END, which a cut file never reaches.
+            guard blocks <= room || !jumpedToSnapshot else { throw corrupt("\(blocks) blocks in a snapshot") }
             previousAddress = 0 // the snapshot starts the address register afresh
-            inSnapshot = true
-            return .snapshot(allocs: allocs, frees: frees, bytesAllocated: bytesAllocated, blocks: blocks)
+            snapshotBlocks = (announced: blocks, read: 0)
+            // Trusted, the count sized the reader's table: 2^64 blocks asked for 12.9 GB.
+            return .snapshot(allocs: allocs, frees: frees, bytesAllocated: bytesAllocated, blocksToReserve: min(blocks, room))
         case .snapshotBlock:
-            guard inSnapshot else { throw corrupt("a snapshot block before the snapshot") }
+            guard let counted = snapshotBlocks else { throw corrupt("a snapshot block before the snapshot") }
+            guard counted.read < counted.announced else {
+                throw corrupt("more snapshot blocks than the \(counted.announced) its SNAPSHOT record announced")
+            }
+            snapshotBlocks = (counted.announced, counted.read + 1)
             let address = try address()
             let size = try stream.uv()
             let stack = try stream.uv()
@@ -207,6 +219,9 @@ struct TraceReader {
             return .bypass(BypassingLibrary(path: try string(), rebound: state == 2))
         case .end:
             let status = try stream.uv()
+            if let counted = snapshotBlocks, counted.read != counted.announced {
+                throw corrupt("END after \(counted.read) of the \(counted.announced) blocks the snapshot announced")
+            }
             // Complete means END and the footer after it, intact: a file cut anywhere is not.
             let footer = (try? stream.bytes(16)) ?? []
             isComplete = footer.count == 16 && Array(footer[8...]) == TraceFormat.footerMagic && stream.isAtEnd()
