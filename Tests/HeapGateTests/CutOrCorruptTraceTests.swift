@@ -60,4 +60,53 @@ struct CutOrCorruptTraceTests {
             }
         }
     }
+
+    // MARK: Damage inside a whole file
+
+    /// Where in leak_basic's trace one byte is damaged: a length varint whose byte is made
+    /// 0x80, so that it runs on into the next byte and asks for thousands of bytes the file
+    /// does not have.
+    enum DamagedLength: String, CaseIterable, CustomTestStringConvertible, Sendable {
+        /// The path of the first MODULE_LOAD after the SNAPSHOT record (read after the jump).
+        case snapshotModulePath
+        /// The command's first argument (read before the jump).
+        case commandArgument
+        var testDescription: String { rawValue }
+
+        /// The offset of the damaged byte, and that of the record it is in.
+        func offsets(in trace: Data) throws -> (byte: Int, record: Int) {
+            switch self {
+            case .snapshotModulePath:
+                let record = try CutOrCorruptTraceTests.endOfSnapshotRecord(in: trace)
+                try #require(trace[trace.startIndex + record] == 0x02, "no MODULE_LOAD after the SNAPSHOT record")
+                let id = CutOrCorruptTraceTests.endOfVarint(in: trace, at: record + 1)
+                return (CutOrCorruptTraceTests.endOfVarint(in: trace, at: id), record)
+            case .commandArgument:
+                let record = TraceInputTests.headerSize
+                try #require(trace[trace.startIndex + record] == 0x01, "no COMMAND after the header")
+                return (CutOrCorruptTraceTests.endOfVarint(in: trace, at: record + 1), record)
+            }
+        }
+    }
+
+    /// A damaged byte in a file whose footer is intact made the reader take the file for a cut
+    /// one: it dropped the snapshot, and the events it had jumped over were not there to fall
+    /// back on, so the report said "0 bytes in 0 blocks, 0 allocs" and passed the leak gate.
+    /// Only the writer's last write puts the footer there: such a file is whole, and a record
+    /// that runs past its end is damage.
+    @Test(arguments: DamagedLength.allCases)
+    func damagedLengthInAWholeFileIsCorrupt(_ damage: DamagedLength) throws {
+        try Harness.withTemporaryDirectory { directory in
+            var bytes = try Self.leakBasicTrace(in: directory)
+            let (byte, record) = try damage.offsets(in: bytes)
+            bytes[bytes.startIndex + byte] = 0x80
+            let path = directory + "/damaged.trace"
+            try bytes.write(to: URL(fileURLWithPath: path))
+            let (outcome, report) = try Harness.summary([path], flags: ["--error-exitcode=9"])
+            #expect(outcome.status == 2)
+            #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(record): the record runs past the end"
+                + " of the file, which ends with the footer of a whole trace"])
+            #expect(report == nil)
+        }
+    }
 }

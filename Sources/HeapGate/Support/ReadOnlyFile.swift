@@ -39,6 +39,31 @@ final class ReadOnlyFile {
         return Array(bytes[..<filled])
     }
 
+    /// Wraps pread(2), retried on EINTR: up to `count` bytes at `offset` (fewer at the end of
+    /// the file), leaving the file offset where it was; nil on an error.
+    func read(upTo count: Int, at offset: UInt64) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let got = bytes.withUnsafeMutableBytes { raw -> Int in
+                while true {
+                    let got = pread(descriptor, raw.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
+                    if got >= 0 || errno != EINTR { return got }
+                }
+            }
+            if got < 0 { return nil }
+            if got == 0 { break }
+            filled += got
+        }
+        return Array(bytes[..<filled])
+    }
+
+    /// Wraps fstat(2): the file's size now; nil on an error.
+    var size: UInt64? {
+        var status = stat()
+        return fstat(descriptor, &status) == 0 ? UInt64(status.st_size) : nil
+    }
+
     /// Everything from the current offset to the end: for /proc files, whose size reads as 0.
     func readToEnd() -> [UInt8]? {
         var all: [UInt8] = []
@@ -52,11 +77,5 @@ final class ReadOnlyFile {
     /// Wraps lseek(2) with SEEK_SET; false on an error.
     func seek(to offset: UInt64) -> Bool {
         lseek(descriptor, off_t(offset), SEEK_SET) >= 0
-    }
-
-    /// Wraps lseek(2) with SEEK_END: the file's size, the offset left there; nil on an error.
-    func seekToEnd() -> UInt64? {
-        let end = lseek(descriptor, 0, SEEK_END)
-        return end < 0 ? nil : UInt64(end)
     }
 }

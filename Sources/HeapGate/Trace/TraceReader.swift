@@ -9,21 +9,26 @@ import Glibc
 
 /// Decodes a trace file record by record, holding only a read buffer.
 ///
-/// A file that ends between or inside records is not an error: `next()` returns nil and
+/// A file cut off between or inside records is not an error: `next()` returns nil and
 /// `isComplete` stays false (no END record), so callers report what the trace holds and say
-/// that it is incomplete. Anything that cannot be a heapgate trace throws `TraceFormatError`.
+/// that it is incomplete. Anything that cannot be a heapgate trace throws `TraceFormatError`,
+/// and so does a file that ends with the footer (the writer's last write: the file is whole)
+/// but does not read to its END record.
 struct TraceReader {
     let path: String
     let header: TraceHeader
+    private let file: ReadOnlyFile
     private var stream: ByteStream
+    /// Where the footer says the exit snapshot starts, when the file ends with a footer.
+    private let footerSnapshotOffset: UInt64?
+    /// True when the file ends with the footer, which the writer writes last: the file is
+    /// whole, so a record that runs past its end is damage, not a cut.
+    private var endsWithFooter: Bool { footerSnapshotOffset != nil }
     private var previousAddress: UInt64 = 0
     private(set) var isComplete = false
     /// The exit snapshot once its SNAPSHOT record was read (SNAPSHOT_BLOCK records come only
     /// after one): the blocks it announced, and the SNAPSHOT_BLOCK records read since.
     private var snapshotBlocks: (announced: UInt64, read: UInt64)?
-    /// True once the reader jumped to the exit snapshot that the footer names: only a whole
-    /// file has a footer, so the rest of it is there to read.
-    private var jumpedToSnapshot = false
     /// True when the file ended inside a record.
     private(set) var endedMidRecord = false
 
@@ -36,9 +41,20 @@ struct TraceReader {
         if FileStatus.isDirectory(path) {
             throw TraceFormatError.cannotOpen(path: path, reason: "is a directory")
         }
+        self.file = file
         stream = ByteStream(file: file)
         if stream.isAtEnd() { throw TraceFormatError.empty(path: path) }
         header = try Self.readHeader(&stream, path: path)
+        footerSnapshotOffset = Self.footerSnapshotOffset(of: file)
+    }
+
+    /// The snapshot offset in the footer (docs/trace-format.md, "Exit snapshot and footer"),
+    /// if the file's last 16 bytes are one.
+    private static func footerSnapshotOffset(of file: ReadOnlyFile) -> UInt64? {
+        guard let size = file.size, size >= 16 + UInt64(TraceFormat.minimumHeaderSize),
+              let footer = file.read(upTo: 16, at: size - 16), footer.count == 16,
+              Array(footer[8...]) == TraceFormat.footerMagic else { return nil }
+        return footer[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
     }
 
     private static func readHeader(_ stream: inout ByteStream, path: String) throws -> TraceHeader {
@@ -94,26 +110,25 @@ struct TraceReader {
     /// Moves to the exit snapshot of a complete trace, if its footer names one, so that the
     /// event stream is skipped. Returns false (and stays put) for a trace without a footer.
     mutating func skipToSnapshot() -> Bool {
-        guard let file = ReadOnlyFile(path: path),
-              let size = file.seekToEnd(), size >= 16 + UInt64(TraceFormat.minimumHeaderSize),
-              file.seek(to: size - 16),
-              let footer = file.read(upTo: 16), footer.count == 16 else { return false }
-        guard Array(footer[8...]) == TraceFormat.footerMagic else { return false }
-        let offset = footer[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard let offset = footerSnapshotOffset, let size = file.size, size >= 16 else { return false }
         // A footer that does not point at a SNAPSHOT record (a damaged file) is no footer: the
         // events are replayed instead. Trusted, it skipped to wherever it pointed, and a trace
         // with leaks came out complete and empty.
-        guard offset >= stream.offset, offset < size - 16, file.seek(to: offset),
-              file.read(upTo: 1)?.first == TraceFormat.Tag.snapshot.rawValue,
+        guard offset >= stream.offset, offset < size - 16,
+              file.read(upTo: 1, at: offset)?.first == TraceFormat.Tag.snapshot.rawValue,
               stream.seek(to: offset) else { return false }
-        jumpedToSnapshot = true
         return true
     }
 
     /// The next record, or nil at the end of the data (complete or not).
     mutating func next() throws -> TraceRecord? {
-        if isComplete || endedMidRecord || stream.isAtEnd() { return nil }
+        if isComplete || endedMidRecord { return nil }
         let start = stream.offset
+        if stream.isAtEnd() {
+            guard endsWithFooter else { return nil }
+            throw TraceFormatError.corrupt(path: path, offset: start, reason: "the file ends before its END record,"
+                + " yet it ends with the footer of a whole trace")
+        }
         do {
             let raw = try stream.byte()
             guard let tag = TraceFormat.Tag(rawValue: raw) else {
@@ -121,6 +136,13 @@ struct TraceReader {
             }
             return try decode(tag)
         } catch is ByteStream.EndOfData {
+            // Taken for a cut, a damaged length in a whole file dropped the snapshot, and the
+            // events it had jumped over were not there to fall back on: a report of nothing,
+            // which passed the leak gate.
+            guard !endsWithFooter else {
+                throw TraceFormatError.corrupt(path: path, offset: start, reason: "the record runs past the end of the file,"
+                    + " which ends with the footer of a whole trace")
+            }
             endedMidRecord = true
             return nil
         } catch is ByteStream.Overlong {
@@ -181,7 +203,7 @@ struct TraceReader {
             // In a whole file a count it cannot hold is damage. In a cut one it is what a process
             // killed while it wrote its snapshot leaves (it was called corrupt): the blocks that
             // did come are checked against the count at END, which a cut file never reaches.
-            guard blocks <= room || !jumpedToSnapshot else { throw corrupt("\(blocks) blocks in a snapshot") }
+            guard blocks <= room || !endsWithFooter else { throw corrupt("\(blocks) blocks in a snapshot") }
             previousAddress = 0 // the snapshot starts the address register afresh
             snapshotBlocks = (announced: blocks, read: 0)
             // Trusted, the count sized the reader's table: 2^64 blocks asked for 12.9 GB.
