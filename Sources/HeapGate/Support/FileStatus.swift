@@ -21,6 +21,20 @@ public enum FileStatus {
         of(path).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
     }
 
+    /// What a file whose `st_mode` is `mode` is, when it is not a regular file, in words for
+    /// a message ("a FIFO"); nil for a regular file.
+    static func irregularKind(_ mode: mode_t) -> String? {
+        switch mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "a special file"
+        }
+    }
+
     /// True when something exists at `path`.
     public static func exists(_ path: String) -> Bool { of(path) != nil }
 

@@ -9,9 +9,11 @@ import Glibc
 final class ReadOnlyFile {
     private let descriptor: Int32
 
-    /// Wraps open(2) with `O_RDONLY | O_CLOEXEC`; nil when the file cannot be opened.
-    init?(path: String) {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    /// Wraps open(2) with `O_RDONLY | O_CLOEXEC`, and `O_NONBLOCK` when `nonBlocking` (a FIFO
+    /// without a writer then opens at once, where open(2) waits for one); nil when the file
+    /// cannot be opened.
+    init?(path: String, nonBlocking: Bool = false) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0))
         guard descriptor >= 0 else { return nil }
         self.descriptor = descriptor
     }
@@ -58,11 +60,14 @@ final class ReadOnlyFile {
         return Array(bytes[..<filled])
     }
 
-    /// Wraps fstat(2): the file's size now; nil on an error.
-    var size: UInt64? {
+    /// Wraps fstat(2); nil on an error.
+    var status: stat? {
         var status = stat()
-        return fstat(descriptor, &status) == 0 ? UInt64(status.st_size) : nil
+        return fstat(descriptor, &status) == 0 ? status : nil
     }
+
+    /// The file's size now.
+    var size: UInt64? { status.map { UInt64($0.st_size) } }
 
     /// Everything from the current offset to the end: for /proc files, whose size reads as 0.
     func readToEnd() -> [UInt8]? {

@@ -34,12 +34,14 @@ struct TraceReader {
 
     init(path: String) throws {
         self.path = path
-        guard let file = ReadOnlyFile(path: path) else {
+        // Without blocking, and only a regular file: open(2) of a FIFO without a writer waited
+        // for one for ever, and a FIFO or a device may never end.
+        guard let file = ReadOnlyFile(path: path, nonBlocking: true) else {
             let reason = FileStatus.exists(path) ? "permission denied or not a file" : "no such file"
             throw TraceFormatError.cannotOpen(path: path, reason: reason)
         }
-        if FileStatus.isDirectory(path) {
-            throw TraceFormatError.cannotOpen(path: path, reason: "is a directory")
+        if let mode = file.status?.st_mode, let kind = FileStatus.irregularKind(mode) {
+            throw TraceFormatError.cannotOpen(path: path, reason: mode & S_IFMT == S_IFDIR ? "is a directory" : "\(kind), not a regular file")
         }
         self.file = file
         stream = ByteStream(file: file)
@@ -198,7 +200,7 @@ struct TraceReader {
             let (allocs, frees, bytesAllocated, blocks) = (try stream.uv(), try stream.uv(), try stream.uv(), try stream.uv())
             // Each block takes a record of 5 bytes at least. The size as it is now: a trace read
             // while its process exits grows.
-            let size = FileStatus.size(path) ?? .max
+            let size = file.size ?? .max
             let room = size > stream.offset ? (size - stream.offset) / 5 : 0
             // In a whole file a count it cannot hold is damage. In a cut one it is what a process
             // killed while it wrote its snapshot leaves (it was called corrupt): the blocks that
