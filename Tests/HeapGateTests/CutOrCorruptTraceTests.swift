@@ -27,6 +27,14 @@ struct CutOrCorruptTraceTests {
         return index + 1
     }
 
+    /// The offset just past the byte string (a varint length, then the bytes) at `offset`.
+    static func endOfByteString(in trace: Data, at offset: Int) -> Int {
+        let lengthEnd = endOfVarint(in: trace, at: offset)
+        let length = trace[(trace.startIndex + offset)..<(trace.startIndex + lengthEnd)].reversed()
+            .reduce(0) { $0 << 7 | Int($1 & 0x7f) }
+        return lengthEnd + length
+    }
+
     /// The offset just past the SNAPSHOT record (its tag, then four varints).
     static func endOfSnapshotRecord(in trace: Data) throws -> Int {
         var offset = try snapshotOffset(of: trace) + 1
@@ -106,6 +114,72 @@ struct CutOrCorruptTraceTests {
             #expect(outcome.status == 2)
             #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(record): the record runs past the end"
                 + " of the file, which ends with the footer of a whole trace"])
+            #expect(report == nil)
+        }
+    }
+
+    // MARK: What follows END
+
+    /// What a file may have after END: the footer, or a part of it where the file was cut.
+    /// Anything else no cut makes, and was reported as an incomplete trace.
+    enum AfterEnd: String, CaseIterable, CustomTestStringConvertible, Sendable {
+        /// Bytes appended after the footer.
+        case bytesAfterTheFooter
+        /// A second END where the footer belongs.
+        case secondEnd
+        /// Bytes where the footer belongs, fewer than it has, that are not its start.
+        case garbageForTheFooter
+        var testDescription: String { rawValue }
+
+        static let garbage = Data("garbage".utf8)
+
+        /// The damaged trace, the offset just past END's status, and the bytes after it.
+        func make(from good: Data) -> (trace: Data, afterEnd: Int, extra: Int) {
+            let withoutFooter = good.prefix(good.count - 16)
+            switch self {
+            case .bytesAfterTheFooter: return (good + Self.garbage, withoutFooter.count, 16 + Self.garbage.count)
+            case .secondEnd: return (withoutFooter + Data([0x7f, 0x00]), withoutFooter.count, 2)
+            case .garbageForTheFooter: return (withoutFooter + Self.garbage, withoutFooter.count, Self.garbage.count)
+            }
+        }
+    }
+
+    @Test(arguments: AfterEnd.allCases)
+    func bytesAfterEndThatAreNotTheFooterAreCorrupt(_ damage: AfterEnd) throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Self.leakBasicTrace(in: directory)
+            // leak_basic exits with 0: END is 0x7f 0x00, then the footer.
+            try #require(Array(good.suffix(18).prefix(2)) == [0x7f, 0x00])
+            let (trace, afterEnd, extra) = damage.make(from: good)
+            let path = directory + "/damaged.trace"
+            try trace.write(to: URL(fileURLWithPath: path))
+            let (outcome, report) = try Harness.summary([path])
+            #expect(outcome.status == 2)
+            #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(afterEnd): END is followed by \(extra)"
+                + " bytes that are not the footer"])
+            #expect(report == nil)
+        }
+    }
+
+    /// END and a footer with no exit snapshot before them: the writer never writes one without
+    /// the other. A footer pointing into the COMMAND record was no footer, the events were
+    /// replayed, and END with the footer after it made the trace complete, whatever came before.
+    @Test func footerWithoutASnapshotIsCorrupt() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Self.leakBasicTrace(in: directory)
+            // The header and the COMMAND record (tag, argc 1, the argument, the executable),
+            // then END and a footer that points at the COMMAND record.
+            try #require(Array(good[(good.startIndex + TraceInputTests.headerSize)...].prefix(2)) == [0x01, 0x01])
+            let argumentEnd = Self.endOfByteString(in: good, at: TraceInputTests.headerSize + 2)
+            let preamble = good.prefix(Self.endOfByteString(in: good, at: argumentEnd))
+            var footer = Data((0..<8).map { UInt8(truncatingIfNeeded: TraceInputTests.headerSize >> (8 * $0)) })
+            footer += Data("HGSNAPSH".utf8)
+            let path = directory + "/no-snapshot.trace"
+            try (preamble + Data([0x7f, 0x00]) + footer).write(to: URL(fileURLWithPath: path))
+            let (outcome, report) = try Harness.summary([path])
+            #expect(outcome.status == 2)
+            #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(preamble.count + 2): END and a footer,"
+                + " but no exit snapshot before them"])
             #expect(report == nil)
         }
     }

@@ -113,6 +113,13 @@ struct ByteStream {
         return out
     }
 
+    /// Up to `count` bytes: fewer where the file ends.
+    mutating func bytes(upTo count: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        while out.count < count, let next = try? byte() { out.append(next) }
+        return out
+    }
+
     /// A length-prefixed byte string; `limit` guards against corrupt lengths.
     mutating func byteString(limit: Int = 1 << 20) throws -> [UInt8]? {
         let length = try uv()

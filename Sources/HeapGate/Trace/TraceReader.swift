@@ -29,6 +29,8 @@ struct TraceReader {
     /// The exit snapshot once its SNAPSHOT record was read (SNAPSHOT_BLOCK records come only
     /// after one): the blocks it announced, and the SNAPSHOT_BLOCK records read since.
     private var snapshotBlocks: (announced: UInt64, read: UInt64)?
+    /// Where the SNAPSHOT record that was read starts: the footer after END names it.
+    private var snapshotOffset: UInt64?
     /// True when the file ended inside a record.
     private(set) var endedMidRecord = false
 
@@ -136,6 +138,7 @@ struct TraceReader {
             guard let tag = TraceFormat.Tag(rawValue: raw) else {
                 throw TraceFormatError.corrupt(path: path, offset: start, reason: "unknown record tag 0x\(String(raw, radix: 16))")
             }
+            if tag == .snapshot { snapshotOffset = start }
             return try decode(tag)
         } catch is ByteStream.EndOfData {
             // Taken for a cut, a damaged length in a whole file dropped the snapshot, and the
@@ -246,11 +249,31 @@ struct TraceReader {
             if let counted = snapshotBlocks, counted.read != counted.announced {
                 throw corrupt("END after \(counted.read) of the \(counted.announced) blocks the snapshot announced")
             }
-            // Complete means END and the footer after it, intact: a file cut anywhere is not.
-            let footer = (try? stream.bytes(16)) ?? []
-            isComplete = footer.count == 16 && Array(footer[8...]) == TraceFormat.footerMagic && stream.isAtEnd()
-            if !isComplete { endedMidRecord = true }
+            try checkWhatFollowsEnd()
             return .end(exitStatus: status == TraceFormat.unknownExitStatus ? nil : Int(truncatingIfNeeded: status))
         }
+    }
+
+    /// Complete means END and the footer after it, intact, and nothing more. A file cut in the
+    /// footer (or right after END, as traces written before the footer end) is cut. Anything
+    /// else after END no cut makes: it is damage, which was reported as a cut trace.
+    private mutating func checkWhatFollowsEnd() throws {
+        let afterEnd = stream.offset
+        let tail = stream.bytes(upTo: 17)
+        if tail.count == 16, Array(tail[8...]) == TraceFormat.footerMagic {
+            // The writer writes the snapshot, then END and the footer: never one without the other.
+            guard snapshotOffset != nil else {
+                throw TraceFormatError.corrupt(path: path, offset: afterEnd, reason: "END and a footer, but no exit snapshot before them")
+            }
+            isComplete = true
+            return
+        }
+        let footer = snapshotOffset.map { offset in (0..<8).map { UInt8(truncatingIfNeeded: offset >> (8 * $0)) } + TraceFormat.footerMagic }
+        let isCutInFooter = tail.count < 16 && (tail.isEmpty || footer?.starts(with: tail) == true)
+        guard isCutInFooter, !endsWithFooter else {
+            let extra = (file.size ?? afterEnd) &- afterEnd
+            throw TraceFormatError.corrupt(path: path, offset: afterEnd, reason: "END is followed by \(extra) bytes that are not the footer")
+        }
+        endedMidRecord = true
     }
 }
