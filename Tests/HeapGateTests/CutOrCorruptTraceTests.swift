@@ -183,4 +183,28 @@ struct CutOrCorruptTraceTests {
             #expect(report == nil)
         }
     }
+
+    // MARK: Numbers
+
+    /// A varint of 10 bytes has room for bit 63 alone in its last byte. One whose last byte
+    /// is 0x7f lost its high bits: the snapshot's bytes allocated, 676, were read as
+    /// 2^63 + 676 and reported.
+    @Test func numberPastSixtyFourBitsIsCorrupt() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Self.leakBasicTrace(in: directory)
+            let snapshot = try Self.snapshotOffset(of: good)
+            // The SNAPSHOT record: tag, allocs, frees, bytes allocated, blocks.
+            let bytesAllocated = Self.endOfVarint(in: good, at: Self.endOfVarint(in: good, at: snapshot + 1))
+            let end = Self.endOfVarint(in: good, at: bytesAllocated)
+            try #require(Array(good[(good.startIndex + bytesAllocated)..<(good.startIndex + end)]) == [0xa4, 0x05]) // 676
+            let tooLong = Data([0xa4, 0x85] + [UInt8](repeating: 0x80, count: 7) + [0x7f])
+            let damaged = good.prefix(bytesAllocated) + tooLong + good.suffix(from: good.startIndex + end)
+            let path = directory + "/damaged.trace"
+            try damaged.write(to: URL(fileURLWithPath: path))
+            let (outcome, report) = try Harness.summary([path], flags: ["--error-exitcode=9"])
+            #expect(outcome.status == 2)
+            #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(snapshot): a number longer than 64 bits"])
+            #expect(report == nil)
+        }
+    }
 }

@@ -11,7 +11,8 @@ import Glibc
 /// complete trace is read for its preamble and then left for its exit snapshot.
 struct ByteStream {
     struct EndOfData: Error {}
-    /// A varint longer than 10 bytes: corrupt data, not a short file.
+    /// A varint longer than 10 bytes, or whose tenth byte holds more than bit 63: corrupt
+    /// data, not a short file.
     struct Overlong: Error {}
 
     private let file: ReadOnlyFile
@@ -93,10 +94,12 @@ struct ByteStream {
         var shift: UInt64 = 0
         while true {
             let b = try byte()
-            if shift < 64 { result |= UInt64(b & 0x7f) << shift }
+            // The tenth byte has room for bit 63 alone: more bits were silently dropped.
+            if shift == 63, b & 0x7e != 0 { throw Overlong() }
+            result |= UInt64(b & 0x7f) << shift
             if b & 0x80 == 0 { return result }
             shift += 7
-            if shift >= 70 { throw Overlong() }
+            if shift > 63 { throw Overlong() }
         }
     }
 
