@@ -42,6 +42,47 @@ struct CutOrCorruptTraceTests {
         return offset
     }
 
+    /// The offsets of the size field of each SNAPSHOT_BLOCK record, with its value, walking the
+    /// records from the snapshot to END (those a snapshot holds: docs/trace-format.md).
+    static func snapshotBlockSizes(in trace: Data) throws -> [(offset: Int, size: UInt64)] {
+        func varint(at offset: Int) -> (value: UInt64, end: Int) {
+            let end = endOfVarint(in: trace, at: offset)
+            let value = trace[(trace.startIndex + offset)..<(trace.startIndex + end)].reversed()
+                .reduce(UInt64(0)) { $0 << 7 | UInt64($1 & 0x7f) }
+            return (value, end)
+        }
+        func skipVarints(_ count: UInt64, from offset: Int) -> Int {
+            (0..<count).reduce(offset) { at, _ in endOfVarint(in: trace, at: at) }
+        }
+        var sizes: [(offset: Int, size: UInt64)] = []
+        var offset = try snapshotOffset(of: trace)
+        while true {
+            let tag = trace[trace.startIndex + offset]
+            offset += 1
+            switch tag {
+            case 0x50, 0x41, 0x30: offset = skipVarints(tag == 0x50 ? 4 : 3, from: offset) // SNAPSHOT, SCAN_DONE, STATS
+            case 0x02: // MODULE_LOAD: id, bias, path, build-id, segments
+                offset = endOfByteString(in: trace, at: endOfByteString(in: trace, at: skipVarints(2, from: offset)))
+                let segments = varint(at: offset)
+                offset = skipVarints(2 * segments.value, from: segments.end)
+            case 0x04: // STACK: id, depth, then depth frames
+                let depth = varint(at: endOfVarint(in: trace, at: offset))
+                offset = skipVarints(depth.value, from: depth.end)
+            case 0x51: // SNAPSHOT_BLOCK: address, size, stack, kind (a leader for kind 2)
+                let sizeOffset = endOfVarint(in: trace, at: offset)
+                let size = varint(at: sizeOffset)
+                sizes.append((sizeOffset, size.value))
+                let kind = varint(at: endOfVarint(in: trace, at: size.end))
+                offset = kind.value == 2 ? endOfVarint(in: trace, at: kind.end) : kind.end
+            case 0x32: offset = endOfByteString(in: trace, at: endOfVarint(in: trace, at: offset)) // BYPASS
+            case 0x7f: return sizes
+            default:
+                Issue.record("unexpected record tag 0x\(String(tag, radix: 16)) at byte \(offset - 1)")
+                return sizes
+            }
+        }
+    }
+
     // MARK: Cuts inside the exit snapshot
 
     /// A process killed while it wrote its exit snapshot leaves the SNAPSHOT record, which
@@ -205,6 +246,34 @@ struct CutOrCorruptTraceTests {
             #expect(outcome.status == 2)
             #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(snapshot): a number longer than 64 bits"])
             #expect(report == nil)
+        }
+    }
+
+    /// Block sizes whose sum passes 2^64 − 1 (a damaged or crafted snapshot) wrapped round in
+    /// every total: leak_basic's two blocks of 100 bytes made 2^64 − 1 bytes each, and the
+    /// report said 26 bytes in use and definitely lost. Totals stop at 2^64 − 1 instead.
+    @Test func totalsPastSixtyFourBitsSaturate() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Self.leakBasicTrace(in: directory)
+            let sizes = try Self.snapshotBlockSizes(in: good)
+            try #require(sizes.map(\.size).sorted() == [4, 24, 100, 100], "\(sizes)")
+            var damaged = Data()
+            var copied = 0
+            for field in sizes where field.size == 100 { // 100 is one byte: 0x64
+                damaged += good[(good.startIndex + copied)..<(good.startIndex + field.offset)] + TraceBuilder.uv(.max)
+                copied = field.offset + 1
+            }
+            damaged += good.suffix(from: good.startIndex + copied)
+            let path = directory + "/huge.trace"
+            try damaged.write(to: URL(fileURLWithPath: path))
+            let (outcome, report) = try Harness.summary([path])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let process = try #require(report?.processes.first)
+            #expect(process.complete)
+            #expect(HeapFigures(process) == HeapFigures(bytes: .max, blocks: 4, allocs: 7, frees: 3, bytesAllocated: 676))
+            #expect(process.leaks?.definite == Report.Amount(bytes: .max, blocks: 4))
+            #expect(process.records(allocatedIn: "leak_twice").map(\.bytes) == [.max])
+            #expect(outcome.stderr.contains("==\(process.pid)==    definitely lost: 18,446,744,073,709,551,615 bytes in 4 blocks\n"))
         }
     }
 }

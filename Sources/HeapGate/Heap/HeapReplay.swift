@@ -57,14 +57,14 @@ private struct ReplayState {
         case let .stack(id, addresses):
             heap.stacks[id] = addresses.map { FrameAddress(address: $0, moduleID: module(containing: $0)) }
         case let .alloc(address, size, stack):
-            heap.allocs &+= 1
-            heap.bytesAllocated &+= size
+            heap.allocs = heap.allocs.addingSaturated(1)
+            heap.bytesAllocated = heap.bytesAllocated.addingSaturated(size)
             heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
         case let .free(address):
-            heap.frees &+= 1
+            heap.frees = heap.frees.addingSaturated(1)
             if heap.blocksInUse.removeValue(forKey: address) == nil { heap.unmatchedFrees += 1 }
         case let .reallocFree(address):
-            heap.frees &+= 1
+            heap.frees = heap.frees.addingSaturated(1)
             if let block = heap.blocksInUse.removeValue(forKey: address) {
                 pendingReallocs[address] = block
             } else {
@@ -73,8 +73,8 @@ private struct ReplayState {
         case let .realloc(address, size, stack, oldAddress):
             let old = pendingReallocs.removeValue(forKey: oldAddress)
             if address != 0 {
-                heap.allocs &+= 1
-                heap.bytesAllocated &+= size
+                heap.allocs = heap.allocs.addingSaturated(1)
+                heap.bytesAllocated = heap.bytesAllocated.addingSaturated(size)
                 heap.blocksInUse[address] = HeapBlock(size: size, stack: stack)
             } else {
                 if heap.frees > 0 { heap.frees -= 1 } // a crafted trace must not trap

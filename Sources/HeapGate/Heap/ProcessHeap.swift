@@ -66,7 +66,7 @@ public struct ProcessHeap: Sendable {
 
     public var bytesInUse: UInt64 {
         var total: UInt64 = 0
-        forEachBlock { _, block in total &+= block.size }
+        forEachBlock { _, block in total = total.addingSaturated(block.size) }
         return total
     }
 

@@ -60,7 +60,7 @@ public struct LossRecord: Equatable, Sendable {
     /// heuristic reached (not in the JSON report's records).
     public var viaHeuristic: [LeakHeuristic: Amount] = [:]
 
-    public var totalBytes: UInt64 { bytes &+ indirectBytes }
+    public var totalBytes: UInt64 { bytes.addingSaturated(indirectBytes) }
 }
 
 /// A loss record that the report shows, with its number among the process's unsuppressed
@@ -103,8 +103,8 @@ public struct Amount: Equatable, Sendable, Codable {
         self.blocks = blocks
     }
     mutating func add(_ bytes: UInt64, blocks: UInt64 = 1) {
-        self.bytes &+= bytes
-        self.blocks &+= blocks
+        self.bytes = self.bytes.addingSaturated(bytes)
+        self.blocks = self.blocks.addingSaturated(blocks)
     }
 }
 
