@@ -32,7 +32,7 @@ struct SummaryCommand: ParsableCommand {
             }
         }
         do {
-            let heaps = try TraceSet.load(files: files)
+            let heaps = try TraceSet.load(files: TraceSet.distinct(files))
             let settings = report.settings
             let reports = try settings.emit(heaps)
             if let gate = settings.gate, settings.gateFails(reports) { throw ExitCode(gate) }

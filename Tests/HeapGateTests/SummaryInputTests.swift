@@ -41,4 +41,22 @@ struct SummaryInputTests {
                     "\(outcome.stderr)")
         }
     }
+
+    // MARK: The same trace twice
+
+    /// A trace named twice (as given, through a symbolic link, and in its directory) was
+    /// reported once for each name, and counted for the gate as many times. It is one process.
+    @Test func sameTraceGivenTwiceIsReportedOnce() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let trace = try TraceInputTests.traceLeakBasic(into: directory)
+            let link = directory + "/link.trace"
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: trace)
+            let (outcome, report) = try Harness.summary([trace, link, directory, trace])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(report?.processes.count == 1)
+            let process = try #require(report?.processes.first)
+            #expect(HeapFigures(process) == TraceInputTests.leakBasic)
+            #expect(outcome.stderrLines.filter { $0.hasSuffix("HEAP SUMMARY:") }.count == 1, "\(outcome.stderr)")
+        }
+    }
 }

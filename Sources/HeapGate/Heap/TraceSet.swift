@@ -16,6 +16,18 @@ public enum TraceSet {
             .map { directory + "/" + $0 }
     }
 
+    /// `files` with each file once, where first named: a path to a file named before (the same
+    /// path again, a link to it, a trace also found in a directory given) is left out, so that
+    /// a process is reported, and counted for the gate, once. A path that cannot be looked up
+    /// stays, for the error its reading gives.
+    public static func distinct(_ files: [String]) -> [String] {
+        var seen: Set<FileStatus.Identity> = []
+        return files.filter { path in
+            guard let identity = FileStatus.identity(path) else { return true }
+            return seen.insert(identity).inserted
+        }
+    }
+
     /// Loads and orders the heaps of a process tree: the started process first, then the
     /// others in the order they started. An image that was replaced by exec (a later trace has
     /// the same pid) is left out, as memcheck reports nothing for it either.

@@ -35,6 +35,17 @@ public enum FileStatus {
         }
     }
 
+    /// What tells one file from another, whatever path names it: device and inode.
+    public struct Identity: Hashable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    /// The identity of the file at `path` (links followed); nil when it cannot be looked up.
+    public static func identity(_ path: String) -> Identity? {
+        of(path).map { Identity(device: UInt64($0.st_dev), inode: UInt64($0.st_ino)) }
+    }
+
     /// True when something exists at `path`.
     public static func exists(_ path: String) -> Bool { of(path) != nil }
 
