@@ -13,7 +13,8 @@ struct SummaryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "summary",
         abstract: "Print the heap summary of saved traces (files, or directories of them).",
-        discussion: "Exit status 2 means a trace could not be read: missing, empty, corrupt, or of a newer format.")
+        discussion: "Exit status 2 means a trace could not be read: missing, empty, corrupt, or of a newer format."
+            + " A trace found in a directory that cannot be read is a warning, and the others are reported.")
 
     @Argument(help: "Trace files written by libheapgate.so (HEAPGATE_OUT), or directories holding them.")
     var traces: [String]
@@ -22,19 +23,37 @@ struct SummaryCommand: ParsableCommand {
 
     func run() throws {
         var files: [String] = []
+        var named: Set<FileStatus.Identity> = []
+        var directories: [String: [String]] = [:]
         for path in traces {
             if FileStatus.isDirectory(path) {
                 let inDirectory = TraceSet.files(in: path)
                 if inDirectory.isEmpty { throw fail("\(path): no heapgate traces (heapgate.*.trace) in this directory", status: 2) }
+                directories[path] = inDirectory
                 files += inDirectory
             } else {
                 files.append(path)
+                if let identity = FileStatus.identity(path) { named.insert(identity) }
             }
         }
+        // As under `heapgate run`, a trace found in a directory that cannot be read (a stray
+        // file, one still empty) leaves the others to report; one given by name is an error.
+        // It used to stop every report of the directory.
+        let found = Set(directories.values.joined())
+        let isFoundOnly = { (file: String) in found.contains(file) && !(FileStatus.identity(file).map(named.contains) ?? false) }
         do {
-            let heaps = try TraceSet.load(files: TraceSet.distinct(files))
+            var warnings: [String] = []
+            let heaps = try TraceSet.load(files: TraceSet.distinct(files), skippingUnreadable: isFoundOnly, warnings: &warnings)
+            for warning in warnings { StandardError.write("heapgate: warning: \(warning)\n") }
+            if heaps.isEmpty {
+                let listed = directories.keys.sorted()
+                throw fail(listed.count == 1 ? "\(listed[0]): no readable heapgate trace in this directory"
+                    : "no readable heapgate trace in \(listed.joined(separator: ", "))", status: 2)
+            }
             let settings = report.settings
             let reports = try settings.emit(heaps)
+            // An unreadable trace is an error even beside a leak: its process was not checked.
+            if !warnings.isEmpty { throw ExitCode(2) }
             if let gate = settings.gate, settings.gateFails(reports) { throw ExitCode(gate) }
         } catch let error as TraceFormatError {
             throw fail(error.description, status: 2)

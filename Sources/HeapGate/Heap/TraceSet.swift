@@ -31,21 +31,22 @@ public enum TraceSet {
     /// Loads and orders the heaps of a process tree: the started process first, then the
     /// others in the order they started. An image that was replaced by exec (a later trace has
     /// the same pid) is left out, as memcheck reports nothing for it either.
-    /// With `skippingUnreadable`, a trace that cannot be read (a process killed before its
-    /// first write, say) is left out and described in `warnings` instead of failing the set.
-    public static func load(files: [String], rootPID: Int? = nil, skippingUnreadable: Bool = false,
+    /// A trace for which `skippingUnreadable` is true that cannot be read (a process killed
+    /// before its first write, say) is left out and described in `warnings` instead of failing
+    /// the set.
+    public static func load(files: [String], rootPID: Int? = nil, skippingUnreadable: (String) -> Bool,
                             warnings: inout [String]) throws -> [ProcessHeap] {
         var heaps: [ProcessHeap] = []
         for file in files {
             do {
                 heaps.append(try HeapReplay.load(path: file))
-            } catch TraceFormatError.empty(let path) where skippingUnreadable {
+            } catch TraceFormatError.empty(let path) where skippingUnreadable(file) {
                 // The shim creates the file, then writes it: a process killed in between (a
                 // fork child killed while it started its trace, as Python's multiprocessing
                 // ends its pool's workers) left nothing to report, and was not a stray file.
                 let process = pid(ofTraceNamed: path).map { "process \($0)" } ?? path
                 warnings.append("\(process) ended before its trace began (an empty trace file): nothing to report for it")
-            } catch let error as TraceFormatError where skippingUnreadable {
+            } catch let error as TraceFormatError where skippingUnreadable(file) {
                 warnings.append(error.description)
             }
         }
@@ -73,6 +74,13 @@ extension TraceSet {
     /// Loads every file; any unreadable trace is an error.
     public static func load(files: [String], rootPID: Int? = nil) throws -> [ProcessHeap] {
         var warnings: [String] = []
-        return try load(files: files, rootPID: rootPID, warnings: &warnings)
+        return try load(files: files, rootPID: rootPID, skippingUnreadable: { _ in false }, warnings: &warnings)
+    }
+
+    /// Loads every file; with `skippingUnreadable`, those that cannot be read are left out
+    /// and described in `warnings`.
+    public static func load(files: [String], rootPID: Int? = nil, skippingUnreadable: Bool,
+                            warnings: inout [String]) throws -> [ProcessHeap] {
+        try load(files: files, rootPID: rootPID, skippingUnreadable: { _ in skippingUnreadable }, warnings: &warnings)
     }
 }
