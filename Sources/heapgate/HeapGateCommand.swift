@@ -10,6 +10,18 @@ struct HeapGateCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [RunCommand.self, SummaryCommand.self]
     )
+
+    /// `heapgate help TOPIC` takes a subcommand's name: the parser's own help command showed
+    /// the top-level help for any other word, and exited 0, as if the topic existed.
+    static func checkHelpTopics(_ arguments: [String]) throws {
+        guard arguments.first == "help" else { return }
+        let names = configuration.subcommands.map { $0._commandName }
+        let topics = arguments.dropFirst().filter { !$0.hasPrefix("-") }
+        if let unknown = topics.first(where: { !names.contains($0) }) {
+            throw ValidationError("no help for '\(unknown)': the subcommands are \(names.joined(separator: " and "))")
+        }
+        if topics.count > 1 { throw ValidationError("help takes one subcommand, not \(topics.count)") }
+    }
 }
 
 /// The entry point. `heapgate run -- PROGRAM [ARGS...]`, the everyday form, starts the program
@@ -27,10 +39,19 @@ enum HeapGateMain {
             } catch let code as ExitCode {
                 exit(code.rawValue)
             } catch {
-                RunCommand.exit(withError: error)
+                UsageError.exit(with: error, subcommand: "run")
             }
             exit(0)
         }
-        HeapGateCommand.main()
+        // As ParsableCommand.main(), but a bad command line is one line (UsageError).
+        let words = Array(arguments.dropFirst())
+        let subcommand = UsageError.subcommand(of: words)
+        do {
+            try HeapGateCommand.checkHelpTopics(words)
+            var command = try HeapGateCommand.parseAsRoot(words)
+            try command.run()
+        } catch {
+            UsageError.exit(with: error, subcommand: subcommand)
+        }
     }
 }

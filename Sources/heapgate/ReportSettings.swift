@@ -47,14 +47,19 @@ struct ReportSettings: Equatable {
         if let code = errorExitCode, !(0...255).contains(code) { throw ValidationError("--error-exitcode must be between 0 and 255") }
     }
 
-    /// valgrind's kind lists: "definite,possible", "all", "none".
+    /// valgrind's kind lists: "definite,possible", "all", "none". `all` and `none` stand alone,
+    /// as in valgrind: "all,none" was refused as an unknown kind 'all' by a message that then
+    /// listed all among the kinds.
     static func kinds(_ text: String, flag: String) throws -> Set<LeakKind> {
         if text == "all" { return Set(LeakKind.allCases) }
         if text == "none" { return [] }
         var kinds: Set<LeakKind> = []
         for word in text.split(separator: ",") {
+            if word == "all" || word == "none" {
+                throw ValidationError("\(flag): '\(word)' cannot be combined with other kinds (give \(flag)=\(word) alone)")
+            }
             guard let kind = LeakKind(rawValue: String(word)) else {
-                throw ValidationError("\(flag): unknown kind '\(word)' (definite, indirect, possible, reachable, all, none)")
+                throw ValidationError("\(flag): unknown kind '\(word)' (definite, indirect, possible, reachable; or all or none alone)")
             }
             kinds.insert(kind)
         }
