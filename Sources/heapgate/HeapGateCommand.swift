@@ -48,6 +48,9 @@ enum HeapGateMain {
         let subcommand = UsageError.subcommand(of: words)
         do {
             try HeapGateCommand.checkHelpTopics(words)
+            if let subcommand {
+                try EmptyOptionValue.check(Array(words.dropFirst()), stopAtFirstOperand: subcommand == RunCommand._commandName)
+            }
             var command = try HeapGateCommand.parseAsRoot(words)
             try command.run()
         } catch {

@@ -51,6 +51,7 @@ struct SummaryCommand: ParsableCommand {
                     : "no readable heapgate trace in \(listed.joined(separator: ", "))", status: 2)
             }
             let settings = report.settings
+            try refuseOutputsOverTraces(settings, traces: files, heaps: heaps)
             let reports = try settings.emit(heaps)
             // An unreadable trace is an error even beside a leak: its process was not checked.
             if !warnings.isEmpty { throw ExitCode(2) }
@@ -59,6 +60,20 @@ struct SummaryCommand: ParsableCommand {
             throw fail(error.description, status: 2)
         } catch let error as CLIError {
             throw fail(error.message, status: error.status)
+        }
+    }
+
+    /// A report file (--json, --log-file, --xml-file) that is one of the traces read would be
+    /// written over it: `--json=a.trace a.trace` lost the trace. Checked once the traces are
+    /// loaded, since a name with %p becomes each process's pid, and before anything is written.
+    private func refuseOutputsOverTraces(_ settings: ReportSettings, traces: [String], heaps: [ProcessHeap]) throws {
+        for (path, what) in settings.outputFiles {
+            let written = path.contains("%p") ? heaps.map { path.replacing("%p", with: String($0.header.pid)) } : [path]
+            for output in written {
+                if let trace = traces.first(where: { FileStatus.isSameFile(output, $0) }) {
+                    throw CLIError("cannot write the \(what) to \(output): it is the trace \(trace), which the report reads", status: 2)
+                }
+            }
         }
     }
 }

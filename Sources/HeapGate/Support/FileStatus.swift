@@ -49,6 +49,13 @@ public enum FileStatus {
     /// True when something exists at `path`.
     public static func exists(_ path: String) -> Bool { of(path) != nil }
 
+    /// True when both paths exist and are the same file (device and inode: another name, a
+    /// symbolic or hard link, count too).
+    public static func isSameFile(_ one: String, _ other: String) -> Bool {
+        guard let a = of(one), let b = of(other) else { return false }
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    }
+
     /// The size in bytes of the file at `path`.
     public static func size(_ path: String) -> UInt64? {
         of(path).map { UInt64($0.st_size) }
