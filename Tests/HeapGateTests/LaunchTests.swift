@@ -129,6 +129,50 @@ struct LaunchTests {
         }
     }
 
+    /// A file the kernel will not run is 126 (a shell's "cannot execute"), a script whose
+    /// interpreter is missing 127 (bash 5 and dash), one whose interpreter cannot be run (a directory) 126,
+    /// each in one line naming what to fix: all were status 1, which a CI job cannot tell from
+    /// the program's own 1, and the missing interpreter was reported as the script itself.
+    @Test(arguments: [
+        ("no_shebang.sh", Array("echo should-not-run\n".utf8), Int32(126),
+         "cannot execute: Exec format error (not a program, nor a script that starts with #!)"),
+        ("empty", [], 126, "cannot execute: Exec format error (not a program, nor a script that starts with #!)"),
+        ("garbage", Array("garbage".utf8) + [0, 1], 126,
+         "cannot execute: Exec format error (not a program, nor a script that starts with #!)"),
+        ("bad_interpreter.sh", Array("#!/nonexistent/interp -x\necho should-not-run\n".utf8), 127,
+         "bad interpreter /nonexistent/interp: No such file or directory"),
+        ("interpreter_not_executable.sh", Array("#! /etc\necho should-not-run\n".utf8), 126,
+         "bad interpreter /etc: Permission denied"),
+    ])
+    func fileTheKernelWillNotRun(name: String, content: [UInt8], status: Int32, message: String) throws {
+        try Harness.withTemporaryDirectory { directory in
+            let path = directory + "/" + name
+            try Data(content).write(to: URL(fileURLWithPath: path))
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--", path])
+            #expect(outcome.status == status)
+            #expect(outcome.stdoutText == "")
+            #expect(outcome.stderr == "heapgate: \(path): \(message)\n")
+        }
+    }
+
+    /// A program whose loader (PT_INTERP) is missing: 127 and bash's "required file not found".
+    @Test func programWhoseLoaderIsMissing() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let loader = Data("/lib64/ld-linux-x86-64.so.2".utf8)
+            var program = try Data(contentsOf: URL(fileURLWithPath: "/bin/true"))
+            let at = try #require(program.range(of: loader))
+            program.replaceSubrange(at, with: Data("/lib64/ld-missing-x86-64.so.2".utf8.prefix(loader.count)))
+            let path = directory + "/no_loader"
+            try program.write(to: URL(fileURLWithPath: path))
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--", path])
+            #expect(outcome.status == 127)
+            #expect(outcome.stdoutText == "")
+            #expect(outcome.stderr == "heapgate: \(path): cannot execute: required file not found (its loader, named in the file, is missing)\n")
+        }
+    }
+
     @Test func directoryIsNotExecutable() throws {
         try Harness.withTemporaryDirectory { directory in
             let outcome = try Harness.execute(Harness.heapgate, ["run", "--", directory])

@@ -16,6 +16,13 @@ public enum LaunchError: Error, CustomStringConvertible {
     case secureExecution(String, why: String)
     case muslProgram(String, loader: String)
     case shimMissing([String])
+    /// The kernel refused to run the file (ENOEXEC): neither a program it knows (an empty or
+    /// garbled file) nor a script with a `#!` line.
+    case cannotExecute(String)
+    /// The file is a script and its `#!` interpreter cannot be run; the errno says why.
+    case badInterpreter(String, interpreter: String, Int32)
+    /// The kernel found the file but not one it needs to run it (ENOENT): its loader.
+    case requiredFileMissing(String)
     case spawnFailed(String, Int32)
 
     public var description: String {
@@ -31,15 +38,23 @@ public enum LaunchError: Error, CustomStringConvertible {
         case let .secureExecution(path, why):
             return "\(path) is \(why): it runs in secure-execution mode, where the loader ignores LD_PRELOAD, so nothing can be traced (a copy made with cp can be)"
         case let .shimMissing(places): return "cannot find libheapgate.so (looked in \(places.joined(separator: ", "))); set HEAPGATE_SHIM"
+        case let .cannotExecute(path):
+            return "\(path): cannot execute: Exec format error (not a program, nor a script that starts with #!)"
+        case let .badInterpreter(path, interpreter, error):
+            return "\(path): bad interpreter \(interpreter): \(String(cString: strerror(error)))"
+        case let .requiredFileMissing(path):
+            return "\(path): cannot execute: required file not found (its loader, named in the file, is missing)"
         case let .spawnFailed(path, error): return "\(path): \(String(cString: strerror(error)))"
         }
     }
 
-    /// 127 and 126 as a shell; 3 for a program heapgate cannot trace; 1 otherwise.
+    /// 127 and 126 as a shell (bash 5 and dash: 127 when a file the kernel needs is missing, a
+    /// script's interpreter included); 3 for a program heapgate cannot trace; 1 otherwise.
     public var exitStatus: Int32 {
         switch self {
-        case .commandNotFound: return 127
-        case .notExecutable: return 126
+        case .commandNotFound, .requiredFileMissing: return 127
+        case let .badInterpreter(_, _, error): return error == ENOENT ? 127 : 126
+        case .notExecutable, .cannotExecute: return 126
         case .staticBinary, .otherArchitecture, .secureExecution, .muslProgram: return 3
         case .shimMissing, .spawnFailed: return 1
         }
@@ -145,7 +160,7 @@ public enum TracedLaunch {
         let error = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
         guard error == 0 else {
             pthread_sigmask(SIG_SETMASK, &original, nil)
-            throw LaunchError.spawnFailed(executable, error)
+            throw LaunchError.execFailure(executable, error)
         }
 
         let previousActions = forwardSignals(to: pid)
