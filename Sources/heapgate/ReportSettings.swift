@@ -97,19 +97,22 @@ struct ReportSettings: Equatable {
     /// which valgrind takes as off (its default) rather than as a status to exit with.
     var gate: Int32? { errorExitCode == 0 ? nil : errorExitCode }
 
-    /// True when a report has a leak of a gated kind that no suppression covers.
-    /// Whether `--error-exitcode` applies: a loss record of an error kind, or a process whose
-    /// leaks could not be checked because it installed a seccomp filter, which stopped tracing.
-    /// The gate then fails closed, and says why on stderr: a pass would claim a check that
-    /// never ran.
-    func gateFails(_ reports: [ProcessReport]) -> Bool {
+    /// Whether `--error-exitcode` applies: a loss record of an error kind that no suppression
+    /// covers, a process whose leaks could not be checked because it installed a seccomp filter,
+    /// which stopped tracing, or one in `untraced` (pids), which left no trace at all (the
+    /// process `heapgate run` started, when the shim never ran in it). The gate then fails
+    /// closed, and says why on stderr: a pass would claim a check that never ran.
+    func gateFails(_ reports: [ProcessReport], untraced: [Int32] = []) -> Bool {
         if hasGatedLeaks(reports) { return true }
         let unchecked = reports.filter(\.stoppedForSandbox)
         for process in unchecked {
             let message = "heapgate: process \(process.pid) installed a seccomp filter, which stopped tracing: its leaks were not checked, so --error-exitcode fails the run\n"
             StandardError.write(message)
         }
-        return !unchecked.isEmpty
+        for pid in untraced {
+            StandardError.write("heapgate: process \(pid) left no trace: its leaks were not checked, so --error-exitcode fails the run\n")
+        }
+        return !unchecked.isEmpty || !untraced.isEmpty
     }
 
     private func hasGatedLeaks(_ reports: [ProcessReport]) -> Bool {

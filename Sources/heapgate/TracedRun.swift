@@ -114,14 +114,20 @@ struct TracedRun {
                 warnings.append(Self.untracedExec(pid: launched.pid, status: launched.status, command: last.command))
             }
             for warning in warnings { StandardError.write("heapgate: warning: \(warning)\n") }
-            if heaps.isEmpty {
+            // The started process left no trace file at all: the shim never ran in it (a script
+            // whose interpreter is static, HEAPGATE_DISABLE, a preload the loader skipped), and
+            // whatever else was traced, its leaks were never checked.
+            let rootUntraced = !files.contains { TraceSet.pid(ofTraceNamed: $0) == Int(launched.pid) }
+            if heaps.isEmpty || rootUntraced {
                 // With files, the warnings above said why none could be read.
-                let why = files.isEmpty ? "wrote no trace (it ignores LD_PRELOAD, or cleared it)" : "left no readable trace"
+                let why = rootUntraced ? "wrote no trace (it ignores LD_PRELOAD, or cleared it)" : "left no readable trace"
                 StandardError.write("heapgate: \(CommandLineText.controlsReplaced(command[0])) \(why)\n")
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
                                           symbolizer: symbolizer)
-            if let gate = report.gate, report.gateFails(reports) { throw ExitCode(gate) }
+            if let gate = report.gate, report.gateFails(reports, untraced: rootUntraced ? [launched.pid] : []) {
+                throw ExitCode(gate)
+            }
         } catch let error as TraceFormatError {
             StandardError.write("heapgate: \(error.description)\n")
         } catch let error as CLIError {

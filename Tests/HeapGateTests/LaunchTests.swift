@@ -822,6 +822,61 @@ struct LaunchTests {
         #expect(gated.stderr.contains("installed a seccomp filter, which stopped tracing: its leaks were not checked"))
     }
 
+    /// The process heapgate started left no trace at all, so nothing of it was checked: with
+    /// `--error-exitcode=N` the gate fails with N, as for a process that stopped tracing for a
+    /// sandbox, where it passed. Here tracing is turned off (`HEAPGATE_DISABLE`); below, a
+    /// script's interpreter is static. Without the gate the status stays the program's; its
+    /// output is its own either way.
+    @Test func startedProcessThatLeftNoTraceFailsTheGate() throws {
+        try expectUntracedRun(["/bin/sh", "-c", "echo out; exit 3"], environment: ["HEAPGATE_DISABLE": "1"],
+                              output: "out\n", status: 3)
+    }
+
+    /// A script whose interpreter is static: the loader never runs, so the shim never does,
+    /// and heapgate, which refuses a static program (status 3), cannot tell from the script.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Harness.fixture("static_hello")),
+                   "static_hello was not built: linking with `cc -static` needs libc.a (scripts/build-fixtures.sh says so)"))
+    func scriptWithAStaticInterpreterFailsTheGate() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let script = directory + "/static_interpreter"
+            try "#!\(Harness.fixture("static_hello"))\n".write(toFile: script, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+            try expectUntracedRun([script], environment: [:], output: "static_hello\n", status: 0)
+        }
+    }
+
+    /// Runs `command`, which leaves no trace, with `--error-exitcode=9` (status 9, and why)
+    /// and without (its own status).
+    private func expectUntracedRun(_ command: [String], environment: [String: String], output: String, status: Int32,
+                                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let untraced = "heapgate: \(command[0]) wrote no trace (it ignores LD_PRELOAD, or cleared it)"
+        let gated = try Harness.execute(Harness.heapgate, ["run", "--error-exitcode=9", "--"] + command, environment: environment)
+        #expect(gated.status == 9, sourceLocation: sourceLocation)
+        #expect(gated.stdoutText == output, sourceLocation: sourceLocation)
+        #expect(gated.stderrLines.count == 2, "\(gated.stderr)", sourceLocation: sourceLocation)
+        #expect(gated.stderrLines.first == untraced, sourceLocation: sourceLocation)
+        #expect(gated.stderrLines.last?.wholeMatch(
+            of: #/heapgate: process \d+ left no trace: its leaks were not checked, so --error-exitcode fails the run/#) != nil,
+            "\(gated.stderr)", sourceLocation: sourceLocation)
+        let ungated = try Harness.execute(Harness.heapgate, ["run", "--"] + command, environment: environment)
+        #expect(ungated.status == status, sourceLocation: sourceLocation)
+        #expect(ungated.stdoutText == output, sourceLocation: sourceLocation)
+        #expect(ungated.stderr == untraced + "\n", sourceLocation: sourceLocation)
+    }
+
+    /// $HEAPGATE_SHIM naming a file that is not there: the loader skipped the preload with a
+    /// warning, the program ran untraced, and a leak gate passed. Now one line and status 1,
+    /// as when no shim is found, and the program does not run.
+    @Test(arguments: ["/nonexistent/libheapgate.so", "/tmp"])
+    func shimThatCannotBeRead(shim: String) throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--error-exitcode=9", "--", Harness.fixture("leak_basic")],
+                                          environment: ["HEAPGATE_SHIM": shim])
+        #expect(outcome.status == 1)
+        #expect(outcome.stdoutText == "", "the program must not run")
+        let why = shim == "/tmp" ? "not a file" : "No such file or directory"
+        #expect(outcome.stderr == "heapgate: cannot read libheapgate.so at \(shim) (HEAPGATE_SHIM): \(why)\n")
+    }
+
     /// A deny-list (here: ptrace and mount refused, everything else allowed) lets every system
     /// call of the shim's through, which the shim checks by running the filter on each of
     /// them: tracing goes on under it, and the report is whole, as memcheck's (the same

@@ -64,7 +64,7 @@ public enum TraceSet {
 
 extension TraceSet {
     /// The pid in a trace's name, `heapgate.PID.trace` or `heapgate.PID.N.trace`.
-    static func pid(ofTraceNamed path: String) -> Int? {
+    public static func pid(ofTraceNamed path: String) -> Int? {
         let name = path.split(separator: "/").last.map(String.init) ?? path
         let parts = name.split(separator: ".")
         guard parts.count >= 3, parts.first == "heapgate", parts.last == "trace" else { return nil }

@@ -16,6 +16,9 @@ public enum LaunchError: Error, CustomStringConvertible {
     case secureExecution(String, why: String)
     case muslProgram(String, loader: String)
     case shimMissing([String])
+    /// $HEAPGATE_SHIM names a file that cannot be read (the loader would skip it with a warning
+    /// and run the program untraced).
+    case shimUnreadable(String, why: String)
     /// The kernel refused to run the file (ENOEXEC): neither a program it knows (an empty or
     /// garbled file) nor a script with a `#!` line.
     case cannotExecute(String)
@@ -38,6 +41,7 @@ public enum LaunchError: Error, CustomStringConvertible {
         case let .secureExecution(path, why):
             return "\(path) is \(why): it runs in secure-execution mode, where the loader ignores LD_PRELOAD, so nothing can be traced (a copy made with cp can be)"
         case let .shimMissing(places): return "cannot find libheapgate.so (looked in \(places.joined(separator: ", "))); set HEAPGATE_SHIM"
+        case let .shimUnreadable(path, why): return "cannot read libheapgate.so at \(path) (HEAPGATE_SHIM): \(why)"
         case let .cannotExecute(path):
             return "\(path): cannot execute: Exec format error (not a program, nor a script that starts with #!)"
         case let .badInterpreter(path, interpreter, error):
@@ -56,7 +60,7 @@ public enum LaunchError: Error, CustomStringConvertible {
         case let .badInterpreter(_, _, error): return error == ENOENT ? 127 : 126
         case .notExecutable, .cannotExecute: return 126
         case .staticBinary, .otherArchitecture, .secureExecution, .muslProgram: return 3
-        case .shimMissing, .spawnFailed: return 1
+        case .shimMissing, .shimUnreadable, .spawnFailed: return 1
         }
     }
 }
@@ -91,7 +95,15 @@ public enum TracedLaunch {
     /// Plain string work on the resolved path: with Foundation's URL and environment dictionary
     /// this took 0.4 ms of every `heapgate run`'s start.
     public static func locateShim() throws -> String {
-        if let explicit = Environment.value("HEAPGATE_SHIM"), !explicit.isEmpty { return explicit }
+        if let explicit = Environment.value("HEAPGATE_SHIM"), !explicit.isEmpty {
+            // Checked, as the places searched below are: the loader skips a preload it cannot
+            // open with a warning, the program ran untraced, and the leak gate passed.
+            guard access(explicit, R_OK) == 0 else {
+                throw LaunchError.shimUnreadable(explicit, why: String(cString: strerror(errno)))
+            }
+            guard FileStatus.isRegularFile(explicit) else { throw LaunchError.shimUnreadable(explicit, why: "not a file") }
+            return explicit
+        }
         let bin = directoryName(of: ownExecutable()) ?? "/"
         let prefix = directoryName(of: bin) ?? "/"
         let places = [joinedPath(prefix, "lib/heapgate/libheapgate.so"), joinedPath(prefix, "lib/libheapgate.so"),
