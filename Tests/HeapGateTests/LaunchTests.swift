@@ -701,12 +701,22 @@ struct LaunchTests {
     @Test(arguments: [
         (["--suppressions=/nonexistent/heapgate.supp"], "heapgate: /nonexistent/heapgate.supp: no such suppressions file"),
         (["--json=/proc/heapgate.json"], "heapgate: cannot write the JSON report to /proc/heapgate.json"),
+        (["--suppressions=/"], "heapgate: /: is a directory, not a suppressions file"),
     ])
     func badReportInputsStopBeforeTheProgramRuns(flags: [String], message: String) throws {
         let outcome = try Harness.execute(Harness.heapgate, ["run"] + flags + ["--", "/bin/echo", "ran"])
         #expect(outcome.status == 2)
         #expect(outcome.stdoutText == "", "the program must not run")
         #expect(outcome.stderr == message + "\n")
+    }
+
+    /// `--suppressions=/dev/null`, the usual "no suppressions", is an empty file: it stopped
+    /// the run with "cannot read suppressions file". The program runs as without it.
+    @Test func suppressionsFromDevNull() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--suppressions=/dev/null", "--", "/bin/echo", "ran"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdoutText == "ran\n")
+        #expect(outcome.stderr.contains("HEAP SUMMARY:"), "\(outcome.stderr)")
     }
 
     /// Entering a new user namespace (what `unshare -U`, rootless containers and sandboxes

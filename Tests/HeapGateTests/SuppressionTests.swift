@@ -241,6 +241,23 @@ extension SuppressionTests {
                 #expect(error.line == 0 && error.file == path + ".missing")
             }
         }
+
+        /// /dev/null is an empty suppressions file, as an empty regular file is (it was "cannot
+        /// read suppressions file"). A FIFO, whose open waits for a writer, and a directory are
+        /// refused at once, each with its own reason.
+        @Test func deviceFIFOAndDirectory() throws {
+            #expect(try SuppressionSet.load(paths: ["/dev/null"]).suppressions.isEmpty)
+            try Harness.withTemporaryDirectory { directory in
+                let fifo = directory + "/supp.fifo"
+                try #require(mkfifo(fifo, 0o600) == 0)
+                for (path, reason) in [(fifo, "is a FIFO (named pipe), not a suppressions file: give a regular file"),
+                                       (directory, "is a directory, not a suppressions file")] {
+                    #expect(throws: SuppressionFileError(file: path, line: 0, reason: reason)) {
+                        try SuppressionSet.load(paths: [path])
+                    }
+                }
+            }
+        }
     }
 
     @Suite struct LeakSanitizerParsing {

@@ -9,13 +9,21 @@ import Glibc
 final class ReadOnlyFile {
     private let descriptor: Int32
 
-    /// Wraps open(2) with `O_RDONLY | O_CLOEXEC`, and `O_NONBLOCK` when `nonBlocking` (a FIFO
-    /// without a writer then opens at once, where open(2) waits for one); nil when the file
-    /// cannot be opened.
+    /// Wraps open(2) with `O_RDONLY | O_CLOEXEC`; nil when the file cannot be opened.
+    /// `nonBlocking` adds `O_NONBLOCK`, for a path that may not be a regular file: the open of
+    /// a FIFO then returns at once instead of waiting for a writer, and a read of a terminal
+    /// fails (EAGAIN) instead of waiting for input. Regular files read as without it.
     init?(path: String, nonBlocking: Bool = false) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0))
         guard descriptor >= 0 else { return nil }
         self.descriptor = descriptor
+    }
+
+    /// The type of the file opened (`S_IFREG`, `S_IFDIR`, `S_IFIFO`, `S_IFCHR`…: fstat(2)'s
+    /// `st_mode & S_IFMT`); nil on an error.
+    var type: mode_t? {
+        var status = stat()
+        return fstat(descriptor, &status) == 0 ? status.st_mode & S_IFMT : nil
     }
 
     deinit { close(descriptor) }
@@ -70,11 +78,13 @@ final class ReadOnlyFile {
     var size: UInt64? { status.map { UInt64($0.st_size) } }
 
     /// Everything from the current offset to the end: for /proc files, whose size reads as 0.
-    func readToEnd() -> [UInt8]? {
+    /// With `limit`, nil once more than `limit` bytes came (a device such as /dev/zero never ends).
+    func readToEnd(limit: Int = .max) -> [UInt8]? {
         var all: [UInt8] = []
         while true {
             guard let chunk = read(upTo: 64 * 1024) else { return nil }
             all += chunk
+            if all.count > limit { return nil }
             if chunk.isEmpty { return all }
         }
     }

@@ -49,17 +49,39 @@ public enum SuppressionParser {
 
     /// Reads and parses the file at `path`.
     public static func load(path: String, format: Suppression.Format? = nil) throws -> [Suppression] {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read suppressions file" : "no such suppressions file"
-            throw SuppressionFileError(file: path, line: 0, reason: reason)
-        }
+        let data = Data(try contents(of: path))
         guard let text = String(data: data, encoding: .utf8) else {
             throw SuppressionFileError(file: path, line: 0, reason: "suppressions file is not UTF-8 text")
         }
         return try parse(text, file: path, format: format)
+    }
+
+    /// The most a suppressions file that is not a regular file may hold: a device that never
+    /// runs dry (/dev/zero) would otherwise be read until memory ran out.
+    static let deviceReadLimit = 64 << 20
+
+    /// The bytes of the file at `path`. Opened without blocking and checked by its type, so
+    /// that nothing waits: a FIFO, whose open waited for a writer and whose read for the
+    /// writer's end, and a directory are refused; a character device is read as it stands, so
+    /// /dev/null is an empty file, as an empty regular file is (it was "cannot read"), and a
+    /// terminal, which has nothing to read yet, cannot be read.
+    static func contents(of path: String) throws -> [UInt8] {
+        func refuse(_ reason: String) -> SuppressionFileError { SuppressionFileError(file: path, line: 0, reason: reason) }
+        guard let file = ReadOnlyFile(path: path, nonBlocking: true) else {
+            throw refuse(FileStatus.exists(path) ? "cannot read suppressions file" : "no such suppressions file")
+        }
+        switch file.type {
+        case S_IFDIR?: throw refuse("is a directory, not a suppressions file")
+        case S_IFIFO?: throw refuse("is a FIFO (named pipe), not a suppressions file: give a regular file")
+        case S_IFREG?:
+            guard let bytes = file.readToEnd() else { throw refuse("cannot read suppressions file") }
+            return bytes
+        default:
+            guard let bytes = file.readToEnd(limit: deviceReadLimit) else {
+                throw refuse("cannot read suppressions file (a device that has nothing to read yet, or never ends)")
+            }
+            return bytes
+        }
     }
 
     static func detectFormat(_ text: String) -> Suppression.Format {
