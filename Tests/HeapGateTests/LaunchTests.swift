@@ -173,6 +173,20 @@ struct LaunchTests {
         }
     }
 
+    /// A FIFO with an execute bit: exec refuses it (126, as a shell says "Permission denied").
+    /// heapgate read the file's ELF header first, and its open waited for a writer for ever.
+    /// (Under `timeout`, so that a regression fails instead of hanging the suite.)
+    @Test func fifoIsNotExecutable() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let fifo = directory + "/fifo"
+            try #require(mkfifo(fifo, 0o755) == 0)
+            let outcome = try Harness.execute("/usr/bin/timeout", ["60", Harness.heapgate, "run", "--", fifo])
+            #expect(outcome.status == 126)
+            #expect(outcome.stdoutText == "")
+            #expect(outcome.stderr == "heapgate: \(fifo): Permission denied\n")
+        }
+    }
+
     @Test func directoryIsNotExecutable() throws {
         try Harness.withTemporaryDirectory { directory in
             let outcome = try Harness.execute(Harness.heapgate, ["run", "--", directory])

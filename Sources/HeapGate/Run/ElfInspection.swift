@@ -68,9 +68,12 @@ enum ElfInspection {
         case path(String)
     }
 
-    /// The first 64 KiB, where the ELF header and (in practice) the program headers are.
+    /// The first 64 KiB, where the ELF header and (in practice) the program headers are; nil
+    /// for anything but a regular file, opened without blocking: `heapgate run -- ./fifo` (a
+    /// FIFO with an execute bit, which exec refuses) waited here for a writer for ever.
     private static func header(_ path: String) -> [UInt8]? {
-        ReadOnlyFile(path: path)?.read(upTo: 64 * 1024)
+        guard let file = ReadOnlyFile(path: path, nonBlocking: true), file.type == S_IFREG else { return nil }
+        return file.read(upTo: 64 * 1024)
     }
 
     private static func target(_ bytes: [UInt8]) -> Target? {

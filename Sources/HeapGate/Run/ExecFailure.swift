@@ -26,8 +26,10 @@ enum ScriptInterpreter {
     /// The path after `#!` (blanks before it skipped, up to the next blank or the line's end),
     /// or nil when the file does not start with `#!` and a path, or cannot be read.
     static func named(by path: String) -> String? {
-        // The kernel reads at most 256 bytes of the line (BINPRM_BUF_SIZE).
-        guard let bytes = ReadOnlyFile(path: path)?.read(upTo: 256), bytes.starts(with: Array("#!".utf8)) else { return nil }
+        // Only a regular file can be a script (a FIFO's open would wait for a writer). The
+        // kernel reads at most 256 bytes of the line (BINPRM_BUF_SIZE).
+        guard let file = ReadOnlyFile(path: path, nonBlocking: true), file.type == S_IFREG,
+              let bytes = file.read(upTo: 256), bytes.starts(with: Array("#!".utf8)) else { return nil }
         let blank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
         let rest = bytes.dropFirst(2).drop(while: blank)
         let name = rest.prefix { !blank($0) && $0 != UInt8(ascii: "\n") && $0 != 0 }
