@@ -714,7 +714,7 @@ struct LaunchTests {
     /// job reads as a pass.
     @Test(arguments: [
         (["--suppressions=/nonexistent/heapgate.supp"], "heapgate: /nonexistent/heapgate.supp: no such suppressions file"),
-        (["--json=/proc/heapgate.json"], "heapgate: cannot write the JSON report to /proc/heapgate.json"),
+        (["--json=/proc/heapgate.json"], "heapgate: cannot write the JSON report to /proc/heapgate.json: No such file or directory"),
         (["--suppressions=/"], "heapgate: /: is a directory, not a suppressions file"),
     ])
     func badReportInputsStopBeforeTheProgramRuns(flags: [String], message: String) throws {
