@@ -175,6 +175,24 @@ struct HeapSummaryTests {
         }
     }
 
+    /// Names the report takes from the program (here a library's path, shown for a frame without
+    /// debug information) keep every line under the ==PID== prefix: a newline in the path
+    /// started a line of its own.
+    @Test func newlineInALibrarysPathStaysInItsLine() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let folder = directory + "/dir\nname"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Harness.fixture("libplugin.so"), toPath: folder + "/libplugin.so")
+            let strip = try Harness.execute("/usr/bin/strip", ["--strip-all", folder + "/libplugin.so"])
+            try #require(strip.status == 0, "\(strip.stderr)")
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--", Harness.fixture("dlopen_leak"), folder + "/libplugin.so"],
+                                              environment: ["HEAPGATE_CACHE": "off"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(outcome.stderr.contains(": plugin_leak (in \(directory)/dir_name/libplugin.so)\n"), "\(outcome.stderr)")
+            #expect(!outcome.stderr.contains("\nname/libplugin.so"), "\(outcome.stderr)")
+        }
+    }
+
     /// Every frame of a 22-frame stack, with the optimisations on.
     @Test func deepStackIsComplete() throws {
         let (_, report) = try Harness.run([Harness.fixture("deep_stack")], flags: ["--num-callers=50"])

@@ -47,10 +47,12 @@ public enum TextReport {
         }
         guard !lines.isEmpty else { return "" }
         let prefix = "==\(report.pid)== "
+        // Names from the trace (a library's path, a function's) are the traced program's to
+        // choose: a newline in one would start a line without the prefix.
         return lines.map { line in
             if line.isEmpty { return "==\(report.pid)==" }
-            if line.hasPrefix(unprefixed) { return String(line.dropFirst()) }
-            return prefix + line
+            if line.hasPrefix(unprefixed) { return CommandLineText.controlsReplaced(String(line.dropFirst())) }
+            return prefix + CommandLineText.controlsReplaced(line)
         }.joined(separator: "\n") + "\n"
     }
 
