@@ -442,6 +442,12 @@ extension LeakCase {
         LeakCase(fixture: "leakclass_cpp", argument: "array_start_kept", expectations: [
             LeakExpectation("make_kept_array", [.reachable: F(32, 1)]),
         ], process: [.definite: .zero, .indirect: .zero, .possible: .zero]),
+        // Named in full, as memcheck names them from the symbol table: GCC gives functions with
+        // internal linkage only a bare DW_AT_name, which heapgate showed ("make_static_block").
+        LeakCase(fixture: "leakclass_cpp", argument: "internal_linkage", expectations: [
+            LeakExpectation("make_static_block(int)", [.definite: F(24, 1)]),
+            LeakExpectation("(anonymous namespace)::make_hidden_block(int)", [.definite: F(16, 1)]),
+        ], process: [.definite: A(40, 2), .indirect: .zero, .possible: .zero]),
     ]
 
     static let rust: [LeakCase] = [

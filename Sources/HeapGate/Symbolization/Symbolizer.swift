@@ -409,6 +409,11 @@ public final class Symbolizer {
                 frames[outer].function = Demangler.demangle(symbol)
             }
             if frames[outer].function == nil { frames[outer].function = Demangler.demangle(symbol) }
+            // A C++ function with internal linkage (`static`, or in an anonymous namespace) has
+            // no DW_AT_linkage_name from GCC, only its bare DW_AT_name; its mangled symbol names
+            // it as memcheck does: `(anonymous namespace)::make_ring(int)`, not `make_ring`.
+            let demangled = Demangler.demangle(symbol)
+            if demangled != symbol, frames[outer].function == scopes[outer].name { frames[outer].function = demangled }
             frames[outer].linkageName = symbol
         } else if let linkage = frames[outer].linkageName, case let aliases = session.aliases(at: address),
                   aliases.count > 1, aliases.contains(linkage),

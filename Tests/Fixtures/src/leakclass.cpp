@@ -38,6 +38,14 @@
  *                     so the stack, scanned after the globals, holds a start
  *                     pointer.  STILL REACHABLE 32 B in 1 block, and not
  *                     counted under "reachable via heuristic".
+ *   internal_linkage  make_static_block(24) and make_hidden_block(16): a
+ *                     static function and one in an anonymous namespace, each
+ *                     with an int parameter, allocate with new char[n] and
+ *                     drop the pointer.  GCC gives such functions no
+ *                     DW_AT_linkage_name, only a plain DW_AT_name; memcheck
+ *                     names them from the symbol table: "make_static_block(int)",
+ *                     "(anonymous namespace)::make_hidden_block(int)".
+ *                     DEFINITELY LOST 24 B in 1 block, 16 B in 1 block.
  *
  * The libstdc++ emergency exception pool (72,704 bytes, allocated before main)
  * is still reachable in every run.  No iostreams, so no stdout buffer.  main
@@ -128,6 +136,18 @@ __attribute__((noreturn, noinline)) void exit_holding_start()
     std::exit(0);
 }
 
+__attribute__((noinline)) static void make_static_block(int n)
+{
+    KEEP(new char[n]);
+}
+
+namespace {
+__attribute__((noinline)) void make_hidden_block(int n)
+{
+    KEEP(new char[n]);
+}
+} // namespace
+
 __attribute__((noinline)) void scrub_stack()
 {
     char pad[16384];
@@ -148,8 +168,11 @@ int main(int argc, char **argv)
     } else if (std::strcmp(name, "array_start_kept") == 0) {
         make_kept_array();
         exit_holding_start();
+    } else if (std::strcmp(name, "internal_linkage") == 0) {
+        make_static_block(24);
+        make_hidden_block(16);
     } else {
-        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays|secondary_base|array_start_kept\n";
+        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays|secondary_base|array_start_kept|internal_linkage\n";
         if (write(2, usage, sizeof usage - 1) < 0) return 4;
         return 2;
     }
