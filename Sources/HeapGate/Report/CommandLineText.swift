@@ -11,8 +11,9 @@ public enum CommandLineText {
         arguments.map(shownArgument).joined(separator: " ")
     }
 
-    /// An argument with its control characters as `_` and nothing else changed: valgrind's
-    /// form in the XML preamble's `Command:` line, and a program's name inside a message.
+    /// Text with its control characters as `_` and nothing else changed: valgrind's form of an
+    /// argument in the XML preamble's `Command:` line, and what every text report line and
+    /// message does with a name the traced program chose (a path, a function's name).
     public static func controlsReplaced(_ argument: String) -> String {
         String(String.UnicodeScalarView(argument.unicodeScalars.map { isControl($0) ? "_" : $0 }))
     }
