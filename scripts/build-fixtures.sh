@@ -130,6 +130,7 @@ fixture c fd_hygiene fd_hygiene.c
 fixture c closes_descriptors closes_descriptors.c
 fixture c high_descriptors high_descriptors.c
 fixture c descriptor_race descriptor_race.c -pthread
+fixture c rotating_pointers rotating_pointers.c -pthread
 fixture c clone_dup2 clone_dup2.c -pthread
 fixture c clone_allocates clone_allocates.c
 fixture c killed_while_starting killed_while_starting.c
