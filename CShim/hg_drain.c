@@ -722,6 +722,7 @@ void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
     if (atomic_exchange(&hg_finished, 1)) return;
     hg_start_deferred_now(false); /* a fork child ending before its trace started */
     if (!atomic_load(&hg_drain_exists)) return;
+    if (hg_leak_check_wanted) hg_exit_hold_begin();
     atomic_store(&hg_state, HG_FINISHED);
     hg_drain_take_over();
     uint64_t snapshot_offset = hg_writer_offset();
@@ -733,6 +734,7 @@ void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
         hg_unwind_exclude_from_scan();
         classified = hg_leakscan_run(exit);
     }
+    hg_exit_hold_end();
     if (!classified) hg_liveset_for_each(hg_write_unclassified_block);
     hg_write_bypasses();
     hg_writer_byte(HG_REC_STATS);

@@ -35,7 +35,7 @@ static const int hg_shim_calls[] = {
     SYS_sched_yield, SYS_nanosleep, SYS_clock_nanosleep, SYS_clock_gettime, SYS_getpid, SYS_getppid,
     SYS_gettid, SYS_getrlimit, SYS_prlimit64, SYS_process_vm_readv, SYS_rt_sigprocmask, SYS_clone,
     SYS_clone3, SYS_set_robust_list, SYS_rseq, SYS_exit, SYS_exit_group, SYS_getrandom,
-    SYS_sched_getaffinity, SYS_tgkill, SYS_dup3, SYS_wait4,
+    SYS_sched_getaffinity, SYS_tgkill, SYS_dup3, SYS_wait4, SYS_linkat, SYS_access, SYS_faccessat, SYS_faccessat2,
 };
 
 #define HG_FILTER_MAX 4096 /* BPF_MAXINSNS: the kernel refuses longer programs */

@@ -33,6 +33,7 @@ HG_ALWAYS_INLINE bool hg_recording(void) {
         hg_lifecycle_start();
         state = atomic_load_explicit(&hg_state, memory_order_relaxed);
     }
+    if (HG_UNLIKELY(state == HG_FINISHED)) hg_exit_hold_wait(); /* the process is exiting */
     return state == HG_RECORDING;
 }
 

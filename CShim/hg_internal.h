@@ -536,6 +536,15 @@ long hg_namespace_call(long number, long a, long b);
  *  the address it is counted under (indirect blocks only). */
 void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, unsigned kind, uint64_t leader);
 
+/* ---- hg_exit_hold.c: the program's other threads wait while the exit classifies ---- */
+
+/** From the exit's take-over until its blocks are classified (at most 1 s): other threads wait
+ *  at their next malloc-family call, before glibc frees anything. */
+void hg_exit_hold_begin(void);
+void hg_exit_hold_end(void);
+/** Called by a thread that finds recording finished: waits while the hold lasts. */
+void hg_exit_hold_wait(void);
+
 /* ---- hg_leakscan.c: the exit-time classification ---- */
 /** Keeps [start, start+length) out of the scan's roots (the shim's own memory). */
 void hg_leakscan_exclude(const void *start, size_t length);
