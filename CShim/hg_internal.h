@@ -112,6 +112,12 @@ unsigned hg_thread_count(void);
 /** This thread's /proc maps, NUL-terminated, in an anonymous mapping of *capacity bytes (the
  *  caller unmaps it), or NULL. */
 char *hg_read_maps(size_t *length, size_t *capacity);
+/** Whether a seccomp filter applies to this process (one it inherited too, which the shim's
+ *  filter check never saw), or /proc cannot say: then the shim makes no system call it did not
+ *  make before 2026-11-24 (clone, wait4, linkat, access). */
+bool hg_seccomp_filtered(void);
+/** The process's resident memory in KiB (VmRSS), -1 if unknown. */
+long hg_resident_kib(void);
 /** One line of the maps: its range, permissions (4 characters), inode and path. */
 typedef struct {
     uintptr_t start, stop;
@@ -538,7 +544,7 @@ void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, uns
 
 /* ---- hg_exit_hold.c: the program's other threads wait while the exit classifies ---- */
 
-/** From the exit's take-over until its blocks are classified (at most 1 s): other threads wait
+/** From the exit's take-over until its blocks are classified (at most 100 ms): other threads wait
  *  at their next malloc-family call, before glibc frees anything. */
 void hg_exit_hold_begin(void);
 void hg_exit_hold_end(void);

@@ -515,6 +515,7 @@ static bool hg_some_sp_unknown;
 #define HG_SYSCALL_ARGS 6
 static uint64_t hg_thread_arguments[HG_MAX_THREADS * HG_SYSCALL_ARGS];
 static size_t hg_thread_argument_count;
+static bool hg_child_waiter; /* a thread waits for any child with __WALL or __WCLONE */
 
 /* Calls visit(tid, context) for every other thread of the program (not this one, not the drain
  * thread) until it returns false; false when /proc/self/task cannot be read. */
@@ -568,9 +569,15 @@ static bool hg_collect_thread(long tid, void *unused) {
         return true;
     }
     hg_thread_sps[hg_thread_sp_count++] = (uintptr_t)strtoull(fields[found - 2], NULL, 16);
-    if (found == 1 + HG_SYSCALL_ARGS + 2) /* in a system call ("-1 SP PC" has none) */
+    if (found == 1 + HG_SYSCALL_ARGS + 2) { /* in a system call ("-1 SP PC" has none) */
+        uint64_t *arguments = &hg_thread_arguments[hg_thread_argument_count];
         for (int i = 1; i <= HG_SYSCALL_ARGS; i++)
             hg_thread_arguments[hg_thread_argument_count++] = strtoull(fields[i], NULL, 16);
+        /* Waiting for any child with __WALL or __WCLONE, it would reap the copy that marks. */
+        long number = strtol(fields[0], NULL, 10);
+        uint64_t options = number == SYS_wait4 ? arguments[2] : number == SYS_waitid ? arguments[3] : 0;
+        if (options & (__WALL | __WCLONE)) hg_child_waiter = true;
+    }
     return true;
 }
 
@@ -784,6 +791,17 @@ static bool hg_note_thread(long tid, void *found) {
     return false;
 }
 
+/* Where marking in a copy could harm the program, it marks in place. A seccomp filter (one
+ * inherited from a launcher too: bwrap, systemd, minijail) may kill the process for a clone
+ * that makes a process (SIGSYS). The copy's pages are shared until written: threads that
+ * write to a large heap while it marks would have it copied (a 2 M-block heap: +1.26 GB at
+ * exit against +0.71 GB), so above 512 MiB resident, where a memory limit could kill the
+ * process at its exit, it marks in place. */
+static bool hg_snapshot_allowed(void) {
+    long resident = hg_resident_kib();
+    return resident >= 0 && resident <= 512 * 1024 && !hg_seccomp_filtered();
+}
+
 static bool hg_program_threads_run(void) {
     bool found = false;
     return !hg_for_each_other_thread(hg_note_thread, &found) || found;
@@ -817,6 +835,8 @@ static bool hg_mark_in_snapshot(const hg_exit_frame_t *exit, bool exit_registers
     /* The copy must not run the program's signal handlers (a terminal's ^C reaches it too). */
     hg_system_call(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&previous, _NSIG / 8, 0, 0);
     long child = hg_system_call(SYS_clone, 0, 0, 0, 0, 0, 0);
+    /* The copy holds the memory as it is now: the program's threads may go on. */
+    if (child > 0) hg_exit_hold_end();
     if (child == 0) {
         hg_mark(exit, exit_registers);
         *root_bytes = hg_root_bytes;
@@ -887,7 +907,7 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
     hg_blocks = hg_map(blocks_bytes);
     /* Shared only where a copy of the process may mark them (hg_mark_in_snapshot): faults on
      * shared memory cost more (10 M blocks: +0.03 s). */
-    hg_snapshot_wanted = hg_program_threads_run();
+    hg_snapshot_wanted = hg_program_threads_run() && hg_snapshot_allowed();
     void *(*map_marks)(size_t) = hg_snapshot_wanted ? hg_map_shared : hg_map;
     hg_marks = map_marks(hg_block_count);
     hg_leaders = map_marks(hg_block_count * sizeof *hg_leaders); /* touched only for indirectly lost blocks */
@@ -930,7 +950,7 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
         /* Not the drain thread's registers, when it is the one that exits (the main thread left
          * by pthread_exit): it holds copies of events. */
         bool exit_registers = gettid() != hg_drain_thread_id();
-        if (!hg_snapshot_wanted || !hg_mark_in_snapshot(exit, exit_registers)) hg_mark(exit, exit_registers);
+        if (!hg_snapshot_wanted || hg_child_waiter || !hg_mark_in_snapshot(exit, exit_registers)) hg_mark(exit, exit_registers);
         if (hg_maps_text) munmap(hg_maps_text, hg_maps_capacity);
     }
     hg_write_blocks(hg_now_ns() - started);

@@ -83,6 +83,9 @@ void hg_lifecycle_start(void) {
     hg_guard_depth--;
 }
 
+/* glibc's registration of fork handlers, which pthread_atfork calls with the caller's DSO. */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso_handle);
+
 __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth++;
     /* Before recording starts: an allocator defined ahead of ours is replaced by glibc's. */
@@ -90,7 +93,13 @@ __attribute__((constructor)) static void hg_constructor(void) {
     if (!(disabled && disabled[0] == '1')) hg_foreign_take_over(hg_entry_points);
     if (hg_real_ready() && atomic_load(&hg_state) == HG_OFF) hg_lifecycle_start();
     if (atomic_load(&hg_state) == HG_RECORDING) {
-        pthread_atfork(hg_atfork_prepare, hg_atfork_parent, hg_atfork_child);
+        /* Without a DSO handle: pthread_atfork passes the shim's, and _dl_fini, which runs before
+         * the shim's exit handler, then removes the handlers. A fork made meanwhile by another
+         * thread could run the prepare handler (the descriptors' lock taken, signals blocked)
+         * and not the parent's, and the exit then waited for that lock for ever (2 runs in 40
+         * of a program whose thread forks in a loop while main exits). The shim is never
+         * unloaded (-z nodelete), so its handlers stay valid. */
+        __register_atfork(hg_atfork_prepare, hg_atfork_parent, hg_atfork_child, NULL);
         hg_drain_start();
     }
     hg_guard_depth--;

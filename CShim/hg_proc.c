@@ -18,6 +18,23 @@ unsigned hg_thread_count(void) {
     return stat("/proc/self/task", &task) == 0 && task.st_nlink > 2 ? (unsigned)task.st_nlink - 2 : 0;
 }
 
+/* A field of /proc/self/status ("Seccomp:", "VmRSS:") as a number; -1 if it cannot be read. */
+static long hg_status_field(const char *name) {
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char text[4096];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    text[n] = '\0';
+    const char *at = strstr(text, name);
+    return at ? strtol(at + strlen(name), NULL, 10) : -1;
+}
+
+bool hg_seccomp_filtered(void) { return hg_status_field("\nSeccomp:") != 0; }
+
+long hg_resident_kib(void) { return hg_status_field("\nVmRSS:"); }
+
 char *hg_read_maps(size_t *length, size_t *capacity) {
     /* This thread's view: once the main thread has left by pthread_exit, /proc/self/maps (the
      * main thread's) is empty. /proc/thread-self exists since Linux 3.17. */

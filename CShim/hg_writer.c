@@ -63,6 +63,7 @@ static int hg_create_trace_file(const char *dir) {
 static const char *hg_unnamed_directory;
 
 static int hg_create_unnamed_trace_file(const char *dir) {
+    if (hg_seccomp_filtered()) return -1; /* access, linkat: calls an inherited filter may refuse */
     if (access("/proc/self/fd", X_OK) != 0) return -1; /* no way to name it afterwards */
     int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
     if (fd >= 0) hg_unnamed_directory = dir;

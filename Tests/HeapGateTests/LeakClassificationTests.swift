@@ -577,6 +577,18 @@ struct LeakClassificationTests {
         #expect(check.total(.reachable).blocks >= 8_192 - definite.blocks + 2, "the arrays and their blocks: \(outcome.stderr)")
     }
 
+    /// A program started under a seccomp filter it never saw installed (`seccomp_launcher`, as
+    /// bwrap or systemd start programs: a clone that makes a process kills it) is classified
+    /// in place: the copy that marks for a program with threads was such a clone, and the
+    /// program died of SIGSYS at its exit (status 159, found by a probe).
+    @Test func inheritedSeccompFilterIsLeftAlone() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", Harness.fixture("seccomp_launcher"),
+                                                             Harness.fixture("rotating_pointers"), "2"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdoutText == "rotating 2 arrays\n")
+        #expect(outcome.stderr.contains("LEAK SUMMARY:"), "\(outcome.stderr)")
+    }
+
     /// A process that exits while four threads allocate and free (`exit_while_allocating`).
     /// The exit stops recording and takes the drain's work over, which took 1 to 8 ms here;
     /// blocks the threads freed meanwhile stayed in the live set, unreferenced, and 2 to 8 of
