@@ -96,21 +96,17 @@ static uint64_t hg_lowest, hg_highest; /* address range covered by blocks */
 /* Anonymous memory for the scan's own tables. Only the page index, a hash table written at
  * random, is populated up front (see hg_liveset.c); the others are filled in order, or (the
  * work stack) mostly never touched, so their pages are zeroed only as they are used. */
-static void *hg_map_flags(size_t bytes, int extra) {
+static void *hg_map_flags(size_t bytes, int flags) {
     if (bytes == 0) bytes = 1;
-    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
+    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | flags, -1, 0);
     return map == MAP_FAILED ? NULL : map;
 }
 
-static void *hg_map(size_t bytes) { return hg_map_flags(bytes, 0); }
+static void *hg_map(size_t bytes) { return hg_map_flags(bytes, MAP_PRIVATE); }
 
 /* Memory the marking writes and the process reads after it: shared with the snapshot that
  * marks (hg_mark_in_snapshot). */
-static void *hg_map_shared(size_t bytes) {
-    if (bytes == 0) bytes = 1;
-    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    return map == MAP_FAILED ? NULL : map;
-}
+static void *hg_map_shared(size_t bytes) { return hg_map_flags(bytes, MAP_SHARED); }
 
 /* ---- the blocks, sorted by address ---- */
 
@@ -211,7 +207,7 @@ static bool hg_build_page_index(void) {
     }
     hg_page_capacity = 1024;
     while (hg_page_capacity < pages * 2) hg_page_capacity *= 2;
-    hg_pages = hg_map_flags(hg_page_capacity * sizeof *hg_pages, MAP_POPULATE);
+    hg_pages = hg_map_flags(hg_page_capacity * sizeof *hg_pages, MAP_PRIVATE | MAP_POPULATE);
     if (!hg_pages) return false;
     hg_leakscan_exclude(hg_pages, hg_page_capacity * sizeof *hg_pages);
     for (size_t i = 0; i < hg_block_count; i++) {

@@ -45,11 +45,16 @@ static void hg_trace_path(char *path, size_t size, const char *dir, int sequence
         snprintf(path, size, "%s/heapgate.%d.%d.trace", dir, (int)getpid(), sequence);
 }
 
-static int hg_create_trace_file(const char *dir) {
-    char path[4096];
+/* Puts the trace at the first of its names in `dir` that is free: a new file created there, or,
+ * given `unnamed` (a file made with O_TMPFILE), that file linked there (linkat through
+ * /proc/self/fd, which needs no privilege, where AT_EMPTY_PATH does). The descriptor, or -1. */
+static int hg_take_trace_name(const char *dir, int unnamed) {
+    char self[64], path[4096];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", unnamed);
     for (int sequence = 1; sequence < 1000; sequence++) {
         hg_trace_path(path, sizeof path, dir, sequence);
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        int fd = unnamed >= 0 ? (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 ? unnamed : -1)
+                              : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd >= 0 || errno != EEXIST) return fd;
     }
     return -1;
@@ -70,19 +75,11 @@ static int hg_create_unnamed_trace_file(const char *dir) {
     return fd;
 }
 
-/* Gives the unnamed file its name (linkat through /proc/self/fd, which needs no privilege,
- * where AT_EMPTY_PATH does); false if no name could be given. */
+/* Gives the unnamed file its name; false if none could be given. */
 static bool hg_name_trace_file(int fd) {
     const char *dir = hg_unnamed_directory;
     hg_unnamed_directory = NULL;
-    char self[64], path[4096];
-    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-    for (int sequence = 1; sequence < 1000; sequence++) {
-        hg_trace_path(path, sizeof path, dir, sequence);
-        if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0) return true;
-        if (errno != EEXIST) return false;
-    }
-    return false;
+    return hg_take_trace_name(dir, fd) >= 0;
 }
 
 /* The trace directory as an absolute path, resolved against the working directory once, when
@@ -116,7 +113,7 @@ static bool hg_create_pending_file(void) {
     const char *dir = hg_pending_directory;
     hg_pending_directory = NULL;
     int fd = hg_create_unnamed_trace_file(dir);
-    if (fd < 0) fd = hg_create_trace_file(dir); /* a file system without O_TMPFILE */
+    if (fd < 0) fd = hg_take_trace_name(dir, -1); /* a file system without O_TMPFILE */
     if (fd < 0) return false;
     fd = hg_descriptor_raise(fd);
     if (!hg_descriptor_is_ours(fd)) { /* it could not be told apart from a file of the program's */

@@ -19,19 +19,7 @@ public enum OutputFile {
     public static func write(_ data: Data, to path: String) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard descriptor >= 0 else { throw OutputFileError(errno: errno) }
-        var failure: Int32 = 0
-        data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                offset += written
-            }
-        }
+        var failure = data.withUnsafeBytes { WholeWrite.write($0, to: descriptor) }
         if close(descriptor) != 0, failure == 0, errno != EINTR { failure = errno }
         if failure != 0 { throw OutputFileError(errno: failure) }
     }
@@ -42,8 +30,7 @@ public enum OutputFile {
     /// would take the check's close for the end of its input. The report waits for a reader
     /// there, as valgrind's log does.
     public static func check(_ path: String) throws {
-        var status = stat()
-        if stat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFIFO { return }
+        if let status = FileStatus.of(path), status.st_mode & S_IFMT == S_IFIFO { return }
         let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o666)
         guard descriptor >= 0 else { throw OutputFileError(errno: errno) }
         close(descriptor)

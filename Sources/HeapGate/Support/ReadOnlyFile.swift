@@ -21,10 +21,7 @@ final class ReadOnlyFile {
 
     /// The type of the file opened (`S_IFREG`, `S_IFDIR`, `S_IFIFO`, `S_IFCHR`…: fstat(2)'s
     /// `st_mode & S_IFMT`); nil on an error.
-    var type: mode_t? {
-        var status = stat()
-        return fstat(descriptor, &status) == 0 ? status.st_mode & S_IFMT : nil
-    }
+    var type: mode_t? { status.map { $0.st_mode & S_IFMT } }
 
     deinit { close(descriptor) }
 
@@ -38,34 +35,32 @@ final class ReadOnlyFile {
 
     /// Up to `count` bytes from the current offset (fewer at the end of the file); nil on an error.
     func read(upTo count: Int) -> [UInt8]? {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let got = bytes.withUnsafeMutableBytes { read(into: $0.baseAddress! + filled, count: count - filled) }
-            if got < 0 { return nil }
-            if got == 0 { break }
-            filled += got
-        }
-        return Array(bytes[..<filled])
+        filled(count) { buffer, wanted, _ in read(into: buffer, count: wanted) }
     }
 
     /// Wraps pread(2), retried on EINTR: up to `count` bytes at `offset` (fewer at the end of
     /// the file), leaving the file offset where it was; nil on an error.
     func read(upTo count: Int, at offset: UInt64) -> [UInt8]? {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let got = bytes.withUnsafeMutableBytes { raw -> Int in
-                while true {
-                    let got = pread(descriptor, raw.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
-                    if got >= 0 || errno != EINTR { return got }
-                }
+        filled(count) { buffer, wanted, done in
+            while true {
+                let got = pread(descriptor, buffer, wanted, off_t(offset) + off_t(done))
+                if got >= 0 || errno != EINTR { return got }
             }
+        }
+    }
+
+    /// Up to `count` bytes from repeated calls of `chunk(buffer, wanted, done)`, which reads at
+    /// most `wanted` bytes into `buffer`, `done` having come before (0 at the end, -1 on an error).
+    private func filled(_ count: Int, _ chunk: (UnsafeMutableRawPointer, Int, Int) -> Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let got = bytes.withUnsafeMutableBytes { chunk($0.baseAddress! + done, count - done, done) }
             if got < 0 { return nil }
             if got == 0 { break }
-            filled += got
+            done += got
         }
-        return Array(bytes[..<filled])
+        return Array(bytes[..<done])
     }
 
     /// Wraps fstat(2); nil on an error.

@@ -9,15 +9,6 @@ public enum StandardError {
     /// message that cannot be shown) and the report's writer does not (a full disk).
     @discardableResult
     public static func write(_ text: String) -> Int32 {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            bytes = bytes.dropFirst(written)
-        }
-        return 0
+        Array(text.utf8).withUnsafeBytes { WholeWrite.write($0, to: 2) }
     }
 }
