@@ -15,7 +15,9 @@ public enum CommandLineText {
     /// argument in the XML preamble's `Command:` line, and what every text report line and
     /// message does with a name the traced program chose (a path, a function's name).
     public static func controlsReplaced(_ argument: String) -> String {
-        String(String.UnicodeScalarView(argument.unicodeScalars.map { isControl($0) ? "_" : $0 }))
+        // Nearly every line has none: checked without building a copy.
+        guard argument.unicodeScalars.contains(where: isControl) else { return argument }
+        return String(String.UnicodeScalarView(argument.unicodeScalars.map { isControl($0) ? "_" : $0 }))
     }
 
     static func shownArgument(_ argument: String) -> String {

@@ -53,9 +53,19 @@ public struct LossRecord: Equatable, Sendable {
     public var frames: [ReportFrame]
     /// The name of the suppression that matched, if any.
     public var suppressedBy: String?
+    /// The frames under the last one shown (see `ReportBuilder.cutBelowMain`), and the name the
+    /// last one had when it became "(below main)": suppressions see the whole stack. Kept
+    /// instead of a second copy of every frame, which was a third of the memory of a report
+    /// of 65,000 records.
+    var framesBelowShown: [ReportFrame] = []
+    var lastShownFunction: String?
     /// The stack as suppressions see it: inlined frames included, not cut at `main`, as many
     /// return addresses as --num-callers (memcheck matches the stack it kept).
-    public var suppressionFrames: [SuppressionFrame] = []
+    public var suppressionFrames: [SuppressionFrame] {
+        var whole = frames + framesBelowShown
+        if let lastShownFunction, !frames.isEmpty { whole[frames.count - 1].function = lastShownFunction }
+        return whole.map(\.suppressionFrame)
+    }
     /// Still reachable records: the part of the bytes and blocks that only a memcheck
     /// heuristic reached (not in the JSON report's records).
     public var viaHeuristic: [LeakHeuristic: Amount] = [:]

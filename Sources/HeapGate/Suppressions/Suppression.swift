@@ -131,7 +131,9 @@ public struct Suppression: Equatable, Hashable, Sendable {
         guard isLeakSuppression, leakKinds.contains(kind) else { return false }
         switch format {
         case .valgrind:
-            let lines = numCallers.map { Array(self.frames.prefix(max($0, 1))) } ?? self.frames
+            // A copy only when lines are cut: every record is tried against every suppression.
+            let limit = max(numCallers ?? Int.max, 1)
+            let lines = self.frames.count > limit ? Array(self.frames.prefix(limit)) : self.frames
             return stack.views.contains { SuppressionMatcher.matches(lines, $0) }
         case .leakSanitizer:
             return SuppressionMatcher.leakSanitizerMatches(pattern ?? "", stack.frames)

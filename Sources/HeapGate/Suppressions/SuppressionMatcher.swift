@@ -31,16 +31,34 @@
 ///   (`insertSetenvWrapper`).
 enum SuppressionMatcher {
     /// A frame under the names valgrind could know it by.
-    struct Frame: Equatable {
+    ///
+    /// A class: every record is tried against every suppression, and a struct's arrays and
+    /// strings were each retained and released wherever a frame was passed on (a report of
+    /// 55,000 records spent a fifth of its time there).
+    final class Frame {
         /// Candidates for `fun:`; the first is the name `--gen-suppressions` would print.
         var functions: [String]
         /// Candidates for `obj:`; the first is the real object.
         var objects: [String]
-        var file: String?
-        var line: Int?
+        let file: String?
+        let line: Int?
         /// Whether the symbolizer knew the function (else `functions[0]` is `???`).
-        var hasName: Bool
-        var hasObject: Bool
+        let hasName: Bool
+        let hasObject: Bool
+
+        init(functions: [String], objects: [String], file: String?, line: Int?, hasName: Bool, hasObject: Bool) {
+            self.functions = functions
+            self.objects = objects
+            self.file = file
+            self.line = line
+            self.hasName = hasName
+            self.hasObject = hasObject
+        }
+
+        /// A copy, to change in one view without changing the other.
+        func copy() -> Frame {
+            Frame(functions: functions, objects: objects, file: file, line: line, hasName: hasName, hasObject: hasObject)
+        }
     }
 
     /// A stack with the frame lists valgrind suppressions are tried against.
@@ -66,25 +84,31 @@ enum SuppressionMatcher {
         raw[0].objects += valgrindPreloadObjects
         raw[0].functions += allocatorAliases[raw[0].functions[0]] ?? []
         var memcheck = raw
+        var differs = false // said, not found by comparing the two views: a record's every frame
         if frames.count > 1, let counterpart = operatorNewCounterpart(of: raw[1].functions[0]) {
             memcheck = Array(raw.dropFirst())
+            memcheck[0] = memcheck[0].copy()
             memcheck[0].functions.append(counterpart)
             memcheck[0].objects += valgrindPreloadObjects
+            differs = true
         }
-        insertSetenvWrapper(&memcheck, frames: Array(frames.suffix(memcheck.count)))
-        return memcheck == raw ? [raw] : [raw, memcheck]
+        differs = insertSetenvWrapper(&memcheck, frames: Array(frames.suffix(memcheck.count))) || differs
+        return differs ? [raw, memcheck] : [raw]
     }
 
     /// memcheck wraps `setenv` (its preload object checks the strings), and glibc's `setenv`
     /// tail-calls `__add_to_environ`, so where heapgate's stack has `__add_to_environ` called
     /// straight from outside libc (readline setting LINES and COLUMNS, git its environment),
     /// memcheck's has its wrapper, `setenv`, in between.
-    static func insertSetenvWrapper(_ view: inout [Frame], frames: [SuppressionFrame]) {
+    /// Returns whether it inserted the wrapper.
+    @discardableResult
+    static func insertSetenvWrapper(_ view: inout [Frame], frames: [SuppressionFrame]) -> Bool {
         guard let index = view.indices.dropLast().first(where: { view[$0].functions.contains("__add_to_environ") }),
-              let libc = frames[index].object, frames[index + 1].object != libc else { return }
+              let libc = frames[index].object, frames[index + 1].object != libc else { return false }
         let wrapper = Frame(functions: ["setenv"], objects: valgrindPreloadObjects, file: nil, line: nil,
                             hasName: true, hasObject: true)
         view.insert(wrapper, at: index + 1)
+        return true
     }
 
     static func frame(_ frame: SuppressionFrame) -> Frame {
