@@ -315,6 +315,7 @@ typedef struct {
     uint32_t segment_count;
     uint64_t seg_vaddr[HG_MAX_SEGMENTS];
     uint64_t seg_memsz[HG_MAX_SEGMENTS];
+    uint32_t seg_flags[HG_MAX_SEGMENTS]; /* p_flags: PF_X marks code (hg_vtables.c) */
     bool loaded;
 } hg_module_t;
 
@@ -592,10 +593,9 @@ bool hg_glibc_usable_size(uintptr_t block, uint64_t *usable);
 /* ---- hg_vtables.c: C++ objects reached through a secondary base ---- */
 /** Notes the loaded modules' images, where vtables live (before the scan's marking). */
 void hg_vtables_prepare(void);
-/** Whether the word `offset` bytes into a block (`pointed_word`; the block's first word is
- *  `first_word`) is where a C++ object keeps the vtable pointer of a secondary base (memcheck's
- *  multipleinheritance heuristic). */
-bool hg_is_secondary_base(uint64_t offset, uint64_t first_word, uint64_t pointed_word);
+/** memcheck's multipleinheritance heuristic: whether a block's first word and the word an
+ *  interior pointer points at (`pointed_word`) both look like vtable addresses. */
+bool hg_is_secondary_base(uint64_t first_word, uint64_t pointed_word);
 
 /* ---- hg_lifecycle.c ---- */
 typedef enum { HG_OFF = 0, HG_RECORDING, HG_FINISHED } hg_state_t;

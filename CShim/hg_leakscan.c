@@ -324,7 +324,7 @@ static bool hg_interior_is_reference(size_t index, uint64_t address, hg_heuristi
     /* Only for small blocks, read in place: every aligned interior pointer asks, and pointers
      * into large buffers are common, where C++ objects of 64 KiB with vtables are not. */
     if (size < HG_SAFE_READ_BYTES && offset % 8 == 0 && offset + 8 <= size &&
-        hg_is_secondary_base(offset, *(const uint64_t *)(uintptr_t)block->start, *(const uint64_t *)(uintptr_t)address))
+        hg_is_secondary_base(*(const uint64_t *)(uintptr_t)block->start, *(const uint64_t *)(uintptr_t)address))
         *heuristic = HG_HEURISTIC_MULTIPLE_INHERITANCE;
     return *heuristic != HG_HEURISTIC_NONE || hg_is_hashbrown_ctrl(block, address);
 }

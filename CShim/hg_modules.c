@@ -142,6 +142,7 @@ static int hg_scan_one(struct dl_phdr_info *info, size_t size, void *data) {
         if (phdr->p_type != PT_LOAD) continue;
         module->seg_vaddr[module->segment_count] = phdr->p_vaddr;
         module->seg_memsz[module->segment_count] = phdr->p_memsz;
+        module->seg_flags[module->segment_count] = phdr->p_flags;
         module->segment_count++;
     }
     hg_read_build_id(module, info);

@@ -1,19 +1,23 @@
 /*
- * memcheck's "multipleinheritance" heuristic for the exit-time scan: a pointer into a C++
- * object at one of its secondary bases counts as a reference to the object.
+ * memcheck's "multipleinheritance" heuristic for the exit-time scan: a pointer into a block
+ * counts as a reference when the block's first word and the word pointed at both look like
+ * vtable addresses.
  *
  * With `struct C : A, B`, `B *b = new C` holds C's address plus B's offset, an interior
  * pointer: without the heuristic, an object kept only through such a pointer is possibly
  * lost, where memcheck (whose default heuristics include this one) calls it still reachable,
- * and a leak gate would fail where valgrind passes.
+ * and a leak gate would fail where valgrind passes. memcheck does not ask whether the object
+ * really has that base: any C++ member object with a vtable, inside an object with one, is
+ * reached the same way (`leakclass_cpp member_object`), and so is a C struct whose first field
+ * and another point to tables of function pointers.
  *
- * memcheck asks its debug information whether the object's first word and the word the
- * pointer points at both name vtables (symbols _ZTV…). The shim has no symbol tables at exit,
- * so it checks the Itanium C++ ABI's layout instead, which is stricter: both words point into
- * a loaded module's image, and in front of each vtable address lie the offset to the top of
- * the object (0 for the primary vtable, minus the base's offset for the secondary one) and
- * the same type_info pointer (both vtables belong to the complete object's class).
+ * memcheck's test of a vtable address (mc_leakcheck.c, aligned_ptr_above_page0_is_vtable_addr)
+ * uses no symbols: the address lies in a readable file mapping, and of the words from it on
+ * (at most 21, within that mapping) every one is null or points into executable file-mapped
+ * code, until two such code pointers are found. Here the loaded modules' PT_LOAD segments
+ * stand for the file mappings.
  */
+#include <elf.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -21,6 +25,7 @@
 
 typedef struct {
     uintptr_t start, end;
+    uint32_t flags; /* the segment's p_flags */
 } hg_range_t;
 
 static hg_range_t *hg_images; /* the loaded modules' segments, sorted by start */
@@ -47,29 +52,43 @@ void hg_vtables_prepare(void) {
         if (!module->loaded) continue;
         for (uint32_t s = 0; s < module->segment_count; s++) {
             uintptr_t start = module->base + module->seg_vaddr[s];
-            hg_images[hg_image_count++] = (hg_range_t){start, start + module->seg_memsz[s]};
+            hg_images[hg_image_count++] = (hg_range_t){start, start + module->seg_memsz[s], module->seg_flags[s]};
         }
     }
     qsort(hg_images, hg_image_count, sizeof *hg_images, hg_compare_ranges);
 }
 
-/* Whether `address` lies in a loaded module's image, as every vtable does. */
-static bool hg_in_image(uint64_t address) {
+/* The loaded module's segment that holds `address`, or NULL. */
+static const hg_range_t *hg_image_of(uint64_t address) {
     size_t low = 0, high = hg_image_count;
     while (low < high) {
         size_t mid = low + (high - low) / 2;
         if (hg_images[mid].start <= address) low = mid + 1; else high = mid;
     }
-    return low > 0 && address < hg_images[low - 1].end;
+    return low > 0 && address < hg_images[low - 1].end ? &hg_images[low - 1] : NULL;
 }
 
-/* The two words in front of a vtable address: offset to top, type_info. */
-static bool hg_vtable_prefix(uint64_t vtable, int64_t prefix[2]) { return hg_read_own(prefix, vtable - 16, 16); }
+#define HG_VTABLE_MAX_CHECK 20 /* memcheck's VTABLE_MAX_CHECK */
 
-bool hg_is_secondary_base(uint64_t offset, uint64_t primary, uint64_t secondary) {
-    if (!hg_images || offset == 0 || offset % 8 != 0) return false;
-    if (primary % 8 != 0 || secondary % 8 != 0 || !hg_in_image(primary) || !hg_in_image(secondary)) return false;
-    int64_t primary_prefix[2], secondary_prefix[2];
-    if (!hg_vtable_prefix(primary, primary_prefix) || !hg_vtable_prefix(secondary, secondary_prefix)) return false;
-    return primary_prefix[0] == 0 && secondary_prefix[0] == -(int64_t)offset && primary_prefix[1] == secondary_prefix[1];
+/* memcheck's vtable test (above), for an aligned address above page 0. */
+static bool hg_is_vtable_address(uint64_t address) {
+    if (address % 8 != 0 || address < 4096) return false;
+    const hg_range_t *image = hg_image_of(address);
+    if (!image || !(image->flags & PF_R) || image->end - address < 8) return false;
+    uint64_t words[HG_VTABLE_MAX_CHECK + 1];
+    size_t count = (image->end - address) / 8;
+    if (count > HG_VTABLE_MAX_CHECK + 1) count = HG_VTABLE_MAX_CHECK + 1;
+    if (!hg_read_own(words, address, count * 8)) return false;
+    unsigned functions = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (words[i] == 0) continue; /* null slots occur in vtables */
+        const hg_range_t *code = hg_image_of(words[i]);
+        if (!code || !(code->flags & PF_X)) return false;
+        if (++functions == 2) return true;
+    }
+    return false;
+}
+
+bool hg_is_secondary_base(uint64_t first_word, uint64_t pointed_word) {
+    return hg_images && hg_is_vtable_address(pointed_word) && hg_is_vtable_address(first_word);
 }

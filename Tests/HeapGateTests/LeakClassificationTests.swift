@@ -448,6 +448,12 @@ extension LeakCase {
             LeakExpectation("make_static_block(int)", [.definite: F(24, 1)]),
             LeakExpectation("(anonymous namespace)::make_hidden_block(int)", [.definite: F(16, 1)]),
         ], process: [.definite: A(40, 2), .indirect: .zero, .possible: .zero]),
+        // A member object with a vtable, inside an object with one: memcheck's test of the two
+        // words asks for function pointers, not for a base class. heapgate checked the Itanium
+        // layout of a secondary base and called it possibly lost, failing a gate valgrind passes.
+        LeakCase(fixture: "leakclass_cpp", argument: "member_object", expectations: [
+            LeakExpectation("make_outer", [.reachable: F(32, 1)]),
+        ], process: [.definite: .zero, .indirect: .zero, .possible: .zero]),
     ]
 
     static let rust: [LeakCase] = [
@@ -665,6 +671,7 @@ struct ReachableViaHeuristicTests {
     static let cases = [
         Case(command: ["leakclass_cpp", "new_arrays"], heuristic: "newarray", amount: LeakCheck.Amount(32, 1)),
         Case(command: ["leakclass_cpp", "secondary_base"], heuristic: "multipleinheritance", amount: LeakCheck.Amount(40, 1)),
+        Case(command: ["leakclass_cpp", "member_object"], heuristic: "multipleinheritance", amount: LeakCheck.Amount(32, 1)),
         Case(command: ["leakclass_c", "interior"], heuristic: nil, amount: .zero),
         // Reached through newarray's pointer and through its start: plainly reachable.
         Case(command: ["leakclass_cpp", "array_start_kept"], heuristic: nil, amount: .zero),

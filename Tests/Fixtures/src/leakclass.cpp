@@ -46,6 +46,15 @@
  *                     names them from the symbol table: "make_static_block(int)",
  *                     "(anonymous namespace)::make_hidden_block(int)".
  *                     DEFINITELY LOST 24 B in 1 block, 16 B in 1 block.
+ *   member_object     make_outer(): new Outer (32 bytes: Outer's vtable pointer
+ *                     and a long, then a Member, a class with virtual functions
+ *                     of its own: its vtable pointer and a long).  The only
+ *                     pointer is the global g_member, &outer->member, 16 bytes
+ *                     into the block, at Member's vtable pointer.  Member is no
+ *                     base of Outer, but memcheck's "multipleinheritance"
+ *                     heuristic asks only that the block's first word and the
+ *                     word pointed at both look like vtables (each points to
+ *                     function pointers): STILL REACHABLE 32 B in 1 block.
  *
  * The libstdc++ emergency exception pool (72,704 bytes, allocated before main)
  * is still reachable in every run.  No iostreams, so no stdout buffer.  main
@@ -148,6 +157,25 @@ __attribute__((noinline)) void make_hidden_block(int n)
 }
 } // namespace
 
+struct Member {
+    virtual ~Member() {}
+    virtual long value() { return member; }
+    long member = 5;
+};
+
+struct Outer {
+    virtual ~Outer() {}
+    long outer = 4;
+    Member member; // at 16
+};
+
+Member *g_member; // member_object: the only pointer, 16 bytes into its block
+
+__attribute__((noinline)) void make_outer()
+{
+    g_member = &(new Outer)->member;
+}
+
 __attribute__((noinline)) void scrub_stack()
 {
     char pad[16384];
@@ -171,8 +199,10 @@ int main(int argc, char **argv)
     } else if (std::strcmp(name, "internal_linkage") == 0) {
         make_static_block(24);
         make_hidden_block(16);
+    } else if (std::strcmp(name, "member_object") == 0) {
+        make_outer();
     } else {
-        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays|secondary_base|array_start_kept|internal_linkage\n";
+        static const char usage[] = "usage: leakclass_cpp shared_ptr_cycle|new_arrays|secondary_base|array_start_kept|internal_linkage|member_object\n";
         if (write(2, usage, sizeof usage - 1) < 0) return 4;
         return 2;
     }
