@@ -202,5 +202,6 @@ fixture c leakclass_c leakclass.c -pthread
 fixture cxx leakclass_cpp leakclass.cpp
 fixture rust leakclass_rust leakclass.rs
 fixture swift leakclass_swift leakclass.swift
+fixture c record_order record_order.c
 
 echo "fixtures in $out: $built built, $skipped up to date"

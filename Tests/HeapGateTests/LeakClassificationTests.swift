@@ -617,6 +617,22 @@ struct LeakClassificationTests {
         #expect(check.total(.possible) == LeakCheck.Amount(38_400, 1))
         #expect(check.records(through: "keep_end_of_buffer").map(\.kind) == [.possible])
     }
+
+    /// Records of equal size are numbered as memcheck numbers them: by kind (still reachable,
+    /// possibly, indirectly, definitely lost) before blocks (`record_order`: three records of
+    /// 48 bytes). heapgate compared blocks first, and put the two-block reachable record last.
+    @Test func equalSizesInMemchecksOrder() throws {
+        let (outcome, _) = try LeakRun.heapgate(["record_order"])
+        #expect(outcome.status == 0)
+        let headers = outcome.reportLines.filter { $0.contains(" in loss record ") }
+        #expect(headers == [
+            "48 bytes in 2 blocks are still reachable in loss record 1 of 3",
+            "48 bytes in 1 blocks are possibly lost in loss record 2 of 3",
+            "48 bytes in 1 blocks are definitely lost in loss record 3 of 3",
+        ], "\(outcome.stderr)")
+        let frames = outcome.reportLines.filter { $0.hasPrefix("   by ") }.compactMap { $0.split(separator: ": ", maxSplits: 1).last }
+        #expect(frames.map { LeakCheck.functionName(inFrame: String($0)) } == ["kept_block", "kept_pair", "main", "interior", "main", "lost_one", "main"])
+    }
 }
 
 /// The text report (stderr) and the JSON report say the same: LEAK SUMMARY and loss records.

@@ -113,28 +113,40 @@ public final class ReportBuilder {
         return order.map { records[$0] }
     }
 
-    /// valgrind's order of loss records: by total bytes, then blocks, then kind and addresses.
-    /// Sorted by these keys and the records' indices: records moved or compared themselves
-    /// were copied, every string in their frames retained and released (a tenth of a report of
-    /// 55,000 records, most of which tie on size).
+    /// memcheck's order of loss records (cmp_LossRecords): total bytes, then kind, then blocks,
+    /// so that records of equal size get the same numbers ("loss record N of M") as memcheck's;
+    /// then the addresses, for a stable order. Sorted by these keys and the records' indices:
+    /// records moved or compared themselves were copied, every string in their frames retained
+    /// and released (a tenth of a report of 55,000 records, most of which tie on size).
     private struct SortKey: Comparable {
         var totalBytes: UInt64
+        var kind: Int
         var blocks: UInt64
-        var kind: String
         var addresses: [String]
 
         init(_ record: LossRecord) {
             totalBytes = record.totalBytes
+            kind = ReportBuilder.memcheckRank(record.kind)
             blocks = record.blocks
-            kind = record.kind.rawValue
             addresses = record.frames.map(\.address)
         }
 
         static func < (a: SortKey, b: SortKey) -> Bool {
             if a.totalBytes != b.totalBytes { return a.totalBytes < b.totalBytes }
-            if a.blocks != b.blocks { return a.blocks < b.blocks }
             if a.kind != b.kind { return a.kind < b.kind }
+            if a.blocks != b.blocks { return a.blocks < b.blocks }
             return a.addresses.lexicographicallyPrecedes(b.addresses)
+        }
+    }
+
+    /// memcheck's Reachedness values, which order records of equal size: still reachable
+    /// first, definitely lost last.
+    fileprivate static func memcheckRank(_ kind: LossRecord.Kind) -> Int {
+        switch kind {
+        case .inUse, .reachable: return 0
+        case .possible: return 1
+        case .indirect: return 2
+        case .definite: return 3
         }
     }
 
