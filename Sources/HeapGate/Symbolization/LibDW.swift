@@ -131,11 +131,13 @@ enum LibDW {
     }
 
     /// Wraps `dwarf_getsrc_die`, `dwarf_linesrc` and `dwarf_lineno`: the line-table row of `pc`.
+    /// Line 0 is kept: compilers give it to code no source line stands for (Swift's
+    /// `__allocating_init`), and memcheck prints such a frame as `(file.swift:0)`.
     static func dwarfGetSrcDie(_ cu: inout Dwarf_Die, _ pc: UInt64) -> (file: String, line: Int?)? {
         guard let row = dwarf_getsrc_die(&cu, pc), let file = dwarf_linesrc(row, nil, nil) else { return nil }
         var line: Int32 = 0
-        dwarf_lineno(row, &line)
-        return (String(cString: file), line > 0 ? Int(line) : nil)
+        guard dwarf_lineno(row, &line) == 0, line >= 0 else { return (String(cString: file), nil) }
+        return (String(cString: file), Int(line))
     }
 
     /// Wraps `dwarf_child`: the first child of `die`, if any.
