@@ -4,9 +4,4 @@ public struct RecordSuppressions: Sendable {
     public var set: SuppressionSet
 
     public init(_ set: SuppressionSet = SuppressionSet()) { self.set = set }
-
-    /// The name of the first suppression matching the record's stack and kind, if any.
-    func firstMatch(_ record: LossRecord, kind: LeakKind) -> String? {
-        set.firstMatch(frames: record.suppressionFrames, kind: kind)?.name
-    }
 }

@@ -24,9 +24,10 @@ public final class ReportBuilder {
         var leaks: LeakTotals?
         if isClassified(heap) {
             var totals = LeakTotals()
+            let suppressions = SuppressionMatching(options.suppressions.set)
             for index in records.indices {
                 guard let kind = records[index].kind.leakKind else { continue }
-                if let name = options.suppressions.firstMatch(records[index], kind: kind) {
+                if let name = suppressions.firstMatch(frames: records[index].suppressionFrames, kind: kind)?.name {
                     records[index].suppressedBy = name
                     totals.suppressed.add(records[index].bytes, blocks: records[index].blocks)
                 } else {

@@ -54,11 +54,6 @@ enum SuppressionMatcher {
             self.hasName = hasName
             self.hasObject = hasObject
         }
-
-        /// A copy, to change in one view without changing the other.
-        func copy() -> Frame {
-            Frame(functions: functions, objects: objects, file: file, line: line, hasName: hasName, hasObject: hasObject)
-        }
     }
 
     /// A stack with the frame lists valgrind suppressions are tried against.
@@ -78,18 +73,34 @@ enum SuppressionMatcher {
 
     // MARK: Views
 
+    /// How a view's frame is made from the stack's frames. A recipe names the frame as well:
+    /// `SuppressionMatching` remembers what each suppression line said of it.
+    enum FrameRecipe: Hashable {
+        case plain(SuppressionFrame)
+        /// heapgate's frame 0, an entry point of libheapgate.so: also memcheck's preload object
+        /// and the names memcheck reports the entry point under.
+        case allocatorEntry(SuppressionFrame)
+        /// memcheck's frame 0 where heapgate's frame 1 (this one) is an `operator new`: also
+        /// the other of new/new[], in memcheck's preload object.
+        case operatorNewEntry(SuppressionFrame)
+        /// memcheck's wrapper of `setenv`.
+        case setenvWrapper
+    }
+
     static func views(of frames: [SuppressionFrame]) -> [[Frame]] {
-        var raw = frames.map(frame)
+        viewRecipes(of: frames).map { $0.map(frame) }
+    }
+
+    /// heapgate's own view first, then memcheck's when it differs.
+    static func viewRecipes(of frames: [SuppressionFrame]) -> [[FrameRecipe]] {
+        var raw = frames.map(FrameRecipe.plain)
         guard let first = frames.first, isHeapgateAllocator(first) else { return [raw] }
-        raw[0].objects += valgrindPreloadObjects
-        raw[0].functions += allocatorAliases[raw[0].functions[0]] ?? []
+        raw[0] = .allocatorEntry(first)
         var memcheck = raw
-        var differs = false // said, not found by comparing the two views: a record's every frame
-        if frames.count > 1, let counterpart = operatorNewCounterpart(of: raw[1].functions[0]) {
+        var differs = false
+        if frames.count > 1, operatorNewCounterpart(of: primaryName(frames[1])) != nil {
             memcheck = Array(raw.dropFirst())
-            memcheck[0] = memcheck[0].copy()
-            memcheck[0].functions.append(counterpart)
-            memcheck[0].objects += valgrindPreloadObjects
+            memcheck[0] = .operatorNewEntry(frames[1])
             differs = true
         }
         differs = insertSetenvWrapper(&memcheck, frames: Array(frames.suffix(memcheck.count))) || differs
@@ -99,16 +110,42 @@ enum SuppressionMatcher {
     /// memcheck wraps `setenv` (its preload object checks the strings), and glibc's `setenv`
     /// tail-calls `__add_to_environ`, so where heapgate's stack has `__add_to_environ` called
     /// straight from outside libc (readline setting LINES and COLUMNS, git its environment),
-    /// memcheck's has its wrapper, `setenv`, in between.
-    /// Returns whether it inserted the wrapper.
-    @discardableResult
-    static func insertSetenvWrapper(_ view: inout [Frame], frames: [SuppressionFrame]) -> Bool {
-        guard let index = view.indices.dropLast().first(where: { view[$0].functions.contains("__add_to_environ") }),
+    /// memcheck's has its wrapper, `setenv`, in between. Returns whether it inserted it.
+    static func insertSetenvWrapper(_ view: inout [FrameRecipe], frames: [SuppressionFrame]) -> Bool {
+        guard let index = frames.indices.dropLast().first(where: { isAddToEnviron(frames[$0]) }),
               let libc = frames[index].object, frames[index + 1].object != libc else { return false }
-        let wrapper = Frame(functions: ["setenv"], objects: valgrindPreloadObjects, file: nil, line: nil,
-                            hasName: true, hasObject: true)
-        view.insert(wrapper, at: index + 1)
+        view.insert(.setenvWrapper, at: index + 1)
         return true
+    }
+
+    /// Whether one of the frame's names for `fun:` is `__add_to_environ` (see `frame`).
+    private static func isAddToEnviron(_ frame: SuppressionFrame) -> Bool {
+        frame.inlinedName == "__add_to_environ" || (frame.linkageName ?? frame.function) == "__add_to_environ"
+    }
+
+    /// The first of the frame's names for `fun:` (see `frame`).
+    private static func primaryName(_ frame: SuppressionFrame) -> String {
+        frame.inlinedName ?? frame.linkageName ?? frame.function ?? "???"
+    }
+
+    static func frame(_ recipe: FrameRecipe) -> Frame {
+        switch recipe {
+        case .plain(let source):
+            return frame(source)
+        case .allocatorEntry(let source):
+            let made = frame(source)
+            made.objects += valgrindPreloadObjects
+            made.functions += allocatorAliases[made.functions[0]] ?? []
+            return made
+        case .operatorNewEntry(let source):
+            let made = frame(source)
+            made.functions += operatorNewCounterpart(of: made.functions[0]).map { [$0] } ?? []
+            made.objects += valgrindPreloadObjects
+            return made
+        case .setenvWrapper:
+            return Frame(functions: ["setenv"], objects: valgrindPreloadObjects, file: nil, line: nil,
+                         hasName: true, hasObject: true)
+        }
     }
 
     static func frame(_ frame: SuppressionFrame) -> Frame {
@@ -189,55 +226,61 @@ enum SuppressionMatcher {
     /// allocates), and its --gen-suppressions writes those frames as `obj:*`; heapgate's
     /// stack ends at the first frame.
     static func matches(_ patterns: [SuppressionPattern], _ frames: [Frame]) -> Bool {
+        matches(lines: patterns.count, frames: frames.count, line: { patterns[$0] },
+                lineMatchesFrame: { frameMatches(patterns[$0], frames[$1]) })
+    }
+
+    /// `matches` over lines and frames given by number: `lineMatchesFrame(p, f)` says whether
+    /// line p, not `...`, matches frame f (`SuppressionMatching` answers from what it kept).
+    static func matches(lines count: Int, frames frameCount: Int, line: (Int) -> SuppressionPattern,
+                        lineMatchesFrame: (Int, Int) -> Bool) -> Bool {
         // Up to the first `...`, line p can only be frame p: compared one to one, without the
         // table below. Most suppressions part from a stack there (every record is tried
         // against every suppression), and allocating the table was most of their cost.
         var start = 0
-        while start < patterns.count, patterns[start] != .anyFrames {
-            if start == frames.count { return patterns[start...].allSatisfy(matchesAnyFrame) }
-            if !frameMatches(patterns[start], frames[start]) { return false }
+        while start < count, line(start) != .anyFrames {
+            if start == frameCount { return (start..<count).allSatisfy { matchesAnyFrame(line($0)) } }
+            if !lineMatchesFrame(start, start) { return false }
             start += 1
         }
-        if start == patterns.count { return true }
+        if start == count { return true }
         // One `...` and lines after it (the usual form): where those lines start is the only
         // choice, so each start is tried in turn, without the table either.
-        let rest = patterns[(start + 1)...]
-        if !rest.contains(.anyFrames) {
-            return (start...frames.count).contains { matchesInTurn(rest, frames[$0...]) }
+        let rest = start + 1
+        if !(rest..<count).contains(where: { line($0) == .anyFrames }) {
+            return (start...frameCount).contains { first in
+                // Lines rest... against frames first..., one to one; lines that match any
+                // frame also match past the stack's end.
+                var frame = first
+                for p in rest..<count {
+                    if frame == frameCount {
+                        if !matchesAnyFrame(line(p)) { return false }
+                        continue
+                    }
+                    if !lineMatchesFrame(p, frame) { return false }
+                    frame += 1
+                }
+                return true
+            }
         }
-        let columns = frames.count + 1
+        let columns = frameCount + 1
         // memo[p * columns + f]: 0 unknown, 1 match, 2 no match.
-        var memo = [UInt8](repeating: 0, count: (patterns.count + 1) * columns)
+        var memo = [UInt8](repeating: 0, count: (count + 1) * columns)
         func match(_ p: Int, _ f: Int) -> Bool {
-            if p == patterns.count { return true }
-            if f == frames.count, patterns[p...].allSatisfy(matchesAnyFrame) { return true }
+            if p == count { return true }
+            if f == frameCount, (p..<count).allSatisfy({ matchesAnyFrame(line($0)) }) { return true }
             let key = p * columns + f
             if memo[key] != 0 { return memo[key] == 1 }
             let result: Bool
-            if case .anyFrames = patterns[p] {
-                result = match(p + 1, f) || (f < frames.count && match(p, f + 1))
+            if case .anyFrames = line(p) {
+                result = match(p + 1, f) || (f < frameCount && match(p, f + 1))
             } else {
-                result = f < frames.count && frameMatches(patterns[p], frames[f]) && match(p + 1, f + 1)
+                result = f < frameCount && lineMatchesFrame(p, f) && match(p + 1, f + 1)
             }
             memo[key] = result ? 1 : 2
             return result
         }
         return match(start, start)
-    }
-
-    /// Whether `patterns`, none of them `...`, match `frames` one to one from their first,
-    /// lines that match any frame matching past the stack's end too (see `matches`).
-    static func matchesInTurn(_ patterns: ArraySlice<SuppressionPattern>, _ frames: ArraySlice<Frame>) -> Bool {
-        var frame = frames.startIndex
-        for pattern in patterns {
-            if frame == frames.endIndex {
-                if !matchesAnyFrame(pattern) { return false }
-                continue
-            }
-            if !frameMatches(pattern, frames[frame]) { return false }
-            frame += 1
-        }
-        return true
     }
 
     /// `obj:*`, `fun:*` and `...`.

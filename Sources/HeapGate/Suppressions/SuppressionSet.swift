@@ -29,7 +29,6 @@ public struct SuppressionSet: Equatable, Sendable {
     /// The first suppression that hides a leak of `kind` allocated at `frames` (frame 0 = the
     /// allocator entry point, then its callers, inlined calls included), or nil.
     public func firstMatch(frames: [SuppressionFrame], kind: LeakKind) -> Suppression? {
-        let stack = SuppressionMatcher.Stack(frames)
-        return suppressions.first { $0.matches(stack, kind: kind, numCallers: numCallers) }
+        SuppressionMatching(self).firstMatch(frames: frames, kind: kind)
     }
 }
