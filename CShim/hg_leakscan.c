@@ -678,15 +678,16 @@ static size_t hg_maps_capacity;
 /* What the walk of the roots needs from the process itself, read before the marking, which may
  * run in a snapshot whose /proc/self is another process's: the mappings and the other
  * threads' stack pointers and system call arguments. */
-static void hg_prepare_roots(void) {
+static bool hg_prepare_roots(void) {
     size_t length;
     hg_maps_text = hg_read_maps(&length, &hg_maps_capacity);
-    if (!hg_maps_text) return;
+    if (!hg_maps_text) return false;
     /* The scan's own copy, read while it is walked. The entry outlives the mapping, which is
      * harmless: the scan runs once, at the end of the process. */
     hg_leakscan_exclude(hg_maps_text, hg_maps_capacity);
     hg_collect_thread_stack_pointers();
     hg_note_span_from_drain_stack(hg_maps_text);
+    return true;
 }
 
 static void hg_scan_roots(uintptr_t stack_floor) {
@@ -942,7 +943,13 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
     /* The scan only marks blocks: with none in use there is nothing to find, and reading
      * every root word of the process would be most of a short program's exit. */
     if (hg_block_count > 0) {
-        hg_prepare_roots();
+        /* Without the mappings there are no roots, and every block would come out definitely
+         * lost: a program that exits with every descriptor it may have in use (EMFILE) leaves
+         * none to open /proc/self/maps with. Its blocks go out unclassified instead. */
+        if (!hg_prepare_roots()) {
+            hg_write_unclassified_blocks();
+            return true;
+        }
         /* Not the drain thread's registers, when it is the one that exits (the main thread left
          * by pthread_exit): it holds copies of events. */
         bool exit_registers = gettid() != hg_drain_thread_id();

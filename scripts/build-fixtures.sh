@@ -128,6 +128,7 @@ fixture c unwind_stress unwind_stress.c -pthread
 fixture c alloc_then_sleep alloc_then_sleep.c
 fixture c fd_hygiene fd_hygiene.c
 fixture c closes_descriptors closes_descriptors.c
+fixture c exhausts_descriptors exhausts_descriptors.c
 fixture c high_descriptors high_descriptors.c
 fixture c descriptor_race descriptor_race.c -pthread
 fixture c rotating_pointers rotating_pointers.c -pthread
