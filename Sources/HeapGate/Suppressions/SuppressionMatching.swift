@@ -9,9 +9,9 @@
 /// line get a number, and a line's verdict on a frame is kept in a table.
 final class SuppressionMatching {
     private let suppressions: [Suppression]
-    /// Each suppression's location lines, as numbers into `patterns`; lines past
-    /// --num-callers left out, as valgrind stops reading there.
-    private let lines: [[Int]]
+    /// What matching needs of each leak suppression, in order (a `Suppression` copied for
+    /// each record retained every string in it).
+    private let tried: [Tried]
     private let patterns: [SuppressionPattern]
     private var frameNumbers: [SuppressionMatcher.FrameRecipe: Int] = [:]
     private var frames: [SuppressionMatcher.Frame] = []
@@ -23,35 +23,51 @@ final class SuppressionMatching {
         var numbers: [SuppressionPattern: Int] = [:]
         var patterns: [SuppressionPattern] = []
         let limit = max(set.numCallers ?? Int.max, 1)
-        lines = set.suppressions.map { suppression in
-            suppression.frames.prefix(limit).map { pattern in
-                if let known = numbers[pattern] { return known }
-                numbers[pattern] = patterns.count
-                patterns.append(pattern)
-                return patterns.count - 1
+        tried = set.suppressions.indices.compactMap { index in
+            let suppression = set.suppressions[index]
+            guard suppression.isLeakSuppression else { return nil }
+            switch suppression.format {
+            case .valgrind:
+                let lines = suppression.frames.prefix(limit).map { pattern in
+                    if let known = numbers[pattern] { return known }
+                    numbers[pattern] = patterns.count
+                    patterns.append(pattern)
+                    return patterns.count - 1
+                }
+                return Tried(index: index, kinds: suppression.leakKinds, lines: lines, leakSanitizerPattern: nil)
+            case .leakSanitizer:
+                return Tried(index: index, kinds: suppression.leakKinds, lines: [], leakSanitizerPattern: suppression.pattern ?? "")
             }
         }
         self.patterns = patterns
+    }
+
+    private struct Tried {
+        var index: Int
+        var kinds: Set<LeakKind>
+        /// valgrind: the location lines as numbers into `patterns`; lines past --num-callers
+        /// left out, as valgrind stops reading there.
+        var lines: [Int]
+        /// LeakSanitizer: the pattern after `leak:`.
+        var leakSanitizerPattern: String?
     }
 
     /// The first suppression that hides a leak of `kind` allocated at `frames`, as
     /// `SuppressionSet.firstMatch` says.
     func firstMatch(frames stack: [SuppressionFrame], kind: LeakKind) -> Suppression? {
         var views: [[Int]]?
-        for (index, suppression) in suppressions.enumerated() {
-            guard suppression.isLeakSuppression, suppression.leakKinds.contains(kind) else { continue }
-            switch suppression.format {
-            case .valgrind:
-                if views == nil { views = SuppressionMatcher.viewRecipes(of: stack).map { $0.map(number) } }
-                let lines = self.lines[index]
-                let found = views!.contains { view in
-                    SuppressionMatcher.matches(lines: lines.count, frames: view.count, line: { self.patterns[lines[$0]] },
-                                               lineMatchesFrame: { self.verdict(line: lines[$0], frame: view[$1]) })
-                }
-                if found { return suppression }
-            case .leakSanitizer:
-                if SuppressionMatcher.leakSanitizerMatches(suppression.pattern ?? "", stack) { return suppression }
+        for candidate in tried where candidate.kinds.contains(kind) {
+            if let pattern = candidate.leakSanitizerPattern {
+                if SuppressionMatcher.leakSanitizerMatches(pattern, stack) { return suppressions[candidate.index] }
+                continue
             }
+            if views == nil { views = SuppressionMatcher.viewRecipes(of: stack).map { $0.map(number) } }
+            let lines = candidate.lines
+            let found = views!.contains { view in
+                SuppressionMatcher.matches(lines: lines.count, frames: view.count, line: { self.patterns[lines[$0]] },
+                                           lineMatchesFrame: { self.verdict(line: lines[$0], frame: view[$1]) })
+            }
+            if found { return suppressions[candidate.index] }
         }
         return nil
     }
