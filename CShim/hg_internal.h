@@ -112,6 +112,9 @@ unsigned hg_thread_count(void);
 /** This thread's /proc maps, NUL-terminated, in an anonymous mapping of *capacity bytes (the
  *  caller unmaps it), or NULL. */
 char *hg_read_maps(size_t *length, size_t *capacity);
+/** open(2) of a file under /proc for the shim's own reads, even when the program has every
+ *  descriptor its limit allows in use (see hg_proc.c). */
+int hg_open_proc(const char *path, int flags);
 /** Whether a seccomp filter applies to this process (one it inherited too, which the shim's
  *  filter check never saw), or /proc cannot say: then the shim makes no system call it did not
  *  make before 2026-11-24 (clone, wait4, linkat, access). */

@@ -516,7 +516,7 @@ static bool hg_child_waiter; /* a thread waits for any child with __WALL or __WC
 /* Calls visit(tid, context) for every other thread of the program (not this one, not the drain
  * thread) until it returns false; false when /proc/self/task cannot be read. */
 static bool hg_for_each_other_thread(bool (*visit)(long tid, void *context), void *context) {
-    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir = hg_open_proc("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) return false;
     pid_t self = gettid();
     char entries[4096];
@@ -551,7 +551,7 @@ static bool hg_collect_thread(long tid, void *unused) {
     (void)unused;
     char path[64], text[256];
     snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = hg_open_proc(path, O_RDONLY | O_CLOEXEC);
     ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
     if (fd >= 0) close(fd);
     if (n <= 0) return true; /* the thread is gone */
