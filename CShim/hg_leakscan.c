@@ -868,6 +868,13 @@ static void hg_write_unclassified_blocks(void) {
         hg_drain_write_block(hg_blocks[i].start, hg_size(&hg_blocks[i]), hg_blocks[i].stack, 0, 0);
 }
 
+/* Says why the blocks are unclassified, so that the report warns and a leak gate fails: a
+ * check that never ran must not pass for one that found nothing. */
+static void hg_leakscan_write_skipped(unsigned reason) {
+    hg_writer_byte(HG_REC_SCAN_SKIPPED);
+    hg_writer_uv(reason);
+}
+
 /* One SNAPSHOT_BLOCK per block, in address order, with its verdict; then SCAN_DONE. */
 static void hg_write_blocks(uint64_t nanoseconds) {
     for (size_t i = 0; i < hg_block_count; i++) {
@@ -909,7 +916,10 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
     hg_marks = map_marks(hg_block_count);
     hg_leaders = map_marks(hg_block_count * sizeof *hg_leaders); /* touched only for indirectly lost blocks */
     hg_work = hg_map(work_bytes);
-    if (!hg_blocks || !hg_marks || !hg_leaders || !hg_work) return false; /* no memory for the scan: blocks go out unclassified */
+    if (!hg_blocks || !hg_marks || !hg_leaders || !hg_work) { /* no memory for the scan: blocks go out unclassified */
+        hg_leakscan_write_skipped(HG_SCAN_SKIPPED_NO_MEMORY);
+        return false;
+    }
     hg_leakscan_exclude(hg_blocks, blocks_bytes);
     hg_leakscan_exclude(hg_marks, hg_block_count);
     hg_leakscan_exclude(hg_leaders, hg_block_count * sizeof *hg_leaders);
@@ -926,12 +936,14 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
     hg_scan_block_t *table = hg_liveset_release(&table_bytes);
     if (hg_block_count >= 2 && (!table || table_bytes < blocks_bytes)) {
         hg_write_unclassified_blocks();
+        hg_leakscan_write_skipped(HG_SCAN_SKIPPED_NO_MEMORY);
         return true;
     }
     hg_sort_blocks(table);
     hg_note_swift_runtime_blocks();
     if (!hg_build_page_index()) {
         hg_write_unclassified_blocks();
+        hg_leakscan_write_skipped(HG_SCAN_SKIPPED_NO_MEMORY);
         return true;
     }
     if (hg_block_count > 0) {
@@ -944,10 +956,12 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
      * every root word of the process would be most of a short program's exit. */
     if (hg_block_count > 0) {
         /* Without the mappings there are no roots, and every block would come out definitely
-         * lost: a program that exits with every descriptor it may have in use (EMFILE) leaves
-         * none to open /proc/self/maps with. Its blocks go out unclassified instead. */
+         * lost: a program that exits with every descriptor it may have in use (EMFILE), under
+         * a limit the scan may not raise (hg_open_proc), leaves none to open /proc/self/maps
+         * with. Its blocks go out unclassified instead. */
         if (!hg_prepare_roots()) {
             hg_write_unclassified_blocks();
+            hg_leakscan_write_skipped(HG_SCAN_SKIPPED_NO_MAPPINGS);
             return true;
         }
         /* Not the drain thread's registers, when it is the one that exits (the main thread left

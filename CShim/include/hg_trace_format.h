@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define HG_TRACE_MAGIC "HEAPGATE"
-#define HG_TRACE_VERSION 3u
+#define HG_TRACE_VERSION 4u
 
 /** Little-endian, written once at offset 0. */
 typedef struct {
@@ -69,6 +69,9 @@ typedef enum {
     HG_REC_INHERITED_BLOCK = 0x21,
     /* uv blocks classified, uv root bytes scanned, uv scan nanoseconds: the scan finished. */
     HG_REC_SCAN_DONE = 0x41,
+    /* uv reason (HG_SCAN_SKIPPED_*): the leak check was wanted and the scan could not run; the
+     * blocks are written unclassified. Version 4. */
+    HG_REC_SCAN_SKIPPED = 0x42,
     /* uv allocs, uv frees, uv bytes allocated, uv blocks in use: the exit snapshot starts. It
      * restates the heap at exit so a reader can skip the event stream: the address register is
      * reset to 0, MODULE_LOAD records for every module the process ever loaded follow, then one
@@ -118,5 +121,9 @@ typedef enum {
     HG_HEURISTIC_NEWARRAY = 3,
     HG_HEURISTIC_MULTIPLE_INHERITANCE = 4,
 } hg_heuristic_t;
+
+/* Why the exit-time scan could not run (SCAN_SKIPPED). */
+#define HG_SCAN_SKIPPED_NO_MEMORY 1u /* no memory for its tables */
+#define HG_SCAN_SKIPPED_NO_MAPPINGS 2u /* /proc/self/maps could not be read: no descriptor left */
 
 #endif

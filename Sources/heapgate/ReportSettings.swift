@@ -109,10 +109,14 @@ struct ReportSettings: Equatable {
             let message = "heapgate: process \(process.pid) installed a seccomp filter, which stopped tracing: its leaks were not checked, so --error-exitcode fails the run\n"
             StandardError.write(message)
         }
+        let unscanned = reports.filter { $0.leakScanSkipped != nil }
+        for process in unscanned {
+            StandardError.write("heapgate: process \(process.pid) could not be scanned for leaks at exit: its leaks were not checked, so --error-exitcode fails the run\n")
+        }
         for pid in untraced {
             StandardError.write("heapgate: process \(pid) left no trace: its leaks were not checked, so --error-exitcode fails the run\n")
         }
-        return !unchecked.isEmpty || !untraced.isEmpty
+        return !unchecked.isEmpty || !unscanned.isEmpty || !untraced.isEmpty
     }
 
     private func hasGatedLeaks(_ reports: [ProcessReport]) -> Bool {

@@ -499,18 +499,22 @@ struct LaunchTests {
     }
 
     /// The same with the hard limit at the soft one and no privilege to raise it: nothing can
-    /// open /proc/self/maps, so the blocks are reported in use, not classified, as with
-    /// --leak-check=no (not all definitely lost).
+    /// open /proc/self/maps, so the blocks are reported in use, not classified (not all
+    /// definitely lost), the report says why, and a leak gate fails: the check never ran.
     @Test func programExitsWithEveryDescriptorInUseUnderALockedLimit() throws {
-        let (outcome, report) = try Harness.run([Harness.fixture("exhausts_descriptors"), "locked"])
-        #expect(outcome.status == 0, "\(outcome.stderrLines)")
+        let (outcome, report) = try Harness.runReport([Harness.fixture("exhausts_descriptors"), "locked"],
+                                                      flags: ["--error-exitcode=9"])
+        #expect(outcome.status == 9, "\(outcome.stderrLines)")
         #expect(outcome.stdoutText == "exhausted: ok\n")
-        let process = try #require(report.processes.first)
+        let process = try #require(report?.processes.first)
         #expect(process.complete)
         #expect(process.leaks == nil)
         #expect(process.records.allSatisfy { $0.kind == "inUse" })
         #expect(process.records(allocatedIn: "held_by_global").first?.bytes == 40)
         #expect(process.records(allocatedIn: "leak_one").first?.bytes == 24)
+        let pid = process.pid
+        #expect(outcome.stderrLines.contains("==\(pid)== WARNING: leaks were not classified: the exit-time scan could not read /proc/self/maps (every descriptor was in use, under a limit it could not raise);"))
+        #expect(outcome.stderrLines.contains("heapgate: process \(pid) could not be scanned for leaks at exit: its leaks were not checked, so --error-exitcode fails the run"))
     }
 
     /// A signal handler that allocates and frees (not async-signal-safe, and common), sent

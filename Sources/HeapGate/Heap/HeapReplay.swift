@@ -101,6 +101,8 @@ private struct ReplayState {
         case let .scanDone(_, _, nanoseconds):
             heap.isClassified = true
             heap.scanNanoseconds = nanoseconds
+        case let .scanSkipped(reason):
+            heap.leakScanSkipped = reason
         case let .stats(events, waits, lost):
             heap.events = events
             heap.ringFullWaits = waits

@@ -63,6 +63,9 @@ public struct ProcessHeap: Sendable {
     /// True when the exit-time scan classified every block in use (complete traces only).
     public var isClassified = false
     public var scanNanoseconds: UInt64 = 0
+    /// Why the exit-time scan could not run, when the leak check was wanted (the blocks are
+    /// then unclassified).
+    public var leakScanSkipped: LeakScanSkip?
 
     public var bytesInUse: UInt64 {
         var total: UInt64 = 0

@@ -46,7 +46,8 @@ public final class ReportBuilder {
             allocs: heap.allocs, frees: heap.frees, bytesAllocated: heap.bytesAllocated,
             events: heap.events, ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,
             foreignAllocator: heap.foreignAllocator, bypassingLibraries: heap.bypassingLibraries,
-            leakScanSeconds: Double(heap.scanNanoseconds) / 1e9, records: records, leaks: leaks)
+            leakScanSeconds: Double(heap.scanNanoseconds) / 1e9,
+            leakScanSkipped: options.leakCheck == .no ? nil : heap.leakScanSkipped, records: records, leaks: leaks)
     }
 
     private struct GroupKey: Hashable {

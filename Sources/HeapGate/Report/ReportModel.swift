@@ -178,6 +178,8 @@ public struct ProcessReport: Sendable {
     public var bypassingLibraries: [BypassingLibrary] = []
     /// How long the exit-time leak scan took in the traced process.
     public var leakScanSeconds: Double = 0
+    /// Why the exit-time scan could not run although the leak check was on (then `leaks` is nil).
+    public var leakScanSkipped: LeakScanSkip? = nil
     /// Sorted as valgrind sorts loss records: by bytes, smallest first, so the largest is
     /// printed last, next to the summary.
     public var records: [LossRecord]

@@ -19,6 +19,11 @@ public enum TextReport {
             lines.append("WARNING: the figures below cover only what was recorded, and leaks were not classified.")
             lines.append("")
         }
+        if let skipped = report.leakScanSkipped {
+            lines.append("WARNING: leaks were not classified: \(skipped.explanation);")
+            lines.append("WARNING: the blocks below are those in use at exit, and --error-exitcode fails the run.")
+            lines.append("")
+        }
         if report.lostEvents > 0 {
             lines.append("WARNING: \(grouped(report.lostEvents)) events were lost before tracing started.")
         }

@@ -2,9 +2,9 @@
 /// `docs/trace-format.md` the prose. The reader decodes field by field, never by importing C structs.
 enum TraceFormat {
     static let magic: [UInt8] = Array("HEAPGATE".utf8)
-    /// 2 added the SNAPSHOT_BLOCK kinds of heuristic reachability, 3 the ALLOCATOR and BYPASS records;
-    /// older traces read the same.
-    static let supportedVersion: UInt32 = 3
+    /// 2 added the SNAPSHOT_BLOCK kinds of heuristic reachability, 3 the ALLOCATOR and BYPASS records,
+    /// 4 the SCAN_SKIPPED record; older traces read the same.
+    static let supportedVersion: UInt32 = 4
     static let minimumHeaderSize = 56
     static let flagForked: UInt32 = 1 << 0
     static let flagSandboxed: UInt32 = 1 << 1
@@ -26,6 +26,7 @@ enum TraceFormat {
         case snapshot = 0x50
         case snapshotBlock = 0x51
         case scanDone = 0x41
+        case scanSkipped = 0x42
         case stats = 0x30
         case allocator = 0x31
         case bypass = 0x32

@@ -54,6 +54,8 @@ enum TraceRecord {
     /// `leader` is set for indirect blocks.
     case snapshotBlock(address: UInt64, size: UInt64, stack: UInt64, kind: LeakKind?, leader: UInt64?, heuristic: LeakHeuristic?)
     case scanDone(blocks: UInt64, rootBytes: UInt64, nanoseconds: UInt64)
+    /// The leak check was wanted and the exit-time scan could not run.
+    case scanSkipped(LeakScanSkip)
     case stats(events: UInt64, ringFullWaits: UInt64, lostEvents: UInt64)
     /// An allocator defined ahead of the shim's: replaced by glibc's, or left in place.
     case allocator(ForeignAllocator)

@@ -232,6 +232,10 @@ struct TraceReader {
             return .snapshotBlock(address: address, size: size, stack: stack, kind: kind, leader: leader, heuristic: heuristic)
         case .scanDone:
             return .scanDone(blocks: try stream.uv(), rootBytes: try stream.uv(), nanoseconds: try stream.uv())
+        case .scanSkipped:
+            let raw = try stream.uv()
+            guard let reason = LeakScanSkip(traceValue: raw) else { throw corrupt("reason \(raw) for a skipped scan") }
+            return .scanSkipped(reason)
         case .stats:
             return .stats(events: try stream.uv(), ringFullWaits: try stream.uv(), lostEvents: try stream.uv())
         case .allocator:
