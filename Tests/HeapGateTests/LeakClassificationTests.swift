@@ -878,6 +878,29 @@ struct LeakGateTests {
         }
     }
 
+    /// valgrind ends every report with its ERROR SUMMARY line, whatever --leak-check says and
+    /// when every block was freed, and log scrapers look for it; heapgate printed it only with
+    /// --leak-check=full and blocks in use. The lines before it are valgrind's too (but for its
+    /// hint "rerun with: -s", an option heapgate does not have), and so is the line itself
+    /// where valgrind is installed.
+    @Test(arguments: [
+        (["clean_c"], "full", ["All heap blocks were freed -- no leaks are possible", "",
+                               "ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 0 from 0)"]),
+        (["leak_basic"], "summary", ["Rerun with --leak-check=full to see details of leaked memory", "",
+                                     "ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 0 from 0)"]),
+        (["leak_basic"], "no", ["For a detailed leak analysis, rerun with: --leak-check=full", "",
+                                "ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 0 from 0)"]),
+    ])
+    func reportEndsWithTheErrorSummary(command: [String], mode: String, ending: [String]) throws {
+        let program = Harness.fixture(command[0])
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--leak-check=\(mode)", "--", program] + command.dropFirst())
+        #expect(Array(outcome.reportLines.suffix(ending.count)) == ending, "\(outcome.stderr)")
+        if Harness.valgrindAvailable {
+            let valgrind = try Harness.execute("/usr/bin/valgrind", ["--leak-check=\(mode)", program] + command.dropFirst())
+            #expect(valgrind.reportLines.last == ending.last, "\(valgrind.stderr)")
+        }
+    }
+
     @Test("--leak-check=summary prints the LEAK SUMMARY without loss records")
     func leakCheckSummary() throws {
         let (outcome, check) = try LeakRun.heapgate(["leakclass_c", "cycle3"], flags: ["--leak-check=summary"])

@@ -48,6 +48,13 @@ public enum TextReport {
                 lines += leakSection(report, leaks: leaks, options: options, suppressionText: suppressionText)
             } else {
                 lines += inUseRecords(report, options: options)
+                // As valgrind ends a run without a leak check; not for a trace that was cut or
+                // not scanned, whose errors nobody counted.
+                if options.leakCheck == .no && report.isComplete && report.leakScanSkipped == nil {
+                    lines.append("For a detailed leak analysis, rerun with: --leak-check=full")
+                    lines.append("")
+                    lines.append(errorSummary(errors: 0, suppressed: 0))
+                }
             }
         }
         guard !lines.isEmpty else { return "" }
@@ -124,6 +131,7 @@ public enum TextReport {
         if report.blocksInUse == 0 && report.foreignAllocator?.replaced != false {
             lines.append("All heap blocks were freed -- no leaks are possible")
             lines.append("")
+            lines.append(errorSummary(errors: 0, suppressed: 0))
             return lines
         }
         let numbered = report.records.filter { $0.suppressedBy == nil }
@@ -149,12 +157,16 @@ public enum TextReport {
             lines.append("To see them, rerun with: --leak-check=full --show-leak-kinds=all")
         }
         lines.append("")
-        let errors = numbered.filter { $0.kind.leakKind.map(options.errorsForLeakKinds.contains) ?? false }.count
-        let suppressed = report.records.count - numbered.count
-        if options.leakCheck == .full {
-            lines.append("ERROR SUMMARY: \(errors) errors from \(errors) contexts (suppressed: \(suppressed) from \(suppressed))")
-        }
+        // valgrind counts loss records as errors only with --leak-check=full, and prints the
+        // line in every mode (log scrapers look for it).
+        let full = options.leakCheck == .full
+        let errors = full ? numbered.filter { $0.kind.leakKind.map(options.errorsForLeakKinds.contains) ?? false }.count : 0
+        lines.append(errorSummary(errors: errors, suppressed: full ? report.records.count - numbered.count : 0))
         return lines
+    }
+
+    private static func errorSummary(errors: Int, suppressed: Int) -> String {
+        "ERROR SUMMARY: \(errors) errors from \(errors) contexts (suppressed: \(suppressed) from \(suppressed))"
     }
 
     private static func amount(_ amount: Amount) -> String {
