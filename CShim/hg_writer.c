@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +175,15 @@ static size_t hg_room_under_file_limit(uint64_t offset, size_t wanted) {
     return limit.rlim_cur - offset < wanted ? (size_t)(limit.rlim_cur - offset) : wanted;
 }
 
+/* Whether the trace's file has lost its last name. `heapgate run` removes its temporary
+ * directory once the process it started has ended, and a daemon left behind by that process
+ * went on writing a file no one can read: a busy one filled the disk at 11 MB/s, unseen by du,
+ * until it exited. Before its first flush has named it, an O_TMPFILE file has no name yet. */
+static bool hg_trace_file_removed(int fd) {
+    struct stat st;
+    return hg_unnamed_directory == NULL && fstat(fd, &st) == 0 && st.st_nlink == 0;
+}
+
 void hg_writer_flush(void) {
     hg_flushed += hg_write_cursor.buffered;
     if (hg_failed || hg_write_cursor.buffered == 0 || (atomic_load(&hg_fd) < 0 && !hg_pending_directory)) {
@@ -187,7 +197,8 @@ void hg_writer_flush(void) {
     }
     hg_descriptor_hold_t hold;
     int fd = hg_fd_begin_use(&hold);
-    if (fd < 0) {
+    if (fd < 0 || hg_trace_file_removed(fd)) {
+        if (fd >= 0) hg_fd_end_use(&hold);
         hg_failed = true;
         hg_write_cursor.buffered = 0;
         return;

@@ -280,6 +280,36 @@ struct TraceInputTests {
         }
     }
 
+    /// A trace file removed while its process runs: `heapgate run` removes its temporary
+    /// directory once the process it started ends, and a daemon that process left behind
+    /// (forked, setsid, running on) went on writing a file no one can read, filling the disk
+    /// unseen until it exited (a busy one at 11 MB/s). The shim stops writing once the file has
+    /// no name. steady_allocs, whose trace grows every 20 ms, here by nothing once it is gone.
+    @Test func traceFileRemovedWhileTheProcessRuns() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let program = try BackgroundProcess(Harness.fixture("steady_allocs"), [],
+                                                environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": directory])
+            defer { program.terminate(with: SIGKILL) }
+            try program.waitForLine("ready")
+            let trace = try #require(Harness.traceFiles(in: directory).first)
+            // The trace's descriptor, found by the directory its link names.
+            let descriptors = "/proc/\(program.process.processIdentifier)/fd"
+            let traceLink = try FileManager.default.contentsOfDirectory(atPath: descriptors).map { descriptors + "/" + $0 }
+                .first { ((try? FileManager.default.destinationOfSymbolicLink(atPath: $0)) ?? "").hasPrefix(directory + "/") }
+            let link = try #require(traceLink)
+            let size = { () -> Int in
+                var status = stat()
+                return stat(link, &status) == 0 ? Int(status.st_size) : -1
+            }
+            try FileManager.default.removeItem(atPath: trace)
+            Thread.sleep(forTimeInterval: 0.2) // the flush under way when it went, and the next
+            let after = size()
+            Thread.sleep(forTimeInterval: 0.5) // 1,000 allocations, 25 flushes
+            #expect(after > 0)
+            #expect(size() == after)
+        }
+    }
+
     /// Runs a fixture (`command[0]`) with the shim preloaded until it prints "ready", waits
     /// `settle` seconds, then until its trace, read while it runs, satisfies `shows` (no timing
     /// assertion: up to 30 s on a loaded machine), kills it with SIGKILL and returns the report
