@@ -99,13 +99,14 @@ struct ReportSettings: Equatable {
 
     /// Whether `--error-exitcode` applies: a loss record of an error kind that no suppression
     /// covers, a process whose leaks could not be checked because it installed a seccomp filter,
-    /// which stopped tracing, or one in `untraced` (pids), which left no trace at all (the
-    /// process `heapgate run` started, when the shim never ran in it). The gate then fails
-    /// closed, and says why on stderr: a pass would claim a check that never ran.
-    func gateFails(_ reports: [ProcessReport], untraced: [Int32] = []) -> Bool {
+    /// which stopped tracing, or whose exit-time scan could not run, or one in `unchecked` (pid,
+    /// and what kept it from being checked: the process `heapgate run` started, when the shim
+    /// never ran in it or its trace ends before its exit). The gate then fails closed, and says
+    /// why on stderr: a pass would claim a check that never ran.
+    func gateFails(_ reports: [ProcessReport], unchecked: [(pid: Int32, why: String)] = []) -> Bool {
         if hasGatedLeaks(reports) { return true }
-        let unchecked = reports.filter(\.stoppedForSandbox)
-        for process in unchecked {
+        let sandboxed = reports.filter(\.stoppedForSandbox)
+        for process in sandboxed {
             let message = "heapgate: process \(process.pid) installed a seccomp filter, which stopped tracing: its leaks were not checked, so --error-exitcode fails the run\n"
             StandardError.write(message)
         }
@@ -113,10 +114,10 @@ struct ReportSettings: Equatable {
         for process in unscanned {
             StandardError.write("heapgate: process \(process.pid) could not be scanned for leaks at exit: its leaks were not checked, so --error-exitcode fails the run\n")
         }
-        for pid in untraced {
-            StandardError.write("heapgate: process \(pid) left no trace: its leaks were not checked, so --error-exitcode fails the run\n")
+        for (pid, why) in unchecked {
+            StandardError.write("heapgate: process \(pid) \(why): its leaks were not checked, so --error-exitcode fails the run\n")
         }
-        return !unchecked.isEmpty || !unscanned.isEmpty || !untraced.isEmpty
+        return !sandboxed.isEmpty || !unscanned.isEmpty || !unchecked.isEmpty
     }
 
     private func hasGatedLeaks(_ reports: [ProcessReport]) -> Bool {

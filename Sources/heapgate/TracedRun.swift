@@ -34,6 +34,33 @@ private struct ProgramDiedOfSignal: Error {
     }
 }
 
+/// A report written to a pipe whose reader is gone (`heapgate run -- prog 2>&1 | head -1`)
+/// raised SIGPIPE halfway, and heapgate died of it before it removed its temporary trace
+/// directory: a long run's traces, hundreds of megabytes, were left in /tmp. The signal is held
+/// from the program's start (the program has heapgate's mask from before) and delivered once
+/// heapgate has cleaned up: it then dies of it, as valgrind does.
+private enum BrokenPipe {
+    /// Whether hold() blocked it (it was not blocked already).
+    nonisolated(unsafe) private static var held = false
+
+    static func hold() {
+        var pipe = sigset_t(), previous = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, &previous)
+        held = sigismember(&previous, SIGPIPE) == 0
+    }
+
+    static func deliver() {
+        guard held else { return }
+        held = false
+        var pipe = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_UNBLOCK, &pipe, nil)
+    }
+}
+
 /// `heapgate run`'s work once its arguments are known: start the program with the shim
 /// preloaded, wait for it, report on the traces it left, exit with its status. Plain values in,
 /// so that `HeapGateMain` can start `heapgate run -- PROGRAM` without ArgumentParser.
@@ -46,6 +73,8 @@ struct TracedRun {
     /// Never returns normally: throws `ExitCode` with the program's status, or an error, or
     /// dies of the signal the program died of.
     func run() throws {
+        // After traceAndReport's own cleanup, whichever way it ends.
+        defer { BrokenPipe.deliver() }
         do {
             try traceAndReport()
         } catch let death as ProgramDiedOfSignal {
@@ -83,6 +112,7 @@ struct TracedRun {
             if report.numCallers > 64 { settings["HEAPGATE_DEPTH"] = String(min(report.numCallers, 256)) }
             launched = try TracedLaunch.run(command, rawArguments: rawCommand(), shim: shim,
                                             traceDirectory: directory, extraEnvironment: settings) { executable, pid in
+                BrokenPipe.hold()
                 launchedExecutable = executable
                 let shared = Symbolizer(useDebuginfod: report.debuginfod)
                 symbolizer = shared
@@ -109,8 +139,12 @@ struct TracedRun {
                 warnings.append("\(executable) also links \(found.allocator) (\(found.symbol)): the blocks it hands out are not"
                     + " malloc's, so heapgate does not trace them (nor does valgrind)")
             }
-            if launched.signal == 0, let last = heaps.last(where: { $0.header.pid == Int(launched.pid) }),
-               !last.isComplete, !last.header.stoppedForSandbox, !warnings.contains(where: { $0.hasPrefix(last.path) }) {
+            let rootHeap = heaps.last(where: { $0.header.pid == Int(launched.pid) })
+            // The started process exited by itself, yet its trace ends before that: a full disk,
+            // the file-size limit, an exec of a program the shim cannot get into. Its leaks were
+            // never classified, and the leak gate passed as if they had been.
+            let rootCut = launched.signal == 0 && rootHeap.map { !$0.isComplete && !$0.header.stoppedForSandbox } == true
+            if rootCut, let last = rootHeap, !warnings.contains(where: { $0.hasPrefix(last.path) }) {
                 warnings.append(Self.untracedExec(pid: launched.pid, status: launched.status, command: last.command))
             }
             for warning in warnings { StandardError.write("heapgate: warning: \(warning)\n") }
@@ -125,7 +159,11 @@ struct TracedRun {
             }
             let reports = try report.emit(heaps, exitStatuses: [Int(launched.pid): Int(launched.status)],
                                           symbolizer: symbolizer)
-            if let gate = report.gate, report.gateFails(reports, untraced: rootUntraced ? [launched.pid] : []) {
+            let rootUnchecked = rootUntraced ? "left no trace"
+                : rootHeap == nil ? "left no readable trace"
+                : rootCut ? "has a trace that ends before its exit" : nil
+            if let gate = report.gate,
+               report.gateFails(reports, unchecked: rootUnchecked.map { [(launched.pid, $0)] } ?? []) {
                 throw ExitCode(gate)
             }
         } catch let error as TraceFormatError {
@@ -196,11 +234,20 @@ struct TracedRun {
             } catch {
                 throw fail("cannot create the trace directory \(traceDirectory)", status: 2)
             }
+            // One that exists but takes no files (another user's, a read-only mount) let the
+            // program run untraced, and heapgate then blamed the program: "wrote no trace (it
+            // ignores LD_PRELOAD, or cleared it)".
+            guard access(traceDirectory, W_OK | X_OK) == 0 else {
+                throw fail("cannot write to the trace directory \(traceDirectory): \(String(cString: strerror(errno)))", status: 2)
+            }
             return absolute(traceDirectory)
         }
-        let base = Environment.value("TMPDIR") ?? "/tmp"
+        // An empty TMPDIR means /tmp, as to mktemp(1), valgrind and Python's tempfile.
+        let base = Environment.value("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array((base + "/heapgate.XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw fail("cannot create a temporary directory in \(base)", status: 1) }
+        guard let made = mkdtemp(&template) else {
+            throw fail("cannot create a temporary directory in \(base): \(String(cString: strerror(errno)))", status: 1)
+        }
         if geteuid() == 0 { chmod(made, 0o1733) }
         return absolute(String(cString: made))
     }

@@ -746,6 +746,30 @@ struct LaunchTests {
         #expect(report.contains("HEAP SUMMARY:"), "\(report)")
     }
 
+    /// The report written to a pipe whose reader has gone (`heapgate run -- prog 2>&1 | head
+    /// -1`): heapgate dies of SIGPIPE, as valgrind does, but only once its temporary trace
+    /// directory is removed. It died in the middle of the report and left the directory, with
+    /// every trace in it, in $TMPDIR. (env resets SIGPIPE, which the test runner may ignore, to
+    /// its default, as a shell's pipeline has it.)
+    @Test func reportToAClosedPipeLeavesNoTraceDirectory() throws {
+        try Harness.withTemporaryDirectory { temporary in
+            var ends: [Int32] = [0, 0]
+            try #require(pipe(&ends) == 0)
+            close(ends[0])
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Harness.fixture("stdio_only"))
+            process.arguments = ["/usr/bin/env", "--default-signal=PIPE", "TMPDIR=\(temporary)", Harness.heapgate, "run", "--",
+                                 Harness.fixture("leak_basic")]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle(fileDescriptor: ends[1], closeOnDealloc: true)
+            try Harness.startUnblocked(process)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+            #expect(process.terminationStatus == SIGPIPE)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: temporary) == [])
+        }
+    }
+
     /// A missing or malformed suppression file, or a JSON report that cannot be written, stops
     /// `heapgate run` before the program runs, with one line and status 2, as valgrind stops.
     /// Found after the run, they were reported beside the program's own status (0), which a CI
@@ -924,6 +948,61 @@ struct LaunchTests {
         #expect(ungated.status == status, sourceLocation: sourceLocation)
         #expect(ungated.stdoutText == output, sourceLocation: sourceLocation)
         #expect(ungated.stderr == untraced + "\n", sourceLocation: sourceLocation)
+    }
+
+    /// The started process exited by itself, but its trace ends before that (here it ran a
+    /// program with LD_PRELOAD cleared; a full disk or the file-size limit cut it the same
+    /// way): its leaks were never classified, and `--error-exitcode` passed the run. It fails
+    /// it now, as for a process that left no trace. Under the file-size limit, leak_basic's
+    /// 228 bytes definitely lost passed the gate.
+    @Test(arguments: [[String](), ["/usr/bin/prlimit", "--fsize=100", "--"]])
+    func startedProcessWhoseTraceEndsEarlyFailsTheGate(limit: [String]) throws {
+        let command = limit.isEmpty ? ["/usr/bin/env", "-i", Harness.fixture("leak_basic")] : [Harness.fixture("leak_basic")]
+        let gated = try Harness.execute((limit + [Harness.heapgate])[0],
+                                        Array((limit + [Harness.heapgate]).dropFirst()) + ["run", "--error-exitcode=9", "--"] + command)
+        #expect(gated.status == 9, "\(gated.stderr)")
+        #expect(gated.stdoutText == "leak_basic: done\n")
+        let unchecked = gated.stderrLines.filter { $0.hasPrefix("heapgate: process") }
+        #expect(unchecked.count == 1 && unchecked[0].wholeMatch(
+            of: #/heapgate: process \d+ has a trace that ends before its exit: its leaks were not checked, so --error-exitcode fails the run/#) != nil,
+            "\(gated.stderr)")
+        let ungated = try Harness.execute((limit + [Harness.heapgate])[0],
+                                          Array((limit + [Harness.heapgate]).dropFirst()) + ["run", "--"] + command)
+        #expect(ungated.status == 0)
+        #expect(!ungated.stderr.contains("its leaks were not checked"))
+    }
+
+    /// A --trace-dir that exists but takes no files (a read-only mount, another user's): the
+    /// program ran untraced, and heapgate said it "wrote no trace (it ignores LD_PRELOAD, or
+    /// cleared it)". Now one line and status 2 before the program runs, as for a directory
+    /// that cannot be created. Needs a user the directory's mode applies to.
+    @Test(.enabled(if: geteuid() == 0, "needs root to become another user"))
+    func traceDirectoryThatTakesNoFiles() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let closed = directory + "/closed"
+            try FileManager.default.createDirectory(atPath: closed, withIntermediateDirectories: false,
+                                                    attributes: [.posixPermissions: 0o555])
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory)
+            let outcome = try Harness.execute("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                                                                   Harness.heapgate, "run", "--trace-dir=\(closed)", "--",
+                                                                   "/bin/echo", "ran"])
+            #expect(outcome.status == 2)
+            #expect(outcome.stdoutText == "", "the program must not run")
+            #expect(outcome.stderr == "heapgate: cannot write to the trace directory \(closed): Permission denied\n")
+        }
+    }
+
+    /// An empty TMPDIR is no directory, and means /tmp, as to mktemp(1), valgrind and Python:
+    /// heapgate made its directory in / instead, which only root may, and refused to run
+    /// anything for any other user ("cannot create a temporary directory in ", status 1). Run
+    /// as another user than root.
+    @Test func emptyTMPDIRMeansTmp() throws {
+        let user = geteuid() == 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
+        let command = user + [Harness.heapgate, "run", "--", "/bin/echo", "ran"]
+        let outcome = try Harness.execute(command[0], Array(command.dropFirst()), environment: ["TMPDIR": ""])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdoutText == "ran\n")
+        #expect(outcome.stderr.contains("HEAP SUMMARY:"))
     }
 
     /// $HEAPGATE_SHIM naming a file that is not there: the loader skipped the preload with a
