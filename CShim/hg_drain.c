@@ -361,6 +361,14 @@ static void hg_drain_wake(void) {
     hg_cut_nap();
 }
 
+/* Set while the drain naps long, the program having been quiet for a second: a producer that
+ * finds a ring full then cuts the nap (hg_drain_wake_for_room), rather than wait it out. */
+static _Atomic bool hg_napping_long;
+
+void hg_drain_wake_for_room(void) {
+    if (atomic_load(&hg_napping_long)) hg_cut_nap();
+}
+
 /* A program that allocates every millisecond or so never leaves the drain idle for 2 ms,
  * and its events filled the 1 MiB buffer only after minutes: killed meanwhile, it left a
  * trace without them. So the drain also hands over what it has every 20 ms when it runs
@@ -499,9 +507,15 @@ static void *hg_drain_main(void *unused) {
             if (hg_only_the_drain_left()) hg_exit_as_the_last_thread();
         }
         /* Sleep longer the longer the program stays quiet (an idle server should not wake us
-         * 2,000 times a second), but never so long that a burst could fill the ring meanwhile. */
-        long step = idle_us < 100 ? 20 : idle_us < 20000 ? 500 : 2000;
+         * 2,000 times a second). After a second of quiet, naps of 50 ms: at 2 ms an idle
+         * process's drain took 4 ms of CPU a second (500 wake-ups), 50 such processes a fifth of
+         * a core. A burst that fills the ring meanwhile cuts the nap (hg_drain_wake_for_room);
+         * a main thread gone keeps its census every 10 ms. */
+        long step = idle_us < 100 ? 20 : idle_us < 20000 ? 500 : idle_us < 1000000 ? 2000 : 50000;
+        if (step > 10000 && atomic_load(&hg_main_thread_gone)) step = 10000;
+        atomic_store(&hg_napping_long, step > 2000);
         hg_nap_us(step);
+        atomic_store(&hg_napping_long, false);
         idle_us += step;
     }
     return NULL;

@@ -504,6 +504,8 @@ bool hg_drain_thread_missing(void);
 /** Such a process records nothing more: its hooks forward, its exit and forks leave the
  *  shim's state alone. */
 void hg_drain_disown(void);
+/** A producer waiting on a full ring: cuts the drain thread's nap if it is a long one. */
+void hg_drain_wake_for_room(void);
 /** The drain thread's descriptor (its pthread_t, at the top of its stack), or NULL when there is
  *  no drain thread or it was joined. */
 const void *hg_drain_descriptor(void);

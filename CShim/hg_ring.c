@@ -185,6 +185,7 @@ typedef struct {
 
 /* One turn of a wait: false when it would never end (above). */
 static HG_NOINLINE bool hg_ring_wait_goes_on(hg_ring_wait_t *wait) {
+    if (wait->yields % 256 == 0) hg_drain_wake_for_room(); /* a drain in a long nap */
     sched_yield();
     if (++wait->yields % 256 != 0) return true;
     uint64_t tail = atomic_load(&wait->ring->tail), now = hg_coarse_ms();

@@ -310,6 +310,33 @@ struct TraceInputTests {
         }
     }
 
+    /// An idle process's drain thread sleeps in long naps: it woke every 2 ms for as long as
+    /// the program stayed quiet (477 times a second, about 4 ms of CPU), which an operator
+    /// pays for each idle traced worker. Now 50 ms naps after a second of quiet: about 20
+    /// wake-ups a second. Counted from the kernel's voluntary context switches of the
+    /// process's second thread, over one second after 1.5 s of sleep.
+    @Test func idleProcessDrainSleeps() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let program = try BackgroundProcess(Harness.fixture("alloc_then_sleep"), ["30"],
+                                                environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": directory])
+            defer { program.terminate(with: SIGKILL) }
+            try program.waitForLine("ready")
+            let pid = program.process.processIdentifier
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").filter { $0 != "\(pid)" }
+            try #require(tasks.count == 1, "the drain thread: \(tasks)")
+            let switches = { () throws -> Int in
+                let status = try String(contentsOfFile: "/proc/\(pid)/task/\(tasks[0])/status", encoding: .utf8)
+                let line = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") }
+                return Int(line?.split(separator: "\t").last ?? "") ?? -1
+            }
+            Thread.sleep(forTimeInterval: 1.5)
+            let before = try switches()
+            Thread.sleep(forTimeInterval: 1)
+            let wakeUps = try switches() - before
+            #expect(before >= 0 && wakeUps >= 0 && wakeUps < 100, "\(wakeUps) wake-ups in a second")
+        }
+    }
+
     /// Runs a fixture (`command[0]`) with the shim preloaded until it prints "ready", waits
     /// `settle` seconds, then until its trace, read while it runs, satisfies `shows` (no timing
     /// assertion: up to 30 s on a loaded machine), kills it with SIGKILL and returns the report
