@@ -139,6 +139,13 @@ struct TracedRun {
                 warnings.append("\(executable) also links \(found.allocator) (\(found.symbol)): the blocks it hands out are not"
                     + " malloc's, so heapgate does not trace them (nor does valgrind)")
             }
+            // A process of the tree that outlived the one heapgate started (a daemon): its report
+            // can only be of what it did so far, where valgrind's would come later, from it.
+            for heap in heaps where !heap.isComplete && heap.header.pid != Int(launched.pid) && Self.isRunning(heap.header.pid) {
+                warnings.append("process \(heap.header.pid) is still running, so its report covers only what it did until now"
+                    + " (it outlived the process heapgate started); to report it when it ends, keep its trace with"
+                    + " --trace-dir=DIR and run `heapgate summary DIR` once it has exited")
+            }
             let rootHeap = heaps.last(where: { $0.header.pid == Int(launched.pid) })
             // The started process exited by itself, yet its trace ends before that: a full disk,
             // the file-size limit, an exec of a program the shim cannot get into. Its leaks were
@@ -214,6 +221,11 @@ struct TracedRun {
     /// The program exited by itself, yet its last traced image ends before its exit: that image
     /// exec'd one the shim did not get into, or lost its trace file. Said, because the report's
     /// own warning lists deaths first, and nothing died.
+    /// Whether a process with this pid exists (one of another user's too).
+    static func isRunning(_ pid: Int) -> Bool {
+        kill(pid_t(pid), 0) == 0 || errno == EPERM
+    }
+
     static func untracedExec(pid: Int32, status: Int32, command: [String]) -> String {
         "process \(pid) exited with status \(status), but the trace of \(command.first.map(CommandLineText.controlsReplaced) ?? "its program") ends before that:"
             + " it ran a program heapgate cannot trace (one run with LD_PRELOAD cleared, as by env -i; a setuid or"

@@ -237,6 +237,22 @@ struct ProcessTreeTests {
                                caller: ("main", "fork_lingers.c", 59))
     }
 
+    /// `fork_lingers outlive`: the parent exits and leaves its child running (a daemon).
+    /// `heapgate run` reports when the process it started ends, as a shell returns; the child's
+    /// report can only be of what it did so far, and heapgate says so, and how to get the rest.
+    @Test func forkChildThatOutlivesTheStartedProcess() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("fork_lingers"), "outlive"])
+        #expect(outcome.status == 0)
+        let processes = report.processes
+        try #require(processes.count == 2, "the parent and its fork child")
+        let child = processes[1]
+        #expect(!child.complete)
+        #expect(outcome.stderrLines.contains(
+            "heapgate: warning: process \(child.pid) is still running, so its report covers only what it did until now"
+            + " (it outlived the process heapgate started); to report it when it ends, keep its trace with"
+            + " --trace-dir=DIR and run `heapgate summary DIR` once it has exited"), "\(outcome.stderr)")
+    }
+
     /// `main_thread_exit`: the main thread leaves by pthread_exit and the process ends when
     /// the worker, its last thread, returns. glibc ends a process when its last thread ends,
     /// and the shim's drain thread was that last thread: the program never ended (and, every

@@ -3,7 +3,7 @@
  * must have started while it ran (a fork child's trace starts late, once it has lived
  * 10 ms or filled a mebibyte of ring, and a killed child never reaches its exit).
  *
- * Usage: fork_lingers
+ * Usage: fork_lingers [outlive]   (outlive: the parent exits, the child lives 1.5 s on)
  *
  *   parent: before_fork()  malloc(16)  LEAKED 16 bytes; then fork
  *   child:  in_child()     malloc(48)  LEAKED 48 bytes; then 200 times malloc(10) + free,
@@ -46,7 +46,7 @@ static void sleep_us(long microseconds)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     before_fork();
     int word[2];
@@ -66,6 +66,12 @@ int main(void)
         char done = 'd';
         if (write(word[1], &done, 1) != 1)
             _exit(1);
+        if (argc > 1 && strcmp(argv[1], "outlive") == 0) { /* a daemon left behind */
+            struct timespec delay = {1, 500000000};
+            while (nanosleep(&delay, &delay) != 0) {
+            }
+            _exit(0);
+        }
         for (;;)
             pause();
     }
@@ -73,6 +79,8 @@ int main(void)
     if (read(word[0], &done, 1) != 1)
         return 1;
     sleep_us(300000);
+    if (argc > 1 && strcmp(argv[1], "outlive") == 0)
+        return 0;
     kill(pid, SIGKILL);
     int status = 0;
     if (waitpid(pid, &status, 0) != pid)
