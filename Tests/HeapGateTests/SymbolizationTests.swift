@@ -275,10 +275,26 @@ extension SymbolizationTests {
             for file in files where FileManager.default.fileExists(atPath: file) {
                 // Every symbol of the small files; one in 29 of the large ones (libdw's own
                 // look-up is what takes the time here).
-                let (answered, differences) = symbolizer.checkSymbolIndex(path: file, stride: file.contains("/lib") ? 29 : 1)
+                let (answered, _, differences) = symbolizer.checkSymbolIndex(path: file, stride: file.contains("/lib") ? 29 : 1)
                 #expect(differences.isEmpty, "\(differences.prefix(5))")
                 #expect(answered > 30, "\(file): the index answered only \(answered) addresses itself")
             }
+        }
+
+        /// A stripped program with a large .dynsym (gcc's cc1plus, which g++ brings: 30,592
+        /// exported symbols, its other functions none): around its symbols lie addresses that no
+        /// symbol covers and no label precedes, where the index says so itself (`noSymbol`)
+        /// instead of asking libdw, whose walk of the table for each was a fifth of a report on
+        /// g++. Its answers must be libdw's.
+        @Test func symbolIndexKnowsWhereNoSymbolIs() throws {
+            let gcc = "/usr/lib/gcc/x86_64-linux-gnu"
+            let versions = (try? FileManager.default.contentsOfDirectory(atPath: gcc)) ?? []
+            let compiler = try #require(versions.map { "\(gcc)/\($0)/cc1plus" }.first { FileManager.default.fileExists(atPath: $0) },
+                                        "g++ is installed with the tests' packages")
+            let (answered, withoutSymbol, differences) = Symbolizer().checkSymbolIndex(path: compiler, stride: 7)
+            #expect(differences.isEmpty, "\(differences.prefix(5))")
+            #expect(answered > 1000)
+            #expect(withoutSymbol > 100, "\(compiler): only \(withoutSymbol) addresses without a symbol")
         }
 
         /// The scope index (one walk per compile unit, then a binary search per address) must

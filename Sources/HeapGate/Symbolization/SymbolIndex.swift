@@ -17,8 +17,11 @@ import CLibdw
 /// when it is smaller; only when no global covers the address does it search the locals the
 /// same way. When no sized symbol covers the address, libdw falls back to a nearby symbol
 /// without a size (an assembly label) under rules that depend on every symbol below the
-/// address: those rare addresses, and an address that a global label sits exactly on, are
-/// left to libdw itself (`needsLibdw`).
+/// address: those addresses, and an address that a global label sits exactly on, are left to
+/// libdw itself (`needsLibdw`), unless no label lies at or below the address, when libdw has
+/// nothing to fall back to and names no symbol (`noSymbol`). That is most addresses of a
+/// stripped program whose .dynsym is large: cc1plus exports 30,592 symbols, its other
+/// functions none, and libdw's walk for each of their addresses was a fifth of a report on g++.
 struct SymbolIndex {
     private struct Entry {
         var start: UInt64
@@ -104,6 +107,8 @@ struct SymbolIndex {
     /// Starts of global symbols without a size: libdw skips the locals when one sits exactly
     /// on the address.
     private var globalLabels: Set<UInt64> = []
+    /// The lowest start of any symbol without a size that libdw would consider.
+    private var lowestLabel = UInt64.max
 
     /// Reads the module's symbol table (the full one if the module has it, else .dynsym).
     init(module: OpaquePointer) {
@@ -116,6 +121,7 @@ struct SymbolIndex {
             let isGlobal = firstGlobal == 0 || index >= firstGlobal
             guard symbol.st_size != 0 else {
                 if isGlobal { globalLabels.insert(address) }
+                lowestLabel = min(lowestLabel, address)
                 continue
             }
             let entry = Entry(start: address, end: address &+ symbol.st_size, order: Int32(index),
@@ -131,11 +137,19 @@ struct SymbolIndex {
     /// symbols without a size, and it is asked itself).
     enum Answer: Equatable {
         case name(String)
+        case noSymbol
         case needsLibdw
     }
 
     func lookUp(_ address: UInt64) -> Answer {
-        pick(address).map { .name(String(cString: $0.name)) } ?? .needsLibdw
+        if let picked = pick(address) { return .name(String(cString: picked.name)) }
+        return hasNoSymbol(at: address) ? .noSymbol : .needsLibdw
+    }
+
+    /// Whether libdw names no symbol at `address`: no sized symbol covers it (`pick`), and no
+    /// symbol without a size lies at or below it for libdw to fall back to.
+    func hasNoSymbol(at address: UInt64) -> Bool {
+        address < lowestLabel && pick(address) == nil
     }
 
     /// Every name of the function libdw names at `address`: the sized symbols, global or local,

@@ -55,7 +55,9 @@ public final class Symbolizer {
         /// The ELF symbol containing `address`, as `dwfl_module_addrinfo` finds it, under the
         /// name memcheck gives it when the function has several (`SymbolIndex.memcheckName`).
         func symbol(at address: UInt64) -> String? {
-            if let aliases = symbolIndex().aliases(at: address) { return SymbolIndex.memcheckName(among: aliases) }
+            let index = symbolIndex()
+            if let aliases = index.aliases(at: address) { return SymbolIndex.memcheckName(among: aliases) }
+            if index.hasNoSymbol(at: address) { return nil }
             return LibDW.dwflModuleAddrInfo(module, address)
         }
 
@@ -244,14 +246,15 @@ public final class Symbolizer {
     /// Checks the symbol index of the file at `path` against `dwfl_module_addrinfo` itself, at
     /// the start, middle, last byte and end of every `stride`-th symbol and the byte before it
     /// (for tests: the index must give libdw's answer). Returns the number of addresses the
-    /// index answered alone, and one line per address where the two differ.
-    func checkSymbolIndex(path: String, stride: Int) -> (answered: Int, differences: [String]) {
+    /// index answered alone, how many of them have no symbol, and one line per address where
+    /// the two differ.
+    func checkSymbolIndex(path: String, stride: Int) -> (answered: Int, withoutSymbol: Int, differences: [String]) {
         lock.lock()
         defer { lock.unlock() }
         guard let session = session(forFileAt: path),
-              let (count, _) = LibDW.dwflSymbolTable(session.module) else { return (0, ["\(path): no symbols"]) }
+              let (count, _) = LibDW.dwflSymbolTable(session.module) else { return (0, 0, ["\(path): no symbols"]) }
         let index = session.symbolIndex()
-        var answered = 0
+        var answered = 0, withoutSymbol = 0
         var differences: [String] = []
         for symbolNumber in Swift.stride(from: 1, to: count, by: max(1, stride)) {
             guard let (symbol, start, _) = LibDW.dwflSymbol(session.module, symbolNumber) else { continue }
@@ -263,6 +266,10 @@ public final class Symbolizer {
                 case .name(let name):
                     answered += 1
                     got = name
+                case .noSymbol:
+                    answered += 1
+                    withoutSymbol += 1
+                    got = nil
                 case .needsLibdw:
                     got = expected
                 }
@@ -271,7 +278,7 @@ public final class Symbolizer {
                 }
             }
         }
-        return (answered, differences)
+        return (answered, withoutSymbol, differences)
     }
 
     /// Checks the scope index of the file at `path` against the walk over its compile units it
