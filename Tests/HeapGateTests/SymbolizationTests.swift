@@ -224,6 +224,48 @@ extension SymbolizationTests {
             #expect(frames.first?.line == program.line(of: "/* METHOD */"))
         }
 
+        /// GCC's copies of a function (`.constprop.0`, `.isra.0`, the `.cold` half of a split one)
+        /// have DWARF under the original's name; memcheck names the frame by the copy's symbol, in
+        /// the report and in `fun:` lines, so a suppression it wrote for the copy must match.
+        @Test(.enabled(if: hasCompiler && FileManager.default.isExecutableFile(atPath: "/usr/bin/c++")))
+        func compilerCopiesAreNamedByTheirSymbol() throws {
+            let source = """
+                #include <stdlib.h>
+                #include <stdio.h>
+                void *keep;
+                __attribute__((cold, noinline)) void report(void *p) { fprintf(stderr, "%p", p); }
+                static __attribute__((noinline)) void *copied(unsigned long n, int flag) {
+                    void *p = malloc(n + flag); /* COPIED */
+                    __asm__ volatile("" ::"r"(p) : "memory");
+                    return p;
+                }
+                NS_OPEN __attribute__((noinline)) int split(int x) {
+                    int s = 0;
+                    for (int i = 0; i < x; i++) s += i * x;
+                    if (__builtin_expect(x > 3, 0)) { keep = malloc(x); report(keep); return s + 1; } /* COLD */
+                    return s;
+                } NS_CLOSE
+                int main(int argc, char **argv) { keep = copied(13, 0); return NS split(argc); }
+                """
+            for (compiler, ext, ns) in [("cc", "c", false), ("c++", "cpp", true)] {
+                let defines = ns ? ["-DNS_OPEN=namespace q {", "-DNS_CLOSE=}", "-DNS=q::"]
+                                 : ["-DNS_OPEN=", "-DNS_CLOSE=", "-DNS="]
+                let program = try Program(source: source, flags: ["-g", "-O2"] + defines, compiler: compiler, fileExtension: ext)
+                let symbols = try Program.run("nm", [program.binary]).split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }
+                let copy = try #require(symbols.first { $0.contains("copied") && $0.contains(".") }, "no copy of copied() in \(symbols)")
+                let cold = try #require(symbols.first { $0.hasSuffix(".cold") && $0.contains("split") }, "no split.cold in \(symbols)")
+                let symbolizer = Symbolizer()
+                let image = ModuleImage(path: program.binary, base: 0)
+                let copyFrame = try #require(symbolizer.symbolize(address: try program.symbolAddress(copy) + 1, in: image).last)
+                #expect(copyFrame.function == (ns ? Demangler.demangle(copy) : copy))
+                #expect(copyFrame.linkageName == copy)
+                let coldFrame = try #require(symbolizer.symbolize(address: try program.symbolAddress(cold) + 1, in: image).last)
+                #expect(coldFrame.function == (ns ? "q::split(int) [clone .cold]" : "split.cold"))
+                #expect(coldFrame.linkageName == cold)
+                #expect(coldFrame.file == program.source)
+            }
+        }
+
         @Test(.enabled(if: hasCompiler))
         func symbolTableWithoutDebugInfo() throws {
             let program = try Program(source: Self.plainSource, flags: ["-O0", "-no-pie"])

@@ -421,6 +421,13 @@ public final class Symbolizer {
             // it as memcheck does: `(anonymous namespace)::make_ring(int)`, not `make_ring`.
             let demangled = Demangler.demangle(symbol)
             if demangled != symbol, frames[outer].function == scopes[outer].name { frames[outer].function = demangled }
+            if let name = scopes[outer].name, Self.isClone(symbol, of: name) { frames[outer].function = demangled }
+            frames[outer].linkageName = symbol
+        } else if let linkage = frames[outer].linkageName, let symbol = session.symbol(at: address),
+                  Self.isClone(symbol, of: linkage) {
+            // DWARF names the clone's subprogram by the original function: memcheck shows the clone's
+            // symbol (`q::work(int) [clone .cold]`) and writes it in `fun:` lines (`_ZN1q4workEi.cold`).
+            frames[outer].function = Demangler.demangle(symbol)
             frames[outer].linkageName = symbol
         } else if let linkage = frames[outer].linkageName, case let aliases = session.aliases(at: address),
                   aliases.count > 1, aliases.contains(linkage),
@@ -431,6 +438,14 @@ public final class Symbolizer {
             frames[outer].linkageName = shown
         }
         return frames
+    }
+
+    /// True when `symbol` is a compiler's copy of the function named `name`: GCC's
+    /// `static_alloc.constprop.0`, `.isra.0`, `.part.0`, the `.cold` half of a split function,
+    /// LLVM's `.llvm.<hash>`. DWARF describes the copy under the original's name; memcheck names
+    /// the frame by the symbol.
+    private static func isClone(_ symbol: String, of name: String) -> Bool {
+        symbol.count > name.count + 1 && symbol.hasPrefix(name) && symbol.dropFirst(name.count).first == "."
     }
 
     /// Inlined-subroutine scopes containing `address`, innermost first, ending with the subprogram.
