@@ -183,8 +183,13 @@ extension SymbolizationTests {
 
         /// `helper` is forced inline into `caller`; an address inside the inlined code yields
         /// `[helper (isInlined, at the helper's own line), caller (not inlined, at the call site)]`.
-        @Test(.enabled(if: hasCompiler))
-        func inlinedFrameComesFirst() throws {
+        /// Also with split DWARF (`-gsplit-dwarf`, DWARF 4 and 5), whose functions and inlined
+        /// calls are in the .dwo file beside the program: read from the skeleton unit alone, the
+        /// inlined frame was missing and the caller shown at the helper's line.
+        @Test(.enabled(if: hasCompiler), arguments: [
+            ["-g", "-O2"], ["-g", "-O2", "-gsplit-dwarf", "-gdwarf-4"], ["-g", "-O2", "-gsplit-dwarf", "-gdwarf-5"],
+        ])
+        func inlinedFrameComesFirst(flags: [String]) throws {
             let program = try Program(source: """
                 volatile int sink;
                 static inline __attribute__((always_inline)) int helper(int x) {
@@ -195,7 +200,7 @@ extension SymbolizationTests {
                     return y + sink;
                 }
                 int main(int argc, char **argv) { return caller(argc); }
-                """, flags: ["-g", "-O2"])
+                """, flags: flags)
             let (start, size) = try program.symbolRange("caller")
             let symbolizer = Symbolizer()
             let image = ModuleImage(path: program.binary, base: 0)  // non-PIE or PIE: nm addresses are ELF vaddrs

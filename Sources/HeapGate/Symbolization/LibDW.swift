@@ -117,6 +117,18 @@ enum LibDW {
         return dwfl_module_getdwarf(module, &bias).map { ($0, bias) }
     }
 
+    /// Wraps `dwarf_cu_info`: for the skeleton unit of split DWARF (`-gsplit-dwarf`), the DIE
+    /// of its split unit in the .dwo file, which holds the unit's functions and inlined calls
+    /// (the skeleton has only the unit's ranges and line table). Nil for any other unit, or
+    /// when the .dwo file was not found.
+    static func splitUnit(of unit: inout Dwarf_Die) -> Dwarf_Die? {
+        var unitType: UInt8 = 0
+        var split = Dwarf_Die()
+        guard dwarf_cu_info(unit.cu, nil, &unitType, nil, &split, nil, nil, nil) == 0,
+              unitType == UInt8(DW_UT_skeleton), split.addr != nil else { return nil }
+        return split
+    }
+
     /// Wraps `dwarf_nextcu` and `dwarf_offdie`: the DIE of every compile unit.
     static func dwarfCompileUnits(_ dwarf: OpaquePointer) -> [Dwarf_Die] {
         var units: [Dwarf_Die] = []

@@ -456,8 +456,11 @@ public final class Symbolizer {
     /// DW_TAG_namespace), where valgrind and gdb find the inlined chain.
     private func functionScopes(_ address: UInt64, in session: Session) -> [Scope] {
         guard let unit = compileUnit(containing: address, in: session.module) else { return [] }
-        var cuDie = unit.cu
-        let chain = scopeChain(unit: unit.cu, pc: address &- unit.bias, in: session)
+        var skeleton = unit.cu
+        // Split DWARF: the functions and inlined calls are in the .dwo file's unit, and the
+        // skeleton's own tree is empty (no inlined frames were shown).
+        var cuDie = LibDW.splitUnit(of: &skeleton) ?? skeleton
+        let chain = scopeChain(unit: cuDie, pc: address &- unit.bias, in: session)
         var result: [Scope] = []
         for var die in chain.reversed() {
             switch LibDW.dwarfTag(&die) {
