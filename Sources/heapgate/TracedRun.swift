@@ -135,6 +135,10 @@ struct TracedRun {
             }
             let heaps = try TraceSet.load(files: files, rootPID: Int(launched.pid),
                                           skippingUnreadable: true, warnings: &warnings)
+            // Read: the temporary traces can go now, before the report opens the program's
+            // files. Removed at the end, under a low descriptor limit (`ulimit -n 5`) the
+            // symbolizer's open files left none to list the directory with, and it stayed.
+            if traceDirectory == nil { try? FileManager.default.removeItem(atPath: directory) }
             if let executable = launchedExecutable, let found = PrefixedAllocator.find(inExecutable: executable) {
                 warnings.append("\(executable) also links \(found.allocator) (\(found.symbol)): the blocks it hands out are not"
                     + " malloc's, so heapgate does not trace them (nor does valgrind)")

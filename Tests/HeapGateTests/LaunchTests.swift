@@ -1005,6 +1005,20 @@ struct LaunchTests {
         #expect(outcome.stderr.contains("HEAP SUMMARY:"))
     }
 
+    /// Under `ulimit -n 5` the report is right, but the temporary trace directory stayed: it
+    /// was removed at the end, when the symbolizer's open files left no descriptor to list it
+    /// with. It goes once the traces are read now.
+    @Test func lowDescriptorLimitLeavesNoTraceDirectory() throws {
+        try Harness.withTemporaryDirectory { temporary in
+            let outcome = try Harness.execute("/bin/sh", ["-c", "ulimit -n 5; exec \"$0\" run -- \"$1\"",
+                                                          Harness.heapgate, Harness.fixture("leak_basic")],
+                                              environment: ["TMPDIR": temporary])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("definitely lost: 228 bytes in 4 blocks"), "\(outcome.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: temporary) == [])
+        }
+    }
+
     /// $HEAPGATE_SHIM naming a file that is not there: the loader skipped the preload with a
     /// warning, the program ran untraced, and a leak gate passed. Now one line and status 1,
     /// as when no shim is found, and the program does not run.
