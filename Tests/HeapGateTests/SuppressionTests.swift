@@ -917,7 +917,8 @@ extension SuppressionTests {
 
         /// What the loader called the library (its soname link) and memcheck's names for frame 0
         /// match as well: `obj:` a path heapgate showed before it resolved links, `fun:malloc`
-        /// for a block of realloc(NULL, n).
+        /// for a block of realloc(NULL, n), `fun:memalign` above `fun:posix_memalign` for a
+        /// block of posix_memalign (memcheck 3.19's calls its memalign).
         @Test func loadersPathAndMemchecksFrameZeroMatch() throws {
             let file = Harness.temporaryPath("names.supp")
             defer { Harness.removeTemporary(file) }
@@ -935,12 +936,46 @@ extension SuppressionTests {
                fun:malloc
                fun:lose_grown
             }
+            {
+               posix-memalign-as-memcheck-names-it
+               Memcheck:Leak
+               fun:memalign
+               fun:posix_memalign
+               fun:lose_aligned
+            }
             """.write(toFile: file, atomically: true, encoding: .utf8)
             let (_, report) = try Harness.run([Self.program], flags: ["--default-suppressions=no", "--suppressions=\(file)"])
             let process = try #require(report.processes.first)
             #expect(process.records(allocatedIn: "lose_library_buffer").first?.suppressedBy == "through-the-soname-link")
             #expect(process.records(allocatedIn: "lose_grown").first?.suppressedBy == "realloc-of-null-as-memcheck-names-it")
+            #expect(process.records(allocatedIn: "lose_aligned").first?.suppressedBy == "posix-memalign-as-memcheck-names-it")
             #expect(process.leaks?.definite == Report.Amount(bytes: 17, blocks: 1))
+        }
+
+        /// `--gen-suppressions` writes memcheck's frames for a posix_memalign block, as memcheck
+        /// does, and the block it writes suppresses that block when read back.
+        @Test func posixMemalignSuppressionIsMemchecks() throws {
+            let (outcome, _) = try Harness.run([Self.program], flags: ["--default-suppressions=no", "--gen-suppressions=all"])
+            let block = try #require(ValgrindComparisonTests.generatedBlocks(outcome.stderr)
+                .first { $0.contains("fun:lose_aligned") })
+            #expect(block == """
+                {
+                   <insert_a_suppression_name_here>
+                   Memcheck:Leak
+                   match-leak-kinds: definite
+                   fun:memalign
+                   fun:posix_memalign
+                   fun:lose_aligned
+                   fun:main
+                }
+                """)
+            let file = Harness.temporaryPath("aligned.supp")
+            defer { Harness.removeTemporary(file) }
+            try block.write(toFile: file, atomically: true, encoding: .utf8)
+            let (_, report) = try Harness.run([Self.program], flags: ["--default-suppressions=no", "--suppressions=\(file)"])
+            let process = try #require(report.processes.first)
+            #expect(process.leaks?.suppressed == Report.Amount(bytes: 48, blocks: 1))
+            #expect(process.leaks?.definite == Report.Amount(bytes: 81, blocks: 3))
         }
     }
 }

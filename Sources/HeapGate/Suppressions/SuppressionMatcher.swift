@@ -29,6 +29,8 @@
 ///   back to clone under it.
 /// - memcheck wraps `setenv`: its view has the wrapper's frame above glibc's `__add_to_environ`
 ///   (`insertSetenvWrapper`).
+/// - memcheck's (3.19) `posix_memalign` calls its `memalign`: its view of a `posix_memalign`
+///   block has `memalign` as frame 0 and `posix_memalign` under it, both in its preload object.
 enum SuppressionMatcher {
     /// A frame under the names valgrind could know it by.
     ///
@@ -85,6 +87,8 @@ enum SuppressionMatcher {
         case operatorNewEntry(SuppressionFrame)
         /// memcheck's wrapper of `setenv`.
         case setenvWrapper
+        /// memcheck's `memalign`, frame 0 above its `posix_memalign`.
+        case memalignEntry
     }
 
     static func views(of frames: [SuppressionFrame]) -> [[Frame]] {
@@ -104,6 +108,13 @@ enum SuppressionMatcher {
             differs = true
         }
         differs = insertSetenvWrapper(&memcheck, frames: Array(frames.suffix(memcheck.count))) || differs
+        // Last, since it adds a frame the stack does not have. Swift's swift_slowAlloc calls
+        // posix_memalign for an explicit alignment (KeyPath objects, UnsafeMutableRawPointer
+        // .allocate): memcheck's suppressions for those blocks start `fun:memalign`.
+        if primaryName(first) == "posix_memalign" {
+            memcheck.insert(.memalignEntry, at: 0)
+            differs = true
+        }
         return differs ? [raw, memcheck] : [raw]
     }
 
@@ -144,6 +155,9 @@ enum SuppressionMatcher {
             return made
         case .setenvWrapper:
             return Frame(functions: ["setenv"], objects: valgrindPreloadObjects, file: nil, line: nil,
+                         hasName: true, hasObject: true)
+        case .memalignEntry:
+            return Frame(functions: ["memalign"], objects: valgrindPreloadObjects, file: nil, line: nil,
                          hasName: true, hasObject: true)
         }
     }

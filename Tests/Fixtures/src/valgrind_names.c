@@ -7,7 +7,9 @@
  *   libversioned.c); memcheck shows the file, `obj:` of the real path.
  * - realloc(NULL, 24): memcheck's realloc passes a null pointer on to its malloc, so its
  *   frame 0 is `malloc`.
- * Each block is definitely lost: 17 + 40 + 24 bytes in 3 blocks.
+ * - posix_memalign(64, 48): memcheck's (3.19) calls its memalign, so its frame 0 is `memalign`
+ *   with `posix_memalign` under it (Swift's swift_slowAlloc allocates that way).
+ * Each block is definitely lost: 17 + 40 + 24 + 48 bytes in 4 blocks.
  * - setenv: glibc's tail-calls __add_to_environ, which allocates the variable, the new
  *   environment array and a search-tree node (3 blocks, still reachable); memcheck wraps
  *   setenv, so its stacks have a `setenv` frame there. The environment is cleared first, so
@@ -38,12 +40,19 @@ __attribute__((noinline)) static void lose_grown(void) {
     kept = NULL;
 }
 
+__attribute__((noinline)) static void lose_aligned(void) {
+    void *block = NULL;
+    if (posix_memalign(&block, 64, 48) == 0) kept = block;
+    kept = NULL;
+}
+
 int main(void) {
     clearenv();
     setenv("VALGRIND_NAMES", "1", 1);
     lose_copy();
     lose_library_buffer();
     lose_grown();
-    puts("valgrind_names: 3 blocks lost");
+    lose_aligned();
+    puts("valgrind_names: 4 blocks lost");
     return 0;
 }
