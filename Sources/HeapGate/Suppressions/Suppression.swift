@@ -119,26 +119,6 @@ public struct Suppression: Equatable, Hashable, Sendable {
 
     /// `FILE:LINE`, where `valgrind -v` says a used suppression is defined.
     public var location: String { "\(file):\(line)" }
-
-    /// Whether this suppression hides a leak of `kind` allocated at `frames` (frame 0 = the
-    /// allocator entry point). `numCallers`, like valgrind's `--num-callers`, ignores location
-    /// lines beyond that many.
-    public func matches(frames: [SuppressionFrame], kind: LeakKind, numCallers: Int? = nil) -> Bool {
-        matches(SuppressionMatcher.Stack(frames), kind: kind, numCallers: numCallers)
-    }
-
-    func matches(_ stack: SuppressionMatcher.Stack, kind: LeakKind, numCallers: Int?) -> Bool {
-        guard isLeakSuppression, leakKinds.contains(kind) else { return false }
-        switch format {
-        case .valgrind:
-            // A copy only when lines are cut: every record is tried against every suppression.
-            let limit = max(numCallers ?? Int.max, 1)
-            let lines = self.frames.count > limit ? Array(self.frames.prefix(limit)) : self.frames
-            return stack.views.contains { SuppressionMatcher.matches(lines, $0) }
-        case .leakSanitizer:
-            return SuppressionMatcher.leakSanitizerMatches(pattern ?? "", stack.frames)
-        }
-    }
 }
 
 /// A suppression file that cannot be used: which file, which line, and why. `description` is one

@@ -239,13 +239,10 @@ enum SuppressionMatcher {
     /// holds (`0x1: ???` after ld.so's `_dl_start_user` when a library's constructor
     /// allocates), and its --gen-suppressions writes those frames as `obj:*`; heapgate's
     /// stack ends at the first frame.
-    static func matches(_ patterns: [SuppressionPattern], _ frames: [Frame]) -> Bool {
-        matches(lines: patterns.count, frames: frames.count, line: { patterns[$0] },
-                lineMatchesFrame: { frameMatches(patterns[$0], frames[$1]) })
-    }
-
-    /// `matches` over lines and frames given by number: `lineMatchesFrame(p, f)` says whether
-    /// line p, not `...`, matches frame f (`SuppressionMatching` answers from what it kept).
+    ///
+    /// Lines and frames are given by number: `line(p)` is line p, and `lineMatchesFrame(p, f)`
+    /// says whether line p, not `...`, matches frame f (`SuppressionMatching` answers from what
+    /// it kept).
     static func matches(lines count: Int, frames frameCount: Int, line: (Int) -> SuppressionPattern,
                         lineMatchesFrame: (Int, Int) -> Bool) -> Bool {
         // Up to the first `...`, line p can only be frame p: compared one to one, without the
