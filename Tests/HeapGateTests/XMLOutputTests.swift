@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import HeapGate
 
 /// `--xml=yes --xml-file=FILE` writes memcheck's XML (protocol 4), for tools that read valgrind's:
 /// the same leak errors as valgrind's XML for the same program (kind, bytes, blocks, and the
@@ -90,6 +91,66 @@ struct XMLOutputTests {
             #expect(Self.errors(in: xml).isEmpty)
             let pairs = Self.elements("pair", in: Self.element("suppcounts", in: xml[...]) ?? "")
             #expect(pairs.map { "\(Self.element("name", in: $0) ?? "") \(Self.element("count", in: $0) ?? "")" } == ["list_nodes 2"])
+        }
+    }
+
+    /// --gen-suppressions=all puts each error's suppression in it, as memcheck does: `<sframe>`
+    /// per line and the text report's block in `<rawtext>` (a CI plugin shows it to copy from).
+    @Test func generatedSuppressionsAreInTheErrors() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--xml-file=\(directory)/out.xml", "--gen-suppressions=all", "--show-leak-kinds=all",
+                                                                 "--", Harness.fixture("leakclass_c"), "cycle3"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let xml = try String(contentsOfFile: directory + "/out.xml", encoding: .utf8)
+            let suppressions = Self.elements("error", in: xml[...]).map { Self.element("suppression", in: $0) ?? "" }
+            #expect(suppressions.count == 3)
+            let last = try #require(suppressions.last)
+            #expect(Self.element("sname", in: last) == "insert_a_suppression_name_here")
+            #expect(Self.element("skind", in: last) == "Memcheck:Leak")
+            #expect(Self.element("skaux", in: last) == "match-leak-kinds: definite")
+            #expect(Self.elements("sframe", in: last) == [" <fun>malloc</fun> ", " <fun>cycle_node</fun> ", " <fun>lose_cycle</fun> ", " <fun>main</fun> "])
+            let block = "{\n   <insert_a_suppression_name_here>\n   Memcheck:Leak\n   match-leak-kinds: definite\n   fun:malloc\n   fun:cycle_node\n   fun:lose_cycle\n   fun:main\n}\n"
+            let raw = Self.element("rawtext", in: last).map(String.init)
+            #expect(raw == "\n<![CDATA[\n" + block + "]]>\n    ", "\(Array((raw ?? "").utf8))")
+            #expect(outcome.stderr.contains(block))
+            #expect(Self.element("skaux", in: suppressions[0]) == "match-leak-kinds: indirect")
+        }
+    }
+
+    /// An object's path with "]]>" (or a character XML does not allow) in the raw suppression
+    /// text: split between two CDATA sections, as the protocol says, so the file still parses.
+    @Test func rawSuppressionTextKeepsTheFileWellFormed() throws {
+        let element = XMLReport.suppression("{\n   <insert_a_suppression_name_here>\n   Memcheck:Leak\n   match-leak-kinds: possible\n   obj:/opt/a]]>b\u{1}/lib.so\n   fun:main\n}")
+        #expect(element == """
+              <suppression>
+                <sname>insert_a_suppression_name_here</sname>
+                <skind>Memcheck:Leak</skind>
+                <skaux>match-leak-kinds: possible</skaux>
+                <sframe> <obj>/opt/a]]&gt;b_/lib.so</obj> </sframe>
+                <sframe> <fun>main</fun> </sframe>
+                <rawtext>
+            <![CDATA[
+            {
+               <insert_a_suppression_name_here>
+               Memcheck:Leak
+               match-leak-kinds: possible
+               obj:/opt/a]]]]><![CDATA[>b_/lib.so
+               fun:main
+            }
+            ]]>
+                </rawtext>
+              </suppression>
+
+            """)
+    }
+
+    /// Without --gen-suppressions, no `<suppression>`.
+    @Test func noSuppressionsUnlessAsked() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--xml-file=\(directory)/out.xml", "--", Harness.fixture("leak_basic")])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let xml = try String(contentsOfFile: directory + "/out.xml", encoding: .utf8)
+            #expect(Self.elements("error", in: xml[...]).count == 3 && !xml.contains("<suppression>"))
         }
     }
 

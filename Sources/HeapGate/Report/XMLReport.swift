@@ -1,10 +1,11 @@
 /// Renders one process's report as memcheck's XML output (`--xml=yes`, protocol version 4), so
 /// that tools written for valgrind's XML (CI dashboards, IDE plugins) read heapgate's: one
 /// `<error>` per loss record shown (the kinds in --show-leak-kinds, with --leak-check=full), in
-/// the order and with the numbering of the text report, and `<suppcounts>` for the suppressions
-/// that matched. Differences: the preamble names heapgate, `<vargv>` holds heapgate's command
-/// line, and the two `<status>` times are zero (the trace keeps no clock of the run). Frames carry
-/// `<dir>`, the source's directory as DWARF records it, as memcheck's do.
+/// the order and with the numbering of the text report, with its `<suppression>` under
+/// --gen-suppressions=all, and `<suppcounts>` for the suppressions that matched. Differences:
+/// the preamble names heapgate, `<vargv>` holds heapgate's command line, and the two `<status>`
+/// times are zero (the trace keeps no clock of the run). Frames carry `<dir>`, the source's
+/// directory as DWARF records it, as memcheck's do.
 public enum XMLReport {
     public static func render(_ report: ProcessReport, options: ReportOptions, heapgateArguments: [String]) -> String {
         var xml = "<?xml version=\"1.0\"?>\n\n<valgrindoutput>\n\n"
@@ -17,7 +18,7 @@ public enum XMLReport {
         xml += "<args>\n" + argv("vargv", heapgateArguments) + argv("argv", report.command) + "</args>\n\n"
         xml += status("RUNNING") + "\n" + status("FINISHED") + "\n"
         for (index, shown) in report.shownLossRecords(options).enumerated() {
-            xml += error(shown, unique: index + 1)
+            xml += error(shown, unique: index + 1, suppression: options.generateSuppressions)
         }
         xml += "<errorcounts>\n</errorcounts>\n\n<suppcounts>\n"
         var uses: [String: Int] = [:]
@@ -39,7 +40,7 @@ public enum XMLReport {
         }
     }
 
-    private static func error(_ shown: ShownLossRecord, unique: Int) -> String {
+    private static func error(_ shown: ShownLossRecord, unique: Int, suppression: Bool) -> String {
         let record = shown.record
         var xml = "<error>\n  <unique>0x\(String(unique, radix: 16))</unique>\n  <tid>1</tid>\n"
         xml += "  <kind>\(errorKind(shown.kind))</kind>\n  <xwhat>\n    <text>\(escaped(shown.headline))</text>\n"
@@ -56,7 +57,28 @@ public enum XMLReport {
             }
             xml += "    </frame>\n"
         }
-        return xml + "  </stack>\n</error>\n\n"
+        xml += "  </stack>\n"
+        if suppression { xml += self.suppression(valgrindSuppression(for: record.suppressionFrames, kind: shown.kind)) }
+        return xml + "</error>\n\n"
+    }
+
+    /// --gen-suppressions=all: the error's suppression as memcheck writes it inside `<error>`,
+    /// line by line (`<sframe>`) and whole (`<rawtext>`), from the block the text report
+    /// prints. (valgrind 3.19 also repeats the element after `</error>`, outside any element
+    /// the protocol defines there; not copied.)
+    static func suppression(_ text: String) -> String {
+        let lines = text.split(separator: "\n").map { $0.trimmingPrefix("   ") }
+        var xml = "  <suppression>\n    <sname>insert_a_suppression_name_here</sname>\n    <skind>Memcheck:Leak</skind>\n"
+        for line in lines {
+            if line.hasPrefix("match-leak-kinds:") { xml += "    <skaux>\(escaped(String(line)))</skaux>\n" }
+            for tag in ["fun", "obj"] where line.hasPrefix(tag + ":") {
+                xml += "    <sframe> <\(tag)>\(escaped(String(line.dropFirst(4))))</\(tag)> </sframe>\n"
+            }
+        }
+        // CDATA cannot hold "]]>" (an object's path may): the protocol splits it between two
+        // sections, the first ending in "]]", the next starting with ">".
+        let raw = (text + "\n").replacing("]]>", with: "]]]]><![CDATA[>")
+        return xml + "    <rawtext>\n<![CDATA[\n\(cdataSafe(raw))]]>\n    </rawtext>\n  </suppression>\n"
     }
 
     private static func argv(_ element: String, _ arguments: [String]) -> String {
@@ -84,10 +106,19 @@ public enum XMLReport {
             case "'": out += "&apos;"
             case "\t", "\n", "\r": out.unicodeScalars.append(scalar)
             default:
-                let forbidden = scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF
-                if forbidden { out += "_" } else { out.unicodeScalars.append(scalar) }
+                if isForbidden(scalar) { out += "_" } else { out.unicodeScalars.append(scalar) }
             }
         }
         return out
+    }
+
+    /// Text for a CDATA section: nothing is escaped there, but characters XML does not allow
+    /// still become `_`.
+    static func cdataSafe(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { isForbidden($0) && !["\t", "\n", "\r"].contains($0) ? "_" : $0 }))
+    }
+
+    private static func isForbidden(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF
     }
 }
