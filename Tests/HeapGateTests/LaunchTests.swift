@@ -1005,6 +1005,20 @@ struct LaunchTests {
         #expect(outcome.stderr.contains("HEAP SUMMARY:"))
     }
 
+    /// A program whose path is not UTF-8 (a Latin-1 directory name): Swift's strings replace
+    /// such bytes, and `heapgate run` said "command not found" for a program valgrind runs. It
+    /// is resolved and started as the bytes heapgate received, given as a path and through a
+    /// PATH entry.
+    @Test(arguments: ["\"$d/prog\"", "prog"])
+    func programPathThatIsNotUTF8(program: String) throws {
+        try Harness.withTemporaryDirectory { temporary in
+            let script = "d=$(printf '%s/bad\\377dir' \"$0\"); mkdir \"$d\" && cp \"$1\" \"$d/prog\" && PATH=\"$d:$PATH\" exec \"$2\" run -- \(program)"
+            let outcome = try Harness.execute("/bin/sh", ["-c", script, temporary, Harness.fixture("leak_basic"), Harness.heapgate])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("definitely lost: 228 bytes in 4 blocks"), "\(outcome.stderr)")
+        }
+    }
+
     /// Under `ulimit -n 5` the report is right, but the temporary trace directory stayed: it
     /// was removed at the end, when the symbolizer's open files left no descriptor to list it
     /// with. It goes once the traces are read now.

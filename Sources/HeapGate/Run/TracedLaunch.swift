@@ -91,6 +91,35 @@ public enum TracedLaunch {
         throw LaunchError.commandNotFound(name)
     }
 
+    /// `resolve` for a name or a PATH that is not UTF-8 (a Latin-1 file name), as the bytes
+    /// themselves: a Swift string would replace them, and the program was "not found".
+    static func resolve(bytes name: [CChar]) throws -> [CChar] {
+        let shown = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        func kind(_ path: [CChar]) -> (found: Bool, runnable: Bool) {
+            var status = stat()
+            guard stat(path, &status) == 0 else { return (false, false) }
+            return (true, status.st_mode & S_IFMT != S_IFDIR && access(path, X_OK) == 0)
+        }
+        if name.contains(CChar(UInt8(ascii: "/"))) {
+            let (found, runnable) = kind(name)
+            guard found else { throw LaunchError.commandNotFound(shown) }
+            guard runnable else { throw LaunchError.notExecutable(shown) }
+            return name
+        }
+        let path = getenv("PATH").map { Array(UnsafeBufferPointer(start: $0, count: strlen($0))) }
+            ?? Array("/usr/local/bin:/usr/bin:/bin".utf8CString.dropLast())
+        var denied: [CChar]?
+        for dir in path.split(separator: CChar(UInt8(ascii: ":")), omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? [CChar(UInt8(ascii: "."))] : Array(dir)) + [CChar(UInt8(ascii: "/"))] + name
+            let (found, runnable) = kind(candidate)
+            if runnable { return candidate }
+            var status = stat()
+            if found && stat(candidate, &status) == 0 && status.st_mode & S_IFMT != S_IFDIR { denied = denied ?? candidate }
+        }
+        if let denied { throw LaunchError.notExecutable(String(decoding: denied.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
+        throw LaunchError.commandNotFound(shown)
+    }
+
     /// The shim: $HEAPGATE_SHIM, else beside the executable (../lib/heapgate or ../lib).
     /// Plain string work on the resolved path: with Foundation's URL and environment dictionary
     /// this took 0.4 ms of every `heapgate run`'s start.
@@ -132,7 +161,30 @@ public enum TracedLaunch {
     public static func run(_ arguments: [String], rawArguments: [[CChar]]? = nil, shim: String, traceDirectory: String,
                            extraEnvironment: [String: String] = [:],
                            whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32, signal: Int32) {
-        let executable = try resolve(arguments[0])
+        // A program path that is not UTF-8 is resolved and started as its bytes, and inspected
+        // through a descriptor (/proc/self/fd/N), a path a Swift string can hold.
+        let rawProgram = rawArguments?.first.flatMap { bytes in
+            bytes.withUnsafeBufferPointer { String(validatingCString: $0.baseAddress!) } == nil ? bytes : nil
+        }
+        let executable: String
+        let spawnPath: [CChar]
+        var opened: Int32 = -1
+        defer { if opened >= 0 { close(opened) } }
+        if let rawProgram {
+            spawnPath = try resolve(bytes: rawProgram)
+            opened = open(spawnPath, O_RDONLY | O_CLOEXEC)
+            executable = opened >= 0 ? "/proc/self/fd/\(opened)" : arguments[0]
+        } else {
+            do {
+                executable = try resolve(arguments[0])
+                spawnPath = Array(executable.utf8CString)
+            } catch LaunchError.commandNotFound where rawArguments != nil && getenv("PATH").map({ String(validatingCString: $0) == nil }) == true {
+                // Found through a PATH entry that is not UTF-8.
+                spawnPath = try resolve(bytes: rawArguments![0])
+                opened = open(spawnPath, O_RDONLY | O_CLOEXEC)
+                executable = opened >= 0 ? "/proc/self/fd/\(opened)" : arguments[0]
+            }
+        }
         switch ElfInspection.verdict(program: executable, shim: shim) {
         case .preloadable: break
         case .staticExecutable: throw LaunchError.staticBinary(executable)
@@ -169,7 +221,7 @@ public enum TracedLaunch {
         posix_spawnattr_setsigmask(&attributes, &original)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let error = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
+        let error = posix_spawn(&pid, spawnPath, nil, &attributes, argv, envp)
         guard error == 0 else {
             pthread_sigmask(SIG_SETMASK, &original, nil)
             throw LaunchError.execFailure(executable, error)
