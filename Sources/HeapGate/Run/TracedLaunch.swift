@@ -74,50 +74,46 @@ nonisolated(unsafe) private var programWaitedFor: pid_t = 0
 public enum TracedLaunch {
     /// Finds `name` as a shell would: a path if it has a slash, else the first match in PATH.
     public static func resolve(_ name: String) throws -> String {
-        if name.contains("/") {
-            guard FileStatus.exists(name) else { throw LaunchError.commandNotFound(name) }
-            guard access(name, X_OK) == 0, !FileStatus.isDirectory(name) else { throw LaunchError.notExecutable(name) }
-            return name
-        }
-        let path = Environment.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-        var denied: String?
-        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
-            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
-            guard FileStatus.exists(candidate), !FileStatus.isDirectory(candidate) else { continue }
-            if access(candidate, X_OK) == 0 { return candidate }
-            denied = denied ?? candidate
-        }
-        if let denied { throw LaunchError.notExecutable(denied) }
-        throw LaunchError.commandNotFound(name)
+        decoded(try resolve(bytes: Array(name.utf8CString)))
     }
 
-    /// `resolve` for a name or a PATH that is not UTF-8 (a Latin-1 file name), as the bytes
-    /// themselves: a Swift string would replace them, and the program was "not found".
+    /// `resolve` on the bytes of a NUL-terminated name, searching the bytes of PATH: neither
+    /// need be UTF-8 (a Latin-1 file name), where a Swift string would replace the bytes that
+    /// are not, and the program was "not found".
     static func resolve(bytes name: [CChar]) throws -> [CChar] {
-        let shown = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        func kind(_ path: [CChar]) -> (found: Bool, runnable: Bool) {
+        enum Kind { case missing, directory, notRunnable, runnable }
+        func kind(_ path: [CChar]) -> Kind {
             var status = stat()
-            guard stat(path, &status) == 0 else { return (false, false) }
-            return (true, status.st_mode & S_IFMT != S_IFDIR && access(path, X_OK) == 0)
+            guard stat(path, &status) == 0 else { return .missing }
+            if status.st_mode & S_IFMT == S_IFDIR { return .directory }
+            return access(path, X_OK) == 0 ? .runnable : .notRunnable
         }
-        if name.contains(CChar(UInt8(ascii: "/"))) {
-            let (found, runnable) = kind(name)
-            guard found else { throw LaunchError.commandNotFound(shown) }
-            guard runnable else { throw LaunchError.notExecutable(shown) }
-            return name
+        let slash = CChar(UInt8(ascii: "/"))
+        if name.contains(slash) {
+            switch kind(name) {
+            case .missing: throw LaunchError.commandNotFound(decoded(name))
+            case .directory, .notRunnable: throw LaunchError.notExecutable(decoded(name))
+            case .runnable: return name
+            }
         }
         let path = getenv("PATH").map { Array(UnsafeBufferPointer(start: $0, count: strlen($0))) }
             ?? Array("/usr/local/bin:/usr/bin:/bin".utf8CString.dropLast())
         var denied: [CChar]?
         for dir in path.split(separator: CChar(UInt8(ascii: ":")), omittingEmptySubsequences: false) {
-            let candidate = (dir.isEmpty ? [CChar(UInt8(ascii: "."))] : Array(dir)) + [CChar(UInt8(ascii: "/"))] + name
-            let (found, runnable) = kind(candidate)
-            if runnable { return candidate }
-            var status = stat()
-            if found && stat(candidate, &status) == 0 && status.st_mode & S_IFMT != S_IFDIR { denied = denied ?? candidate }
+            let candidate = (dir.isEmpty ? [CChar(UInt8(ascii: "."))] : Array(dir)) + [slash] + name
+            switch kind(candidate) {
+            case .runnable: return candidate
+            case .notRunnable: denied = denied ?? candidate
+            case .missing, .directory: continue
+            }
         }
-        if let denied { throw LaunchError.notExecutable(String(decoding: denied.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
-        throw LaunchError.commandNotFound(shown)
+        if let denied { throw LaunchError.notExecutable(decoded(denied)) }
+        throw LaunchError.commandNotFound(decoded(name))
+    }
+
+    /// A NUL-terminated name as a string, bytes that are not UTF-8 replaced (for messages).
+    private static func decoded(_ bytes: [CChar]) -> String {
+        String(decoding: bytes.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The shim: $HEAPGATE_SHIM, else beside the executable (../lib/heapgate or ../lib).
@@ -161,29 +157,18 @@ public enum TracedLaunch {
     public static func run(_ arguments: [String], rawArguments: [[CChar]]? = nil, shim: String, traceDirectory: String,
                            extraEnvironment: [String: String] = [:],
                            whileRunning: ((String, Int32) -> Void)? = nil) throws -> (pid: Int32, status: Int32, signal: Int32) {
-        // A program path that is not UTF-8 is resolved and started as its bytes, and inspected
-        // through a descriptor (/proc/self/fd/N), a path a Swift string can hold.
-        let rawProgram = rawArguments?.first.flatMap { bytes in
-            bytes.withUnsafeBufferPointer { String(validatingCString: $0.baseAddress!) } == nil ? bytes : nil
-        }
-        let executable: String
-        let spawnPath: [CChar]
+        // Resolved and started as the bytes heapgate received. A path that is not UTF-8 (a
+        // Latin-1 name, or one found through such a PATH entry) is inspected through a
+        // descriptor (/proc/self/fd/N), a path a Swift string can hold.
+        let spawnPath = try resolve(bytes: rawArguments?.first ?? Array(arguments[0].utf8CString))
         var opened: Int32 = -1
         defer { if opened >= 0 { close(opened) } }
-        if let rawProgram {
-            spawnPath = try resolve(bytes: rawProgram)
-            opened = open(spawnPath, O_RDONLY | O_CLOEXEC)
-            executable = opened >= 0 ? "/proc/self/fd/\(opened)" : arguments[0]
+        let executable: String
+        if let utf8 = spawnPath.withUnsafeBufferPointer({ String(validatingCString: $0.baseAddress!) }) {
+            executable = utf8
         } else {
-            do {
-                executable = try resolve(arguments[0])
-                spawnPath = Array(executable.utf8CString)
-            } catch LaunchError.commandNotFound where rawArguments != nil && getenv("PATH").map({ String(validatingCString: $0) == nil }) == true {
-                // Found through a PATH entry that is not UTF-8.
-                spawnPath = try resolve(bytes: rawArguments![0])
-                opened = open(spawnPath, O_RDONLY | O_CLOEXEC)
-                executable = opened >= 0 ? "/proc/self/fd/\(opened)" : arguments[0]
-            }
+            opened = open(spawnPath, O_RDONLY | O_CLOEXEC)
+            executable = opened >= 0 ? "/proc/self/fd/\(opened)" : decoded(spawnPath)
         }
         switch ElfInspection.verdict(program: executable, shim: shim) {
         case .preloadable: break
