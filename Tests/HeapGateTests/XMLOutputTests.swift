@@ -77,6 +77,25 @@ struct XMLOutputTests {
         }
     }
 
+    /// `<dir>` is absolute, as memcheck's, where the line table's is relative: leak_rust is
+    /// compiled from a path relative to the repository (`rustc Tests/Fixtures/src/…`), and a
+    /// tool joining `<dir>` and `<file>` could not open the source from `Tests/Fixtures/src`.
+    @Test func directoriesAreAbsolute() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let file = directory + "/heapgate.xml"
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--xml=yes", "--xml-file=\(file)", "--",
+                                                                 Harness.fixture("leak_rust")])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let xml = try String(contentsOfFile: file, encoding: .utf8)
+            let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Fixtures/src").path
+            let frames = Self.elements("frame", in: xml[...]).filter { Self.element("file", in: $0) == "leak_rust.rs" }
+            #expect(!frames.isEmpty)
+            #expect(frames.allSatisfy { Self.element("dir", in: $0).map(String.init) == sources }, "\(frames)")
+            #expect(Self.elements("dir", in: xml[...]).allSatisfy { $0.hasPrefix("/") })
+        }
+    }
+
     /// A suppressed loss record is no <error>; <suppcounts> counts the records each suppression
     /// matched, as valgrind's does (here 2: the list's definitely and indirectly lost records).
     @Test func suppressionsAreCounted() throws {

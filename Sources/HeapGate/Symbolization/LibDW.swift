@@ -59,7 +59,25 @@ enum LibDW {
     static func dwflLineInfo(_ line: OpaquePointer) -> (file: String, line: Int?)? {
         var lineNumber: Int32 = 0
         guard let file = dwfl_lineinfo(line, nil, &lineNumber, nil, nil, nil) else { return nil }
-        return (String(cString: file), lineNumber > 0 ? Int(lineNumber) : nil)
+        // Line 0 kept, as in dwarfGetSrcDie.
+        return (absolute(String(cString: file), compDir: dwfl_line_comp_dir(line).map { String(cString: $0) }),
+                lineNumber >= 0 ? Int(lineNumber) : nil)
+    }
+
+    /// A line table's file name made absolute with the unit's compile directory, as memcheck
+    /// shows it: a program compiled from a relative path (rustc, make) has relative directories
+    /// there, and the XML report's `<dir>` (which tools join with `<file>` to open the source)
+    /// was relative to a directory the reader could not know.
+    static func absolute(_ file: String, compDir: String?) -> String {
+        guard !file.hasPrefix("/"), let compDir, !compDir.isEmpty else { return file }
+        return compDir.hasSuffix("/") ? compDir + file : compDir + "/" + file
+    }
+
+    /// The unit's `DW_AT_comp_dir`, if it has one.
+    static func compDir(_ unit: inout Dwarf_Die) -> String? {
+        var attribute = Dwarf_Attribute()
+        guard dwarf_attr(&unit, UInt32(DW_AT_comp_dir), &attribute) != nil, let text = dwarf_formstring(&attribute) else { return nil }
+        return String(cString: text)
     }
 
     /// Wraps `dwfl_module_addrinfo`: the ELF symbol (symtab, else dynsym) containing `address`.
@@ -148,8 +166,9 @@ enum LibDW {
     static func dwarfGetSrcDie(_ cu: inout Dwarf_Die, _ pc: UInt64) -> (file: String, line: Int?)? {
         guard let row = dwarf_getsrc_die(&cu, pc), let file = dwarf_linesrc(row, nil, nil) else { return nil }
         var line: Int32 = 0
-        guard dwarf_lineno(row, &line) == 0, line >= 0 else { return (String(cString: file), nil) }
-        return (String(cString: file), Int(line))
+        let path = absolute(String(cString: file), compDir: compDir(&cu))
+        guard dwarf_lineno(row, &line) == 0, line >= 0 else { return (path, nil) }
+        return (path, Int(line))
     }
 
     /// Wraps `dwarf_child`: the first child of `die`, if any.

@@ -460,12 +460,14 @@ public final class Symbolizer {
         // Split DWARF: the functions and inlined calls are in the .dwo file's unit, and the
         // skeleton's own tree is empty (no inlined frames were shown).
         var cuDie = LibDW.splitUnit(of: &skeleton) ?? skeleton
+        let compDir = LibDW.compDir(&skeleton)
         let chain = scopeChain(unit: cuDie, pc: address &- unit.bias, in: session)
         var result: [Scope] = []
         for var die in chain.reversed() {
             switch LibDW.dwarfTag(&die) {
             case Int32(DW_TAG_inlined_subroutine):
                 let callFile = unsigned(die: &die, DW_AT_call_file).flatMap { sourceFile(cu: &cuDie, index: $0) }
+                    .map { LibDW.absolute($0, compDir: compDir) }
                 let callLine = unsigned(die: &die, DW_AT_call_line).flatMap { Int(exactly: $0) }
                 let names = functionNames(&die)
                 result.append(Scope(
