@@ -875,6 +875,14 @@ static void hg_leakscan_write_skipped(unsigned reason) {
     hg_writer_uv(reason);
 }
 
+/* The scan gives up after it took the live set's table: the blocks go out unclassified, and
+ * why. */
+static bool hg_leakscan_give_up(unsigned reason) {
+    hg_write_unclassified_blocks();
+    hg_leakscan_write_skipped(reason);
+    return true;
+}
+
 /* One SNAPSHOT_BLOCK per block, in address order, with its verdict; then SCAN_DONE. */
 static void hg_write_blocks(uint64_t nanoseconds) {
     for (size_t i = 0; i < hg_block_count; i++) {
@@ -934,18 +942,10 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
      * block, being at most three quarters full; without one (not reached), nothing is sorted. */
     size_t table_bytes;
     hg_scan_block_t *table = hg_liveset_release(&table_bytes);
-    if (hg_block_count >= 2 && (!table || table_bytes < blocks_bytes)) {
-        hg_write_unclassified_blocks();
-        hg_leakscan_write_skipped(HG_SCAN_SKIPPED_NO_MEMORY);
-        return true;
-    }
+    if (hg_block_count >= 2 && (!table || table_bytes < blocks_bytes)) return hg_leakscan_give_up(HG_SCAN_SKIPPED_NO_MEMORY);
     hg_sort_blocks(table);
     hg_note_swift_runtime_blocks();
-    if (!hg_build_page_index()) {
-        hg_write_unclassified_blocks();
-        hg_leakscan_write_skipped(HG_SCAN_SKIPPED_NO_MEMORY);
-        return true;
-    }
+    if (!hg_build_page_index()) return hg_leakscan_give_up(HG_SCAN_SKIPPED_NO_MEMORY);
     if (hg_block_count > 0) {
         hg_lowest = hg_blocks[0].start;
         const hg_scan_block_t *last = &hg_blocks[hg_block_count - 1];
@@ -959,11 +959,7 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
          * lost: a program that exits with every descriptor it may have in use (EMFILE), under
          * a limit the scan may not raise (hg_open_proc), leaves none to open /proc/self/maps
          * with. Its blocks go out unclassified instead. */
-        if (!hg_prepare_roots()) {
-            hg_write_unclassified_blocks();
-            hg_leakscan_write_skipped(HG_SCAN_SKIPPED_NO_MAPPINGS);
-            return true;
-        }
+        if (!hg_prepare_roots()) return hg_leakscan_give_up(HG_SCAN_SKIPPED_NO_MAPPINGS);
         /* Not the drain thread's registers, when it is the one that exits (the main thread left
          * by pthread_exit): it holds copies of events. */
         bool exit_registers = gettid() != hg_drain_thread_id();

@@ -105,19 +105,13 @@ struct ReportSettings: Equatable {
     /// why on stderr: a pass would claim a check that never ran.
     func gateFails(_ reports: [ProcessReport], unchecked: [(pid: Int32, why: String)] = []) -> Bool {
         if hasGatedLeaks(reports) { return true }
-        let sandboxed = reports.filter(\.stoppedForSandbox)
-        for process in sandboxed {
-            let message = "heapgate: process \(process.pid) installed a seccomp filter, which stopped tracing: its leaks were not checked, so --error-exitcode fails the run\n"
-            StandardError.write(message)
-        }
-        let unscanned = reports.filter { $0.leakScanSkipped != nil }
-        for process in unscanned {
-            StandardError.write("heapgate: process \(process.pid) could not be scanned for leaks at exit: its leaks were not checked, so --error-exitcode fails the run\n")
-        }
-        for (pid, why) in unchecked {
+        let notChecked = reports.filter(\.stoppedForSandbox).map { (Int32($0.pid), "installed a seccomp filter, which stopped tracing") }
+            + reports.filter { $0.leakScanSkipped != nil }.map { (Int32($0.pid), "could not be scanned for leaks at exit") }
+            + unchecked
+        for (pid, why) in notChecked {
             StandardError.write("heapgate: process \(pid) \(why): its leaks were not checked, so --error-exitcode fails the run\n")
         }
-        return !sandboxed.isEmpty || !unscanned.isEmpty || !unchecked.isEmpty
+        return !notChecked.isEmpty
     }
 
     private func hasGatedLeaks(_ reports: [ProcessReport]) -> Bool {

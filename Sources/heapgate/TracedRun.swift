@@ -43,21 +43,24 @@ private enum BrokenPipe {
     /// Whether hold() blocked it (it was not blocked already).
     nonisolated(unsafe) private static var held = false
 
+    private static var pipe: sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGPIPE)
+        return set
+    }
+
     static func hold() {
-        var pipe = sigset_t(), previous = sigset_t()
-        sigemptyset(&pipe)
-        sigaddset(&pipe, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &pipe, &previous)
+        var set = pipe, previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &set, &previous)
         held = sigismember(&previous, SIGPIPE) == 0
     }
 
     static func deliver() {
         guard held else { return }
         held = false
-        var pipe = sigset_t()
-        sigemptyset(&pipe)
-        sigaddset(&pipe, SIGPIPE)
-        pthread_sigmask(SIG_UNBLOCK, &pipe, nil)
+        var set = pipe
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
 
@@ -222,14 +225,14 @@ struct TracedRun {
         return raw
     }
 
-    /// The program exited by itself, yet its last traced image ends before its exit: that image
-    /// exec'd one the shim did not get into, or lost its trace file. Said, because the report's
-    /// own warning lists deaths first, and nothing died.
     /// Whether a process with this pid exists (one of another user's too).
     static func isRunning(_ pid: Int) -> Bool {
         kill(pid_t(pid), 0) == 0 || errno == EPERM
     }
 
+    /// The program exited by itself, yet its last traced image ends before its exit: that image
+    /// exec'd one the shim did not get into, or lost its trace file. Said, because the report's
+    /// own warning lists deaths first, and nothing died.
     static func untracedExec(pid: Int32, status: Int32, command: [String]) -> String {
         "process \(pid) exited with status \(status), but the trace of \(command.first.map(CommandLineText.controlsReplaced) ?? "its program") ends before that:"
             + " it ran a program heapgate cannot trace (one run with LD_PRELOAD cleared, as by env -i; a setuid or"

@@ -85,10 +85,9 @@ enum SuppressionMatcher {
         /// memcheck's frame 0 where heapgate's frame 1 (this one) is an `operator new`: also
         /// the other of new/new[], in memcheck's preload object.
         case operatorNewEntry(SuppressionFrame)
-        /// memcheck's wrapper of `setenv`.
-        case setenvWrapper
-        /// memcheck's `memalign`, frame 0 above its `posix_memalign`.
-        case memalignEntry
+        /// A function of memcheck's preload object that heapgate's stack has no frame for: its
+        /// wrapper of `setenv`, its `memalign` above its `posix_memalign`.
+        case memcheckOwn(String)
     }
 
     static func views(of frames: [SuppressionFrame]) -> [[Frame]] {
@@ -112,7 +111,7 @@ enum SuppressionMatcher {
         // posix_memalign for an explicit alignment (KeyPath objects, UnsafeMutableRawPointer
         // .allocate): memcheck's suppressions for those blocks start `fun:memalign`.
         if primaryName(first) == "posix_memalign" {
-            memcheck.insert(.memalignEntry, at: 0)
+            memcheck.insert(.memcheckOwn("memalign"), at: 0)
             differs = true
         }
         return differs ? [raw, memcheck] : [raw]
@@ -125,7 +124,7 @@ enum SuppressionMatcher {
     static func insertSetenvWrapper(_ view: inout [FrameRecipe], frames: [SuppressionFrame]) -> Bool {
         guard let index = frames.indices.dropLast().first(where: { isAddToEnviron(frames[$0]) }),
               let libc = frames[index].object, frames[index + 1].object != libc else { return false }
-        view.insert(.setenvWrapper, at: index + 1)
+        view.insert(.memcheckOwn("setenv"), at: index + 1)
         return true
     }
 
@@ -153,11 +152,8 @@ enum SuppressionMatcher {
             made.functions += operatorNewCounterpart(of: made.functions[0]).map { [$0] } ?? []
             made.objects += valgrindPreloadObjects
             return made
-        case .setenvWrapper:
-            return Frame(functions: ["setenv"], objects: valgrindPreloadObjects, file: nil, line: nil,
-                         hasName: true, hasObject: true)
-        case .memalignEntry:
-            return Frame(functions: ["memalign"], objects: valgrindPreloadObjects, file: nil, line: nil,
+        case .memcheckOwn(let function):
+            return Frame(functions: [function], objects: valgrindPreloadObjects, file: nil, line: nil,
                          hasName: true, hasObject: true)
         }
     }
