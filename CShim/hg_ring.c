@@ -333,6 +333,14 @@ static bool hg_claim_unconsumed(hg_ring_t *ring, uint64_t slots, uint64_t *pos) 
  * until there are none, so that the owner it may let claim without the lock never races one. */
 static _Atomic uint32_t hg_unconsumed_pushes;
 
+/* The thread starting a consumer while it waits for those pushes, else 0. The route stays
+ * NONE until they are done, and pushes of other threads begun meanwhile wait for it. Set
+ * first, the route let the owner claim without the lock while a push still claimed by
+ * compare-and-swap: both took one position, the later one waited for the slot to be freed,
+ * and the start waited for that push (three threads started by a library's constructor and
+ * the main thread starting the drain hung for ever, spinning; once in a few hundred runs). */
+static _Atomic uintptr_t hg_consumer_starter;
+
 /* Before the drain thread runs (or while it is away), nothing empties a full ring. Who may
  * claim in the solo ring then: its owner, alone, as always; before it has one, any thread
  * (with compare-and-swap); once it has one, any other thread goes to the shared ring (and so
@@ -343,6 +351,13 @@ static HG_NOINLINE void hg_ring_push_unconsumed(uint32_t kind, uint32_t stack, u
     hg_drain_start_if_due();
     uintptr_t me = (uintptr_t)__builtin_thread_pointer();
     atomic_fetch_add(&hg_unconsumed_pushes, 1);
+    uintptr_t starter = atomic_load(&hg_consumer_starter);
+    if (starter != 0 && starter != me) { /* a consumer is starting: wait for its route */
+        atomic_fetch_sub(&hg_unconsumed_pushes, 1);
+        while (atomic_load(&hg_consumer_starter) != 0) sched_yield();
+        hg_ring_push(kind, stack, ptr, size, old_ptr);
+        return;
+    }
     uintptr_t route = atomic_load(&hg_routing.route);
     if (route != HG_ROUTE_NONE) { /* a consumer started meanwhile */
         atomic_fetch_sub(&hg_unconsumed_pushes, 1);
@@ -504,13 +519,17 @@ uint64_t hg_ring_lost(void) { return atomic_load(&hg_solo.lost) + atomic_load(&h
 
 void hg_ring_set_consumer_running(bool running) {
     if (running) {
+        /* A push that saw no consumer may still be claiming in the solo ring by compare-and-
+         * swap; the owner that may now be chosen claims without the lock, so the route is set
+         * once no such push is under way (one never waits: it claims only a free slot), and
+         * none begins meanwhile (hg_consumer_starter). */
+        atomic_store(&hg_consumer_starter, (uintptr_t)__builtin_thread_pointer());
+        while (atomic_load(&hg_unconsumed_pushes) != 0) sched_yield();
         /* Once anything went to the shared ring (also while the consumer was away), nothing
          * new may go to the solo ring: the drain takes that first. */
         atomic_store(&hg_routing.route,
                      atomic_load(&hg_routing.shared) ? HG_ROUTE_SHARED : atomic_load(&hg_routing.route_while_away));
-        /* A push that saw no consumer may still be claiming in the solo ring by compare-and-
-         * swap; the owner that may now be chosen claims without the lock. Such a push never waits. */
-        while (atomic_load(&hg_unconsumed_pushes) != 0) sched_yield();
+        atomic_store(&hg_consumer_starter, 0);
     } else {
         /* route_while_away first, so that a push that finds no consumer knows the owner. */
         uintptr_t was = atomic_load(&hg_routing.route);
