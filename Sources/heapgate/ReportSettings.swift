@@ -182,6 +182,7 @@ struct ReportSettings: Equatable {
         let symbolizer = symbolizer ?? Symbolizer(useDebuginfod: debuginfod)
         let builder = ReportBuilder(options: options, symbolizer: symbolizer)
         let reports = heaps.map { builder.report(for: $0, exitStatus: exitStatuses[$0.header.pid]) }
+        for file in symbolizer.changedFiles { StandardError.write("heapgate: warning: \(file.warning)\n") }
         let texts = reports.map { report in
             TextReport.render(report, options: options) { record in
                 record.kind.leakKind.map { valgrindSuppression(for: record.suppressionFrames, kind: $0) }

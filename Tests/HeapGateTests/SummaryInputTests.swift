@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import HeapGate
 
 /// What `heapgate summary` is given besides trace files: files that are not regular (a FIFO
 /// never ends), the same trace twice, directories that hold an unreadable trace beside good ones.
@@ -113,6 +114,81 @@ struct SummaryInputTests {
             #expect(outcome.stderrLines == ["heapgate: warning: \(text): not a heapgate trace (bad magic number)",
                                             "heapgate: \(directory): no readable heapgate trace in this directory"])
             #expect(report == nil)
+        }
+    }
+
+    // MARK: A program rebuilt since its trace
+
+    static let firstBuild = """
+        #include <stdlib.h>
+        void *first_leak(void) { return malloc(40); }
+        int main(void) { void *p = first_leak(); p = 0; return 0; }
+        """
+
+    /// Another program at the same path: other functions where `first_leak` and `main` were.
+    static let secondBuild = """
+        #include <stdio.h>
+        #include <stdlib.h>
+        static int pad(int x) { return x * 3; }
+        int other_function(int x) { printf("%d\\n", pad(x)); return pad(x) + 1; }
+        void *renamed_leak(void) { return malloc(40); }
+        int main(void) { void *p = renamed_leak(); p = 0; return other_function(0) - 1; }
+        """
+
+    static func buildID(ofFileAt path: String) throws -> String {
+        let descriptor = open(path, O_RDONLY)
+        try #require(descriptor >= 0, "open \(path)")
+        defer { close(descriptor) }
+        return hexString(try #require(LibDW.elfBuildID(descriptor)))
+    }
+
+    /// A trace read after its program was rebuilt (`make` between the run and `heapgate
+    /// summary`) was symbolized with the new file: its leak showed as allocated in
+    /// `frame_dummy`, called from `pad (b.c:3)`, neither of which the traced program had. The
+    /// trace records each file's build id; a file that no longer has it is not read for names,
+    /// its frames are `???`, and one warning says why. Frames an earlier report resolved, kept
+    /// by build id in the frame cache, are still named.
+    @Test(.enabled(if: SymbolizationTests.SymbolizerTests.hasCompiler))
+    func programRebuiltSinceTheTraceIsNotMisnamed() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let program = try SymbolizationTests.Program(source: Self.firstBuild, flags: ["-g", "-O0"])
+            let binary = Harness.realPath(program.binary)
+            let traces = directory + "/traces"
+            try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
+            #expect(try Harness.trace([binary], into: traces).status == 0)
+            let cache = directory + "/cache"
+            let summary = { (cache: String) throws -> (Harness.Outcome, Report?) in
+                let json = directory + "/report.json"
+                let outcome = try Harness.execute(Harness.heapgate, ["summary", "--json=\(json)", traces],
+                                                  environment: ["HEAPGATE_CACHE": cache])
+                return (outcome, try Harness.decodeReport(atPath: json))
+            }
+            let leakFrames = { (report: Report?) in
+                report?.processes.first?.records.first?.frames.dropFirst().map { "\($0.function ?? "???") \($0.line ?? 0)" } ?? []
+            }
+            // Reported once before the rebuild, with a cache: the frames are kept by build id.
+            let (before, reportBefore) = try summary(cache)
+            #expect(before.status == 0 && before.stderrLines.allSatisfy { !$0.hasPrefix("heapgate:") }, "\(before.stderr)")
+            #expect(leakFrames(reportBefore) == ["first_leak 2", "main 3"])
+            let recorded = try Self.buildID(ofFileAt: binary)
+
+            let second = binary + ".c2"
+            try Self.secondBuild.write(toFile: second, atomically: true, encoding: .utf8)
+            try SymbolizationTests.Program.run("cc", ["-g", "-O0", "-x", "c", "-o", binary, second])
+            let now = try Self.buildID(ofFileAt: binary)
+            try #require(now != recorded)
+
+            let (unnamed, reportUnnamed) = try summary("off")
+            #expect(unnamed.status == 0)
+            #expect(unnamed.stderrLines.first == "heapgate: warning: \(binary) is not the file the trace recorded (build id"
+                + " \(recorded.prefix(12))… then, \(now.prefix(12))… now: rebuilt or replaced since), so its frames are shown"
+                + " as ???", "\(unnamed.stderr)")
+            #expect(leakFrames(reportUnnamed).prefix(2) == ["??? 0", "??? 0"], "\(unnamed.stderr)")
+            #expect(unnamed.stderr.contains("by 0x") && unnamed.stderr.contains(": ??? (in \(binary))"), "\(unnamed.stderr)")
+
+            let (kept, reportKept) = try summary(cache)
+            #expect(kept.status == 0 && kept.stderrLines.allSatisfy { !$0.hasPrefix("heapgate:") }, "\(kept.stderr)")
+            #expect(leakFrames(reportKept) == ["first_leak 2", "main 3"])
         }
     }
 }

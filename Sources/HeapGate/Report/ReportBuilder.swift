@@ -161,7 +161,7 @@ public final class ReportBuilder {
     private func groupingDepth(_ stack: [FrameAddress], heap: ProcessHeap) -> Int {
         guard stack.count > options.numCallers, stack.count > 1, let id = stack[1].moduleID,
               let module = heap.modules[id] else { return options.numCallers }
-        let caller = symbolizer.symbolName(address: stack[1].address &- 1, in: ModuleImage(path: module.path, base: module.base))
+        let caller = symbolizer.symbolName(address: stack[1].address &- 1, in: ModuleImage(module))
         let isOperatorNew = (caller.linkageName ?? caller.function).flatMap(SuppressionMatcher.operatorNewCounterpart) != nil
         return isOperatorNew ? options.numCallers + 1 : options.numCallers
     }
@@ -198,7 +198,7 @@ public final class ReportBuilder {
                 continue
             }
             // A return address points after the call: look up the call instruction.
-            let image = ModuleImage(path: module.path, base: module.base)
+            let image = ModuleImage(module)
             let sources = belowMain
                 ? [symbolizer.symbolName(address: frame.address &- 1, in: image)]
                 : symbolizer.symbolize(address: frame.address &- 1, in: image)

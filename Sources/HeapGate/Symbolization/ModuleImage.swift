@@ -7,10 +7,20 @@ public struct ModuleImage: Hashable, Sendable {
     public var path: String
     /// Load bias: runtime address = `base` + ELF virtual address (0 for non-PIE executables).
     public var base: UInt64
+    /// The GNU build id the trace recorded for the file, when it recorded one: a file found at
+    /// `path` with another one was rebuilt or replaced since, and its symbols would name the
+    /// wrong functions (see `Symbolizer.changedFiles`).
+    public var buildID: [UInt8]?
 
-    public init(path: String, base: UInt64) {
+    public init(path: String, base: UInt64, buildID: [UInt8]? = nil) {
         self.path = path
         self.base = base
+        self.buildID = buildID
+    }
+
+    /// The image a trace's MODULE_LOAD record describes.
+    public init(_ module: TraceModule) {
+        self.init(path: module.path, base: module.base, buildID: module.buildID.isEmpty ? nil : module.buildID)
     }
 
     /// libheapgate.so, wherever it is installed: frame 0 of every recorded stack.

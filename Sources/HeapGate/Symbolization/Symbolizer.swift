@@ -89,12 +89,36 @@ public final class Symbolizer {
         var callLine: Int?
     }
 
+    /// A file whose build id is not the one the trace recorded for it.
+    public struct ChangedFile: Hashable, Sendable {
+        public var path: String
+        public var recordedBuildID: [UInt8]
+        /// nil when the file now has none.
+        public var currentBuildID: [UInt8]?
+
+        /// Why the file's frames have no names, for a warning line.
+        public var warning: String {
+            let shown = { (id: [UInt8]) in String(hexString(id).prefix(12)) + "…" }
+            return "\(CommandLineText.controlsReplaced(path)) is not the file the trace recorded (build id"
+                + " \(shown(recordedBuildID)) then, \(currentBuildID.map(shown) ?? "none") now: rebuilt or replaced"
+                + " since), so its frames are shown as ???"
+        }
+    }
+
+    private struct RecordedFile: Hashable {
+        var path: String
+        var buildID: [UInt8]
+    }
+
     private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
     /// nil value: the image could not be opened; it is not retried.
     private var sessions: [ModuleImage: Session?] = [:]
     private var cache: [CacheKey: [SourceFrame]] = [:]
     private var compileUnits: [OpaquePointer: [Dwarf_Die]] = [:]
     private var canonicalPaths: [String: String] = [:]
+    /// Whether each file was found changed, by its path and the build id a trace recorded.
+    private var changedVerdicts: [RecordedFile: Bool] = [:]
+    private var changed: [ChangedFile] = []
     private let lock = Lock()
     private let debugCache: DebugInfoCache
     private let frameCache: FrameCache
@@ -160,6 +184,7 @@ public final class Symbolizer {
         // library loaded at different bases (each process of a tree, with ASLR) shares one
         // session and one cache instead of reading its debug info again.
         let (file, relative) = fileRelative(address, in: module)
+        if isChanged(module) { return framesOfChangedFile(module, address: relative) }
         let key = CacheKey(module: file, address: relative)
         if let frames = cache[key] { return frames }
         let session = session(for: file)
@@ -169,8 +194,7 @@ public final class Symbolizer {
            kept.fromDWARF || LibDW.dwflModuleGetDwarf(session.module) == nil {
             frames = kept.frames
         } else {
-            frames = session.map { lookUp(relative, in: $0) }
-                ?? [SourceFrame(function: nil, file: nil, line: nil, isInlined: false)]
+            frames = session.map { lookUp(relative, in: $0) } ?? [Self.unknownFrame]
             if let session, let buildID {
                 let entry = FrameCache.Entry(frames: frames, fromDWARF: LibDW.dwflModuleGetDwarf(session.module) != nil)
                 frameCache.keep(entry, buildID: buildID, address: relative)
@@ -185,6 +209,51 @@ public final class Symbolizer {
         return shown
     }
 
+    private static let unknownFrame = SourceFrame(function: nil, file: nil, line: nil, isInlined: false)
+
+    /// The files found with another build id than the trace recorded (rebuilt or replaced since
+    /// the process ran) whose frames are shown unnamed, in the order they were met. Frames an
+    /// earlier report kept for the recorded build id (`FrameCache`, which knows files by build
+    /// id) are still named, and alone do not put a file here.
+    public var changedFiles: [ChangedFile] {
+        lock.lock()
+        defer { lock.unlock() }
+        return changed
+    }
+
+    /// True when the trace recorded a build id for the module's file and the file at its path
+    /// now has another (or none). Its symbols and lines would be another program's: a trace
+    /// read after `make` rebuilt the program named `frame_dummy` and a line of a new function
+    /// where the old one allocated. Called with the lock held.
+    private func isChanged(_ module: ModuleImage) -> Bool {
+        guard let recorded = module.buildID else { return false }
+        let file = RecordedFile(path: canonical(module.path), buildID: recorded)
+        if let verdict = changedVerdicts[file] { return verdict }
+        // A file that cannot be opened is not called changed: its frames are unnamed anyway.
+        guard let session = session(for: ModuleImage(path: file.path, base: 0)) else {
+            changedVerdicts[file] = false
+            return false
+        }
+        let verdict = session.buildID != recorded
+        changedVerdicts[file] = verdict
+        return verdict
+    }
+
+    /// What is known of an address in a changed file: the frames an earlier report kept for
+    /// the recorded build id, else one unnamed frame (and the file joins `changedFiles`).
+    /// Called with the lock held.
+    private func framesOfChangedFile(_ module: ModuleImage, address relative: UInt64) -> [SourceFrame] {
+        let path = canonical(module.path)
+        guard let recorded = module.buildID, let kept = frameCache.entry(buildID: recorded, address: relative) else {
+            if let recorded = module.buildID, !changed.contains(where: { $0.path == path && $0.recordedBuildID == recorded }) {
+                let current = session(for: ModuleImage(path: path, base: 0))?.buildID
+                changed.append(ChangedFile(path: path, recordedBuildID: recorded, currentBuildID: current))
+            }
+            return [Self.unknownFrame]
+        }
+        return ModuleImage.isShim(module.path) ? Array(kept.frames.suffix(1)) : kept.frames
+    }
+
     /// The ELF symbol covering `address`, demangled, without reading DWARF: no source line and
     /// no inlined frames. For frames a report never shows (those under `main`), where reading a
     /// large library's debug info (libc's, say: tens of megabytes to decompress) would be wasted.
@@ -196,6 +265,7 @@ public final class Symbolizer {
         func named(_ frames: [SourceFrame]?) -> SourceFrame? {
             frames?.last.map { SourceFrame(function: $0.function, file: nil, line: nil, isInlined: false, linkageName: $0.linkageName) }
         }
+        if isChanged(module) { return named(framesOfChangedFile(module, address: relative)) ?? Self.unknownFrame }
         if let known = named(cache[CacheKey(module: file, address: relative)]) { return known }
         let session = session(for: file)
         let buildID = session?.buildID
