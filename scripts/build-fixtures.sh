@@ -204,5 +204,28 @@ fixture cxx leakclass_cpp leakclass.cpp
 fixture rust leakclass_rust leakclass.rs
 fixture swift leakclass_swift leakclass.swift
 fixture c record_order record_order.c
+# Source names as the line table records them: compiled from the sources' directory by a
+# relative path (as make does), by clang with DWARF 5 and by gcc. Without clang, the clang
+# one is skipped (and the test that uses it).
+# srcnames_fixture NAME COMPILER [FLAGS...]
+srcnames_fixture() {
+    local name=$1 compiler=$2 target="$out/$1"
+    shift 2
+    if fresh "$target" "$src/srcnames/srcnames.c" && fresh "$target" "$src/srcnames/inc/grab.h"; then
+        skipped=$((skipped + 1))
+        return 0
+    fi
+    tmp="$out/.$name.tmp.$$"
+    printf '  %-5s %s\n' c "$name"
+    run_to "$target" in_sources "$compiler" -std=gnu11 "${c_flags[@]}" "$@" -o "$tmp" srcnames/srcnames.c
+}
+in_sources() { (cd "$src" && "$@"); }
+srcnames_fixture srcnames_gcc "${GCC:-gcc}"
+CLANG=${CLANG:-$(command -v clang || echo /opt/swift/usr/bin/clang)}
+if [[ -x "$CLANG" ]] || command -v "$CLANG" >/dev/null 2>&1; then
+    srcnames_fixture srcnames_clang "$CLANG" -gdwarf-5
+else
+    echo "  skip  srcnames_clang (no clang)"
+fi
 
 echo "fixtures in $out: $built built, $skipped up to date"

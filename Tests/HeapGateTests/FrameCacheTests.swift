@@ -128,9 +128,9 @@ import Testing
             let buildID = try #require(Self.buildID(of: DebugInfoCacheTests.libc))
             let path = directory + "/frames/" + hexString(buildID)
             let text = try String(contentsOfFile: path, encoding: .utf8)
-            let line = String(address, radix: 16) + "\tS=\(symbol)\u{1F}=\(symbol)\u{1F}\u{1F}\u{1F}0\u{1F}\n"
+            let line = String(address, radix: 16) + "\tS=\(symbol)\u{1F}=\(symbol)\u{1F}\u{1F}\u{1F}0\u{1F}\u{1F}\n"
             #expect(text.contains(line), "\(text.debugDescription)")
-            try text.replacingOccurrences(of: line, with: String(address, radix: 16) + "\tS=kept\u{1F}=kept\u{1F}\u{1F}\u{1F}0\u{1F}\n")
+            try text.replacingOccurrences(of: line, with: String(address, radix: 16) + "\tS=kept\u{1F}=kept\u{1F}\u{1F}\u{1F}0\u{1F}\u{1F}\n")
                 .write(toFile: path, atomically: true, encoding: .utf8)
             #expect(Symbolizer(cache: cache).symbolName(address: address, in: image).function == "kept")
 
@@ -165,9 +165,24 @@ import Testing
         }
     }
 
+    /// A file of the format before frames kept their recorded file name (version 1, by the
+    /// same heapgate build) gives no answer: its frames would show base names.
+    @Test func filesOfTheFormerFormatAreIgnored() throws {
+        try Harness.withTemporaryDirectory { directory in
+            try FileManager.default.createDirectory(atPath: directory + "/frames", withIntermediateDirectories: true)
+            let field = "\u{1F}"
+            let old = "heapgate-frames 1 test\n10\tD=f\(field)=f\(field)=/src/sub/a.c\(field)3\(field)0\(field)\n"
+            try old.write(toFile: directory + "/frames/07", atomically: true, encoding: .utf8)
+            let reader = FrameCache(cache: DebugInfoCache(directory: directory), owner: "test")
+            #expect(reader.entry(buildID: [7], address: 0x10) == nil)
+            #expect(!reader.knows(buildID: [7]))
+        }
+    }
+
     @Test func framesSurviveTheFileFormat() {
         let frames = [
-            SourceFrame(function: "inner", file: "/src/a.c", line: 7, isInlined: true, linkageName: "_Z5innerv"),
+            SourceFrame(function: "inner", file: "/src/sub/a.c", line: 7, isInlined: true, linkageName: "_Z5innerv",
+                        fileName: "sub/a.c"),
             SourceFrame(function: nil, file: nil, line: nil, isInlined: false, linkageName: nil),
             SourceFrame(function: "", file: "=odd", line: 0, isInlined: false, linkageName: "x"),
             SourceFrame(function: "naïve", file: "/src/café.swift", line: 123_456, isInlined: true,
@@ -177,13 +192,16 @@ import Testing
         let decoded = encoded.flatMap { FrameCache.decode(Substring($0)) }
         #expect(decoded == frames)
         #expect(decoded?.map(\.linkageName) == frames.map(\.linkageName))
+        #expect(decoded?.map(\.fileName) == frames.map(\.fileName))
         // Lines that are not the format read as nothing (the report then asks libdw).
         let field = "\u{1F}", frame = "\u{1E}"
         for broken in ["", "=f", "=f\(field)\(field)\(field)x7\(field)0\(field)",
-                       "=f\(field)\(field)\(field)\(field)0\(field)\(field)", "=f\(field)\(field)\(field)1\(field)0\(field)\(frame)"] {
+                       "=f\(field)\(field)\(field)\(field)0\(field)\(field)\(field)",
+                       "=f\(field)\(field)\(field)\(field)0\(field)", // six fields: version 1's frames
+                       "=f\(field)\(field)\(field)1\(field)0\(field)\(field)\(frame)"] {
             #expect(FrameCache.decode(Substring(broken)) == nil, "\(Array(broken.utf8))")
         }
-        #expect(FrameCache.decode(Substring("=f\(field)\(field)\(field)12\(field)1\(field)"))
+        #expect(FrameCache.decode(Substring("=f\(field)\(field)\(field)12\(field)1\(field)\(field)"))
                 == [SourceFrame(function: "f", file: nil, line: 12, isInlined: true)])
         // A name that would break the line is not kept.
         #expect(FrameCache.encode([SourceFrame(function: "a\nb", file: nil, line: nil, isInlined: false)]) == nil)

@@ -97,7 +97,9 @@ enum Harness {
 struct Report: Decodable {
     struct Amount: Decodable, Equatable { var bytes: UInt64; var blocks: UInt64 }
     struct Heap: Decodable { var inUseAtExit: Amount; var allocs: UInt64; var frees: UInt64; var bytesAllocated: UInt64 }
-    struct Frame: Decodable { var address: String; var function: String?; var file: String?; var line: Int?; var module: String? }
+    struct Frame: Decodable {
+        var address: String; var function: String?; var file: String?; var path: String?; var line: Int?; var module: String?
+    }
     struct Record: Decodable {
         var kind: String; var bytes: UInt64; var blocks: UInt64; var frames: [Frame]
         var indirectBytes: UInt64?; var indirectBlocks: UInt64?; var suppressedBy: String?

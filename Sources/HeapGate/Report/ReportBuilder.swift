@@ -212,7 +212,7 @@ public final class ReportBuilder {
             for (index, source) in sources.enumerated() {
                 out.append(ReportFrame(
                     address: address, function: source.function,
-                    file: source.file.map { fileName(of: $0) }, directory: source.file.flatMap { directoryName(of: $0) },
+                    file: source.shownFile, directory: source.directory, path: source.file,
                     line: source.line, module: shownPath,
                     inlined: index < sources.count - 1 ? true : nil, linkageName: source.linkageName,
                     loadedAs: shownPath == module.path ? nil : module.path, inlinedName: source.inlinedName))

@@ -3,11 +3,15 @@ public struct ReportFrame: Equatable, Sendable, Codable {
     /// The return address as recorded ("0x…").
     public var address: String
     public var function: String?
-    /// The source file's base name, as valgrind prints it.
+    /// The source file as memcheck shows it: its name as the line table records it
+    /// (`SourceFrame.fileName`; `main.c`, `sub/main.c`, `library/alloc/src/raw_vec/mod.rs`).
     public var file: String?
-    /// The source file's directory as DWARF records it, for the XML report's `<dir>` (tools that
+    /// The directory `file` is in, made absolute, for the XML report's `<dir>` (tools that
     /// open the source from valgrind's XML join it with `<file>`); not in the JSON report.
     public var directory: String?
+    /// The source file's path, `file` in `directory` (JSON's `path`; suppressions' `src:`
+    /// lines with a `/` are also tried against it).
+    public var path: String?
     public var line: Int?
     /// The object the address belongs to, symbolic links resolved (as memcheck shows it, from
     /// /proc/PID/maps: `/usr/lib/x86_64-linux-gnu/libz.so.1.2.13`, not `/lib/x86_64-linux-gnu/libz.so.1`).
@@ -23,7 +27,7 @@ public struct ReportFrame: Equatable, Sendable, Codable {
     /// not in the JSON report).
     public var inlinedName: String?
 
-    enum CodingKeys: String, CodingKey { case address, function, file, line, module, inlined }
+    enum CodingKeys: String, CodingKey { case address, function, file, path, line, module, inlined }
 }
 
 /// Blocks in use that share a call site (and, once classified, a leak kind).
@@ -232,6 +236,6 @@ extension ReportFrame {
     /// The frame as a suppression matches it.
     var suppressionFrame: SuppressionFrame {
         SuppressionFrame(linkageName: linkageName, function: function, inlinedName: inlinedName, object: module,
-                         objectAliases: loadedAs.map { [$0] } ?? [], file: file, line: line)
+                         objectAliases: loadedAs.map { [$0] } ?? [], file: file, path: path, line: line)
     }
 }

@@ -15,25 +15,28 @@ public struct SuppressionFrame: Equatable, Hashable, Sendable {
     public var object: String?
     /// Other paths of the same object (the one the dynamic loader used, through symbolic links).
     public var objectAliases: [String]
-    /// Source file, preferably the full path as recorded in DWARF.
+    /// Source file as memcheck shows it (`SourceFrame.shownFile`), which `src:` lines match.
     public var file: String?
+    /// Source file path, which `src:` lines with a `/` are also tried against.
+    public var path: String?
     public var line: Int?
 
     public init(linkageName: String? = nil, function: String? = nil, inlinedName: String? = nil, object: String? = nil,
-                objectAliases: [String] = [], file: String? = nil, line: Int? = nil) {
+                objectAliases: [String] = [], file: String? = nil, path: String? = nil, line: Int? = nil) {
         self.linkageName = linkageName
         self.function = function
         self.inlinedName = inlinedName
         self.object = object
         self.objectAliases = objectAliases
         self.file = file
+        self.path = path
         self.line = line
     }
 
     /// A symbolized frame of the object at `object` (a module path).
     public init(_ source: SourceFrame, object: String?) {
         self.init(linkageName: source.linkageName, function: source.function, inlinedName: source.inlinedName, object: object,
-                  file: source.file, line: source.line)
+                  file: source.shownFile, path: source.file, line: source.line)
     }
 }
 

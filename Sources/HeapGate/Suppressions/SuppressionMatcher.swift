@@ -42,16 +42,20 @@ enum SuppressionMatcher {
         var functions: [String]
         /// Candidates for `obj:`; the first is the real object.
         var objects: [String]
+        /// The source file as memcheck shows it, and its path.
         let file: String?
+        let path: String?
         let line: Int?
         /// Whether the symbolizer knew the function (else `functions[0]` is `???`).
         let hasName: Bool
         let hasObject: Bool
 
-        init(functions: [String], objects: [String], file: String?, line: Int?, hasName: Bool, hasObject: Bool) {
+        init(functions: [String], objects: [String], file: String?, path: String? = nil, line: Int?, hasName: Bool,
+             hasObject: Bool) {
             self.functions = functions
             self.objects = objects
             self.file = file
+            self.path = path
             self.line = line
             self.hasName = hasName
             self.hasObject = hasObject
@@ -170,8 +174,8 @@ enum SuppressionMatcher {
         // memcheck would give glibc's clone3, of its three: SymbolIndex.memcheckName).
         if name == "clone3" { functions.append("clone") }
         return Frame(
-            functions: functions, objects: [frame.object ?? "???"] + frame.objectAliases, file: frame.file, line: frame.line,
-            hasName: name != nil, hasObject: frame.object != nil)
+            functions: functions, objects: [frame.object ?? "???"] + frame.objectAliases, file: frame.file, path: frame.path,
+            line: frame.line, hasName: name != nil, hasObject: frame.object != nil)
     }
 
     /// True for frame 0 of a heapgate stack: an entry point of libheapgate.so.
@@ -307,10 +311,12 @@ enum SuppressionMatcher {
             return frame.objects.contains { wildcardMatch(pattern, $0) }
         case .source(let pattern, let line):
             guard let file = frame.file else { return false }
-            // valgrind compares the file name without its directory; a pattern with a '/' is
-            // also tried against the whole path.
-            let nameMatches = wildcardMatch(pattern, fileName(of: file))
-                || (pattern.contains("/") && wildcardMatch(pattern, file))
+            // valgrind compares the name it shows, as the line table records it (`main.c`,
+            // or clang's `sub/main.c`). Also tried, as heapgate did before it showed that
+            // name: the base name, and for a pattern with a '/' the whole path.
+            let path = frame.path ?? file
+            let nameMatches = wildcardMatch(pattern, file) || wildcardMatch(pattern, fileName(of: path))
+                || (pattern.contains("/") && wildcardMatch(pattern, path))
             return nameMatches && (line == nil || line == frame.line)
         case .anyFrames:
             return true
@@ -361,8 +367,9 @@ enum SuppressionMatcher {
     // MARK: LeakSanitizer
 
     /// LeakSanitizer: the pattern matches if it matches any frame's module path, function name
-    /// (demangled) or source file. A pattern is a substring with `*` wildcards; `^` at the start
-    /// and `$` at the end anchor it. `?` is not a wildcard.
+    /// (demangled) or source file (its path, as LeakSanitizer's symbolizer gives it; also the
+    /// name memcheck shows and the base name). A pattern is a substring with `*` wildcards;
+    /// `^` at the start and `$` at the end anchor it. `?` is not a wildcard.
     static func leakSanitizerMatches(_ pattern: String, _ frames: [SuppressionFrame]) -> Bool {
         var bytes = Array(pattern.utf8)
         let star = UInt8(ascii: "*")
@@ -374,7 +381,8 @@ enum SuppressionMatcher {
         }
         return frames.contains { frame in
             matches(frame.object) || frame.objectAliases.contains(where: matches)
-                || matches(frame.function ?? frame.linkageName) || matches(frame.file)
+                || matches(frame.function ?? frame.linkageName) || matches(frame.file) || matches(frame.path)
+                || matches(frame.path.map { fileName(of: $0) })
         }
     }
 }

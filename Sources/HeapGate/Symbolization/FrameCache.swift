@@ -38,6 +38,11 @@ final class FrameCache {
     private var added: [String: [UInt64: Entry]] = [:]
     private var keys: [[UInt8]: String] = [:]
 
+    /// The first word of every file, with the format's version: files of another format (say
+    /// version 1, whose frames had no recorded file name and would show base names) are
+    /// ignored and then replaced, whoever wrote them.
+    static let formatTag = "heapgate-frames 2"
+
     struct Entry: Equatable {
         var frames: [SourceFrame]
         /// False: made from the symbol table alone.
@@ -107,7 +112,7 @@ final class FrameCache {
                 if kept.lines[address] == nil { count += 1 }
                 answers[address] = (entry.fromDWARF ? "D" : "S") + encoded
             }
-            var text = Array("heapgate-frames 1 \(owner)\n".utf8)
+            var text = Array("\(Self.formatTag) \(owner)\n".utf8)
             for address in Set(kept.lines.keys).union(answers.keys).sorted() {
                 text += Array(String(address, radix: 16).utf8)
                 text.append(UInt8(ascii: "\t"))
@@ -143,7 +148,7 @@ final class FrameCache {
 
     private func read(_ key: String) -> KeptFile {
         guard let directory, let data = FileManager.default.contents(atPath: directory + "/" + key) else { return KeptFile() }
-        return KeptFile(bytes: [UInt8](data), header: "heapgate-frames 1 \(owner)")
+        return KeptFile(bytes: [UInt8](data), header: "\(Self.formatTag) \(owner)")
     }
 
     /// A module's file as read: where each address's answer lies in it, decoded only when
@@ -197,8 +202,8 @@ final class FrameCache {
 
     // One line per address: its hex value, a tab, D (from DWARF) or S (symbol table), then
     // the frames separated by U+001E, their fields by U+001F (function, linkage name, file,
-    // line, inlined flag, inlined name), a missing string as an empty field and a present one
-    // behind "=".
+    // line, inlined flag, inlined name, recorded file name), a missing string as an empty
+    // field and a present one behind "=".
     private static let frameSeparator: Character = "\u{1E}"
     private static let fieldSeparator: Character = "\u{1F}"
     // Literals: derived from the Characters above, each read went through swift_once (60,000
@@ -209,12 +214,13 @@ final class FrameCache {
     static func encode(_ frames: [SourceFrame]) -> String? {
         var parts: [String] = []
         for frame in frames {
-            let strings = [frame.function, frame.linkageName, frame.file, frame.inlinedName]
+            let strings = [frame.function, frame.linkageName, frame.file, frame.inlinedName, frame.fileName]
             for case let string? in strings where string.contains(where: { $0 == "\n" || $0 == "\t" || $0 == frameSeparator || $0 == fieldSeparator }) {
                 return nil
             }
             let fields = strings.prefix(3).map { $0.map { "=" + $0 } ?? "" }
-                + [frame.line.map(String.init) ?? "", frame.isInlined ? "1" : "0", frame.inlinedName.map { "=" + $0 } ?? ""]
+                + [frame.line.map(String.init) ?? "", frame.isInlined ? "1" : "0", frame.inlinedName.map { "=" + $0 } ?? "",
+                   frame.fileName.map { "=" + $0 } ?? ""]
             parts.append(fields.joined(separator: String(fieldSeparator)))
         }
         return parts.isEmpty ? nil : parts.joined(separator: String(frameSeparator))
@@ -231,7 +237,7 @@ final class FrameCache {
     static func decode(_ bytes: ArraySlice<UInt8>) -> [SourceFrame]? {
         var frames: [SourceFrame] = []
         var fields: [Range<Int>] = []
-        fields.reserveCapacity(6)
+        fields.reserveCapacity(7)
         var start = bytes.startIndex
         for index in bytes.startIndex...bytes.endIndex {
             let byte = index == bytes.endIndex ? frameSeparatorByte : bytes[index]
@@ -239,15 +245,15 @@ final class FrameCache {
             fields.append(start..<index)
             start = index + 1
             guard byte == frameSeparatorByte else { continue }
-            guard fields.count == 6, let frame = frame(bytes, fields) else { return nil }
+            guard fields.count == 7, let frame = frame(bytes, fields) else { return nil }
             frames.append(frame)
             fields.removeAll(keepingCapacity: true)
         }
         return frames.isEmpty ? nil : frames
     }
 
-    /// The frame whose six fields are at `fields` (function, linkage name, file, line,
-    /// inlined flag, inlined name); nil when the line is not a number.
+    /// The frame whose seven fields are at `fields` (function, linkage name, file, line,
+    /// inlined flag, inlined name, recorded file name); nil when the line is not a number.
     private static func frame(_ bytes: ArraySlice<UInt8>, _ fields: [Range<Int>]) -> SourceFrame? {
         func string(_ field: Range<Int>) -> String? {
             guard !field.isEmpty, bytes[field.lowerBound] == UInt8(ascii: "=") else { return nil }
@@ -263,7 +269,7 @@ final class FrameCache {
         let flag = bytes[fields[4]]
         return SourceFrame(function: string(fields[0]), file: string(fields[2]), line: line,
                            isInlined: flag.count == 1 && flag.first == UInt8(ascii: "1"), linkageName: string(fields[1]),
-                           inlinedName: string(fields[5]))
+                           inlinedName: string(fields[5]), fileName: string(fields[6]))
     }
 
     /// A decimal number, as `String(Int)` writes it.

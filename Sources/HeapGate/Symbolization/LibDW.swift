@@ -55,13 +55,34 @@ enum LibDW {
         dwfl_module_getsrc(module, address)
     }
 
-    /// Wraps `dwfl_lineinfo`: source file and line of a line-table row.
-    static func dwflLineInfo(_ line: OpaquePointer) -> (file: String, line: Int?)? {
+    /// Wraps `dwfl_lineinfo`: source file and line of a line-table row, and, through
+    /// `dwfl_linecu`, `dwfl_dwarf_line` and `dwarf_line_file`, the row's unit and file index
+    /// (to find the name the line table records, `LineTableFileNames`).
+    static func dwflLineInfo(_ line: OpaquePointer) -> SourceLocation? {
         var lineNumber: Int32 = 0
         guard let file = dwfl_lineinfo(line, nil, &lineNumber, nil, nil, nil) else { return nil }
+        var bias: Dwarf_Addr = 0
         // Line 0 kept, as in dwarfGetSrcDie.
-        return (absolute(String(cString: file), compDir: dwfl_line_comp_dir(line).map { String(cString: $0) }),
-                lineNumber >= 0 ? Int(lineNumber) : nil)
+        return SourceLocation(
+            path: absolute(String(cString: file), compDir: dwfl_line_comp_dir(line).map { String(cString: $0) }),
+            line: lineNumber >= 0 ? Int(lineNumber) : nil,
+            unit: dwfl_linecu(line)?.pointee, fileIndex: dwfl_dwarf_line(line, &bias).flatMap(fileIndex))
+    }
+
+    /// A line-table row's source: `path` joined with its directory and made absolute, `unit`
+    /// and `fileIndex` where its name is recorded.
+    struct SourceLocation {
+        var path: String
+        var line: Int?
+        var unit: Dwarf_Die?
+        var fileIndex: Int?
+    }
+
+    /// Wraps `dwarf_line_file`: the index of a row's file in its unit's file table.
+    private static func fileIndex(_ row: OpaquePointer) -> Int? {
+        var files: OpaquePointer?
+        var index = 0
+        return dwarf_line_file(row, &files, &index) == 0 ? index : nil
     }
 
     /// A line table's file name made absolute with the unit's compile directory, as memcheck
@@ -163,12 +184,12 @@ enum LibDW {
     /// Wraps `dwarf_getsrc_die`, `dwarf_linesrc` and `dwarf_lineno`: the line-table row of `pc`.
     /// Line 0 is kept: compilers give it to code no source line stands for (Swift's
     /// `__allocating_init`), and memcheck prints such a frame as `(file.swift:0)`.
-    static func dwarfGetSrcDie(_ cu: inout Dwarf_Die, _ pc: UInt64) -> (file: String, line: Int?)? {
+    static func dwarfGetSrcDie(_ cu: inout Dwarf_Die, _ pc: UInt64) -> SourceLocation? {
         guard let row = dwarf_getsrc_die(&cu, pc), let file = dwarf_linesrc(row, nil, nil) else { return nil }
         var line: Int32 = 0
         let path = absolute(String(cString: file), compDir: compDir(&cu))
-        guard dwarf_lineno(row, &line) == 0, line >= 0 else { return (path, nil) }
-        return (path, Int(line))
+        let number = dwarf_lineno(row, &line) == 0 && line >= 0 ? Int(line) : nil
+        return SourceLocation(path: path, line: number, unit: cu, fileIndex: fileIndex(row))
     }
 
     /// Wraps `dwarf_child`: the first child of `die`, if any.

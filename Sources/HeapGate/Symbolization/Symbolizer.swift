@@ -41,6 +41,9 @@ public final class Symbolizer {
         /// Per compile unit (keyed by its DIE's address in libdw's memory), built on its first
         /// scope look-up.
         var scopeIndexes: [UInt: ScopeIndex] = [:]
+        /// Per compile unit, as `scopeIndexes`: its line table's recorded file names, read on
+        /// first use (nil: unreadable).
+        var fileNames: [UInt: LineTableFileNames?] = [:]
 
         init(dwfl: OpaquePointer, module: OpaquePointer) {
             self.dwfl = dwfl
@@ -86,6 +89,8 @@ public final class Symbolizer {
         var hasDwarfLinkageName = false
         var isInlined: Bool
         var callFile: String?
+        /// The name the line table records for `callFile` (see `SourceFrame.fileName`).
+        var callFileName: String?
         var callLine: Int?
     }
 
@@ -445,21 +450,23 @@ public final class Symbolizer {
                 var cu = unit.cu
                 return LibDW.dwarfGetSrcDie(&cu, address &- unit.bias)
             }
+        let locationName = location.flatMap { recordedName(of: $0.path, unit: $0.unit, index: $0.fileIndex, in: session) }
         let scopes = functionScopes(address, in: session)
         guard !scopes.isEmpty else {
             let symbol = session.symbol(at: address)
             return [SourceFrame(
-                function: symbol.map(Demangler.demangle), file: location?.file, line: location?.line,
-                isInlined: false, linkageName: symbol)]
+                function: symbol.map(Demangler.demangle), file: location?.path, line: location?.line,
+                isInlined: false, linkageName: symbol, fileName: locationName)]
         }
         var frames = scopes.enumerated().map { index, scope in
             // Innermost frame: where the address is. Outer frames: where the next inner one was inlined.
             var frame = SourceFrame(
                 function: scope.name,
-                file: index == 0 ? location?.file : scopes[index - 1].callFile,
+                file: index == 0 ? location?.path : scopes[index - 1].callFile,
                 line: index == 0 ? location?.line : scopes[index - 1].callLine,
                 isInlined: scope.isInlined,
-                linkageName: scope.linkageName
+                linkageName: scope.linkageName,
+                fileName: index == 0 ? locationName : scopes[index - 1].callFileName
             )
             // memcheck names an inlined frame by the function's plain DW_AT_name. Where the
             // linkage name is a C one under another name (glibc's `__GI__IO_doallocbuf` for
@@ -536,13 +543,16 @@ public final class Symbolizer {
         for var die in chain.reversed() {
             switch LibDW.dwarfTag(&die) {
             case Int32(DW_TAG_inlined_subroutine):
-                let callFile = unsigned(die: &die, DW_AT_call_file).flatMap { sourceFile(cu: &cuDie, index: $0) }
+                let callFileIndex = unsigned(die: &die, DW_AT_call_file).flatMap { Int(exactly: $0) }
+                let callFile = callFileIndex.flatMap { sourceFile(cu: &cuDie, index: UInt64($0)) }
                     .map { LibDW.absolute($0, compDir: compDir) }
+                let callFileName = callFile.flatMap { recordedName(of: $0, unit: cuDie, index: callFileIndex, in: session) }
                 let callLine = unsigned(die: &die, DW_AT_call_line).flatMap { Int(exactly: $0) }
                 let names = functionNames(&die)
                 result.append(Scope(
                     name: names.name, plainName: string(die: &die, DW_AT_name), linkageName: names.linkageName,
-                    hasDwarfLinkageName: names.isMangled, isInlined: true, callFile: callFile, callLine: callLine))
+                    hasDwarfLinkageName: names.isMangled, isInlined: true, callFile: callFile,
+                    callFileName: callFileName, callLine: callLine))
             case Int32(DW_TAG_subprogram):
                 let names = functionNames(&die)
                 result.append(Scope(
@@ -640,6 +650,23 @@ public final class Symbolizer {
     private func unsigned(die: inout Dwarf_Die, _ name: Int) -> UInt64? {
         guard var attribute = LibDW.dwarfAttrIntegrate(&die, name) else { return nil }
         return LibDW.dwarfFormUData(&attribute)
+    }
+
+    /// The name the line table of `unit` records for its file `index` (see
+    /// `LineTableFileNames`), when `path` is that name joined to a directory: a check that the
+    /// table was read as libdw read it. Nil otherwise, and the report shows the base name.
+    private func recordedName(of path: String, unit: Dwarf_Die?, index: Int?, in session: Session) -> String? {
+        guard var unit, let index else { return nil }
+        let key = UInt(bitPattern: unit.addr)
+        let table: LineTableFileNames?
+        if let known = session.fileNames[key] {
+            table = known
+        } else {
+            table = LineTableFileNames(unit: &unit)
+            session.fileNames[key] = .some(table)
+        }
+        guard let name = table?.name(index) else { return nil }
+        return name == path || path.hasSuffix("/" + name) ? name : nil
     }
 
     /// Path of file number `index` in the line table of compile unit `cu`.
