@@ -44,10 +44,14 @@ enum HeapGateMain {
             exit(0)
         }
         // As ParsableCommand.main(), but a bad command line is one line (UsageError).
-        let words = Array(arguments.dropFirst())
+        var words = Array(arguments.dropFirst())
         let subcommand = UsageError.subcommand(of: words)
         do {
             try HeapGateCommand.checkHelpTopics(words)
+            if let subcommand {
+                words = [subcommand] + (try ValgrindSpellings.rewrite(Array(words.dropFirst()),
+                                                                     forRun: subcommand == RunCommand._commandName))
+            }
             if let subcommand {
                 try EmptyOptionValue.check(Array(words.dropFirst()), stopAtFirstOperand: subcommand == RunCommand._commandName)
             }

@@ -38,9 +38,14 @@ struct RunCommand: ParsableCommand {
 
     /// valgrind options people carry over, and what heapgate does instead.
     private static let valgrindOptionHints = [
-        "--show-reachable": "use --show-leak-kinds=all",
-        "--trace-children": "heapgate always follows the processes a program starts",
+        "--trace-children": "heapgate always follows the processes a program starts: --trace-children=yes is taken, =no cannot be",
+        "--child-silent-after-fork": "heapgate reports every process of the tree",
         "--track-origins": "heapgate checks for leaks, not for uses of uninitialised memory",
+        "--undef-value-errors": "heapgate checks for leaks, not for uses of uninitialised memory",
+        "-v": "heapgate has no verbose mode",
+        "--verbose": "heapgate has no verbose mode",
+        "-s": "heapgate prints every loss record it shows, and counts the suppressed ones in the LEAK SUMMARY",
+        "--show-error-list": "heapgate prints every loss record it shows, and counts the suppressed ones in the LEAK SUMMARY",
         "--leak-check-heuristics": "heapgate always applies all of memcheck's heuristics",
         "--leak-resolution": "heapgate groups loss records by their first --num-callers frames, as valgrind does by default (high)",
     ]

@@ -105,7 +105,7 @@ struct LaunchTests {
     /// The command is captured from the first argument heapgate does not know: a mistyped option,
     /// or a valgrind option heapgate lacks, is a bad command line (64), never run as the program.
     @Test(arguments: [
-        (["--show-reachable=yes", "--"], "unknown option '--show-reachable=yes' (use --show-leak-kinds=all)"),
+        (["--track-origins=yes", "--"], "unknown option '--track-origins=yes' (heapgate checks for leaks, not for uses of uninitialised memory)"),
         (["--no-such-option"], "unknown option '--no-such-option'"),
     ])
     func unknownOptionIsABadCommandLine(options: [String], message: String) throws {
