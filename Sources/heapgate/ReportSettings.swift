@@ -45,6 +45,7 @@ struct ReportSettings: Equatable {
         guard ["no", "all", "yes"].contains(genSuppressions) else { throw ValidationError("--gen-suppressions takes no or all") }
         guard ["yes", "no"].contains(defaultSuppressions) else { throw ValidationError("--default-suppressions takes yes or no") }
         if let code = errorExitCode, !(0...255).contains(code) { throw ValidationError("--error-exitcode must be between 0 and 255") }
+        _ = try outputFiles
     }
 
     /// valgrind's kind lists: "definite,possible", "all", "none". `all` and `none` stand alone,
@@ -131,9 +132,14 @@ struct ReportSettings: Equatable {
 
     /// The files the report goes to besides stderr, and what each holds (for error messages):
     /// --json, --xml-file (with --xml=yes) and --log-file. Names with %p get one per process.
-    var outputFiles: [(path: String, what: String)] {
-        [(jsonPath, "JSON report"), (xml == "yes" ? xmlFile : nil, "XML report"), (logFile, "report")]
-            .compactMap { path, what in path.map { ($0, what) } }
+    var outputFiles: [(name: ReportFileName, what: String)] {
+        get throws {
+            var files: [(ReportFileName, String)] = []
+            if let jsonPath { files.append((ReportFileName(literal: jsonPath), "JSON report")) }
+            if xml == "yes", let xmlFile { files.append((try ReportFileName(xmlFile, option: "--xml-file"), "XML report")) }
+            if let logFile { files.append((try ReportFileName(logFile, option: "--log-file"), "report")) }
+            return files
+        }
     }
 
     /// Writes one output file; a file that cannot be written is status 2.
@@ -151,9 +157,10 @@ struct ReportSettings: Equatable {
     /// --log-file: each process's text report to FILE with %p replaced by its pid; without %p,
     /// all of them to FILE, one after another (valgrind's processes would overwrite each other).
     private func writeLogs(_ texts: [String], of reports: [ProcessReport], to logFile: String, quiet: Bool) throws {
-        let files: [(String, String)] = logFile.contains("%p")
-            ? zip(reports, texts).map { (logFile.replacing("%p", with: String($0.pid)), $1) }
-            : [(logFile, Self.joined(texts, quiet: quiet))]
+        let name = try ReportFileName(logFile, option: "--log-file")
+        let files: [(String, String)] = name.isPerProcess
+            ? zip(reports, texts).map { (name.path(pid: $0.pid), $1) }
+            : [(name.path, Self.joined(texts, quiet: quiet))]
         for (path, text) in files { try Self.write(Data(text.utf8), to: path, what: "report") }
     }
 
@@ -162,9 +169,10 @@ struct ReportSettings: Equatable {
     /// other's), and a warning names the others.
     private func writeXML(_ reports: [ProcessReport], options: ReportOptions) throws {
         guard xml == "yes", let xmlFile, !reports.isEmpty else { return }
-        let perProcess = xmlFile.contains("%p")
+        let name = try ReportFileName(xmlFile, option: "--xml-file")
+        let perProcess = name.isPerProcess
         for report in perProcess ? reports : [reports[0]] {
-            let path = xmlFile.replacing("%p", with: String(report.pid))
+            let path = name.path(pid: report.pid)
             let text = XMLReport.render(report, options: options, heapgateArguments: CommandLine.arguments)
             try Self.write(Data(text.utf8), to: path, what: "XML report")
         }

@@ -67,8 +67,8 @@ struct SummaryCommand: ParsableCommand {
     /// written over it: `--json=a.trace a.trace` lost the trace. Checked once the traces are
     /// loaded, since a name with %p becomes each process's pid, and before anything is written.
     private func refuseOutputsOverTraces(_ settings: ReportSettings, traces: [String], heaps: [ProcessHeap]) throws {
-        for (path, what) in settings.outputFiles {
-            let written = path.contains("%p") ? heaps.map { path.replacing("%p", with: String($0.header.pid)) } : [path]
+        for (name, what) in try settings.outputFiles {
+            let written = name.isPerProcess ? heaps.map { name.path(pid: $0.header.pid) } : [name.path]
             for output in written {
                 if let trace = traces.first(where: { FileStatus.isSameFile(output, $0) }) {
                     throw CLIError("cannot write the \(what) to \(output): it is the trace \(trace), which the report reads", status: 2)

@@ -198,12 +198,12 @@ struct TracedRun {
             throw fail(error.message, status: error.status)
         }
         // With %p the names are known only afterwards: check that their directory takes files.
-        for (path, what) in report.outputFiles {
-            let probe = path.contains("%p") ? path.replacing("%p", with: "probe-\(getpid())") : path
+        for (name, what) in try report.outputFiles {
+            let probe = name.path(pid: "probe-\(getpid())")
             do { try OutputFile.check(probe) } catch {
-                throw fail("cannot write the \(what) to \(path): \(error)", status: 2)
+                throw fail("cannot write the \(what) to \(name.path(pid: "%p")): \(error)", status: 2)
             }
-            if probe != path { try? FileManager.default.removeItem(atPath: probe) }
+            if name.isPerProcess { try? FileManager.default.removeItem(atPath: probe) }
         }
     }
 

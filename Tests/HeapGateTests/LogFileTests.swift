@@ -33,6 +33,46 @@ struct LogFileTests {
         }
     }
 
+    /// valgrind's `%q{VAR}` (an environment variable's value) and `%%` (one `%`) in a log or
+    /// XML file's name, beside `%p`: heapgate replaced `%p` alone, and wrote
+    /// `%q{HEAPGATE_TEST_JOB}.…` where a CI job looked for its log under the job's id.
+    @Test func environmentVariablesAndPercentSignsInTheName() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let outcome = try Harness.execute(Harness.heapgate, [
+                "run", "--log-file=\(directory)/%q{HEAPGATE_TEST_JOB}.%p.100%%.log",
+                "--xml=yes", "--xml-file=\(directory)/%q{HEAPGATE_TEST_JOB}.%%p.xml", "--", Harness.fixture("leak_basic"),
+            ], environment: ["HEAPGATE_TEST_JOB": "job42"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+            try #require(files.count == 2, "\(files)")
+            #expect(files.contains("job42.%p.xml"), "\(files)")
+            let log = try #require(files.first { $0.hasSuffix(".log") }, "\(files)")
+            let pid = try #require(log.firstMatch(of: #/^job42\.([0-9]+)\.100%\.log$/#)?.1, "\(files)")
+            let text = try String(contentsOfFile: directory + "/" + log, encoding: .utf8)
+            #expect(text.hasPrefix("==\(pid)== heapgate, a heap tracker and leak gate\n"), "\(text)")
+        }
+    }
+
+    /// A `%` valgrind does not take, or a variable that is not set, is a bad command line
+    /// (valgrind: "Bad option"), before the program runs.
+    @Test(arguments: [
+        ("r.%x.log", "'%x' is none of valgrind's %p, %q{VARIABLE} and %%"),
+        ("r.%", "a '%' at the end is none of valgrind's %p, %q{VARIABLE} and %%"),
+        ("r.%q.log", "%q needs a variable's name in braces, %q{VARIABLE}"),
+        ("r.%q{HEAPGATE_TEST_JOB.log", "%q needs a variable's name in braces, %q{VARIABLE}"),
+        ("r.%q{HEAPGATE_NO_SUCH_VARIABLE}.log", "the environment variable 'HEAPGATE_NO_SUCH_VARIABLE' in %q{HEAPGATE_NO_SUCH_VARIABLE} is not set"),
+    ])
+    func badPercentInTheNameIsABadCommandLine(name: String, message: String) throws {
+        try Harness.withTemporaryDirectory { directory in
+            let path = directory + "/" + name
+            let outcome = try Harness.execute(Harness.heapgate, ["run", "--log-file=" + path, "--", "/bin/echo", "ran"])
+            #expect(outcome.status == 64)
+            #expect(outcome.stdoutText == "")
+            #expect(outcome.stderr == "heapgate: --log-file=\(path): \(message) (see heapgate run --help)\n")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == [])
+        }
+    }
+
     @Test func unwritableLogFileStopsBeforeTheProgramRuns() throws {
         let outcome = try Harness.execute(Harness.heapgate, ["run", "--log-file=/nonexistent-\(UUID().uuidString)/r.log", "--",
                                                              Harness.fixture("prints_a_lot"), "0"])
