@@ -901,6 +901,23 @@ struct LeakGateTests {
         }
     }
 
+    /// With --leak-check=summary, leaks are not errors, as in valgrind: its ERROR SUMMARY says 0,
+    /// and --error-exitcode leaves the program's status (valgrind 3.19 exits 0 here too). heapgate
+    /// printed "0 errors" and exited with 9. With full, the same leak fails the gate.
+    @Test(arguments: [("summary", Int32(0), "ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 0 from 0)"),
+                      ("full", Int32(9), "ERROR SUMMARY: 3 errors from 3 contexts (suppressed: 0 from 0)")])
+    func leaksAreErrorsOnlyWithLeakCheckFull(mode: String, status: Int32, errorSummary: String) throws {
+        let program = Harness.fixture("leak_basic")
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--leak-check=\(mode)", "--error-exitcode=9", "--", program])
+        #expect(outcome.status == status, "\(outcome.stderr)")
+        #expect(outcome.reportLines.last == errorSummary, "\(outcome.stderr)")
+        if Harness.valgrindAvailable {
+            let valgrind = try Harness.execute("/usr/bin/valgrind", ["--leak-check=\(mode)", "--error-exitcode=9", program])
+            #expect(valgrind.status == status, "\(valgrind.stderr)")
+            #expect(valgrind.reportLines.last == errorSummary, "\(valgrind.stderr)")
+        }
+    }
+
     @Test("--leak-check=summary prints the LEAK SUMMARY without loss records")
     func leakCheckSummary() throws {
         let (outcome, check) = try LeakRun.heapgate(["leakclass_c", "cycle3"], flags: ["--leak-check=summary"])
