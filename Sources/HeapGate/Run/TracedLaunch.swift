@@ -11,6 +11,8 @@ import Glibc
 public enum LaunchError: Error, CustomStringConvertible {
     case commandNotFound(String)
     case notExecutable(String)
+    /// The command names a directory (bash: "Is a directory"; execve says only EACCES).
+    case isDirectory(String)
     case staticBinary(String)
     case otherArchitecture(String, program: String, shim: String)
     case secureExecution(String, why: String)
@@ -32,6 +34,7 @@ public enum LaunchError: Error, CustomStringConvertible {
         switch self {
         case let .commandNotFound(name): return "\(name): command not found"
         case let .notExecutable(path): return "\(path): Permission denied"
+        case let .isDirectory(path): return "\(path): Is a directory"
         case let .staticBinary(path):
             return "\(path) is statically linked: LD_PRELOAD cannot load heapgate into it, so nothing can be traced"
         case let .otherArchitecture(path, program, shim):
@@ -58,7 +61,7 @@ public enum LaunchError: Error, CustomStringConvertible {
         switch self {
         case .commandNotFound, .requiredFileMissing: return 127
         case let .badInterpreter(_, _, error): return error == ENOENT ? 127 : 126
-        case .notExecutable, .cannotExecute: return 126
+        case .notExecutable, .isDirectory, .cannotExecute: return 126
         case .staticBinary, .otherArchitecture, .secureExecution, .muslProgram: return 3
         case .shimMissing, .shimUnreadable, .spawnFailed: return 1
         }
@@ -92,7 +95,8 @@ public enum TracedLaunch {
         if name.contains(slash) {
             switch kind(name) {
             case .missing: throw LaunchError.commandNotFound(decoded(name))
-            case .directory, .notRunnable: throw LaunchError.notExecutable(decoded(name))
+            case .directory: throw LaunchError.isDirectory(decoded(name))
+            case .notRunnable: throw LaunchError.notExecutable(decoded(name))
             case .runnable: return name
             }
         }
