@@ -433,6 +433,25 @@ struct TraceInputTests {
         }
     }
 
+    /// A sparse file of 1.3 GB that holds a few bytes on disk: a SNAPSHOT record announcing 2^28
+    /// blocks, which the file's size could hold, then a hole (zeros: an unknown tag). The count
+    /// reserved the whole block table at once, 12.9 GB, and under a 4 GB address-space limit
+    /// heapgate aborted ("Fatal error: failed to allocate", SIGABRT) before reading the next
+    /// byte. Found by fuzzing `heapgate summary`.
+    @Test func sparseFileAnnouncingMillionsOfSnapshotBlocks() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Data(contentsOf: URL(fileURLWithPath: Self.traceLeakBasic(into: directory)))
+            let snapshot = Data([0x50]) + TraceBuilder.uv(7) + TraceBuilder.uv(3) + TraceBuilder.uv(676) + TraceBuilder.uv(1 << 28)
+            let path = directory + "/sparse.trace"
+            try (good.prefix(Self.headerSize) + snapshot).write(to: URL(fileURLWithPath: path))
+            try #require(truncate(path, off_t(5 << 28) + off_t(Self.headerSize + snapshot.count)) == 0, "truncate \(path)")
+            let outcome = try Harness.execute("/usr/bin/prlimit", ["--as=4000000000", "--", Harness.heapgate, "summary", path])
+            #expect(outcome.status == 2, "\(outcome.stderr)")
+            #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(Self.headerSize + snapshot.count): unknown record tag 0x0"],
+                    "\(outcome.stderr)")
+        }
+    }
+
     /// A module path that names a FIFO (a damaged trace, or a file replaced since): libdw's
     /// open of it blocked for ever. Now only regular files are symbolized; the report goes on
     /// with that module's frames as addresses.

@@ -42,6 +42,13 @@ private struct ReplayState {
     var pendingReallocs: [UInt64: HeapBlock] = [:]
     /// The heap as the event stream left it, kept when reading on into the exit snapshot.
     var replayedBeforeSnapshot: ProcessHeap?
+    /// The exit snapshot's block table grows to this many blocks at most, doubling as blocks
+    /// come (the SNAPSHOT record's count, bounded by the bytes the file has after it).
+    var snapshotBlocksExpected: UInt64 = 0
+    /// The table's first size: the count alone is not trusted with more. Reserved at once, the
+    /// count of a sparse file (bytes it says it has, without the disk blocks) asked for 12.9 GB,
+    /// and heapgate aborted under an address-space limit.
+    static let firstSnapshotReservation: UInt64 = 1 << 16
 
     mutating func apply(_ record: TraceRecord, to heap: inout ProcessHeap) {
         switch record {
@@ -93,9 +100,16 @@ private struct ReplayState {
             heap.bytesAllocated = bytesAllocated
             heap.blocksInUse = [:]
             heap.exitBlocks = []
-            heap.exitBlocks?.reserveCapacity(Int(min(blocksToReserve, 1 << 28)))
+            heap.exitBlocks?.reserveCapacity(Int(min(blocksToReserve, Self.firstSnapshotReservation)))
+            snapshotBlocksExpected = blocksToReserve
             pendingReallocs = [:]
         case let .snapshotBlock(address, size, stack, kind, leader, heuristic):
+            // Doubled as far as the count, not past it, so that a table of millions of blocks is
+            // neither copied block by block nor left with room for as many again.
+            if let count = heap.exitBlocks?.count, count == heap.exitBlocks?.capacity {
+                let grown = min(max(snapshotBlocksExpected, UInt64(count) + 1), UInt64(count) * 2 + 1)
+                heap.exitBlocks?.reserveCapacity(Int(grown))
+            }
             heap.exitBlocks?.append(ExitBlock(address: address, block: HeapBlock(size: size, stack: stack, kind: kind,
                                                                                 leader: leader, heuristic: heuristic)))
         case let .scanDone(_, _, nanoseconds):
