@@ -42,6 +42,15 @@ struct CutOrCorruptTraceTests {
         return offset
     }
 
+    /// The offset just past the MODULE_LOAD record at `offset` (its tag, id, bias, path,
+    /// build-id, then a count of segments and two varints for each).
+    static func endOfModuleLoad(in trace: Data, at offset: Int) -> Int {
+        let segmentCount = endOfByteString(in: trace, at: endOfByteString(in: trace, at: endOfVarint(in: trace, at: endOfVarint(in: trace, at: offset + 1))))
+        let segments = trace[(trace.startIndex + segmentCount)..<(trace.startIndex + endOfVarint(in: trace, at: segmentCount))]
+            .reversed().reduce(0) { $0 << 7 | Int($1 & 0x7f) }
+        return (0..<2 * segments).reduce(endOfVarint(in: trace, at: segmentCount)) { at, _ in endOfVarint(in: trace, at: at) }
+    }
+
     /// The offsets of the size field of each SNAPSHOT_BLOCK record, with its value, walking the
     /// records from the snapshot to END (those a snapshot holds: docs/trace-format.md).
     static func snapshotBlockSizes(in trace: Data) throws -> [(offset: Int, size: UInt64)] {
@@ -61,10 +70,7 @@ struct CutOrCorruptTraceTests {
             offset += 1
             switch tag {
             case 0x50, 0x41, 0x30: offset = skipVarints(tag == 0x50 ? 4 : 3, from: offset) // SNAPSHOT, SCAN_DONE, STATS
-            case 0x02: // MODULE_LOAD: id, bias, path, build-id, segments
-                offset = endOfByteString(in: trace, at: endOfByteString(in: trace, at: skipVarints(2, from: offset)))
-                let segments = varint(at: offset)
-                offset = skipVarints(2 * segments.value, from: segments.end)
+            case 0x02: offset = endOfModuleLoad(in: trace, at: offset - 1)
             case 0x04: // STACK: id, depth, then depth frames
                 let depth = varint(at: endOfVarint(in: trace, at: offset))
                 offset = skipVarints(depth.value, from: depth.end)
@@ -155,6 +161,38 @@ struct CutOrCorruptTraceTests {
             #expect(outcome.status == 2)
             #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(record): the record runs past the end"
                 + " of the file, which ends with the footer of a whole trace"])
+            #expect(report == nil)
+        }
+    }
+
+    /// The exit snapshot's first STACK record removed (as a damaged byte string can swallow
+    /// one): its block named stack 1, which nothing defined, and was reported as a loss record
+    /// with no frame at all, exit 0; `--gen-suppressions=all` wrote for it a suppression of one
+    /// `obj:*` frame, which matches every definite leak. Found by fuzzing `heapgate summary`
+    /// (deleted records).
+    @Test func blockOnAStackNoRecordDefinesIsCorrupt() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let good = try Self.leakBasicTrace(in: directory)
+            var stack = try Self.endOfSnapshotRecord(in: good) // the modules, then the first block's stack
+            while good[good.startIndex + stack] == 0x02 { stack = Self.endOfModuleLoad(in: good, at: stack) }
+            try #require(Array(good[(good.startIndex + stack)...].prefix(2)) == [0x04, 0x01], "no STACK 1 after the modules")
+            // Tag, id 1, then the depth (one byte: under 128 frames) and as many frames.
+            let frames = Self.endOfVarint(in: good, at: stack + 2)
+            try #require(frames == stack + 3, "a stack of 128 frames or more")
+            let depth = Int(good[good.startIndex + stack + 2])
+            let stackEnd = (0..<depth).reduce(frames) { at, _ in Self.endOfVarint(in: good, at: at) }
+            var damaged = good
+            damaged.removeSubrange((good.startIndex + stack)..<(good.startIndex + stackEnd))
+            try #require(damaged[damaged.startIndex + stack] == 0x51, "no SNAPSHOT_BLOCK after the first STACK")
+            // The block's address and size, then its stack id, 1: the error is at the byte after it.
+            let stackID = Self.endOfVarint(in: damaged, at: Self.endOfVarint(in: damaged, at: stack + 1))
+            try #require(damaged[damaged.startIndex + stackID] == 0x01)
+            let path = directory + "/damaged.trace"
+            try damaged.write(to: URL(fileURLWithPath: path))
+            let (outcome, report) = try Harness.summary([path], flags: ["--gen-suppressions=all"])
+            #expect(outcome.status == 2)
+            #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(stackID + 1): stack id 1,"
+                + " which no STACK record before it defines"])
             #expect(report == nil)
         }
     }

@@ -33,6 +33,9 @@ struct TraceReader {
     private var snapshotOffset: UInt64?
     /// True when the file ended inside a record.
     private(set) var endedMidRecord = false
+    /// STACK records read in this part of the file, the event stream or the exit snapshot: the
+    /// writer numbers them 1, 2, 3, … in each, and writes each before the first record naming it.
+    private var stacksDefined: UInt64 = 0
 
     init(path: String) throws {
         self.path = path
@@ -100,6 +103,15 @@ struct TraceReader {
         let delta = try stream.sv()
         previousAddress = previousAddress &+ UInt64(bitPattern: delta)
         return previousAddress
+    }
+
+    /// A block's stack id: 0 (none captured) or one a STACK record before it defined. Trusted, a
+    /// damaged id (or a STACK record lost to damage) made a loss record with no frame at all,
+    /// and `--gen-suppressions` wrote for it a suppression of one `obj:*`, which matches any leak.
+    private mutating func stackID() throws -> UInt64 {
+        let id = try stream.uv()
+        guard id <= stacksDefined else { throw corrupt("stack id \(id), which no STACK record before it defines") }
+        return id
     }
 
     private mutating func string() throws -> String {
@@ -177,6 +189,8 @@ struct TraceReader {
             return .moduleUnload(id: try stream.uv())
         case .stack:
             let id = try stream.uv()
+            guard id == stacksDefined + 1 else { throw corrupt("stack id \(id) where \(stacksDefined + 1) comes next") }
+            stacksDefined = id
             let depth = try stream.uv()
             guard depth >= 1, depth <= 1024 else { throw corrupt("stack of depth \(depth)") }
             var addresses = [try stream.uv()]
@@ -184,7 +198,7 @@ struct TraceReader {
             for _ in 1..<depth { addresses.append(addresses[addresses.count - 1] &+ UInt64(bitPattern: try stream.sv())) }
             return .stack(id: id, addresses: addresses)
         case .alloc:
-            return .alloc(address: try address(), size: try stream.uv(), stack: try stream.uv())
+            return .alloc(address: try address(), size: try stream.uv(), stack: try stackID())
         case .free:
             return .free(address: try address())
         case .reallocFree:
@@ -192,13 +206,13 @@ struct TraceReader {
         case .realloc:
             let new = try address()
             let size = try stream.uv()
-            let stack = try stream.uv()
+            let stack = try stackID()
             let old = new &+ UInt64(bitPattern: try stream.sv())
             return .realloc(address: new, size: size, stack: stack, oldAddress: old)
         case .inherited:
             return .inherited(allocs: try stream.uv(), frees: try stream.uv(), bytesAllocated: try stream.uv())
         case .inheritedBlock:
-            return .inheritedBlock(address: try address(), size: try stream.uv(), stack: try stream.uv())
+            return .inheritedBlock(address: try address(), size: try stream.uv(), stack: try stackID())
         case .snapshot:
             let (allocs, frees, bytesAllocated, blocks) = (try stream.uv(), try stream.uv(), try stream.uv(), try stream.uv())
             // Each block takes a record of 5 bytes at least. The size as it is now: a trace read
@@ -210,6 +224,7 @@ struct TraceReader {
             // did come are checked against the count at END, which a cut file never reaches.
             guard blocks <= room || !endsWithFooter else { throw corrupt("\(blocks) blocks in a snapshot") }
             previousAddress = 0 // the snapshot starts the address register afresh
+            stacksDefined = 0 // and the stack ids: it writes the stacks it names again
             snapshotBlocks = (announced: blocks, read: 0)
             // Trusted, the count sized the reader's table: 2^64 blocks asked for 12.9 GB.
             return .snapshot(allocs: allocs, frees: frees, bytesAllocated: bytesAllocated, blocksToReserve: min(blocks, room))
@@ -221,7 +236,7 @@ struct TraceReader {
             snapshotBlocks = (counted.announced, counted.read + 1)
             let address = try address()
             let size = try stream.uv()
-            let stack = try stream.uv()
+            let stack = try stackID()
             let raw = try stream.uv()
             // 0 unclassified, 1...4 a kind, 4 + HG_HEURISTIC_*: still reachable through that heuristic.
             let kinds: [LeakKind] = [.definite, .indirect, .possible, .reachable]
