@@ -27,6 +27,9 @@ struct SummaryCommand: ParsableCommand {
         var directories: [String: [String]] = [:]
         for path in traces {
             if FileStatus.isDirectory(path) {
+                if let reason = TraceSet.listingError(of: path) {
+                    throw fail("\(path): cannot list this directory: \(reason)", status: 2)
+                }
                 let inDirectory = TraceSet.files(in: path)
                 if inDirectory.isEmpty { throw fail("\(path): no heapgate traces (heapgate.*.trace) in this directory", status: 2) }
                 directories[path] = inDirectory

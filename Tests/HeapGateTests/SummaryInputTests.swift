@@ -117,6 +117,29 @@ struct SummaryInputTests {
         }
     }
 
+    /// A directory the user may not list (mode 0700, another user's): its listing failed
+    /// silently, and the error said the directory had no traces in it, which it has. Found by
+    /// fuzzing `heapgate summary` (run as nobody). Needs root, to give the directory away.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                   "needs root and setpriv (util-linux)"))
+    func directoryThatCannotBeListedIsAnError() throws {
+        try Harness.withTemporaryDirectory { directory in
+            #expect(chmod(directory, 0o755) == 0)
+            let unlisted = directory + "/traces"
+            try FileManager.default.createDirectory(atPath: unlisted, withIntermediateDirectories: false)
+            _ = try TraceInputTests.traceLeakBasic(into: unlisted)
+            #expect(chmod(unlisted, 0o700) == 0)
+            // heapgate copied where nobody may run it: the checkout may not be.
+            let heapgate = directory + "/heapgate"
+            try FileManager.default.copyItem(atPath: Harness.heapgate, toPath: heapgate)
+            let outcome = try Harness.execute("/usr/bin/setpriv", [
+                "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/timeout", "20", heapgate, "summary", unlisted,
+            ])
+            #expect(outcome.status == 2)
+            #expect(outcome.stderrLines == ["heapgate: \(unlisted): cannot list this directory: permission denied"])
+        }
+    }
+
     // MARK: A program rebuilt since its trace
 
     static let firstBuild = """

@@ -16,6 +16,18 @@ public enum TraceSet {
             .map { directory + "/" + $0 }
     }
 
+    /// Why `directory` cannot be listed (opendir(2)'s error, as "permission denied"), or nil
+    /// when it can. `files(in:)` finds nothing in a directory it cannot list, which
+    /// `heapgate summary` reported as one with no traces in it.
+    public static func listingError(of directory: String) -> String? {
+        guard let handle = opendir(directory) else {
+            let reason = String(cString: strerror(errno))
+            return reason.prefix(1).lowercased() + reason.dropFirst()
+        }
+        closedir(handle)
+        return nil
+    }
+
     /// `files` with each file once, where first named: a path to a file named before (the same
     /// path again, a link to it, a trace also found in a directory given) is left out, so that
     /// a process is reported, and counted for the gate, once. A path that cannot be looked up
