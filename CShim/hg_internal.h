@@ -472,6 +472,8 @@ void hg_descriptors_fork_child(void);
 /* ---- hg_unwind_readable.c: libunwind's memory check, without its pipe ---- */
 /** Finds libunwind's code and initialises libunwind, which asks for no pipe after. Once, early. */
 void hg_unwind_readable_init(void);
+/** Where libunwind is loaded (its dlpi_addr), or 0 before hg_unwind_readable_init found it. */
+uintptr_t hg_libunwind_load_address(void);
 /** Whether a call returns into libunwind's code. */
 bool hg_called_from_libunwind(const void *return_address);
 /** libunwind's check of one byte, as its pipe's write answered: 1, or -1 with errno EFAULT. */

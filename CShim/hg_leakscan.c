@@ -67,7 +67,9 @@ _Static_assert(sizeof(hg_scan_block_t) == 16, "a block is 16 bytes");
 #define HG_HEURISTIC_BITS (0x07 << HG_HEURISTIC_SHIFT)
 #define HG_BY_SWIFT_RUNTIME 0x80 /* allocated from libswiftCore.so (its layouts are known) */
 
-#define HG_MAX_EXCLUSIONS 64
+/* The shim's own ranges, its unwinder's mappings of running threads among them (up to 256,
+ * hg_unwind.c) */
+#define HG_MAX_EXCLUSIONS 384
 static struct {
     uintptr_t start, end;
 } hg_exclusions[HG_MAX_EXCLUSIONS];
@@ -732,8 +734,16 @@ static void hg_scan_registers(const uint64_t *registers, size_t count) {
     hg_scan_root_range((uintptr_t)registers, (uintptr_t)(registers + count));
 }
 
-/* The shim's own loadable segments (its ring, buffers and tables are static). */
-static int hg_exclude_own_segments(struct dl_phdr_info *info, size_t size, void *data) {
+/* The writable loadable segments of the object loaded at `data`: the shim's own (its ring,
+ * buffers and tables are static), and libunwind's, which the shim brought in. libunwind keeps
+ * the pages its memory check last found readable (x86_64 Ginit.c, last_good_addr): pages of
+ * whatever stack a capture it made unwound, among them a signal handler's alternate stack or
+ * a coroutine's, often a block of the program's. As roots they made such a block possibly
+ * lost, and everything its stale frames pointed to with it, where memcheck, which has no
+ * libunwind in the program, says definitely lost (signal_stack). A program that used libunwind
+ * itself and registered a block of its own with it (_U_dyn_register, JIT compilers) would
+ * have that block counted lost: libunwind's data is not told apart from the shim's use. */
+static int hg_exclude_writable_segments(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
     if (info->dlpi_addr != (uintptr_t)data) return 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -912,7 +922,9 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
     uint64_t started = hg_now_ns();
     Dl_info self;
     if (dladdr((void *)hg_leakscan_run, &self) && self.dli_fbase)
-        dl_iterate_phdr(hg_exclude_own_segments, self.dli_fbase);
+        dl_iterate_phdr(hg_exclude_writable_segments, self.dli_fbase);
+    uintptr_t libunwind = hg_libunwind_load_address();
+    if (libunwind) dl_iterate_phdr(hg_exclude_writable_segments, (void *)libunwind);
 
     hg_block_count = hg_liveset_count();
     size_t blocks_bytes = hg_block_count * sizeof *hg_blocks, work_bytes = hg_block_count * 2 * sizeof *hg_work + sizeof *hg_work;

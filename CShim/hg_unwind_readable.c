@@ -31,6 +31,8 @@
 
 /* libunwind's executable segments, [first, last): where its calls return to. */
 static uintptr_t hg_libunwind_first, hg_libunwind_last;
+/* The address libunwind is loaded at, as dl_iterate_phdr gives it (dlpi_addr). */
+static uintptr_t hg_libunwind_base;
 
 static int hg_find_libunwind(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
@@ -48,8 +50,11 @@ static int hg_find_libunwind(struct dl_phdr_info *info, size_t size, void *data)
     if (!found || last == 0) return 0;
     hg_libunwind_first = first;
     hg_libunwind_last = last;
+    hg_libunwind_base = info->dlpi_addr;
     return 1;
 }
+
+uintptr_t hg_libunwind_load_address(void) { return hg_libunwind_base; }
 
 bool hg_called_from_libunwind(const void *return_address) {
     uintptr_t at = (uintptr_t)return_address;

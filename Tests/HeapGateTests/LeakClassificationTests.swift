@@ -424,6 +424,15 @@ extension LeakCase {
         LeakCase(fixture: "leakclass_c", argument: "thread_syscall", expectations: [
             LeakExpectation("syscall_block", [.reachable: F(104, 1)]),
         ], process: [.definite: .zero, .indirect: .zero, .reachable: A(104, 1)]),
+        // A signal handler's alternate stack, a block of the program's, taken away and dropped.
+        // The shim's unwinder (the remembered frames' stack pointers) and libunwind (the pages
+        // its memory check found readable) kept addresses inside it, and as roots they made it
+        // possibly lost.
+        LeakCase(fixture: "signal_stack", expectations: [
+            LeakExpectation("alt_stack_block", [.definite: F(65_536, 1)]),
+            LeakExpectation("handler_block", [.reachable: F(48, 1)]),
+        ], process: [.definite: A(65_536, 1), .indirect: .zero, .possible: .zero, .reachable: A(48, 1)],
+           stdout: "handled\n"),
     ]
 
     static let cpp: [LeakCase] = [

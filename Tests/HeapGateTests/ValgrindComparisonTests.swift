@@ -29,6 +29,7 @@ struct ValgrindComparisonTests {
         ["exit_status"],
         ["exit_status", "quick", "5"],
         ["destructor_frees"],
+        ["signal_stack"],
         ["valgrind_names"],
         ["sandboxed", "prctl", "deny"],  // valgrind 3.19 refuses seccomp(2) itself
         ["leak_cpp"],
