@@ -1,5 +1,5 @@
 /*
- * The heapgate trace format, version 3 (2 added the SNAPSHOT_BLOCK kinds 5-8, 3 the ALLOCATOR and BYPASS records). docs/trace-format.md explains it in prose;
+ * The heapgate trace format, version 4 (2 added the SNAPSHOT_BLOCK kinds 5-8, 3 the ALLOCATOR and BYPASS records, 4 SCAN_SKIPPED). docs/trace-format.md explains it in prose;
  * this header is the one definition the shim writes against.
  *
  * A trace is a fixed file header followed by a stream of records. Every record is
