@@ -8,16 +8,16 @@ struct ReportFlags: ParsableArguments {
     @Option(name: .customLong("json"), help: ArgumentHelp("Also write the machine-readable report to FILE.", valueName: "FILE"))
     var jsonPath: String?
 
-    @Option(name: .customLong("num-callers"), help: "Frames shown per record (like valgrind's --num-callers).")
+    @Option(name: .customLong("num-callers"), help: "Frames shown per record, 1-500 (like valgrind's --num-callers).")
     var numCallers: Int = ReportSettings.standard.numCallers
 
-    @Option(name: .customLong("log-file"), help: ArgumentHelp("Write the text report to FILE instead of stderr; %p becomes each process's pid (one file per process, as valgrind's).", valueName: "FILE"))
+    @Option(name: .customLong("log-file"), help: ArgumentHelp("Write the text report to FILE instead of stderr; %p becomes each process's pid (one file per process), %q{VAR} the environment variable VAR, %% a %, as in valgrind's.", valueName: "FILE"))
     var logFile: String?
 
     @Option(name: .customLong("xml"), help: ArgumentHelp("yes: also write memcheck's XML output (protocol 4) to --xml-file, for tools that read valgrind's.", valueName: "yes|no"))
     var xml: String = ReportSettings.standard.xml
 
-    @Option(name: .customLong("xml-file"), help: ArgumentHelp("Where --xml=yes writes; %p becomes each process's pid (one file per process, as valgrind's).", valueName: "FILE"))
+    @Option(name: .customLong("xml-file"), help: ArgumentHelp("Where --xml=yes writes; %p, %q{VAR} and %% as in --log-file.", valueName: "FILE"))
     var xmlFile: String?
 
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Print only the loss records shown (and warnings), as valgrind -q: no banner, no HEAP or LEAK SUMMARY; nothing when nothing leaked.")
@@ -35,7 +35,7 @@ struct ReportFlags: ParsableArguments {
     @Option(name: .customLong("errors-for-leak-kinds"), help: ArgumentHelp("Kinds that count as errors for --error-exitcode.", valueName: "KINDS"))
     var errorsForLeakKinds: String = ReportSettings.standard.errorsForLeakKinds
 
-    @Option(name: .customLong("error-exitcode"), help: ArgumentHelp("Exit with N when any process has a leak of a kind in --errors-for-leak-kinds (after suppressions), or could not be checked (it sandboxed itself with seccomp).", valueName: "N"))
+    @Option(name: .customLong("error-exitcode"), help: ArgumentHelp("Exit with N when any process has a leak of a kind in --errors-for-leak-kinds (after suppressions; with --leak-check=full only, as valgrind), or could not be checked (it sandboxed itself with seccomp, its exit-time scan could not run, or under run the started program left no whole trace).", valueName: "N"))
     var errorExitCode: Int32?
 
     @Option(name: .customLong("suppressions"), help: ArgumentHelp("Suppression file: valgrind's Memcheck:Leak blocks or LeakSanitizer's leak: lines. Repeatable.", valueName: "FILE"))
@@ -44,7 +44,7 @@ struct ReportFlags: ParsableArguments {
     @Option(name: .customLong("default-suppressions"), help: ArgumentHelp("yes (default): also apply heapgate's list for runtime one-time allocations (glibc, ld.so, libstdc++, Swift, Rust std).", valueName: "yes|no"))
     var defaultSuppressions: String = ReportSettings.standard.defaultSuppressions
 
-    @Option(name: .customLong("gen-suppressions"), help: ArgumentHelp("all: print a suppression after each loss record; no (default).", valueName: "no|all"))
+    @Option(name: .customLong("gen-suppressions"), help: ArgumentHelp("yes or all: print a suppression after each loss record; no (default).", valueName: "no|yes|all"))
     var genSuppressions: String = ReportSettings.standard.genSuppressions
 
     func validate() throws { try settings.validate() }

@@ -42,7 +42,7 @@ struct ReportSettings: Equatable {
         guard LeakCheckMode(rawValue: leakCheck) != nil else { throw ValidationError("--leak-check takes no, summary or full") }
         _ = try Self.kinds(showLeakKinds, flag: "--show-leak-kinds")
         _ = try Self.kinds(errorsForLeakKinds, flag: "--errors-for-leak-kinds")
-        guard ["no", "all", "yes"].contains(genSuppressions) else { throw ValidationError("--gen-suppressions takes no or all") }
+        guard ["no", "all", "yes"].contains(genSuppressions) else { throw ValidationError("--gen-suppressions takes no, yes or all") }
         guard ["yes", "no"].contains(defaultSuppressions) else { throw ValidationError("--default-suppressions takes yes or no") }
         if let code = errorExitCode, !(0...255).contains(code) { throw ValidationError("--error-exitcode must be between 0 and 255") }
         _ = try outputFiles

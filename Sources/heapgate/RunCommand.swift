@@ -23,7 +23,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         var arguments = command
         if ["--help", "-h", "-help"].contains(arguments.first) {
-            print(RunCommand.helpMessage())
+            print(HeapGateCommand.helpMessage(for: RunCommand.self))
             return
         }
         // The command is captured from the first argument heapgate does not know, so a mistyped

@@ -86,12 +86,23 @@ struct CommandLineTests {
 
     /// Help stays the parser's, on stdout, with status 0: the one-line errors must not take it.
     @Test(arguments: [(["--help"], "USAGE: heapgate <subcommand>"), (["help", "summary"], "USAGE: heapgate summary "),
-                      (["run", "--help"], "USAGE: run [<options>] [<command> ...]"), (["summary", "-h"], "USAGE: heapgate summary ")])
+                      (["run", "--help"], "USAGE: heapgate run [<options>] [<command> ...]"), (["summary", "-h"], "USAGE: heapgate summary ")])
     func helpIsPrintedAsBefore(arguments: [String], usage: String) throws {
         let outcome = try Harness.execute(Harness.heapgate, arguments)
         #expect(outcome.status == 0)
         #expect(outcome.stderr == "")
         #expect(outcome.stdoutText.hasPrefix("OVERVIEW: "), "\(outcome.stdoutText)")
         #expect(outcome.stdoutText.contains("\n" + usage), "\(outcome.stdoutText)")
+    }
+
+    /// The help lists what the options take, as README.md does: --gen-suppressions takes yes
+    /// (as valgrind's does), and the report files' names take valgrind's %q{VAR} and %%.
+    @Test(arguments: ["run", "summary"])
+    func helpSaysWhatTheOptionsTake(subcommand: String) throws {
+        let outcome = try Harness.execute(Harness.heapgate, [subcommand, "--help"])
+        let help = outcome.stdoutText.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(help.contains("--gen-suppressions <no|yes|all>"), "\(help)")
+        #expect(help.contains("%q{VAR} the environment variable VAR"), "\(help)")
+        #expect(help.contains("with --leak-check=full only"), "\(help)")
     }
 }
