@@ -992,6 +992,17 @@ struct LaunchTests {
         }
     }
 
+    /// A directory that takes no files although access(2) says root may write there (/proc,
+    /// /sys): the program ran untraced, and heapgate said it "wrote no trace (it ignores
+    /// LD_PRELOAD, or cleared it)", status 0. Found checking the README against the build.
+    @Test(.enabled(if: geteuid() == 0, "root passes access(2) on /proc"))
+    func traceDirectoryWhereNoFileCanBeMade() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--trace-dir=/proc", "--", "/bin/echo", "ran"])
+        #expect(outcome.status == 2)
+        #expect(outcome.stdoutText == "", "the program must not run")
+        #expect(outcome.stderr == "heapgate: cannot create a file in the trace directory /proc: No such file or directory\n")
+    }
+
     /// An empty TMPDIR is no directory, and means /tmp, as to mktemp(1), valgrind and Python:
     /// heapgate made its directory in / instead, which only root may, and refused to run
     /// anything for any other user ("cannot create a temporary directory in ", status 1). Run
