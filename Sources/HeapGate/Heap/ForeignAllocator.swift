@@ -3,7 +3,8 @@
 /// ALLOCATOR record. The shim replaces it with glibc's, as memcheck replaces it with its own,
 /// unless that is unsafe; then its blocks are not seen at all, and the report says so.
 public struct ForeignAllocator: Equatable, Sendable, Encodable {
-    /// The object that defines `malloc` first; empty for the program's executable.
+    /// The object that defines `malloc` first, as `dladdr` names it (for the executable, the
+    /// program's argv[0]); empty when it gives no name.
     public var object: String
     /// True when glibc's allocator took its place; false when it was left in place.
     public var replaced: Bool
