@@ -4,7 +4,7 @@ import Testing
 
 /// Which module a recorded frame is attributed to: the newest loaded module whose segments hold
 /// it (docs/trace-format.md, MODULE_LOAD and MODULE_UNLOAD), however modules overlap, unload
-/// and come back.
+/// and come back. The reader answers from an index (`LoadedModules`), not a scan of the list.
 @Suite("Frames attributed to modules")
 struct ModuleAttributionTests {
     // MARK: A crafted trace, read by the replay
@@ -75,5 +75,76 @@ struct ModuleAttributionTests {
             #expect(heap.stacks[1]?.map(\.address) == [0x10010, 0x10810, 0x108ff, 0x10900, 0x20000])
             #expect(heap.modules.keys.sorted() == [0, 1, 2, 3, 4, 5]) // unloaded ones are kept
         }
+    }
+
+    // MARK: The index against the list it replaced
+
+    /// The list scan the index replaced: the newest loaded module that contains the address.
+    struct ModuleList {
+        var loaded: [TraceModule] = []
+        mutating func load(_ module: TraceModule) {
+            loaded.removeAll { $0.id == module.id }
+            loaded.append(module)
+        }
+        mutating func unload(id: UInt64) { loaded.removeAll { $0.id == id } }
+        func module(containing address: UInt64) -> UInt64? { loaded.last { $0.contains(address) }?.id }
+    }
+
+    /// A fixed-seed generator, so that a failure can be replayed.
+    struct SplitMix64: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9e37_79b9_7f4a_7c15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d4_9ceb_133b_111b
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Random loads (new ids, and ids loaded again), unloads and look-ups over a small window of
+    /// addresses, so that segments overlap, nest and share ends; some modules sit at the top of
+    /// the address space, some segments wrap. Every answer must be the list's.
+    @Test(arguments: [1, 2, 3, 4])
+    func indexAnswersAsTheListDid(seed: UInt64) {
+        var random = SplitMix64(state: seed)
+        var index = LoadedModules(), list = ModuleList()
+        var nextID: UInt64 = 0
+        var hits = 0, misses = 0
+        let window: UInt64 = 0x400
+        func address() -> UInt64 {
+            let offset = UInt64.random(in: 0..<window, using: &random)
+            return Bool.random(using: &random) ? 0x10000 &+ offset : 0 &- window / 2 &+ offset
+        }
+        for _ in 0..<3000 {
+            switch UInt64.random(in: 0..<10, using: &random) {
+            case 0..<3:
+                let id = nextID > 0 && UInt64.random(in: 0..<4, using: &random) == 0 ? UInt64.random(in: 0..<nextID, using: &random) : nextID
+                if id == nextID { nextID += 1 }
+                let segments = (0..<Int.random(in: 0...4, using: &random)).map { _ -> (vaddr: UInt64, size: UInt64) in
+                    let vaddr = UInt64.random(in: 0..<10, using: &random) == 0 ? .max - UInt64.random(in: 0..<0x40, using: &random)
+                                                                               : UInt64.random(in: 0..<0x100, using: &random)
+                    return (vaddr, UInt64.random(in: 0..<0x100, using: &random))
+                }
+                let module = TraceModule(id: id, path: "/m\(id)", base: address() &- 0x80, buildID: [], segments: segments)
+                index.load(module)
+                list.load(module)
+            case 3:
+                guard nextID > 0 else { continue }
+                let id = UInt64.random(in: 0..<nextID, using: &random)
+                index.unload(id: id)
+                list.unload(id: id)
+            default:
+                for _ in 0..<20 {
+                    let probe = address()
+                    let expected = list.module(containing: probe)
+                    let found = index.module(containing: probe)
+                    #expect(found == expected, "address \(String(probe, radix: 16))")
+                    if found != expected { return }
+                    if found == nil { misses += 1 } else { hits += 1 }
+                }
+            }
+        }
+        #expect(hits > 100 && misses > 100, "\(hits) look-ups found a module, \(misses) none")
     }
 }

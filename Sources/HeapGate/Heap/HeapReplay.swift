@@ -38,7 +38,7 @@ public enum HeapReplay {
 /// What replay needs beyond the result: the modules loaded right now, and the old blocks of
 /// reallocs in flight (a refused realloc gives its block back).
 private struct ReplayState {
-    var loaded: [TraceModule] = []
+    var loaded = LoadedModules()
     var pendingReallocs: [UInt64: HeapBlock] = [:]
     /// The heap as the event stream left it, kept when reading on into the exit snapshot.
     var replayedBeforeSnapshot: ProcessHeap?
@@ -57,12 +57,11 @@ private struct ReplayState {
             heap.executable = executable
         case let .moduleLoad(module):
             heap.modules[module.id] = module
-            loaded.removeAll { $0.id == module.id }
-            loaded.append(module)
+            loaded.load(module)
         case let .moduleUnload(id):
-            loaded.removeAll { $0.id == id }
+            loaded.unload(id: id)
         case let .stack(id, addresses):
-            heap.stacks[id] = addresses.map { FrameAddress(address: $0, moduleID: module(containing: $0)) }
+            heap.stacks[id] = addresses.map { FrameAddress(address: $0, moduleID: loaded.module(containing: $0)) }
         case let .alloc(address, size, stack):
             heap.allocs = heap.allocs.addingSaturated(1)
             heap.bytesAllocated = heap.bytesAllocated.addingSaturated(size)
@@ -128,10 +127,5 @@ private struct ReplayState {
         case let .end(exitStatus):
             heap.exitStatus = exitStatus
         }
-    }
-
-    /// The loaded module whose segments contain `address`; the newest wins.
-    func module(containing address: UInt64) -> UInt64? {
-        loaded.last { $0.contains(address) }?.id
     }
 }
