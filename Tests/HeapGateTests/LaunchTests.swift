@@ -608,18 +608,6 @@ struct LaunchTests {
         }
     }
 
-    /// The same through `heapgate run --trace-dir`: /proc exists and is a directory, but no
-    /// file can be created in it, not even by root.
-    @Test func unwritableTraceDirectoryWithRun() throws {
-        let input = Data("some input\n".utf8)
-        let command = [Harness.fixture("prints_a_lot"), "5", "--stdin"]
-        let native = try Harness.execute(command[0], Array(command.dropFirst()), input: input)
-        let (traced, _) = try Harness.runReport(command, flags: ["--trace-dir=/proc"], input: input)
-        #expect(traced.status == 5)
-        expectSameBytes(traced.stdout, native.stdout, "stdout")
-        #expect(traced.stderr.hasPrefix(native.stderr))
-    }
-
     /// A file-size limit (`ulimit -f`) below what the trace needs: a write that starts at the
     /// limit raises SIGXFSZ, which kills the process, and the shim writes its first bytes and
     /// its last on the program's own threads. 0 bytes stops the very first write; 100 cuts it
@@ -994,7 +982,10 @@ struct LaunchTests {
 
     /// A directory that takes no files although access(2) says root may write there (/proc,
     /// /sys): the program ran untraced, and heapgate said it "wrote no trace (it ignores
-    /// LD_PRELOAD, or cleared it)", status 0. Found checking the README against the build.
+    /// LD_PRELOAD, or cleared it)", status 0. Found checking the README against the build. It
+    /// is refused before the program runs, as any --trace-dir that takes no files is (and as
+    /// valgrind refuses a --log-file it cannot create); under LD_PRELOAD alone such a
+    /// HEAPGATE_OUT leaves the program unharmed (unwritableTraceDirectoryWithPreload).
     @Test(.enabled(if: geteuid() == 0, "root passes access(2) on /proc"))
     func traceDirectoryWhereNoFileCanBeMade() throws {
         let outcome = try Harness.execute(Harness.heapgate, ["run", "--trace-dir=/proc", "--", "/bin/echo", "ran"])
