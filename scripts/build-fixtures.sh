@@ -204,6 +204,7 @@ fixture cxx leakclass_cpp leakclass.cpp
 fixture rust leakclass_rust leakclass.rs
 fixture swift leakclass_swift leakclass.swift
 fixture c record_order record_order.c
+fixture c tied_records tied_records.c
 fixture c signal_stack signal_stack.c
 # Source names as the line table records them: compiled from the sources' directory by a
 # relative path (as make does), by clang with DWARF 5 and by gcc. Without clang, the clang
