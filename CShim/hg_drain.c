@@ -122,6 +122,8 @@ HG_ALWAYS_INLINE uint32_t hg_write_stack(hg_stack_ref_t ref) {
     return hg_write_new_stack(stack);
 }
 
+uint32_t hg_drain_write_stack(hg_stack_ref_t ref) { return hg_write_stack(ref); }
+
 /* The fields every block record starts with: its STACK first if the trace lacks it, then the
  * tag, address delta, size and stack id (ALLOC, REALLOC, INHERITED_BLOCK, SNAPSHOT_BLOCK). */
 HG_ALWAYS_INLINE void hg_write_block_record(uint8_t tag, uint64_t ptr, uint64_t size, hg_stack_ref_t ref) {
@@ -304,6 +306,10 @@ static void hg_write_preamble(void) {
     hg_writer_uv(hg_tally.allocs);
     hg_writer_uv(hg_tally.frees);
     hg_writer_uv(hg_tally.bytes_allocated);
+    /* Their stacks first, in the order they were first captured (hg_stack_order.c). */
+    hg_stack_order_begin_by_reference();
+    hg_stack_order_note_liveset();
+    hg_stack_order_write();
     hg_liveset_for_each(hg_write_inherited_block);
 }
 
@@ -326,7 +332,10 @@ static void hg_write_snapshot_header(void) {
     hg_writer_uv(hg_tally.bytes_allocated);
     hg_writer_uv(hg_liveset_count());
     hg_tally.prev_address = 0;
-    hg_generation++; /* every stack the snapshot names is written again, under a fresh id */
+    /* Every stack the snapshot names is written again, under a fresh id, in the order of its
+     * id in the event stream (hg_stack_order.c): the blocks' stacks are noted first. */
+    hg_stack_order_begin_by_stream_id(hg_generation, hg_tally.next_stack_id - 1);
+    hg_generation++;
     hg_tally.next_stack_id = 1;
     for (uint32_t i = 0; i < hg_modules_count(); i++) hg_write_module_load(i);
 }
@@ -749,7 +758,17 @@ void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
         classified = hg_leakscan_run(exit);
     }
     hg_exit_hold_end();
-    if (!classified) hg_liveset_for_each(hg_write_unclassified_block);
+    if (!classified) {
+        /* In first-seen order only where a leak check was wanted (the scan could not run): it
+         * takes a pass of its own over the live set, which at 10 M blocks made the exit 60 ms
+         * (0.13 s to 0.19 s) longer, and with --leak-check=no no loss record is shown. */
+        if (hg_leak_check_wanted) {
+            hg_stack_order_note_liveset();
+            hg_stack_order_write();
+        }
+        hg_stack_order_end();
+        hg_liveset_for_each(hg_write_unclassified_block);
+    }
     hg_write_bypasses();
     hg_writer_byte(HG_REC_STATS);
     hg_writer_uv(hg_tally.events);

@@ -225,6 +225,9 @@ extern bool hg_stacks_seen_first;
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
 /** Keeps the stacks' storage out of the exit-time scan's roots (it holds no heap pointers). */
 void hg_stacks_exclude_from_scan(void);
+/** One more than the largest reference given so far: references grow in the order stacks were
+ *  first captured (each new stack is laid after the others). */
+hg_stack_ref_t hg_stacks_reference_limit(void);
 extern uint32_t hg_stacks_max_depth;
 
 /* Stack hashes take the frames from the outermost in: the unwinder keeps the hash of every
@@ -549,6 +552,23 @@ long hg_namespace_call(long number, long a, long b);
 /** Writes one SNAPSHOT_BLOCK (and the STACK it needs); kind is 0 or 1 + HG_KIND_*, leader
  *  the address it is counted under (indirect blocks only). */
 void hg_drain_write_block(uint64_t ptr, uint64_t size, hg_stack_ref_t stack, unsigned kind, uint64_t leader);
+/** Writes the STACK record of ref unless this section of the trace has it; its id there. */
+uint32_t hg_drain_write_stack(hg_stack_ref_t ref);
+
+/* ---- hg_stack_order.c: a restatement of blocks defines their stacks in first-seen order ---- */
+/** Starts the exit snapshot, which follows an event stream whose stack ids were those of
+ *  `stream_generation`, stream_count of them: its stacks go in the order of those ids. */
+void hg_stack_order_begin_by_stream_id(uint32_t stream_generation, uint32_t stream_count);
+/** Starts a fork child's inherited blocks: their stacks go in the order of their references. */
+void hg_stack_order_begin_by_reference(void);
+/** Notes a block's stack, once per block, before any of the restatement's blocks is written. */
+void hg_stack_order_note(hg_stack_ref_t ref);
+/** Notes the stacks of every block in the live set (where no other pass over them is made). */
+void hg_stack_order_note_liveset(void);
+/** Writes the noted stacks' STACK records, in the order begun, and ends. */
+void hg_stack_order_write(void);
+/** Ends a restatement without writing (its table unmapped). */
+void hg_stack_order_end(void);
 
 /* ---- hg_exit_hold.c: the program's other threads wait while the exit classifies ---- */
 

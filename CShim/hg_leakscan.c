@@ -138,6 +138,7 @@ static uint64_t hg_size(const hg_scan_block_t *block) {
 }
 
 static void hg_collect(const hg_block_t *block) {
+    hg_stack_order_note(block->stack);
     hg_blocks[hg_fill_index++] = (hg_scan_block_t){.start = block->ptr, .size = hg_size_field(block->size), .stack = block->stack};
 }
 
@@ -949,6 +950,10 @@ bool hg_leakscan_run(const hg_exit_frame_t *exit) {
     hg_module_range("/libc.so.6", &hg_glibc_data_start, &hg_glibc_data_end);
     hg_vtables_prepare();
     hg_liveset_for_each(hg_collect);
+    /* Every way on from here writes the blocks: their stacks go first, in first-named order
+     * (hg_stack_order.c), into the writer's buffer, which is none of the roots (the shim's
+     * static data), and the order's table is unmapped before the scan reads memory. */
+    hg_stack_order_write();
     /* From here on the blocks are ours alone: the live set's table becomes the sort's scratch
      * (it was excluded from the roots with the rest of the live set). It has a slot for every
      * block, being at most three quarters full; without one (not reached), nothing is sorted. */

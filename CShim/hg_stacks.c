@@ -116,6 +116,11 @@ void hg_stacks_exclude_from_scan(void) {
     }
 }
 
+hg_stack_ref_t hg_stacks_reference_limit(void) {
+    uint64_t used = atomic_load(&hg_arena_used); /* a claim past the arena's end overshoots it */
+    return (hg_stack_ref_t)((used < HG_ARENA_BYTES ? used : HG_ARENA_BYTES) / 8);
+}
+
 static bool hg_stack_equals(const hg_stack_t *stack, uint64_t hash, void *const *ips, int count) {
     return stack->hash == hash && stack->depth == (uint32_t)count &&
            memcmp(stack->ips, ips, sizeof(void *) * (size_t)count) == 0;

@@ -165,33 +165,39 @@ struct CutOrCorruptTraceTests {
         }
     }
 
-    /// The exit snapshot's first STACK record removed (as a damaged byte string can swallow
-    /// one): its block named stack 1, which nothing defined, and was reported as a loss record
+    /// The exit snapshot's STACK records removed (as a damaged byte string can swallow them):
+    /// its first block named a stack that nothing defined, and was reported as a loss record
     /// with no frame at all, exit 0; `--gen-suppressions=all` wrote for it a suppression of one
     /// `obj:*` frame, which matches every definite leak. Found by fuzzing `heapgate summary`
-    /// (deleted records).
+    /// (deleted records). The snapshot defines every stack before its first block (in
+    /// first-seen order: hg_stack_order.c), so all of them go, and the first block's id is read.
     @Test func blockOnAStackNoRecordDefinesIsCorrupt() throws {
         try Harness.withTemporaryDirectory { directory in
             let good = try Self.leakBasicTrace(in: directory)
-            var stack = try Self.endOfSnapshotRecord(in: good) // the modules, then the first block's stack
+            var stack = try Self.endOfSnapshotRecord(in: good) // the modules, then the stacks
             while good[good.startIndex + stack] == 0x02 { stack = Self.endOfModuleLoad(in: good, at: stack) }
             try #require(Array(good[(good.startIndex + stack)...].prefix(2)) == [0x04, 0x01], "no STACK 1 after the modules")
-            // Tag, id 1, then the depth (one byte: under 128 frames) and as many frames.
-            let frames = Self.endOfVarint(in: good, at: stack + 2)
-            try #require(frames == stack + 3, "a stack of 128 frames or more")
-            let depth = Int(good[good.startIndex + stack + 2])
-            let stackEnd = (0..<depth).reduce(frames) { at, _ in Self.endOfVarint(in: good, at: at) }
+            var stacksEnd = stack
+            while good[good.startIndex + stacksEnd] == 0x04 {
+                // Tag, id (under 128 here), then the depth (one byte: under 128 frames) and as many frames.
+                let frames = Self.endOfVarint(in: good, at: Self.endOfVarint(in: good, at: stacksEnd + 1))
+                let depthAt = Self.endOfVarint(in: good, at: stacksEnd + 1)
+                try #require(frames == depthAt + 1, "a stack of 128 frames or more")
+                let depth = Int(good[good.startIndex + depthAt])
+                stacksEnd = (0..<depth).reduce(frames) { at, _ in Self.endOfVarint(in: good, at: at) }
+            }
             var damaged = good
-            damaged.removeSubrange((good.startIndex + stack)..<(good.startIndex + stackEnd))
-            try #require(damaged[damaged.startIndex + stack] == 0x51, "no SNAPSHOT_BLOCK after the first STACK")
-            // The block's address and size, then its stack id, 1: the error is at the byte after it.
+            damaged.removeSubrange((good.startIndex + stack)..<(good.startIndex + stacksEnd))
+            try #require(damaged[damaged.startIndex + stack] == 0x51, "no SNAPSHOT_BLOCK after the STACK records")
+            // The block's address and size, then its stack id (one byte): the error is at the byte after it.
             let stackID = Self.endOfVarint(in: damaged, at: Self.endOfVarint(in: damaged, at: stack + 1))
-            try #require(damaged[damaged.startIndex + stackID] == 0x01)
+            let id = Int(damaged[damaged.startIndex + stackID])
+            try #require(id >= 1 && id < 128)
             let path = directory + "/damaged.trace"
             try damaged.write(to: URL(fileURLWithPath: path))
             let (outcome, report) = try Harness.summary([path], flags: ["--gen-suppressions=all"])
             #expect(outcome.status == 2)
-            #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(stackID + 1): stack id 1,"
+            #expect(outcome.stderrLines == ["heapgate: \(path): corrupt trace at byte \(stackID + 1): stack id \(id),"
                 + " which no STACK record before it defines"])
             #expect(report == nil)
         }

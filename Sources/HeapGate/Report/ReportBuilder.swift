@@ -64,11 +64,15 @@ public final class ReportBuilder {
         var direct = Amount()
         var indirect = Amount()
         var viaHeuristic: [LeakHeuristic: Amount] = [:]
+        /// The smallest trace id of the stacks grouped here: the trace numbers stacks in the
+        /// order the program first allocated from them (docs/trace-format.md, STACK).
+        var firstStack = UInt64.max
 
         mutating func merge(_ other: Group) {
             direct.add(other.direct.bytes, blocks: other.direct.blocks)
             indirect.add(other.indirect.bytes, blocks: other.indirect.blocks)
             viaHeuristic.add(other.viaHeuristic)
+            firstStack = min(firstStack, other.firstStack)
         }
     }
 
@@ -90,7 +94,8 @@ public final class ReportBuilder {
             }
         }
         var groups: [GroupKey: Group] = [:]
-        for (key, group) in byStack {
+        for (key, var group) in byStack {
+            group.firstStack = key.stack
             let stack = heap.stacks[key.stack] ?? []
             let frames = Array(stack.prefix(groupingDepth(stack, heap: heap)))
             groups[GroupKey(kind: key.kind, frames: frames), default: Group()].merge(group)
@@ -99,45 +104,53 @@ public final class ReportBuilder {
         // as: each address shows every frame inlined at it. Counted in lines, an optimised Rust
         // record's 12 lines could all be std's inlined allocation path, none of the program's.
         var symbolized = SymbolizedAddresses()
+        var keys: [SortKey] = []
+        keys.reserveCapacity(groups.count)
         let records = groups.map { key, group in
             let symbolized = symbolize(key.frames, heap: heap, memo: &symbolized)
             let shown = Self.cutBelowMain(symbolized)
             // The cut renames at most its last frame, a start-up function, "(below main)".
             let renamed = shown.last.map { $0.function != symbolized[shown.count - 1].function } ?? false
-            return LossRecord(kind: key.kind, bytes: group.direct.bytes, blocks: group.direct.blocks,
+            let record = LossRecord(kind: key.kind, bytes: group.direct.bytes, blocks: group.direct.blocks,
                               indirectBytes: group.indirect.bytes, indirectBlocks: group.indirect.blocks,
                               frames: shown, framesBelowShown: Array(symbolized[shown.count...]),
                               lastShownFunction: renamed ? symbolized[shown.count - 1].function : nil,
                               viaHeuristic: group.viaHeuristic)
+            keys.append(SortKey(record, firstStack: group.firstStack))
+            return record
         }
-        let keys = records.map(SortKey.init)
         let order = records.indices.sorted { keys[$0] < keys[$1] }
         return order.map { records[$0] }
     }
 
     /// memcheck's order of loss records (cmp_LossRecords): total bytes, then kind, then blocks,
-    /// so that records of equal size get the same numbers ("loss record N of M") as memcheck's;
-    /// then the addresses, for a stable order. Sorted by these keys and the records' indices:
-    /// records moved or compared themselves were copied, every string in their frames retained
-    /// and released (a tenth of a report of 55,000 records, most of which tie on size).
+    /// then the address of the record's ExeContext, which memcheck allocates when a stack is
+    /// first seen: records of equal size come in the order the program first allocated from
+    /// their stacks, which is the order of the trace's stack ids (the smallest of a record's).
+    /// So records get the same numbers ("loss record N of M") as memcheck's; ordered by return
+    /// addresses instead, 7 of a C++ program's 16 records were numbered differently. Sorted by
+    /// these keys and the records' indices: records moved or compared themselves were copied,
+    /// every string in their frames retained and released (a tenth of a report of 55,000
+    /// records, most of which tie on size).
     private struct SortKey: Comparable {
         var totalBytes: UInt64
         var kind: Int
         var blocks: UInt64
-        var addresses: [String]
+        /// Unique to a record of its kind: a stack's blocks of one kind form one record.
+        var firstStack: UInt64
 
-        init(_ record: LossRecord) {
+        init(_ record: LossRecord, firstStack: UInt64) {
             totalBytes = record.totalBytes
             kind = ReportBuilder.memcheckRank(record.kind)
             blocks = record.blocks
-            addresses = record.frames.map(\.address)
+            self.firstStack = firstStack
         }
 
         static func < (a: SortKey, b: SortKey) -> Bool {
             if a.totalBytes != b.totalBytes { return a.totalBytes < b.totalBytes }
             if a.kind != b.kind { return a.kind < b.kind }
             if a.blocks != b.blocks { return a.blocks < b.blocks }
-            return a.addresses.lexicographicallyPrecedes(b.addresses)
+            return a.firstStack < b.firstStack
         }
     }
 
