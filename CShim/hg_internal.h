@@ -225,7 +225,7 @@ extern bool hg_stacks_seen_first;
 hg_stack_t *hg_stacks_get(hg_stack_ref_t ref);
 /** Keeps the stacks' storage out of the exit-time scan's roots (it holds no heap pointers). */
 void hg_stacks_exclude_from_scan(void);
-/** One more than the largest reference given so far: references grow in the order stacks were
+/** Above every reference given so far (the arena's end): references grow in the order stacks were
  *  first captured (each new stack is laid after the others). */
 hg_stack_ref_t hg_stacks_reference_limit(void);
 extern uint32_t hg_stacks_max_depth;
