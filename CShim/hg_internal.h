@@ -132,7 +132,8 @@ typedef struct {
 /** Parses the line at `line`; returns the next one, or NULL after the last. */
 const char *hg_parse_maps_line(const char *line, hg_maps_line_t *out);
 
-/* The most modules the shim tracks over a process's life (hg_modules.c). */
+/* The modules whose RTLD_DEEPBIND bindings the shim checks (hg_bypass.c); the module table
+ * itself grows (hg_modules.c). */
 #define HG_MAX_MODULES 4096
 
 /* ---- hg_bypass.c: libraries bound to glibc's allocator past the shim (RTLD_DEEPBIND) ---- */
@@ -323,6 +324,7 @@ typedef struct {
     uint64_t seg_memsz[HG_MAX_SEGMENTS];
     uint32_t seg_flags[HG_MAX_SEGMENTS]; /* p_flags: PF_X marks code (hg_vtables.c) */
     bool loaded;
+    bool seen; /* found by the current rescan (hg_modules.c, under its lock) */
 } hg_module_t;
 
 void hg_modules_init(void);

@@ -6,24 +6,42 @@
  * the wrong caller). Instead, whenever a stack is seen for the first time, the dl_iterate_phdr
  * add/sub counters say whether the set changed; if it did, the list is scanned again under a
  * mutex (a slow path: new stacks are rare) and MODULE_LOAD/UNLOAD events go into the ring,
- * ahead of any event that names the new stack.
+ * ahead of any event that names the new stack. dlclose is interposed (hg_dlclose.c) and rescans
+ * before and after the real one: a library can be closed, and another mapped at its
+ * addresses, without any stack being new (plugins of one shape allocate from the same return
+ * addresses), and the trace must still say that the addresses changed hands.
+ *
+ * The table grows in chunks mapped as needed, so that a program that loads and unloads
+ * libraries in a loop has all of its loads recorded: with a fixed 4,096 entries, the loads
+ * past the limit were not recorded, and their frames were named after an older library at
+ * the same addresses.
  */
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "hg_internal.h"
 
 #define HG_PATH_POOL_BYTES (1u << 20)
+#define HG_MODULE_CHUNK_SHIFT 10 /* 1,024 modules, about 420 KiB, a chunk */
+#define HG_MODULE_CHUNK (1u << HG_MODULE_CHUNK_SHIFT)
+#define HG_MODULE_CHUNKS 1024    /* up to 1,048,576 loads over a process's life */
 
-static hg_module_t hg_modules[HG_MAX_MODULES];
-static bool hg_module_seen[HG_MAX_MODULES];
+/* Chunks are mapped under hg_modules_lock before the count that covers them is published
+ * (release), and never unmapped: a reader that loaded the count (acquire) sees its chunk. */
+static hg_module_t *_Atomic hg_module_chunks[HG_MODULE_CHUNKS];
+/* The indexes of the modules loaded at the last rescan, which is all a rescan compares with:
+ * walking the whole table made each dlclose cost time in proportion to every load before it. */
+#define HG_MAX_LOADED 65536
+static uint32_t hg_loaded[HG_MAX_LOADED];
+static uint32_t hg_loaded_count;
 static _Atomic uint32_t hg_module_count;
-static char hg_path_pool[HG_PATH_POOL_BYTES];
-static size_t hg_path_used;
+static char *hg_path_pool; /* the current pool; a full one is left as it is and a new one mapped */
+static size_t hg_path_used = HG_PATH_POOL_BYTES;
 static char hg_exe_path[4096];
 static pthread_mutex_t hg_modules_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -49,9 +67,32 @@ static int hg_read_counters(struct dl_phdr_info *info, size_t size, void *data) 
     return 0;
 }
 
+static hg_module_t *hg_module_at(uint32_t index) {
+    hg_module_t *chunk = atomic_load_explicit(&hg_module_chunks[index >> HG_MODULE_CHUNK_SHIFT], memory_order_relaxed);
+    return &chunk[index & (HG_MODULE_CHUNK - 1)];
+}
+
+/* Makes room for module `index`; false when the table or memory is exhausted. Caller holds
+ * hg_modules_lock. */
+static bool hg_module_room(uint32_t index) {
+    uint32_t chunk = index >> HG_MODULE_CHUNK_SHIFT;
+    if (chunk >= HG_MODULE_CHUNKS) return false;
+    if (atomic_load_explicit(&hg_module_chunks[chunk], memory_order_relaxed)) return true;
+    void *map = mmap(NULL, sizeof(hg_module_t) * HG_MODULE_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return false;
+    atomic_store_explicit(&hg_module_chunks[chunk], map, memory_order_release);
+    return true;
+}
+
 static const char *hg_intern_path(const char *path) {
     size_t length = strlen(path) + 1;
-    if (hg_path_used + length > HG_PATH_POOL_BYTES) return "";
+    if (length > HG_PATH_POOL_BYTES) return "";
+    if (hg_path_used + length > HG_PATH_POOL_BYTES) {
+        void *map = mmap(NULL, HG_PATH_POOL_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map == MAP_FAILED) return "";
+        hg_path_pool = map;
+        hg_path_used = 0;
+    }
     char *copy = hg_path_pool + hg_path_used;
     memcpy(copy, path, length);
     hg_path_used += length;
@@ -108,16 +149,16 @@ static bool hg_same_module_name(const char *recorded, const char *name) {
 }
 
 static int hg_find_loaded(uintptr_t base, const char *name) {
-    uint32_t count = atomic_load(&hg_module_count);
-    for (uint32_t i = 0; i < count; i++)
-        if (hg_modules[i].loaded && hg_modules[i].base == base && hg_same_module_name(hg_modules[i].path, name)) return (int)i;
+    for (uint32_t i = 0; i < hg_loaded_count; i++) {
+        const hg_module_t *module = hg_module_at(hg_loaded[i]);
+        if (module->base == base && hg_same_module_name(module->path, name)) return (int)hg_loaded[i];
+    }
     return -1;
 }
 
 typedef struct {
-    uint32_t added[HG_MAX_MODULES];
-    uint32_t added_count;
     hg_dl_counters_t counters;
+    uint32_t first_new; /* the table's count when the scan began */
 } hg_scan_t;
 
 static int hg_scan_one(struct dl_phdr_info *info, size_t size, void *data) {
@@ -128,12 +169,13 @@ static int hg_scan_one(struct dl_phdr_info *info, size_t size, void *data) {
     const char *name = hg_module_name(info);
     int found = hg_find_loaded(info->dlpi_addr, name);
     if (found >= 0) {
-        hg_module_seen[found] = true;
+        hg_module_at((uint32_t)found)->seen = true;
         return 0;
     }
     uint32_t index = atomic_load(&hg_module_count);
-    if (index >= HG_MAX_MODULES) return 0;
-    hg_module_t *module = &hg_modules[index];
+    /* hg_loaded takes the new ones after the unloads are dropped: room for them is checked here */
+    if (index - scan->first_new + hg_loaded_count >= HG_MAX_LOADED || !hg_module_room(index)) return 0;
+    hg_module_t *module = hg_module_at(index);
     memset(module, 0, sizeof *module);
     module->base = info->dlpi_addr;
     module->path = hg_intern_path(hg_recorded_name(name));
@@ -147,30 +189,35 @@ static int hg_scan_one(struct dl_phdr_info *info, size_t size, void *data) {
     }
     hg_read_build_id(module, info);
     module->loaded = true;
-    hg_module_seen[index] = true;
+    module->seen = true;
     atomic_store_explicit(&hg_module_count, index + 1, memory_order_release);
-    scan->added[scan->added_count++] = index;
     hg_bypass_note(info, index); /* loaded by dlopen, maybe with RTLD_DEEPBIND (not before hg_bypass_init) */
     return 0;
 }
 
 /* Caller holds hg_modules_lock. Unloads are pushed before loads: a new object may sit at
- * the address an old one left. */
+ * the address an old one left. The modules a scan adds are the table's new entries. */
 static void hg_rescan(void) {
-    static hg_scan_t scan; /* large; only ever used under the lock */
     uint32_t before = atomic_load(&hg_module_count);
-    memset(hg_module_seen, 0, sizeof hg_module_seen);
-    scan.added_count = 0;
+    hg_scan_t scan = {.first_new = before};
+    for (uint32_t i = 0; i < hg_loaded_count; i++) hg_module_at(hg_loaded[i])->seen = false;
     dl_iterate_phdr(hg_scan_one, &scan);
-    for (uint32_t i = 0; i < before; i++) {
-        if (hg_modules[i].loaded && !hg_module_seen[i]) {
-            hg_modules[i].loaded = false;
-            hg_bypass_forget(i);
-            hg_ring_push(HG_EV_MODULE_UNLOAD, i, 0, 0, 0);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < hg_loaded_count; i++) {
+        hg_module_t *module = hg_module_at(hg_loaded[i]);
+        if (module->seen) {
+            hg_loaded[kept++] = hg_loaded[i];
+            continue;
         }
+        module->loaded = false;
+        hg_bypass_forget(hg_loaded[i]);
+        hg_ring_push(HG_EV_MODULE_UNLOAD, hg_loaded[i], 0, 0, 0);
     }
-    for (uint32_t i = 0; i < scan.added_count; i++) {
-        hg_ring_push(HG_EV_MODULE_LOAD, scan.added[i], 0, 0, 0);
+    hg_loaded_count = kept;
+    uint32_t after = atomic_load(&hg_module_count);
+    for (uint32_t i = before; i < after; i++) {
+        hg_loaded[hg_loaded_count++] = i;
+        hg_ring_push(HG_EV_MODULE_LOAD, i, 0, 0, 0);
     }
     atomic_store(&hg_known_adds, scan.counters.adds);
     atomic_store(&hg_known_subs, scan.counters.subs);
@@ -200,7 +247,7 @@ void hg_modules_check_bypass(void) {
     dl_iterate_phdr(hg_read_counters, &now);
 }
 
-const hg_module_t *hg_modules_get(uint32_t index) { return &hg_modules[index]; }
+const hg_module_t *hg_modules_get(uint32_t index) { return hg_module_at(index); }
 uint32_t hg_modules_count(void) { return atomic_load_explicit(&hg_module_count, memory_order_acquire); }
 
 void hg_modules_fork_prepare(void) { pthread_mutex_lock(&hg_modules_lock); }

@@ -106,6 +106,10 @@ fixture c thread_credentials thread_credentials.c
 fixture c main_thread_exit main_thread_exit.c -pthread
 fixture c libplugin.so libplugin.c -fPIC -shared
 fixture c dlopen_leak dlopen_leak.c -ldl
+for id in 1 2 3 4; do
+    fixture c "libchurn$id.so" libchurn.c -fPIC -shared -DCHURN_ID="$id"
+done
+fixture c dl_churn dl_churn.c -ldl
 fixture c libdeep.so libdeep.c -fPIC -shared
 fixture c libdeep_relro.so libdeep.c -fPIC -shared -Wl,-z,now -Wl,-z,relro
 fixture c deepbind deepbind.c -ldl

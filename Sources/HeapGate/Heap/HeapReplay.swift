@@ -31,6 +31,7 @@ public enum HeapReplay {
         if !heap.isComplete, let replayed = state.replayedBeforeSnapshot {
             heap = replayed // isComplete is false there too: the snapshot had only just begun
         }
+        heap.forgetModulesAtSharedAddresses()
         return heap
     }
 }

@@ -66,6 +66,10 @@ public struct ProcessHeap: Sendable {
     /// Why the exit-time scan could not run, when the leak check was wanted (the blocks are
     /// then unclassified).
     public var leakScanSkipped: LeakScanSkip?
+    /// Return addresses in the stacks of blocks in use that different libraries held at
+    /// different times (`dlclose`, then another library mapped there): shown as `???`,
+    /// since the trace cannot say which library's code they were in (`SharedAddresses`).
+    public var addressesOfUnknownLibrary: UInt64 = 0
 
     public var bytesInUse: UInt64 {
         var total: UInt64 = 0

@@ -45,6 +45,7 @@ public final class ReportBuilder {
             bytesInUse: heap.bytesInUse, blocksInUse: UInt64(heap.blockCount),
             allocs: heap.allocs, frees: heap.frees, bytesAllocated: heap.bytesAllocated,
             events: heap.events, ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,
+            addressesOfUnknownLibrary: heap.addressesOfUnknownLibrary,
             foreignAllocator: heap.foreignAllocator, bypassingLibraries: heap.bypassingLibraries,
             leakScanSeconds: Double(heap.scanNanoseconds) / 1e9,
             leakScanSkipped: options.leakCheck == .no ? nil : heap.leakScanSkipped, records: records, leaks: leaks)

@@ -176,6 +176,9 @@ public struct ProcessReport: Sendable {
     public var events: UInt64 = 0
     public var ringFullWaits: UInt64
     public var lostEvents: UInt64
+    /// Return addresses shown as `???` because different libraries held them at different
+    /// times (`ProcessHeap.addressesOfUnknownLibrary`).
+    public var addressesOfUnknownLibrary: UInt64 = 0
     /// An allocator defined ahead of the shim's entry points, if the process had one.
     public var foreignAllocator: ForeignAllocator? = nil
     /// Libraries that called glibc's allocator past the shim (RTLD_DEEPBIND).

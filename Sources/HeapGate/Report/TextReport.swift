@@ -27,6 +27,10 @@ public enum TextReport {
         if report.lostEvents > 0 {
             lines.append("WARNING: \(grouped(report.lostEvents)) events were lost before tracing started.")
         }
+        if report.addressesOfUnknownLibrary > 0 {
+            let count = report.addressesOfUnknownLibrary
+            lines.append("WARNING: \(grouped(count)) return \(count == 1 ? "address is" : "addresses are") shown as ??? because different libraries were loaded there at different times (dlopen, dlclose): heapgate cannot tell which one's code they were in.")
+        }
         if let allocator = report.foreignAllocator {
             lines += allocatorLines(allocator, quiet: options.quiet)
         }

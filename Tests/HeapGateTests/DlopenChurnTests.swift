@@ -1,0 +1,29 @@
+import Foundation
+import Testing
+
+/// Plugins loaded and unloaded in turn, each mapped where the last one was (dl_churn,
+/// libchurn1.so … libchurn4.so, 4,200 loads: past the 4,096 the shim's module table held).
+@Suite("dlopen and dlclose many times")
+struct DlopenChurnTests {
+    /// The four plugins allocate from one return address, so their blocks share a stack and
+    /// the trace cannot say which plugin's code that address was in: the frame is `???`, with
+    /// a warning that says why, never one plugin's name for all four's leaks. It was
+    /// `churn1_leak` (the first plugin, which the trace alone recorded: no stack was ever new),
+    /// and once every load was recorded, `churn4_leak` (the exit snapshot restates every
+    /// module, and the newest won). valgrind --keep-debuginfo=yes names each plugin's function.
+    @Test func framesAtAddressesPluginsSharedAreNotNamedAfterOne() throws {
+        let outcome = try Harness.execute(Harness.heapgate, ["run", "--", Harness.fixture("dl_churn")])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let lines = outcome.stderr.split(separator: "\n").map { line in
+            String(line.drop(while: { $0 != " " }).dropFirst()) // the ==PID== prefix
+        }
+        #expect(lines.contains("WARNING: 1 return address is shown as ??? because different libraries were loaded there at different times (dlopen, dlclose): heapgate cannot tell which one's code they were in."),
+                "\(outcome.stderr)")
+        let record = try #require(lines.firstIndex(of: "84,000 bytes in 4,200 blocks are definitely lost in loss record 1 of 1"),
+                                  "\(outcome.stderr)")
+        #expect(lines[record + 1].hasSuffix(": malloc (libheapgate.so)"), "\(outcome.stderr)")
+        #expect(lines[record + 2].hasPrefix("   by 0x") && lines[record + 2].hasSuffix(": ???"), "\(outcome.stderr)")
+        #expect(lines[record + 3].hasSuffix(": main (dl_churn.c:40)"), "\(outcome.stderr)")
+        #expect(!outcome.stderr.contains("_leak"), "\(outcome.stderr)")
+    }
+}
