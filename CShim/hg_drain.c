@@ -774,6 +774,7 @@ void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
     hg_writer_uv(hg_tally.events);
     hg_writer_uv(hg_ring_full_waits());
     hg_writer_uv(hg_ring_lost());
+    hg_writer_uv(hg_stacks_unkept_count());
     hg_writer_byte(HG_REC_END);
     hg_writer_uv(exit_status < 0 ? UINT32_MAX : (uint32_t)exit_status);
     unsigned char footer[16];

@@ -229,6 +229,10 @@ void hg_stacks_exclude_from_scan(void);
 /** Above every reference given so far (the arena's end): references grow in the order stacks were
  *  first captured (each new stack is laid after the others). */
 hg_stack_ref_t hg_stacks_reference_limit(void);
+/** Captures given reference 0 because their stack was new and there was no room to keep it (the
+ *  limit of distinct stacks, HEAPGATE_MAX_STACKS, was reached): since the process started,
+ *  a fork child's count includes its parent's up to the fork. */
+uint64_t hg_stacks_unkept_count(void);
 extern uint32_t hg_stacks_max_depth;
 
 /* Stack hashes take the frames from the outermost in: the unwinder keeps the hash of every

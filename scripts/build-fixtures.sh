@@ -126,6 +126,7 @@ fixture c prints_a_lot prints_a_lot.c
 fixture c exit_status exit_status.c
 fixture c realloc_chain realloc_chain.c
 fixture c deep_stack deep_stack.c
+fixture c many_stacks many_stacks.c
 fixture c clean_c clean.c
 fixture c churn churn.c -pthread
 fixture c unwind_stress unwind_stress.c -pthread

@@ -1,5 +1,5 @@
 /*
- * The heapgate trace format, version 4 (2 added the SNAPSHOT_BLOCK kinds 5-8, 3 the ALLOCATOR and BYPASS records, 4 SCAN_SKIPPED). docs/trace-format.md explains it in prose;
+ * The heapgate trace format, version 5 (2 added the SNAPSHOT_BLOCK kinds 5-8, 3 the ALLOCATOR and BYPASS records, 4 SCAN_SKIPPED, 5 STATS's count of allocations without a stack). docs/trace-format.md explains it in prose;
  * this header is the one definition the shim writes against.
  *
  * A trace is a fixed file header followed by a stream of records. Every record is
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define HG_TRACE_MAGIC "HEAPGATE"
-#define HG_TRACE_VERSION 4u
+#define HG_TRACE_VERSION 5u
 
 /** Little-endian, written once at offset 0. */
 typedef struct {
@@ -85,7 +85,9 @@ typedef enum {
      * block whose loss record it is counted under (itself possibly indirect: follow the chain
      * to a definite block). */
     HG_REC_SNAPSHOT_BLOCK = 0x51,
-    /* uv events, uv ring-full waits, uv events lost (only ever non-zero before the drain starts). */
+    /* uv events, uv ring-full waits, uv events lost (only ever non-zero before the drain starts),
+     * uv allocations recorded without their stack (stack id 0) because the limit of distinct
+     * stacks was reached (since version 5). */
     HG_REC_STATS = 0x30,
     /* uv outcome (1: replaced by glibc's, 2: left in place), byte string object path (empty:
      * the executable), byte string reason (empty when replaced): an allocator was defined ahead

@@ -69,7 +69,7 @@ struct CutOrCorruptTraceTests {
             let tag = trace[trace.startIndex + offset]
             offset += 1
             switch tag {
-            case 0x50, 0x41, 0x30: offset = skipVarints(tag == 0x50 ? 4 : 3, from: offset) // SNAPSHOT, SCAN_DONE, STATS
+            case 0x50, 0x41, 0x30: offset = skipVarints(tag == 0x41 ? 3 : 4, from: offset) // SNAPSHOT, SCAN_DONE, STATS
             case 0x02: offset = endOfModuleLoad(in: trace, at: offset - 1)
             case 0x04: // STACK: id, depth, then depth frames
                 let depth = varint(at: endOfVarint(in: trace, at: offset))

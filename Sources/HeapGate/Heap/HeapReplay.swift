@@ -117,10 +117,11 @@ private struct ReplayState {
             heap.scanNanoseconds = nanoseconds
         case let .scanSkipped(reason):
             heap.leakScanSkipped = reason
-        case let .stats(events, waits, lost):
+        case let .stats(events, waits, lost, withoutStack):
             heap.events = events
             heap.ringFullWaits = waits
             heap.lostEvents = lost
+            heap.allocationsWithoutStack = withoutStack
         case let .allocator(allocator):
             heap.foreignAllocator = allocator
         case let .bypass(library):

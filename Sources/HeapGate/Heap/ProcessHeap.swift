@@ -56,6 +56,8 @@ public struct ProcessHeap: Sendable {
     public var events: UInt64 = 0
     public var ringFullWaits: UInt64 = 0
     public var lostEvents: UInt64 = 0
+    /// Allocations recorded with no stack because the shim's limit of distinct stacks was reached.
+    public var allocationsWithoutStack: UInt64 = 0
     /// An allocator defined ahead of the shim's entry points, if the process had one.
     public var foreignAllocator: ForeignAllocator?
     /// Libraries that called glibc's allocator past the shim (RTLD_DEEPBIND).

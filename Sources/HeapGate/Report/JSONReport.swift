@@ -35,17 +35,19 @@ public enum JSONReport {
         var events: UInt64
         var ringFullWaits: UInt64
         var lostEvents: UInt64
+        var allocationsWithoutStack: UInt64
         var leakScanSeconds: Double
         /// Why the exit-time scan could not run (`no-memory`, `no-mappings`); null otherwise.
         var leakScanSkipped: LeakScanSkip?
 
-        enum CodingKeys: String, CodingKey { case events, ringFullWaits, lostEvents, leakScanSeconds, leakScanSkipped }
+        enum CodingKeys: String, CodingKey { case events, ringFullWaits, lostEvents, allocationsWithoutStack, leakScanSeconds, leakScanSkipped }
 
         func encode(to encoder: Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(events, forKey: .events)
             try container.encode(ringFullWaits, forKey: .ringFullWaits)
             try container.encode(lostEvents, forKey: .lostEvents)
+            try container.encode(allocationsWithoutStack, forKey: .allocationsWithoutStack)
             try container.encode(leakScanSeconds, forKey: .leakScanSeconds)
             try container.encode(leakScanSkipped, forKey: .leakScanSkipped) // null when the scan ran or was not wanted
         }
@@ -100,7 +102,8 @@ public enum JSONReport {
                         allocs: report.allocs, frees: report.frees, bytesAllocated: report.bytesAllocated)
             leaks = report.leaks
             statistics = Statistics(events: report.events, ringFullWaits: report.ringFullWaits,
-                                    lostEvents: report.lostEvents, leakScanSeconds: report.leakScanSeconds,
+                                    lostEvents: report.lostEvents, allocationsWithoutStack: report.allocationsWithoutStack,
+                                    leakScanSeconds: report.leakScanSeconds,
                                     leakScanSkipped: report.leakScanSkipped)
             records = report.records.map(Record.init)
             allocator = report.foreignAllocator

@@ -46,6 +46,7 @@ public final class ReportBuilder {
             allocs: heap.allocs, frees: heap.frees, bytesAllocated: heap.bytesAllocated,
             events: heap.events, ringFullWaits: heap.ringFullWaits, lostEvents: heap.lostEvents,
             addressesOfUnknownLibrary: heap.addressesOfUnknownLibrary,
+            allocationsWithoutStack: heap.allocationsWithoutStack,
             foreignAllocator: heap.foreignAllocator, bypassingLibraries: heap.bypassingLibraries,
             leakScanSeconds: Double(heap.scanNanoseconds) / 1e9,
             leakScanSkipped: options.leakCheck == .no ? nil : heap.leakScanSkipped, records: records, leaks: leaks)

@@ -179,6 +179,9 @@ public struct ProcessReport: Sendable {
     /// Return addresses shown as `???` because different libraries held them at different
     /// times (`ProcessHeap.addressesOfUnknownLibrary`).
     public var addressesOfUnknownLibrary: UInt64 = 0
+    /// Allocations recorded with no stack (no frames in their loss records) because the shim's
+    /// limit of distinct stacks (HEAPGATE_MAX_STACKS) was reached.
+    public var allocationsWithoutStack: UInt64 = 0
     /// An allocator defined ahead of the shim's entry points, if the process had one.
     public var foreignAllocator: ForeignAllocator? = nil
     /// Libraries that called glibc's allocator past the shim (RTLD_DEEPBIND).

@@ -31,6 +31,11 @@ public enum TextReport {
             let count = report.addressesOfUnknownLibrary
             lines.append("WARNING: \(grouped(count)) return \(count == 1 ? "address is" : "addresses are") shown as ??? because different libraries were loaded there at different times (dlopen, dlclose): heapgate cannot tell which one's code they were in.")
         }
+        if report.allocationsWithoutStack > 0 {
+            lines.append("WARNING: heapgate's limit of distinct stacks (HEAPGATE_MAX_STACKS) was reached: \(grouped(report.allocationsWithoutStack)) allocations")
+            lines.append("WARNING: were recorded without their stack, and their blocks are shown with no frames.")
+            lines.append("")
+        }
         if let allocator = report.foreignAllocator {
             lines += allocatorLines(allocator, quiet: options.quiet)
         }

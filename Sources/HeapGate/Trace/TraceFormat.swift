@@ -3,8 +3,9 @@
 enum TraceFormat {
     static let magic: [UInt8] = Array("HEAPGATE".utf8)
     /// 2 added the SNAPSHOT_BLOCK kinds of heuristic reachability, 3 the ALLOCATOR and BYPASS records,
-    /// 4 the SCAN_SKIPPED record; older traces read the same.
-    static let supportedVersion: UInt32 = 4
+    /// 4 the SCAN_SKIPPED record, 5 the count of allocations without a stack in STATS; older
+    /// traces read the same (a STATS record of version 4 or less has no such count: 0).
+    static let supportedVersion: UInt32 = 5
     static let minimumHeaderSize = 56
     static let flagForked: UInt32 = 1 << 0
     static let flagSandboxed: UInt32 = 1 << 1

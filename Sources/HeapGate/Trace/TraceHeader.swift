@@ -56,7 +56,9 @@ enum TraceRecord {
     case scanDone(blocks: UInt64, rootBytes: UInt64, nanoseconds: UInt64)
     /// The leak check was wanted and the exit-time scan could not run.
     case scanSkipped(LeakScanSkip)
-    case stats(events: UInt64, ringFullWaits: UInt64, lostEvents: UInt64)
+    /// `allocationsWithoutStack`: recorded with stack id 0 because the shim's limit of distinct
+    /// stacks was reached (0 in traces of version 4 and before, which did not count them).
+    case stats(events: UInt64, ringFullWaits: UInt64, lostEvents: UInt64, allocationsWithoutStack: UInt64)
     /// An allocator defined ahead of the shim's: replaced by glibc's, or left in place.
     case allocator(ForeignAllocator)
     /// A library that called glibc's allocator past the shim.

@@ -252,7 +252,8 @@ struct TraceReader {
             guard let reason = LeakScanSkip(traceValue: raw) else { throw corrupt("reason \(raw) for a skipped scan") }
             return .scanSkipped(reason)
         case .stats:
-            return .stats(events: try stream.uv(), ringFullWaits: try stream.uv(), lostEvents: try stream.uv())
+            return .stats(events: try stream.uv(), ringFullWaits: try stream.uv(), lostEvents: try stream.uv(),
+                          allocationsWithoutStack: header.version >= 5 ? try stream.uv() : 0)
         case .allocator:
             let outcome = try stream.uv()
             guard outcome == 1 || outcome == 2 else { throw corrupt("allocator outcome \(outcome)") }
