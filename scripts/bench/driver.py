@@ -288,10 +288,11 @@ def read_uv(buf, i):
 def trace_stats(path):
     """The STATS record (events, ring-full waits, events lost) of a complete trace.
 
-    The records end with STATS (0x30 uv uv uv) and END (0x7f uv), optionally followed by
-    a 16-byte footer (u64 snapshot offset + "HGSNAPSH"); records are not self-delimiting
-    backwards, so try each 0x30 in the last bytes and keep the one that parses exactly up
-    to END's end."""
+    The records end with STATS (0x30 uv uv uv, and since format 5 a fourth uv: allocations
+    without a stack) and END (0x7f uv), optionally followed by a 16-byte footer (u64 snapshot
+    offset + "HGSNAPSH"); records are not self-delimiting backwards, so try each 0x30 in the
+    last bytes, with four fields and with three, and keep the one that parses exactly up to
+    END's end."""
     try:
         with open(path, "rb") as f:
             size = os.path.getsize(path)
@@ -304,18 +305,19 @@ def trace_stats(path):
     for start in range(len(buf)):
         if buf[start] != 0x30:
             continue
-        i = start + 1
-        vals = []
-        for _ in range(3):
-            v, i = read_uv(buf, i)
-            if v is None:
-                break
-            vals.append(v)
-        if len(vals) != 3 or i >= len(buf) or buf[i] != 0x7F:
-            continue
-        status, j = read_uv(buf, i + 1)
-        if status is not None and j == len(buf):
-            return {"events": vals[0], "waits": vals[1], "lost": vals[2]}
+        for fields in (4, 3):
+            i = start + 1
+            vals = []
+            for _ in range(fields):
+                v, i = read_uv(buf, i)
+                if v is None:
+                    break
+                vals.append(v)
+            if len(vals) != fields or i >= len(buf) or buf[i] != 0x7F:
+                continue
+            status, j = read_uv(buf, i + 1)
+            if status is not None and j == len(buf):
+                return {"events": vals[0], "waits": vals[1], "lost": vals[2]}
     return None
 
 
