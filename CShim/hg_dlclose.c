@@ -31,9 +31,19 @@ static void hg_look_at_modules(void) {
     hg_guard_depth--;
 }
 
+/* glibc's dlclose. dlsym may allocate (its error state): the shim's own, under the guard, and
+ * errno kept, as for the credential calls (hg_credentials.c). */
+static void hg_find_real_dlclose(void) {
+    int saved_errno = errno;
+    hg_guard_depth++;
+    hg_real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+    hg_guard_depth--;
+    errno = saved_errno;
+}
+
 /** Interposes dlclose(3). */
 HG_EXPORT int dlclose(void *handle) {
-    if (hg_real_dlclose == NULL) hg_real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+    if (hg_real_dlclose == NULL) hg_find_real_dlclose();
     if (hg_real_dlclose == NULL) return -1;
     hg_look_at_modules();
     int result = hg_real_dlclose(handle);
