@@ -235,7 +235,7 @@ public final class Symbolizer {
         let file = RecordedFile(path: canonical(module.path), buildID: recorded)
         if let verdict = changedVerdicts[file] { return verdict }
         // A file that cannot be opened is not called changed: its frames are unnamed anyway.
-        guard let session = session(for: ModuleImage(path: file.path, base: 0)) else {
+        guard let session = session(forFileAt: file.path) else {
             changedVerdicts[file] = false
             return false
         }
@@ -251,7 +251,7 @@ public final class Symbolizer {
         let path = canonical(module.path)
         guard let recorded = module.buildID, let kept = frameCache.entry(buildID: recorded, address: relative) else {
             if let recorded = module.buildID, !changed.contains(where: { $0.path == path && $0.recordedBuildID == recorded }) {
-                let current = session(for: ModuleImage(path: path, base: 0))?.buildID
+                let current = session(forFileAt: path)?.buildID
                 changed.append(ChangedFile(path: path, recordedBuildID: recorded, currentBuildID: current))
             }
             return [Self.unknownFrame]
