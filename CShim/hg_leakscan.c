@@ -67,9 +67,13 @@ _Static_assert(sizeof(hg_scan_block_t) == 16, "a block is 16 bytes");
 #define HG_HEURISTIC_BITS (0x07 << HG_HEURISTIC_SHIFT)
 #define HG_BY_SWIFT_RUNTIME 0x80 /* allocated from libswiftCore.so (its layouts are known) */
 
-/* The shim's own ranges, its unwinder's mappings of running threads among them (up to 256,
- * hg_unwind.c) */
-#define HG_MAX_EXCLUSIONS 384
+/* The shim's own ranges. At most: the stacks' arena chunks (256, hg_stacks.c), the unwinder's
+ * mappings of running threads (256) and spare ones (16, hg_unwind.c), and a few dozen tables
+ * and segments, the scan's own four last. A range past the end would be dropped and scanned
+ * as a root: at 384, a program with 256 threads running at exit and 1.6 GB of distinct stacks
+ * would have lost the scan's block table that way, and every block would have been reachable
+ * (found in review; no test: it takes that many threads and stacks). */
+#define HG_MAX_EXCLUSIONS 1024
 static struct {
     uintptr_t start, end;
 } hg_exclusions[HG_MAX_EXCLUSIONS];
