@@ -68,7 +68,7 @@ _Static_assert(sizeof(hg_scan_block_t) == 16, "a block is 16 bytes");
 #define HG_BY_SWIFT_RUNTIME 0x80 /* allocated from libswiftCore.so (its layouts are known) */
 
 /* The shim's own ranges. At most: the stacks' arena chunks (256, hg_stacks.c), the unwinder's
- * mappings of running threads (256) and spare ones (16, hg_unwind.c), and a few dozen tables
+ * mappings of running threads and spare ones (272, hg_unwind.c), and a few dozen tables
  * and segments, the scan's own four last. A range past the end would be dropped and scanned
  * as a root: at 384, a program with 256 threads running at exit and 1.6 GB of distinct stacks
  * would have lost the scan's block table that way, and every block would have been reachable

@@ -25,8 +25,8 @@
  * thread's unwinder mapping (hg_unwind.c), which hands them over when it makes it and takes
  * them back at thread exit (hg_seen_attach, hg_seen_detach). Its words are stack addresses,
  * masked RBP values and complements (of code addresses and of the words read): the exit-time
- * scan leaves the mapping out (hg_unwind_exclude_from_scan), and of a thread past the first 256
- * it reads them as roots, where only a stack address can look like a heap pointer (a stack
+ * scan leaves the mapping out (hg_unwind_exclude_from_scan), and of a mapping past the first
+ * 272 that exist at once it reads them as roots, where only a stack address can look like a heap pointer (a stack
  * the program malloc'd).
  */
 #include <string.h>

@@ -187,42 +187,44 @@ static bool hg_spare_put(void *map) {
     return false;
 }
 
-/* The mappings of threads that still run, so that the exit-time scan leaves them out too. They
- * hold stack addresses (each remembered frame's SP, the slots it read), which are no heap
- * pointers while stacks are the kernel's or glibc's mappings; but a signal handler's alternate
- * stack, or a coroutine's, is often a block the program malloc'd, and as a root the remembered
- * addresses made that block possibly lost, with every block its stale frames point to, where
- * memcheck says definitely lost (signal_stack). A thread past the first HG_LIVE_MAPPINGS that
- * run at once keeps its mapping among the roots, as all did before. */
-#define HG_LIVE_MAPPINGS 256
-static _Atomic(void *) hg_live_mappings[HG_LIVE_MAPPINGS];
+/* Every thread mapping that exists, running thread's or spare, so that the exit-time scan
+ * leaves them out: it reads none of them as roots. A running thread's holds stack addresses
+ * (each remembered frame's SP, the slots it read), which are no heap pointers while stacks are
+ * the kernel's or glibc's mappings; but a signal handler's alternate stack, or a coroutine's,
+ * is often a block the program malloc'd, and as a root the remembered addresses made that block
+ * possibly lost, with every block its stale frames point to, where memcheck says definitely
+ * lost (signal_stack). A mapping is listed when it is made and unlisted when it is unmapped;
+ * past HG_KNOWN_MAPPINGS at once (256 threads running, with the spares) one stays among the
+ * roots. */
+#define HG_KNOWN_MAPPINGS (256 + HG_SPARE_MAPPINGS)
+static _Atomic(void *) hg_known_mappings[HG_KNOWN_MAPPINGS];
 
-static void hg_live_add(void *map) {
-    for (int i = 0; i < HG_LIVE_MAPPINGS; i++) {
+static void *hg_mapping_make(void) {
+    void *map = mmap(NULL, hg_thread_mapping_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0);
+    if (map == MAP_FAILED) return NULL;
+    for (int i = 0; i < HG_KNOWN_MAPPINGS; i++) {
         void *empty = NULL;
-        if (atomic_compare_exchange_strong(&hg_live_mappings[i], &empty, map)) return;
+        if (atomic_compare_exchange_strong(&hg_known_mappings[i], &empty, map)) break;
     }
+    return map;
 }
 
-static void hg_live_remove(void *map) {
-    for (int i = 0; i < HG_LIVE_MAPPINGS; i++) {
+static void hg_mapping_unmap(void *map) {
+    for (int i = 0; i < HG_KNOWN_MAPPINGS; i++) {
         void *held = map;
-        if (atomic_compare_exchange_strong(&hg_live_mappings[i], &held, NULL)) return;
+        if (atomic_compare_exchange_strong(&hg_known_mappings[i], &held, NULL)) break;
     }
+    munmap(map, hg_thread_mapping_bytes());
 }
 
-/* The rule table (code addresses and rules), the mappings kept for the next threads (stale
- * unwinder memory) and those of running threads: never a reference, and 2.1 MiB of the 3.4 MiB
- * that the 8-thread churn's exit scan still read once idle arenas were left out
- * (docs/architecture.md, "Roots"). */
+/* The rule table (code addresses and rules) and the threads' mappings: never a reference, and
+ * 2.1 MiB of the 3.4 MiB that the 8-thread churn's exit scan still read once idle arenas were
+ * left out (docs/architecture.md, "Roots"). */
 void hg_unwind_exclude_from_scan(void) {
     if (hg_rules) hg_leakscan_exclude(hg_rules, sizeof(hg_rule_slot_t) * HG_RULE_SLOTS);
-    for (int i = 0; i < HG_SPARE_MAPPINGS; i++) {
-        void *map = atomic_load(&hg_spare_mappings[i]);
-        if (map) hg_leakscan_exclude(map, hg_thread_mapping_bytes());
-    }
-    for (int i = 0; i < HG_LIVE_MAPPINGS; i++) {
-        void *map = atomic_load(&hg_live_mappings[i]);
+    for (int i = 0; i < HG_KNOWN_MAPPINGS; i++) {
+        void *map = atomic_load(&hg_known_mappings[i]);
         if (map) hg_leakscan_exclude(map, hg_thread_mapping_bytes());
     }
 }
@@ -231,8 +233,7 @@ static void hg_memory_release(void *memory) {
     hg_seen_detach();
     hg_memory_mine = NULL;
     hg_memory_off = true; /* destructors that run later may still allocate: they unwind plainly */
-    hg_live_remove(memory);
-    if (!hg_spare_put(memory)) munmap(memory, hg_thread_mapping_bytes());
+    if (!hg_spare_put(memory)) hg_mapping_unmap(memory);
 }
 
 /* The calling thread's memory; NULL when it cannot have one (then captures unwind plainly). */
@@ -244,16 +245,13 @@ static hg_memory_t *hg_memory_get(void) {
     if (map) {
         memset(map, 0, sizeof(hg_memory_t)); /* no frames; hg_seen_attach empties the lists */
     } else {
-        map = mmap(NULL, hg_thread_mapping_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-        if (map == MAP_FAILED) map = NULL;
+        map = hg_mapping_make();
     }
     if (!map || pthread_setspecific(hg_memory_key, map) != 0) {
-        if (map && !hg_spare_put(map)) munmap(map, hg_thread_mapping_bytes());
+        if (map && !hg_spare_put(map)) hg_mapping_unmap(map);
         hg_memory_off = true;
         return NULL;
     }
-    hg_live_add(map);
     m = map; /* zeroed: no frames */
     m->sp[HG_REMEMBER] = UINTPTR_MAX;
     hg_memory_mine = m;

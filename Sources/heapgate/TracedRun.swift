@@ -262,12 +262,9 @@ struct TracedRun {
             // access(2) lets root through where no file can be made: /proc, /sys (the program
             // then ran untraced, and heapgate blamed it). A file made and removed again says.
             let probe = traceDirectory + "/.heapgate-probe-\(getpid())"
-            let descriptor = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard descriptor >= 0 else {
-                throw fail("cannot create a file in the trace directory \(traceDirectory): \(String(cString: strerror(errno)))",
-                           status: 2)
+            do { try OutputFile.check(probe) } catch {
+                throw fail("cannot create a file in the trace directory \(traceDirectory): \(error)", status: 2)
             }
-            close(descriptor)
             unlink(probe)
             return absolute(traceDirectory)
         }
