@@ -316,6 +316,14 @@ void hg_seen_detach(void);
 uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count);
 void hg_seen_keep(const hg_seen_list_t *list, uint32_t ref);
 
+/* ---- hg_loader_lock.c: the loader's list lock, held across fork ---- */
+/** Finds the lock dl_iterate_phdr takes (once, at start); without it the others do nothing. */
+void hg_loader_lock_find(void);
+bool hg_loader_lock_found(void);
+void hg_loader_lock_hold(void);
+void hg_loader_lock_release(void);
+void hg_loader_lock_reset_in_child(void);
+
 /* ---- hg_modules.c: loaded objects ---- */
 #define HG_MAX_SEGMENTS 16
 typedef struct {

@@ -226,9 +226,12 @@ static void hg_rescan(void) {
 void hg_modules_init(void) {
     ssize_t length = readlink("/proc/self/exe", hg_exe_path, sizeof hg_exe_path - 1);
     hg_exe_path[length > 0 ? length : 0] = '\0';
+    hg_loader_lock_find();
+    hg_loader_lock_hold();
     pthread_mutex_lock(&hg_modules_lock);
     hg_rescan();
     pthread_mutex_unlock(&hg_modules_lock);
+    hg_loader_lock_release();
     hg_bypass_init(); /* after the start-up modules, which see the shim's entry points first */
 }
 
@@ -236,9 +239,11 @@ void hg_modules_refresh_if_changed(void) {
     hg_dl_counters_t now = {0, 0};
     dl_iterate_phdr(hg_read_counters, &now);
     if (now.adds != atomic_load(&hg_known_adds) || now.subs != atomic_load(&hg_known_subs)) {
+        hg_loader_lock_hold(); /* before hg_modules_lock, as in a program's callback (hg_loader_lock.c) */
         pthread_mutex_lock(&hg_modules_lock);
         hg_rescan();
         pthread_mutex_unlock(&hg_modules_lock);
+        hg_loader_lock_release();
     }
 }
 
@@ -250,9 +255,19 @@ void hg_modules_check_bypass(void) {
 const hg_module_t *hg_modules_get(uint32_t index) { return hg_module_at(index); }
 uint32_t hg_modules_count(void) { return atomic_load_explicit(&hg_module_count, memory_order_acquire); }
 
-void hg_modules_fork_prepare(void) { pthread_mutex_lock(&hg_modules_lock); }
-void hg_modules_fork_parent(void) { pthread_mutex_unlock(&hg_modules_lock); }
+/* The loader's list lock too (hg_loader_lock.c): a child must find both free. */
+void hg_modules_fork_prepare(void) {
+    hg_loader_lock_hold();
+    pthread_mutex_lock(&hg_modules_lock);
+}
+
+void hg_modules_fork_parent(void) {
+    pthread_mutex_unlock(&hg_modules_lock);
+    hg_loader_lock_release();
+}
+
 void hg_modules_fork_child(void) {
     pthread_mutex_init(&hg_modules_lock, NULL);
+    hg_loader_lock_reset_in_child();
     hg_bypass_fork_child();
 }
