@@ -337,6 +337,7 @@ typedef struct {
     uint32_t seg_flags[HG_MAX_SEGMENTS]; /* p_flags: PF_X marks code (hg_vtables.c) */
     bool loaded;
     bool seen; /* found by the current rescan (hg_modules.c, under its lock) */
+    bool in_child_trace; /* restated at the start of a fork child's trace (hg_drain.c) */
 } hg_module_t;
 
 void hg_modules_init(void);
@@ -345,6 +346,7 @@ void hg_modules_refresh_if_changed(void);
 /** Checks the GOT slots of libraries loaded since start-up once more (at exit; hg_bypass.c). */
 void hg_modules_check_bypass(void);
 const hg_module_t *hg_modules_get(uint32_t index);
+void hg_modules_note_in_child_trace(uint32_t index);
 uint32_t hg_modules_count(void);
 void hg_modules_fork_prepare(void);
 void hg_modules_fork_parent(void);

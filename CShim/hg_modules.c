@@ -253,6 +253,7 @@ void hg_modules_check_bypass(void) {
 }
 
 const hg_module_t *hg_modules_get(uint32_t index) { return hg_module_at(index); }
+void hg_modules_note_in_child_trace(uint32_t index) { hg_module_at(index)->in_child_trace = true; }
 uint32_t hg_modules_count(void) { return atomic_load_explicit(&hg_module_count, memory_order_acquire); }
 
 /* The loader's list lock too (hg_loader_lock.c): a child must find both free. */
