@@ -123,6 +123,8 @@ fixture c own_allocator_jemalloc own_allocator.c -DWITH_JEMALLOC_API
 fixture c own_allocator_early_sbrk own_allocator.c -DWITH_SBRK -DWITH_EARLY -L"$out" -learly -Wl,-rpath,"$out"
 fixture c own_allocator_mimalloc own_allocator.c -DWITH_MIMALLOC_API
 fixture c own_allocator_stripped own_allocator.c -s
+fixture c no_build_id no_build_id.c -Wl,--build-id=none
+fixture c no_build_id_rebuilt no_build_id.c -Wl,--build-id=none -DREBUILT
 fixture c prints_a_lot prints_a_lot.c
 fixture c exit_status exit_status.c
 fixture c realloc_chain realloc_chain.c

@@ -214,4 +214,42 @@ struct SummaryInputTests {
             #expect(leakFrames(reportKept) == ["first_leak 2", "main 3"])
         }
     }
+
+    /// The same without a build id (clang's default link where it was not configured to ask
+    /// for one): the trace could not tell the rebuild from the program it ran, and named the
+    /// leak's frames `mix_in`, `mix_in`, the rebuild's function at both addresses, with no
+    /// warning. The file's loadable segments, which the trace records, tell it now. A file
+    /// stripped since the run is still the same program, and still named.
+    @Test func programWithoutBuildIDRebuiltSinceTheTraceIsNotMisnamed() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let binary = directory + "/no_build_id"
+            try FileManager.default.copyItem(atPath: Harness.fixture("no_build_id"), toPath: binary)
+            let traces = directory + "/traces"
+            try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
+            #expect(try Harness.trace([binary], into: traces).status == 0)
+            let summary = { () throws -> (Harness.Outcome, [String]) in
+                let json = directory + "/report.json"
+                let outcome = try Harness.execute(Harness.heapgate, ["summary", "--json=\(json)", traces],
+                                                  environment: ["HEAPGATE_CACHE": "off"])
+                let report = try Harness.decodeReport(atPath: json)
+                let frames = report?.processes.first?.records.first?.frames.dropFirst().prefix(2)
+                    .map { "\($0.function ?? "???") \($0.line ?? 0)" } ?? []
+                return (outcome, frames)
+            }
+
+            try SymbolizationTests.Program.run("strip", ["--strip-debug", binary])
+            let (stripped, strippedFrames) = try summary()
+            #expect(stripped.status == 0 && stripped.stderrLines.allSatisfy { !$0.hasPrefix("heapgate:") }, "\(stripped.stderr)")
+            #expect(strippedFrames == ["lost_block 0", "main 0"], "\(stripped.stderr)")
+
+            try FileManager.default.removeItem(atPath: binary)
+            try FileManager.default.copyItem(atPath: Harness.fixture("no_build_id_rebuilt"), toPath: binary)
+            let (rebuilt, rebuiltFrames) = try summary()
+            #expect(rebuilt.status == 0)
+            #expect(rebuilt.stderrLines.first == "heapgate: warning: \(Harness.realPath(binary)) is not the file the trace"
+                + " recorded (no build id then; its loadable segments differ from the ones recorded: rebuilt or replaced"
+                + " since), so its frames are shown as ???", "\(rebuilt.stderr)")
+            #expect(rebuiltFrames == ["??? 0", "??? 0"], "\(rebuilt.stderr)")
+        }
+    }
 }

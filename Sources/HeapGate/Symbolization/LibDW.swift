@@ -134,6 +134,22 @@ enum LibDW {
         return debugFile.map { String(cString: $0) }
     }
 
+    /// Wraps `dwfl_module_getelf`, `elf_getphdrnum` and `gelf_getphdr`: the module's file's
+    /// `PT_LOAD` segments, in program-header order (nil when its ELF cannot be read).
+    static func dwflLoadLayout(_ module: OpaquePointer) -> LoadLayout? {
+        var bias: GElf_Addr = 0
+        guard let elf = dwfl_module_getelf(module, &bias) else { return nil }
+        var count = 0
+        guard elf_getphdrnum(elf, &count) == 0 else { return nil }
+        var segments: [LoadLayout.Segment] = []
+        for index in 0..<count {
+            var header = GElf_Phdr()
+            guard gelf_getphdr(elf, Int32(index), &header) != nil else { return nil }
+            if header.p_type == UInt32(PT_LOAD) { segments.append(.init(address: header.p_vaddr, size: header.p_memsz)) }
+        }
+        return LoadLayout(segments)
+    }
+
     /// Wraps `dwfl_module_build_id`: the module's GNU build id, if it has one.
     static func dwflBuildID(_ module: OpaquePointer) -> [UInt8]? {
         var bits: UnsafePointer<UInt8>?

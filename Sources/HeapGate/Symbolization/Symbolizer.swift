@@ -94,25 +94,29 @@ public final class Symbolizer {
         var callLine: Int?
     }
 
-    /// A file whose build id is not the one the trace recorded for it.
+    /// A file whose build id is not the one the trace recorded for it, or, recorded without
+    /// one, whose loadable segments are not the ones recorded (see `LoadLayout`).
     public struct ChangedFile: Hashable, Sendable {
         public var path: String
-        public var recordedBuildID: [UInt8]
+        /// nil when the trace recorded none: the segments told the change.
+        public var recordedBuildID: [UInt8]?
         /// nil when the file now has none.
         public var currentBuildID: [UInt8]?
 
         /// Why the file's frames have no names, for a warning line.
         public var warning: String {
             let shown = { (id: [UInt8]) in String(hexString(id).prefix(12)) + "…" }
-            return "\(CommandLineText.controlsReplaced(path)) is not the file the trace recorded (build id"
-                + " \(shown(recordedBuildID)) then, \(currentBuildID.map(shown) ?? "none") now: rebuilt or replaced"
-                + " since), so its frames are shown as ???"
+            let evidence = recordedBuildID.map { "build id \(shown($0)) then, \(currentBuildID.map(shown) ?? "none") now" }
+                ?? "no build id then; its loadable segments differ from the ones recorded"
+            return "\(CommandLineText.controlsReplaced(path)) is not the file the trace recorded (\(evidence):"
+                + " rebuilt or replaced since), so its frames are shown as ???"
         }
     }
 
     private struct RecordedFile: Hashable {
         var path: String
-        var buildID: [UInt8]
+        var buildID: [UInt8]?
+        var layout: LoadLayout
     }
 
     private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
@@ -227,19 +231,26 @@ public final class Symbolizer {
     }
 
     /// True when the trace recorded a build id for the module's file and the file at its path
-    /// now has another (or none). Its symbols and lines would be another program's: a trace
-    /// read after `make` rebuilt the program named `frame_dummy` and a line of a new function
-    /// where the old one allocated. Called with the lock held.
+    /// now has another (or none), or recorded none and the file's loadable segments are not the
+    /// ones it recorded (`LoadLayout`). Its symbols and lines would be another program's: a
+    /// trace read after `make` rebuilt the program named `frame_dummy` and a line of a new
+    /// function where the old one allocated. Called with the lock held.
     private func isChanged(_ module: ModuleImage) -> Bool {
-        guard let recorded = module.buildID else { return false }
-        let file = RecordedFile(path: canonical(module.path), buildID: recorded)
+        if module.buildID == nil && module.layout.segments.isEmpty { return false }
+        let file = RecordedFile(path: canonical(module.path), buildID: module.buildID, layout: module.layout)
         if let verdict = changedVerdicts[file] { return verdict }
         // A file that cannot be opened is not called changed: its frames are unnamed anyway.
         guard let session = session(forFileAt: file.path) else {
             changedVerdicts[file] = false
             return false
         }
-        let verdict = session.buildID != recorded
+        let verdict: Bool
+        if let recorded = module.buildID {
+            verdict = session.buildID != recorded
+        } else {
+            // Unreadable program headers prove nothing either way.
+            verdict = LibDW.dwflLoadLayout(session.module).map { !module.layout.admits($0) } ?? false
+        }
         changedVerdicts[file] = verdict
         return verdict
     }
@@ -250,9 +261,9 @@ public final class Symbolizer {
     private func framesOfChangedFile(_ module: ModuleImage, address relative: UInt64) -> [SourceFrame] {
         let path = canonical(module.path)
         guard let recorded = module.buildID, let kept = frameCache.entry(buildID: recorded, address: relative) else {
-            if let recorded = module.buildID, !changed.contains(where: { $0.path == path && $0.recordedBuildID == recorded }) {
+            if !changed.contains(where: { $0.path == path && $0.recordedBuildID == module.buildID }) {
                 let current = session(forFileAt: path)?.buildID
-                changed.append(ChangedFile(path: path, recordedBuildID: recorded, currentBuildID: current))
+                changed.append(ChangedFile(path: path, recordedBuildID: module.buildID, currentBuildID: current))
             }
             return [Self.unknownFrame]
         }
