@@ -47,7 +47,16 @@
 static pthread_t hg_drain_thread;
 /* Set by the drain thread once it has its arena (hg_drain_spawn waits for it). */
 static _Atomic bool hg_drain_settled;
-static _Atomic bool hg_drain_exists, hg_drain_stop, hg_pause_requested, hg_paused;
+static _Atomic bool hg_drain_exists, hg_drain_stop, hg_pause_requested;
+/* A fork's pause, by number: the forking thread asks for pause n (hg_pause_asked counts them)
+ * and waits until the drain thread, between passes, says it holds pause n (hg_pause_held).
+ * A flag that only said "paused" still said so for a moment after the pause before it had
+ * ended: the next fork (glibc 2.35 and later run fork handlers without glibc's lock, so forks
+ * of other threads follow at once) saw it set as the drain thread was leaving, and forked
+ * while that thread made a pass. The child inherited the drain's state half-changed and marked
+ * busy, and a child that ended before its trace started waited for ever to take it over (the
+ * spawn probe: 4 threads forking children that exit at once, about 1 child in 1,500 hung). */
+static _Atomic uint32_t hg_pause_asked, hg_pause_held;
 /* Who may touch the drain state (ring tail, live set, trace writer): the drain thread while
  * BUSY, nobody while IDLE (it naps), the exiting thread once TAKEN (hg_drain_take_over). */
 enum { HG_DRAIN_IDLE, HG_DRAIN_BUSY, HG_DRAIN_TAKEN };
@@ -417,11 +426,11 @@ static void hg_sleep_us(long microseconds) {
     nanosleep(&delay, NULL);
 }
 
-/* Waits until the drain thread sets `flag`, for at most about `limit_us` (-1: for ever). Woken,
- * the thread gets there within microseconds: yield first, since a sleep takes 20 us at least
- * (plus the kernel's timer slack), and sleep only if it is slow to come. */
-static void hg_wait_for_drain(const _Atomic bool *flag, long limit_us) {
-    for (long turns = 0, slept_us = 0; !atomic_load(flag) && (limit_us < 0 || slept_us < limit_us); turns++) {
+/* Waits until `arrived` says the drain thread got there, for at most about `limit_us` (-1: for
+ * ever). Woken, the thread gets there within microseconds: yield first, since a sleep takes
+ * 20 us at least (plus the kernel's timer slack), and sleep only if it is slow to come. */
+static void hg_wait_for_drain(bool (*arrived)(void), long limit_us) {
+    for (long turns = 0, slept_us = 0; !arrived() && (limit_us < 0 || slept_us < limit_us); turns++) {
         if (turns < 200) {
             sched_yield();
         } else {
@@ -496,10 +505,14 @@ static void *hg_drain_main(void *unused) {
     hg_event_t batch[HG_BATCH];
     long idle_us = 0, next_census = 2000, lagged_us = 0;
     for (;;) {
+        /* The number is read after the request was seen, and its asker made the request
+         * before numbering it: the request this thread then waits on is that pause's (or a
+         * later one's), so the pause it says it holds is one it is in. */
         if (atomic_load(&hg_pause_requested)) {
-            atomic_store(&hg_paused, true);
-            while (atomic_load(&hg_pause_requested)) hg_sleep_us(50);
-            atomic_store(&hg_paused, false);
+            do {
+                atomic_store(&hg_pause_held, atomic_load(&hg_pause_asked));
+                hg_sleep_us(50);
+            } while (atomic_load(&hg_pause_requested));
         }
         /* Events in the ring, but too few to be a mebibyte behind (HG_DRAIN_LAG_BYTES, plus a
          * batch of the larger slots, so that a pass leaves the mebibyte): leave them there a
@@ -547,6 +560,8 @@ static void *hg_drain_main(void *unused) {
 }
 
 static void hg_drain_spawn(void);
+
+static bool hg_drain_has_settled(void) { return atomic_load(&hg_drain_settled); }
 
 void hg_drain_start(void) {
     hg_owner = getpid();
@@ -598,7 +613,7 @@ static void hg_drain_spawn(void) {
      * alone did not fail): so it is made now,
      * before the program goes on (at most 100 ms; it takes the new thread's first
      * microseconds). */
-    hg_wait_for_drain(&hg_drain_settled, 100000);
+    hg_wait_for_drain(hg_drain_has_settled, 100000);
 }
 
 /* Waits (briefly) until every event claimed so far is applied, then ends the drain thread.
@@ -800,6 +815,8 @@ void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
     hg_writer_close();
 }
 
+static bool hg_pause_is_held(void) { return atomic_load(&hg_pause_held) == atomic_load(&hg_pause_asked); }
+
 void hg_drain_fork_prepare(void) {
     if (!atomic_load(&hg_drain_exists)) return;
     /* A child of clone() that forks: no drain thread here would ever pause (it hung). */
@@ -807,9 +824,12 @@ void hg_drain_fork_prepare(void) {
         hg_drain_disown();
         return;
     }
+    /* One fork's handlers at a time (the module lock, taken first, is held until the parent's
+     * handler ends), so the pause asked here is the last one asked until then. */
     atomic_store(&hg_pause_requested, true);
+    atomic_fetch_add(&hg_pause_asked, 1u);
     hg_cut_nap();
-    hg_wait_for_drain(&hg_paused, -1);
+    hg_wait_for_drain(hg_pause_is_held, -1);
 }
 
 void hg_drain_fork_parent(void) { atomic_store(&hg_pause_requested, false); }
@@ -821,7 +841,6 @@ void hg_drain_fork_child(void) {
     atomic_store(&hg_main_thread_gone, false); /* the child's only thread is its main thread */
     bool had_drain = atomic_load(&hg_drain_exists) || atomic_load(&hg_start_deferred); /* a child's child too */
     atomic_store(&hg_pause_requested, false);
-    atomic_store(&hg_paused, false);
     atomic_store(&hg_drain_exists, false);
     if (!had_drain || atomic_load(&hg_finished)) return;
     hg_writer_forget_in_child();

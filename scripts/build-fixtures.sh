@@ -111,6 +111,7 @@ for id in 1 2 3 4; do
 done
 fixture c dl_churn dl_churn.c -ldl
 fixture c fork_while_dlopening fork_while_dlopening.c -ldl -pthread
+fixture c forks_from_threads forks_from_threads.c -pthread
 fixture c libdeep.so libdeep.c -fPIC -shared
 fixture c libdeep_relro.so libdeep.c -fPIC -shared -Wl,-z,now -Wl,-z,relro
 fixture c deepbind deepbind.c -ldl
