@@ -132,7 +132,9 @@ struct LaunchTests {
     /// A file the kernel will not run is 126 (a shell's "cannot execute"), a script whose
     /// interpreter is missing 127 (bash 5 and dash), one whose interpreter cannot be run (a directory) 126,
     /// each in one line naming what to fix: all were status 1, which a CI job cannot tell from
-    /// the program's own 1, and the missing interpreter was reported as the script itself.
+    /// the program's own 1, and the missing interpreter was reported as the script itself. A
+    /// `#!` line with DOS line endings names `/bin/sh\r`: the carriage return is written out,
+    /// where it used to reach the terminal and the message's end hid its start.
     @Test(arguments: [
         ("no_shebang.sh", Array("echo should-not-run\n".utf8), Int32(126),
          "cannot execute: Exec format error (not a program, nor a script that starts with #!)"),
@@ -143,6 +145,8 @@ struct LaunchTests {
          "bad interpreter /nonexistent/interp: No such file or directory"),
         ("interpreter_not_executable.sh", Array("#! /etc\necho should-not-run\n".utf8), 126,
          "bad interpreter /etc: Permission denied"),
+        ("dos_line_endings.sh", Array("#!/bin/sh\r\necho should-not-run\r\n".utf8), 127,
+         "bad interpreter /bin/sh\\r: No such file or directory (the #! line ends in a carriage return: the script has DOS line endings)"),
     ])
     func fileTheKernelWillNotRun(name: String, content: [UInt8], status: Int32, message: String) throws {
         try Harness.withTemporaryDirectory { directory in

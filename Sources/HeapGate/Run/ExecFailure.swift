@@ -35,4 +35,23 @@ enum ScriptInterpreter {
         let name = rest.prefix { !blank($0) && $0 != UInt8(ascii: "\n") && $0 != 0 }
         return name.isEmpty ? nil : String(decoding: name, as: UTF8.self)
     }
+
+    /// The name with its control characters written out (`\r`, `\x1B`), for a message of one
+    /// line: the carriage return that DOS line endings leave at the end of the `#!` line sent
+    /// the terminal's cursor back over the message, whose end then hid its start.
+    static func shown(_ name: String) -> String {
+        var text = ""
+        for scalar in name.unicodeScalars {
+            switch scalar.value {
+            case 0x0D: text += "\\r"
+            case 0..<0x20, 0x7F: text += "\\x" + String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 2)
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        return text
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

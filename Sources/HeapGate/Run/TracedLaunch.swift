@@ -48,7 +48,8 @@ public enum LaunchError: Error, CustomStringConvertible {
         case let .cannotExecute(path):
             return "\(path): cannot execute: Exec format error (not a program, nor a script that starts with #!)"
         case let .badInterpreter(path, interpreter, error):
-            return "\(path): bad interpreter \(interpreter): \(String(cString: strerror(error)))"
+            let why = interpreter.hasSuffix("\r") ? " (the #! line ends in a carriage return: the script has DOS line endings)" : ""
+            return "\(path): bad interpreter \(ScriptInterpreter.shown(interpreter)): \(String(cString: strerror(error)))\(why)"
         case let .requiredFileMissing(path):
             return "\(path): cannot execute: required file not found (its loader, named in the file, is missing)"
         case let .spawnFailed(path, error): return "\(path): \(String(cString: strerror(error)))"
