@@ -316,6 +316,12 @@ void hg_seen_detach(void);
 uint32_t hg_seen_find(const hg_regs_t *start, uint32_t *count);
 void hg_seen_keep(const hg_seen_list_t *list, uint32_t ref);
 
+/* ---- hg_lifecycle.c: the fork handlers; hg_atfork_order.c: registered before any other ---- */
+void hg_fork_prepare(void);
+void hg_fork_parent(void);
+void hg_fork_child(void);
+void hg_atfork_register_first(void);
+
 /* ---- hg_loader_lock.c: the loader's list lock, held across fork ---- */
 /** Finds the lock dl_iterate_phdr takes (once, at start); without it the others do nothing. */
 void hg_loader_lock_find(void);
@@ -323,6 +329,9 @@ bool hg_loader_lock_found(void);
 void hg_loader_lock_hold(void);
 void hg_loader_lock_release(void);
 void hg_loader_lock_reset_in_child(void);
+/** The fork's hold: never a wait for a thread walking the list (hg_loader_lock.c). */
+void hg_loader_lock_hold_for_fork(void);
+void hg_loader_lock_release_after_fork(void);
 
 /* ---- hg_modules.c: loaded objects ---- */
 #define HG_MAX_SEGMENTS 16

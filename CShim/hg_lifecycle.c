@@ -25,21 +25,21 @@ const char *hg_getenv(const char *name) { return getenv(name); }
 
 /* The descriptors' lock is taken after the drain thread paused: a paused drain holds none,
  * and one waiting for the lock would never pause. */
-static void hg_atfork_prepare(void) {
+void hg_fork_prepare(void) {
     hg_guard_depth++;
     hg_modules_fork_prepare();
     hg_drain_fork_prepare();
     hg_descriptors_fork_prepare();
 }
 
-static void hg_atfork_parent(void) {
+void hg_fork_parent(void) {
     hg_descriptors_fork_parent();
     hg_drain_fork_parent();
     hg_modules_fork_parent();
     hg_guard_depth--;
 }
 
-static void hg_atfork_child(void) {
+void hg_fork_child(void) {
     hg_descriptors_fork_child();
     hg_modules_fork_child();
     hg_drain_fork_child();
@@ -83,9 +83,6 @@ void hg_lifecycle_start(void) {
     hg_guard_depth--;
 }
 
-/* glibc's registration of fork handlers, which pthread_atfork calls with the caller's DSO. */
-extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso_handle);
-
 __attribute__((constructor)) static void hg_constructor(void) {
     hg_guard_depth++;
     /* Before recording starts: an allocator defined ahead of ours is replaced by glibc's. */
@@ -93,13 +90,7 @@ __attribute__((constructor)) static void hg_constructor(void) {
     if (!(disabled && disabled[0] == '1')) hg_foreign_take_over(hg_entry_points);
     if (hg_real_ready() && atomic_load(&hg_state) == HG_OFF) hg_lifecycle_start();
     if (atomic_load(&hg_state) == HG_RECORDING) {
-        /* Without a DSO handle: pthread_atfork passes the shim's, and _dl_fini, which runs before
-         * the shim's exit handler, then removes the handlers. A fork made meanwhile by another
-         * thread could run the prepare handler (the descriptors' lock taken, signals blocked)
-         * and not the parent's, and the exit then waited for that lock for ever (2 runs in 40
-         * of a program whose thread forks in a loop while main exits). The shim is never
-         * unloaded (-z nodelete), so its handlers stay valid. */
-        __register_atfork(hg_atfork_prepare, hg_atfork_parent, hg_atfork_child, NULL);
+        hg_atfork_register_first(); /* done already if a library registered its own before */
         hg_drain_start();
     }
     hg_guard_depth--;

@@ -12,19 +12,29 @@
  *
  * The lock is not exported. The shim finds it once, at start, as the one recursive mutex inside
  * _rtld_global that this thread holds during a dl_iterate_phdr callback and no longer holds
- * after it. The fork handlers take it first and last (the list is whole when the child is
- * copied, and no thread of the parent waits for it during the fork), and the child resets it,
- * as glibc resets dl_load_lock. Where it is not found (another C library, a static program),
- * nothing changes.
+ * after it. The fork handlers hold it across the fork when it is free (below), and the child
+ * resets it, as glibc resets dl_load_lock. Where it is not found (another C library, a static
+ * program), nothing changes.
  *
  * Lock order: this lock, then hg_modules_lock. A program's dl_iterate_phdr callback that
  * allocates from a new call site takes them in that order (the module look-up under the
  * callback), so the module rescan takes this lock first as well.
+ *
+ * The fork never waits for a walk. A thread walking the list holds this lock while its callback
+ * runs, and the callback may wait for a lock the forking thread already holds: one the
+ * program's own fork handler took, or one it holds around fork() (fixture
+ * fork_under_program_locks: the parent hung in the shim's prepare handler, where natively the
+ * walk waits for the fork to be made). A walk leaves the list whole, and only dlopen and
+ * dlclose change it, which hold the loader's other lock (dl_load_lock) throughout. So the fork
+ * waits for that one, a second at most, and takes this one only if free: no dlopen or dlclose
+ * is then under way (the child inherits the loader whole) or can start before the fork, and
+ * glibc resets that lock in the child.
  */
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hg_internal.h"
@@ -32,6 +42,12 @@
 #define HG_MAX_CANDIDATES 8
 
 static pthread_mutex_t *hg_loader_list_lock;
+/* dlopen's and dlclose's lock (dl_load_lock), which glibc declares just before the list lock. */
+static pthread_mutex_t *hg_loader_load_lock;
+
+/* What this thread's fork prepare took, for its parent handler to release. */
+typedef enum { HG_FORK_HELD_NOTHING, HG_FORK_HELD_LIST, HG_FORK_HELD_LOAD, HG_FORK_HELD_BOTH } hg_fork_hold_t;
+static __thread hg_fork_hold_t hg_held_for_fork __attribute__((tls_model("initial-exec")));
 
 typedef struct {
     pid_t thread;
@@ -81,6 +97,9 @@ void hg_loader_lock_find(void) {
         found = mutex;
     }
     hg_loader_list_lock = found;
+    pthread_mutex_t *before = found - 1;
+    if (found != NULL && (unsigned char *)before >= probe.start && (before->__data.__kind & 127) == PTHREAD_MUTEX_RECURSIVE_NP)
+        hg_loader_load_lock = before;
 }
 
 void hg_loader_lock_hold(void) {
@@ -91,10 +110,52 @@ void hg_loader_lock_release(void) {
     if (hg_loader_list_lock != NULL) pthread_mutex_unlock(hg_loader_list_lock);
 }
 
-/* The forking thread held it; in the child that thread has another id, so it cannot unlock. */
+/* Waits a second at most. dlopen's lock, which no dlopen or dlclose under way holds (their
+ * loader state, which a child would inherit half-changed, is whole), and then the list lock if
+ * free; while a walk holds it, the list is whole all the same and stays so (a change of the
+ * list needs dlopen's lock, this thread's now). The wait for dlopen's lock lasts until the
+ * dlopen or dlclose under way ends; after a second (a dlopen whose constructor waits for this
+ * thread), the fork goes on with the list lock if it is free, or with neither, as before the
+ * shim held either. Without dlopen's lock found, the list lock, waited for as long. A fork
+ * made inside this thread's own walk (a dl_iterate_phdr callback that forks) takes the list
+ * lock again and waits for nothing: a dlopen under way may be waiting for that walk to end. */
+void hg_loader_lock_hold_for_fork(void) {
+    hg_held_for_fork = HG_FORK_HELD_NOTHING;
+    if (hg_loader_list_lock == NULL) return;
+    if (hg_held_recursively_by(hg_loader_list_lock, gettid())) {
+        if (pthread_mutex_trylock(hg_loader_list_lock) == 0) hg_held_for_fork = HG_FORK_HELD_LIST;
+        return;
+    }
+    struct timespec patience;
+    clock_gettime(CLOCK_MONOTONIC, &patience);
+    patience.tv_sec += 1;
+    if (hg_loader_load_lock == NULL) {
+        if (pthread_mutex_clocklock(hg_loader_list_lock, CLOCK_MONOTONIC, &patience) == 0)
+            hg_held_for_fork = HG_FORK_HELD_LIST;
+        return;
+    }
+    if (pthread_mutex_clocklock(hg_loader_load_lock, CLOCK_MONOTONIC, &patience) == 0) {
+        hg_held_for_fork = HG_FORK_HELD_LOAD;
+        if (pthread_mutex_trylock(hg_loader_list_lock) == 0) hg_held_for_fork = HG_FORK_HELD_BOTH;
+    } else if (pthread_mutex_trylock(hg_loader_list_lock) == 0) {
+        hg_held_for_fork = HG_FORK_HELD_LIST;
+    }
+}
+
+void hg_loader_lock_release_after_fork(void) {
+    if (hg_held_for_fork == HG_FORK_HELD_LIST || hg_held_for_fork == HG_FORK_HELD_BOTH)
+        pthread_mutex_unlock(hg_loader_list_lock);
+    if (hg_held_for_fork == HG_FORK_HELD_LOAD || hg_held_for_fork == HG_FORK_HELD_BOTH)
+        pthread_mutex_unlock(hg_loader_load_lock);
+    hg_held_for_fork = HG_FORK_HELD_NOTHING;
+}
+
+/* The forking thread or a walking one held it; in the child neither exists under its id, so it
+ * cannot unlock. glibc resets dlopen's lock itself. */
 void hg_loader_lock_reset_in_child(void) {
     static const pthread_mutex_t unlocked = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
     if (hg_loader_list_lock != NULL) memcpy(hg_loader_list_lock, &unlocked, sizeof unlocked);
+    hg_held_for_fork = HG_FORK_HELD_NOTHING;
 }
 
 bool hg_loader_lock_found(void) { return hg_loader_list_lock != NULL; }

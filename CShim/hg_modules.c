@@ -256,15 +256,16 @@ const hg_module_t *hg_modules_get(uint32_t index) { return hg_module_at(index); 
 void hg_modules_note_in_child_trace(uint32_t index) { hg_module_at(index)->in_child_trace = true; }
 uint32_t hg_modules_count(void) { return atomic_load_explicit(&hg_module_count, memory_order_acquire); }
 
-/* The loader's list lock too (hg_loader_lock.c): a child must find both free. */
+/* The loader's list lock too, or what keeps the list whole (hg_loader_lock.c): a child must
+ * find both free. */
 void hg_modules_fork_prepare(void) {
-    hg_loader_lock_hold();
+    hg_loader_lock_hold_for_fork();
     pthread_mutex_lock(&hg_modules_lock);
 }
 
 void hg_modules_fork_parent(void) {
     pthread_mutex_unlock(&hg_modules_lock);
-    hg_loader_lock_release();
+    hg_loader_lock_release_after_fork();
 }
 
 void hg_modules_fork_child(void) {
