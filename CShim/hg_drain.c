@@ -241,6 +241,37 @@ HG_ALWAYS_INLINE void hg_apply(const hg_event_t *event, size_t home) {
 /* One event outside a batch (a fork child's leftovers): no home computed ahead. */
 static void hg_apply_alone(const hg_event_t *event) { hg_apply(event, HG_LIVESET_NO_HOME); }
 
+/* A block held back from the ring (hg_holdback.c), applied as its ALLOC would have been. */
+static void hg_apply_held(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack) {
+    hg_event_t event = {.kind = HG_EV_ALLOC, .stack = stack, .ptr = ptr, .size = size};
+    hg_apply(&event, HG_LIVESET_NO_HOME);
+    hg_tally.events--; /* not an event of the ring */
+}
+
+static void hg_count_elided(uint64_t pairs, uint64_t bytes) {
+    if (pairs == 0) return;
+    hg_tally.allocs += pairs;
+    hg_tally.frees += pairs;
+    hg_tally.bytes_allocated += bytes;
+    if (!hg_writing) return;
+    hg_writer_byte(HG_REC_ELIDED);
+    hg_writer_uv(pairs);
+    hg_writer_uv(bytes);
+}
+
+/* The drain's visit to the blocks held back, every HG_HOLDBACK_VISIT_MS. */
+#define HG_HOLDBACK_VISIT_MS 50
+static uint64_t hg_holdback_visited_ms;
+
+static void hg_tend_holdback_when_due(void) {
+    uint64_t now = hg_coarse_ms();
+    if (now - hg_holdback_visited_ms < HG_HOLDBACK_VISIT_MS) return;
+    hg_holdback_visited_ms = now;
+    uint64_t pairs = 0, bytes = 0;
+    hg_holdback_tend(hg_apply_held, &pairs, &bytes);
+    hg_count_elided(pairs, bytes);
+}
+
 static void hg_write_command(void) {
     static char cmdline[65536];
     size_t length = 0;
@@ -528,6 +559,7 @@ static void *hg_drain_main(void *unused) {
         int idle = HG_DRAIN_IDLE;
         if (!atomic_compare_exchange_strong(&hg_drain_phase, &idle, HG_DRAIN_BUSY)) break; /* taken over */
         size_t count = hg_drain_pass(batch);
+        hg_tend_holdback_when_due();
         /* Idle: hand what we have to the kernel, so a process killed now loses little. */
         if (count == 0 && (idle_us >= 2000 || hg_flush_due())) hg_writer_flush();
         atomic_store(&hg_drain_phase, HG_DRAIN_IDLE);
@@ -749,6 +781,25 @@ void hg_drain_stop_for_sandbox(const void *filter) {
  * empty the ring and end cost a traced /bin/true 0.1 ms when it woke at once, and up to 4 ms
  * in half the runs here, where a napping vCPU is slow to wake. The drain thread ending the
  * process itself (hg_exit_as_the_last_thread) is between passes, and takes over alike. */
+/* The exiting thread's batch: static, since its stack may be small, and there is one finisher
+ * (hg_finished). */
+static hg_event_t hg_exit_batch[HG_BATCH];
+
+static void hg_consume_published(void) {
+    if (hg_drain_pass(hg_exit_batch) == 0) sched_yield();
+}
+
+/* Producers that claimed a slot before now may still be writing it: waits (up to 1 s) for what
+ * was claimed by then, then takes what is published. */
+static void hg_consume_claimed_before(uint64_t claimed) {
+    for (int naps = 0; naps < 20000 && hg_ring_consumed() < claimed;) {
+        if (hg_drain_pass(hg_exit_batch) > 0) continue;
+        hg_sleep_us(50);
+        naps++;
+    }
+    while (hg_drain_pass(hg_exit_batch) > 0) {}
+}
+
 static void hg_drain_take_over(void) {
     uint64_t claimed = hg_ring_claimed();
     for (;;) {
@@ -758,16 +809,16 @@ static void hg_drain_take_over(void) {
     }
     atomic_store(&hg_drain_stop, true);
     hg_drain_wake();
-    /* Producers that claimed a slot before the finish may still be writing it: wait (up to
-     * 1 s) for what was claimed by then. The batch is static: the exiting thread's stack may
-     * be small, and there is one finisher (hg_finished). */
-    static hg_event_t batch[HG_BATCH];
-    for (int naps = 0; naps < 20000 && hg_ring_consumed() < claimed;) {
-        if (hg_drain_pass(batch) > 0) continue;
-        hg_sleep_us(50);
-        naps++;
-    }
-    while (hg_drain_pass(batch) > 0) {}
+    hg_consume_claimed_before(claimed);
+    /* The blocks still held back (hg_holdback.c): each slot taken, so that no thread frees its
+     * block from under the exit, then, once every event claimed meanwhile is applied (those
+     * about the blocks' addresses' earlier lives were published before the blocks were held),
+     * applied as ALLOCs. */
+    uint64_t pairs = 0, bytes = 0;
+    hg_holdback_take_all(hg_consume_published, &pairs, &bytes);
+    hg_consume_claimed_before(hg_ring_claimed());
+    hg_holdback_apply_taken(hg_apply_held, &pairs, &bytes); /* and the counts a free added late */
+    hg_count_elided(pairs, bytes);
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);
 }

@@ -56,14 +56,24 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
         stack = hg_stacks_capture(&entry);
         errno = saved_errno;
     }
-    hg_ring_push(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
+    if (kind != HG_EV_ALLOC || !hg_holdback_hold((uintptr_t)ptr, size, stack))
+        hg_ring_push(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
     hg_guard_depth--;
 }
 
 /* Records a FREE or REALLOC_FREE: no stack, and the ring push neither allocates nor touches
  * errno (on a full ring it only yields), so neither the guard nor errno needs saving. Half of
- * all events are frees: this path is a third of hg_record's. */
-HG_ALWAYS_INLINE void hg_record_free(hg_event_kind_t kind, void *ptr) { hg_ring_push(kind, 0, (uintptr_t)ptr, 0, 0); }
+ * all events are frees: this path is a third of hg_record's. A block held back from the ring
+ * (hg_holdback.c) is taken out instead of freed in the trace, or, for a realloc, its ALLOC is
+ * pushed first. */
+HG_ALWAYS_INLINE void hg_record_free(hg_event_kind_t kind, void *ptr) {
+    if (kind == HG_EV_FREE) {
+        if (hg_holdback_cancel((uintptr_t)ptr)) return;
+    } else {
+        hg_holdback_release((uintptr_t)ptr);
+    }
+    hg_ring_push(kind, 0, (uintptr_t)ptr, 0, 0);
+}
 
 HG_ALWAYS_INLINE void *hg_malloc_body(size_t size) {
     if (HG_UNLIKELY(!hg_real_ready())) return hg_bootstrap_alloc(size, 16);

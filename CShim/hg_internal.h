@@ -188,6 +188,14 @@ size_t hg_ring_reset_in_child(void (*apply)(const hg_event_t *));
 /** In a fork child, before anything else: pushes under way on the parent's other threads are not. */
 void hg_ring_forget_pushes_in_child(void);
 uint64_t hg_ring_claimed(void);
+/** The positions claimed so far in both rings, and whether the drain took every one of them. */
+typedef struct {
+    uint64_t solo, shared;
+} hg_ring_mark_t;
+void hg_ring_mark(hg_ring_mark_t *mark);
+bool hg_ring_consumed_past(const hg_ring_mark_t *mark);
+/** Whether events go to the shared ring: a second thread has recorded. */
+bool hg_ring_routes_to_shared(void);
 uint64_t hg_ring_consumed(void);
 /** The bytes of ring the drain has yet to take (claimed, published or not), both rings. */
 uint64_t hg_ring_backlog_bytes(void);
@@ -197,6 +205,24 @@ void hg_ring_set_consumer_running(bool running);
 
 /* ---- hg_stacks.c: capture and deduplication ---- */
 typedef uint32_t hg_stack_ref_t; /* offset of the stack in the arena, in 8-byte units; 0 = none */
+
+/* ---- hg_holdback.c: allocations held back from the ring while several threads record ---- */
+/** Producer side, for an ALLOC: true when the block is held back instead of pushed. */
+bool hg_holdback_hold(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack);
+/** Producer side, before a free: true when the block was held back (the pair is counted, and
+ *  no FREE is pushed). */
+bool hg_holdback_cancel(uintptr_t ptr);
+/** Producer side, before a realloc's REALLOC_FREE: pushes the ALLOC of a block held back. */
+void hg_holdback_release(uintptr_t ptr);
+typedef void (*hg_holdback_apply_t)(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack);
+/** The drain's visit: adds the pairs cancelled since the last visit to *pairs and *bytes, and
+ *  applies the blocks held since before the last visit. */
+void hg_holdback_tend(hg_holdback_apply_t apply, uint64_t *pairs, uint64_t *bytes);
+/** At exit, on the consumer: takes every slot (consume() empties the ring while it waits for
+ *  one), counting its pairs; after the ring is consumed past that point, apply_taken applies the
+ *  blocks and lets the slots go. */
+void hg_holdback_take_all(void (*consume)(void), uint64_t *pairs, uint64_t *bytes);
+void hg_holdback_apply_taken(hg_holdback_apply_t apply, uint64_t *pairs_late, uint64_t *bytes_late);
 
 typedef struct {
     uint64_t hash;

@@ -539,3 +539,16 @@ void hg_ring_set_consumer_running(bool running) {
         }
     }
 }
+
+void hg_ring_mark(hg_ring_mark_t *mark) {
+    mark->solo = atomic_load(&hg_solo.head);
+    mark->shared = atomic_load(&hg_shared.head);
+}
+
+bool hg_ring_consumed_past(const hg_ring_mark_t *mark) {
+    return atomic_load(&hg_solo.tail) >= mark->solo && atomic_load(&hg_shared.tail) >= mark->shared;
+}
+
+bool hg_ring_routes_to_shared(void) {
+    return atomic_load_explicit(&hg_routing.route, memory_order_relaxed) == HG_ROUTE_SHARED;
+}

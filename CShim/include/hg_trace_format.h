@@ -1,5 +1,5 @@
 /*
- * The heapgate trace format, version 5 (2 added the SNAPSHOT_BLOCK kinds 5-8, 3 the ALLOCATOR and BYPASS records, 4 SCAN_SKIPPED, 5 STATS's count of allocations without a stack). docs/trace-format.md explains it in prose;
+ * The heapgate trace format, version 6 (2 added the SNAPSHOT_BLOCK kinds 5-8, 3 the ALLOCATOR and BYPASS records, 4 SCAN_SKIPPED, 5 STATS's count of allocations without a stack, 6 ELIDED). docs/trace-format.md explains it in prose;
  * this header is the one definition the shim writes against.
  *
  * A trace is a fixed file header followed by a stream of records. Every record is
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define HG_TRACE_MAGIC "HEAPGATE"
-#define HG_TRACE_VERSION 5u
+#define HG_TRACE_VERSION 6u
 
 /** Little-endian, written once at offset 0. */
 typedef struct {
@@ -63,6 +63,10 @@ typedef enum {
      * the new block of a realloc (counts one alloc), or, for address 0, the refusal: the old
      * block set aside by REALLOC_FREE is in use again and that free is not counted. */
     HG_REC_REALLOC = 0x13,
+    /* uv pairs, uv bytes: allocations freed before they reached the trace (held back while
+     * several threads recorded, CShim/hg_holdback.c), each one alloc and one free, and the
+     * bytes they allocated; counted since the last ELIDED. Version 6. */
+    HG_REC_ELIDED = 0x14,
     /* uv allocs, uv frees, uv bytes allocated: counters this fork child inherited. */
     HG_REC_INHERITED = 0x20,
     /* sv address delta, uv size, uv stack id: a block in use when the process forked. */

@@ -107,7 +107,7 @@ struct Report: Decodable {
     struct Leaks: Decodable, Equatable {
         var definite: Amount; var indirect: Amount; var possible: Amount; var reachable: Amount; var suppressed: Amount
     }
-    struct Statistics: Decodable { var lostEvents: UInt64; var allocationsWithoutStack: UInt64 }
+    struct Statistics: Decodable { var events: UInt64; var lostEvents: UInt64; var allocationsWithoutStack: UInt64 }
     struct Process: Decodable {
         var pid: Int; var parentPid: Int; var command: [String]; var exitStatus: Int?; var complete: Bool
         var stoppedForSandbox: Bool

@@ -366,9 +366,11 @@ def heapgate_post(res, trace_dir, scratch, timeout):
     if cold["ok"]:
         res["summary_cold_wall"] = cold["wall"]
     if have_stats:
-        res.update(events=events, waits=waits, lost=lost)
-    elif "allocs" in res:
-        res["events"] = res["allocs"] + res["frees"]  # no STATS record: count from the report
+        res.update(events=events, waits=waits, lost=lost, ring_events=events)
+    # The program's allocations and frees, from the report: since format 6 the pairs a threaded
+    # program frees before they reach the ring are counted (ELIDED) but are not ring events.
+    if "allocs" in res:
+        res["events"] = res["allocs"] + res["frees"]
 
 
 # ----------------------------------------------------------------------------------------

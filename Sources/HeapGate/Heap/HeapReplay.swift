@@ -87,6 +87,10 @@ private struct ReplayState {
                 if heap.frees > 0 { heap.frees -= 1 } // a crafted trace must not trap
                 if let old { heap.blocksInUse[oldAddress] = old }
             }
+        case let .elided(pairs, bytesAllocated):
+            heap.allocs = heap.allocs.addingSaturated(pairs)
+            heap.frees = heap.frees.addingSaturated(pairs)
+            heap.bytesAllocated = heap.bytesAllocated.addingSaturated(bytesAllocated)
         case let .inherited(allocs, frees, bytesAllocated):
             heap.allocs = allocs
             heap.frees = frees

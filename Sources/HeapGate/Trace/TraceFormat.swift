@@ -3,9 +3,10 @@
 enum TraceFormat {
     static let magic: [UInt8] = Array("HEAPGATE".utf8)
     /// 2 added the SNAPSHOT_BLOCK kinds of heuristic reachability, 3 the ALLOCATOR and BYPASS records,
-    /// 4 the SCAN_SKIPPED record, 5 the count of allocations without a stack in STATS; older
-    /// traces read the same (a STATS record of version 4 or less has no such count: 0).
-    static let supportedVersion: UInt32 = 5
+    /// 4 the SCAN_SKIPPED record, 5 the count of allocations without a stack in STATS, 6 the
+    /// ELIDED record; older traces read the same (a STATS record of version 4 or less has no
+    /// such count: 0).
+    static let supportedVersion: UInt32 = 6
     static let minimumHeaderSize = 56
     static let flagForked: UInt32 = 1 << 0
     static let flagSandboxed: UInt32 = 1 << 1
@@ -22,6 +23,7 @@ enum TraceFormat {
         case free = 0x11
         case reallocFree = 0x12
         case realloc = 0x13
+        case elided = 0x14
         case inherited = 0x20
         case inheritedBlock = 0x21
         case snapshot = 0x50

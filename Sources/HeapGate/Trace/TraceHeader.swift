@@ -45,6 +45,8 @@ enum TraceRecord {
     case reallocFree(address: UInt64)
     /// `address` 0: glibc refused and the old block is in use again.
     case realloc(address: UInt64, size: UInt64, stack: UInt64, oldAddress: UInt64)
+    /// Allocations freed before they reached the trace: each one alloc and one free.
+    case elided(pairs: UInt64, bytesAllocated: UInt64)
     case inherited(allocs: UInt64, frees: UInt64, bytesAllocated: UInt64)
     case inheritedBlock(address: UInt64, size: UInt64, stack: UInt64)
     /// The heap at exit restated: counters, then modules, stacks and blocks follow.

@@ -209,6 +209,8 @@ struct TraceReader {
             let stack = try stackID()
             let old = new &+ UInt64(bitPattern: try stream.sv())
             return .realloc(address: new, size: size, stack: stack, oldAddress: old)
+        case .elided:
+            return .elided(pairs: try stream.uv(), bytesAllocated: try stream.uv())
         case .inherited:
             return .inherited(allocs: try stream.uv(), frees: try stream.uv(), bytesAllocated: try stream.uv())
         case .inheritedBlock:
