@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
     free(handed);
     void *volatile grown = grow();
     void *volatile leaked = leak();
-    grown = leaked = NULL;
+    grown = leaked = NULL; (void)grown;
     scrub();
     keep();
     if (argc > 1 && strcmp(argv[1], "wait") == 0) {
