@@ -42,8 +42,20 @@
 
 #define HG_HOLDBACK_SHIFT 16 /* 65,536 slots of 32 bytes: 2 MiB, touched only by threaded programs */
 #define HG_HOLDBACK_SLOTS (1u << HG_HOLDBACK_SHIFT)
-/* A slot's count of cancelled pairs: the pairs above this bit, their bytes below. */
+/* A slot's count of cancelled pairs: the pairs above this bit (20 bits), their bytes below (44).
+ * One word, so that a free counts its pair with one atomic add. Neither field may carry into
+ * the other or wrap: a thread malloc/free loop cancels a million pairs of one slot in 50 ms
+ * (the drain's visit), and 2,048 pairs of 8 GiB fill the 44 bits of bytes (both seen: 30 M
+ * pairs counted as 14.3 M, and 20,000 pairs of 8 GiB as 20,006 pairs of a third of the bytes).
+ * So a free that finds a field half full moves the slot's count to hg_elided_spilled, and a
+ * block too big for the word is counted there at once (hg_count_pair). */
 #define HG_ELIDED_PAIR_SHIFT 44
+#define HG_ELIDED_BYTES_MASK (((uint64_t)1 << HG_ELIDED_PAIR_SHIFT) - 1)
+#define HG_ELIDED_PAIRS_HALF ((uint64_t)1 << 63)
+#define HG_ELIDED_BYTES_HALF ((uint64_t)1 << (HG_ELIDED_PAIR_SHIFT - 1))
+/* Blocks from this size on are counted in hg_elided_spilled: the half of a field left above the
+ * spilling point takes 2^19 pairs, or 2^11 such blocks, added between a free's add and its spill. */
+#define HG_ELIDED_BIG_BLOCK ((uint64_t)1 << 32)
 
 typedef struct {
     _Atomic uintptr_t state;    /* 0: empty; odd: taken; else the address of the block held back */
@@ -59,6 +71,12 @@ static uint32_t hg_holds_seen[HG_HOLDBACK_SLOTS];
 /* The exit's: the block it took each slot from (hg_holdback_take_all). */
 static uintptr_t hg_held_at_exit[HG_HOLDBACK_SLOTS];
 static _Atomic bool hg_holdback_used;
+/* Cancelled pairs counted outside the slots: slots' counts moved here before they could
+ * overflow, and the pairs of blocks too big for a slot's word. */
+static struct {
+    _Alignas(64) _Atomic uint64_t pairs;
+    _Atomic uint64_t bytes;
+} hg_elided_spilled;
 /* The ring's positions claimed when the drain last looked at the table (hg_holdback_tend). */
 static hg_ring_mark_t hg_mark_at_last_visit;
 static bool hg_visited;
@@ -138,6 +156,25 @@ static void hg_let_go(hg_holdback_slot_t *slot, uintptr_t state) {
     atomic_store_explicit(&slot->state, state, memory_order_release);
 }
 
+static void hg_spill(uint64_t pairs, uint64_t bytes) {
+    atomic_fetch_add_explicit(&hg_elided_spilled.pairs, pairs, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hg_elided_spilled.bytes, bytes, memory_order_relaxed);
+}
+
+/* Counts a cancelled pair of `size` bytes in the slot's word, or past it (see HG_ELIDED_PAIR_SHIFT). */
+static void hg_count_pair(hg_holdback_slot_t *slot, uint64_t size) {
+    if (HG_UNLIKELY(size >= HG_ELIDED_BIG_BLOCK)) {
+        hg_spill(1, size);
+        return;
+    }
+    uint64_t before = atomic_fetch_add_explicit(&slot->elided, ((uint64_t)1 << HG_ELIDED_PAIR_SHIFT) + size,
+                                                memory_order_relaxed);
+    if (HG_UNLIKELY(before & (HG_ELIDED_PAIRS_HALF | HG_ELIDED_BYTES_HALF))) {
+        uint64_t count = atomic_exchange_explicit(&slot->elided, 0, memory_order_relaxed);
+        hg_spill(count >> HG_ELIDED_PAIR_SHIFT, count & HG_ELIDED_BYTES_MASK);
+    }
+}
+
 /* One compare-and-swap empties the slot: its size is the block's while the state names it. */
 bool hg_holdback_cancel(uintptr_t ptr) {
     if (!atomic_load_explicit(&hg_holdback_used, memory_order_relaxed)) return false;
@@ -149,8 +186,7 @@ bool hg_holdback_cancel(uintptr_t ptr) {
         uint64_t size = slot->size;
         if (atomic_compare_exchange_strong_explicit(&slot->state, &state, 0, memory_order_acq_rel,
                                                     memory_order_acquire)) {
-            atomic_fetch_add_explicit(&slot->elided, ((uint64_t)1 << HG_ELIDED_PAIR_SHIFT) + size,
-                                      memory_order_relaxed);
+            hg_count_pair(slot, size);
             return true;
         }
     }
@@ -168,12 +204,19 @@ static void hg_count_elided(hg_holdback_slot_t *slot, uint64_t *pairs, uint64_t 
     if (atomic_load_explicit(&slot->elided, memory_order_relaxed) == 0) return;
     uint64_t elided = atomic_exchange_explicit(&slot->elided, 0, memory_order_relaxed);
     *pairs += elided >> HG_ELIDED_PAIR_SHIFT;
-    *bytes += elided & (((uint64_t)1 << HG_ELIDED_PAIR_SHIFT) - 1);
+    *bytes += elided & HG_ELIDED_BYTES_MASK;
+}
+
+static void hg_count_spilled(uint64_t *pairs, uint64_t *bytes) {
+    if (atomic_load_explicit(&hg_elided_spilled.pairs, memory_order_relaxed) == 0) return;
+    *pairs += atomic_exchange_explicit(&hg_elided_spilled.pairs, 0, memory_order_relaxed);
+    *bytes += atomic_exchange_explicit(&hg_elided_spilled.bytes, 0, memory_order_relaxed);
 }
 
 void hg_holdback_tend(hg_holdback_apply_t apply, uint64_t *pairs, uint64_t *bytes) {
     if (!atomic_load_explicit(&hg_holdback_used, memory_order_acquire)) return;
     bool past_last_visit = hg_visited && hg_ring_consumed_past(&hg_mark_at_last_visit);
+    hg_count_spilled(pairs, bytes);
     for (uint32_t i = 0; i < HG_HOLDBACK_SLOTS; i++) {
         hg_holdback_slot_t *slot = &hg_holdback[i];
         hg_count_elided(slot, pairs, bytes);
@@ -213,6 +256,7 @@ void hg_holdback_take_all(void (*consume)(void), uint64_t *pairs, uint64_t *byte
         hg_count_elided(slot, pairs, bytes);
         hg_held_at_exit[i] = state; /* the slot stays taken: no thread can cancel it now */
     }
+    hg_count_spilled(pairs, bytes);
 }
 
 void hg_holdback_apply_taken(hg_holdback_apply_t apply, uint64_t *pairs_late, uint64_t *bytes_late) {
@@ -224,4 +268,5 @@ void hg_holdback_apply_taken(hg_holdback_apply_t apply, uint64_t *pairs_late, ui
         hg_count_elided(slot, pairs_late, bytes_late);
         hg_let_go(slot, 0);
     }
+    hg_count_spilled(pairs_late, bytes_late);
 }

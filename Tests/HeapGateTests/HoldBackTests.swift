@@ -31,6 +31,20 @@ struct HoldBackTests {
         #expect(process.records(allocatedIn: "keep").first?.kind == "reachable")
     }
 
+    /// Pairs of one address cancelled faster than the drain's visits (every 50 ms) count them:
+    /// a slot's word holds 20 bits of pairs and 44 of bytes, and its pairs wrapped (16,050,002
+    /// allocs counted as 11.9 M) and its bytes carried into its pairs (50,000 pairs of 1 GiB:
+    /// 910 GB allocated, a few pairs too many). Fixture `held_back_counts`; valgrind's figures
+    /// (16,050,002 allocs, 53,687,347,200,280 bytes allocated) but for the ended worker's DTV,
+    /// which valgrind's freeres frees and heapgate reports in use (304 bytes).
+    @Test func manyAndBigPairsOfOneAddressStayExact() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("held_back_counts")])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let process = try #require(report.processes.first)
+        #expect(HeapFigures(process) == HeapFigures(bytes: 304, blocks: 1, allocs: 16_050_002, frees: 16_050_001,
+                                                    bytesAllocated: 53_687_347_200_312))
+    }
+
     /// Killed, the process leaves a trace without an exit snapshot: the blocks held back a while
     /// and the counts of the pairs are in it all the same, since the drain thread applies and
     /// counts them as it goes (every 50 ms, a block once the ring has been read past it).
