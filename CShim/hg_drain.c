@@ -57,6 +57,13 @@ static _Atomic bool hg_drain_exists, hg_drain_stop, hg_pause_requested;
  * busy, and a child that ended before its trace started waited for ever to take it over (the
  * spawn probe: 4 threads forking children that exit at once, about 1 child in 1,500 hung). */
 static _Atomic uint32_t hg_pause_asked, hg_pause_held;
+/* Set when the drain thread runs no more passes (it left its loop, or it is ending the process
+ * itself): it will never hold a fork's pause, and a fork waits for nothing more. An exit takes
+ * the drain over while the thread is paused for a fork and the thread then leaves at once, so
+ * the next fork of another thread, asking before the exit had ended (hg_drain_exists still
+ * set), waited for ever; with the loader's lock held for that fork (hg_loader_lock.c), the
+ * exit's leak scan waited for it too in dladdr, and the process hung (fixture forks_at_exit). */
+static _Atomic bool hg_drain_left;
 /* Who may touch the drain state (ring tail, live set, trace writer): the drain thread while
  * BUSY, nobody while IDLE (it naps), the exiting thread once TAKEN (hg_drain_take_over). */
 enum { HG_DRAIN_IDLE, HG_DRAIN_BUSY, HG_DRAIN_TAKEN };
@@ -482,6 +489,7 @@ static bool hg_only_the_drain_left(void) {
  * handlers and destructors, the shim's among them. Here, on the drain thread, which the
  * program's last thread, ending, left running: without this the process never ended. */
 static __attribute__((noreturn)) void hg_exit_as_the_last_thread(void) {
+    atomic_store(&hg_drain_left, true); /* an atexit handler that forks waits for no pause */
     hg_guard_depth = 0; /* what the program's atexit handlers allocate is the program's */
     hg_ring_set_consumer_running(false); /* nobody empties the ring meanwhile: never wait on it */
     sigset_t none;
@@ -588,6 +596,7 @@ static void *hg_drain_main(void *unused) {
         atomic_store(&hg_napping_long, false);
         idle_us += step;
     }
+    atomic_store(&hg_drain_left, true);
     return NULL;
 }
 
@@ -614,6 +623,7 @@ static void hg_drain_spawn(void) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous); /* the new thread inherits "all blocked" */
     atomic_store(&hg_drain_stop, false);
+    atomic_store(&hg_drain_left, false);
     atomic_store(&hg_drain_settled, false);
     atomic_store(&hg_drain_phase, HG_DRAIN_IDLE);
     atomic_store(&hg_hurry, false);
@@ -866,7 +876,12 @@ void hg_drain_finish(int exit_status, const hg_exit_frame_t *exit) {
     hg_writer_close();
 }
 
-static bool hg_pause_is_held(void) { return atomic_load(&hg_pause_held) == atomic_load(&hg_pause_asked); }
+/* The drain thread holds the pause asked last, or will never pass again. In the second case
+ * an exit that took the drain over may be changing its state; it set hg_finished first, and
+ * a child that inherits that touches none of it (hg_drain_fork_child). */
+static bool hg_pause_is_held_or_drain_left(void) {
+    return atomic_load(&hg_pause_held) == atomic_load(&hg_pause_asked) || atomic_load(&hg_drain_left);
+}
 
 void hg_drain_fork_prepare(void) {
     if (!atomic_load(&hg_drain_exists)) return;
@@ -880,7 +895,7 @@ void hg_drain_fork_prepare(void) {
     atomic_store(&hg_pause_requested, true);
     atomic_fetch_add(&hg_pause_asked, 1u);
     hg_cut_nap();
-    hg_wait_for_drain(hg_pause_is_held, -1);
+    hg_wait_for_drain(hg_pause_is_held_or_drain_left, -1);
 }
 
 void hg_drain_fork_parent(void) { atomic_store(&hg_pause_requested, false); }
@@ -893,6 +908,7 @@ void hg_drain_fork_child(void) {
     bool had_drain = atomic_load(&hg_drain_exists) || atomic_load(&hg_start_deferred); /* a child's child too */
     atomic_store(&hg_pause_requested, false);
     atomic_store(&hg_drain_exists, false);
+    atomic_store(&hg_drain_left, true); /* none here until one is spawned (an ending child's never is) */
     if (!had_drain || atomic_load(&hg_finished)) return;
     hg_writer_forget_in_child();
     /* What the parent's other threads published before the fork is the child's history too. */

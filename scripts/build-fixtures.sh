@@ -112,6 +112,7 @@ done
 fixture c dl_churn dl_churn.c -ldl
 fixture c fork_while_dlopening fork_while_dlopening.c -ldl -pthread
 fixture c forks_from_threads forks_from_threads.c -pthread
+fixture c forks_at_exit forks_at_exit.c -pthread
 fixture c libforkguard.so libforkguard.c -fPIC -shared -pthread
 fixture c fork_under_program_locks fork_under_program_locks.c -pthread -L"$out" -lforkguard -Wl,-rpath,"$out"
 fixture c held_back held_back.c -pthread
