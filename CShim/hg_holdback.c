@@ -234,6 +234,17 @@ void hg_holdback_tend(hg_holdback_apply_t apply, uint64_t *pairs, uint64_t *byte
         if (!atomic_compare_exchange_strong_explicit(&slot->state, &state, hg_taken_by_me(), memory_order_acquire,
                                                      memory_order_relaxed))
             continue;
+        /* The same address may be held again since `holds` was read: its block realloc'd
+         * meanwhile (the old block's ALLOC and REALLOC_FREE pushed, not yet applied) and the
+         * address handed out anew. Applied now, that block came before those events, which
+         * then took it out of the live set (a probe that slept here lost a leak). Taken, the
+         * count cannot change: a hold not seen at the last visit waits for the next. */
+        uint32_t holds_now = atomic_load_explicit(&slot->holds, memory_order_relaxed);
+        if (holds_now != holds) {
+            hg_holds_seen[i] = holds_now;
+            hg_let_go(slot, state);
+            continue;
+        }
         apply(state, slot->size, slot->stack);
         hg_let_go(slot, 0);
     }
