@@ -828,6 +828,11 @@ static void hg_drain_take_over(void) {
     hg_holdback_take_all(hg_consume_published, &pairs, &bytes);
     hg_consume_claimed_before(hg_ring_claimed());
     hg_holdback_apply_taken(hg_apply_held, &pairs, &bytes); /* and the counts a free added late */
+    /* A free that waited for a slot taken here pushes its FREE now: taken too (up to 1 s). */
+    for (int naps = 0; naps < 20000 && hg_holdback_producers_waiting(); naps++) {
+        if (hg_drain_pass(hg_exit_batch) == 0) hg_sleep_us(50);
+    }
+    hg_consume_claimed_before(hg_ring_claimed());
     hg_count_elided(pairs, bytes);
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);

@@ -68,11 +68,15 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
  * pushed first. */
 HG_ALWAYS_INLINE void hg_record_free(hg_event_kind_t kind, void *ptr) {
     if (kind == HG_EV_FREE) {
-        if (hg_holdback_cancel((uintptr_t)ptr)) return;
+        if (hg_holdback_cancel((uintptr_t)ptr)) {
+            hg_holdback_waited();
+            return;
+        }
     } else {
         hg_holdback_release((uintptr_t)ptr);
     }
     hg_ring_push(kind, 0, (uintptr_t)ptr, 0, 0);
+    hg_holdback_waited();
 }
 
 HG_ALWAYS_INLINE void *hg_malloc_body(size_t size) {

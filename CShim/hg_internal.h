@@ -214,6 +214,10 @@ bool hg_holdback_hold(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack);
 bool hg_holdback_cancel(uintptr_t ptr);
 /** Producer side, before a realloc's REALLOC_FREE: pushes the ALLOC of a block held back. */
 void hg_holdback_release(uintptr_t ptr);
+/** Producer side, once the event of a free or realloc is pushed: ends a wait for a taken slot. */
+void hg_holdback_waited(void);
+/** Whether a producer waited for a taken slot and has not pushed its event yet. */
+bool hg_holdback_producers_waiting(void);
 typedef void (*hg_holdback_apply_t)(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack);
 /** The drain's visit: adds the pairs cancelled since the last visit to *pairs and *bytes, and
  *  applies the blocks held since before the last visit. */
