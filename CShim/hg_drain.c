@@ -255,7 +255,7 @@ static void hg_apply_held(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack) {
     hg_tally.events--; /* not an event of the ring */
 }
 
-static void hg_count_elided(uint64_t pairs, uint64_t bytes) {
+static void hg_tally_elided(uint64_t pairs, uint64_t bytes) {
     if (pairs == 0) return;
     hg_tally.allocs += pairs;
     hg_tally.frees += pairs;
@@ -276,7 +276,7 @@ static void hg_tend_holdback_when_due(void) {
     hg_holdback_visited_ms = now;
     uint64_t pairs = 0, bytes = 0;
     hg_holdback_tend(hg_apply_held, &pairs, &bytes);
-    hg_count_elided(pairs, bytes);
+    hg_tally_elided(pairs, bytes);
 }
 
 static void hg_write_command(void) {
@@ -833,7 +833,7 @@ static void hg_drain_take_over(void) {
         if (hg_drain_pass(hg_exit_batch) == 0) hg_sleep_us(50);
     }
     hg_consume_claimed_before(hg_ring_claimed());
-    hg_count_elided(pairs, bytes);
+    hg_tally_elided(pairs, bytes);
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);
 }

@@ -102,8 +102,6 @@ static bool hg_thread_exists(pthread_t thread) {
     return exists;
 }
 
-/* Waits while another thread has the slot taken; `consume` (the exit's) empties the ring
- * meanwhile, since that thread may be waiting for room to push. Returns the state after. */
 /* Producers that waited for a taken slot and have not pushed their event yet. The exit, which
  * takes every slot, waits for them after letting the slots go: a free of a block the exit had
  * taken pushes its FREE only then, and it was lost (the block, applied as an ALLOC by the exit,
@@ -120,6 +118,8 @@ void hg_holdback_waited(void) {
 
 bool hg_holdback_producers_waiting(void) { return atomic_load(&hg_waiting_producers) != 0; }
 
+/* Waits while another thread has the slot taken; `consume` (the exit's) empties the ring
+ * meanwhile, since that thread may be waiting for room to push. Returns the state after. */
 static uintptr_t hg_wait_while_taken(hg_holdback_slot_t *slot, uintptr_t state, void (*consume)(void)) {
     if (consume == NULL && !hg_producer_waited) {
         hg_producer_waited = true;

@@ -355,7 +355,6 @@ void hg_atfork_register_first(void);
 /* ---- hg_loader_lock.c: the loader's list lock, held across fork ---- */
 /** Finds the lock dl_iterate_phdr takes (once, at start); without it the others do nothing. */
 void hg_loader_lock_find(void);
-bool hg_loader_lock_found(void);
 void hg_loader_lock_hold(void);
 void hg_loader_lock_release(void);
 void hg_loader_lock_reset_in_child(void);

@@ -157,5 +157,3 @@ void hg_loader_lock_reset_in_child(void) {
     if (hg_loader_list_lock != NULL) memcpy(hg_loader_list_lock, &unlocked, sizeof unlocked);
     hg_held_for_fork = HG_FORK_HELD_NOTHING;
 }
-
-bool hg_loader_lock_found(void) { return hg_loader_list_lock != NULL; }

@@ -223,15 +223,21 @@ static void hg_rescan(void) {
     atomic_store(&hg_known_subs, scan.counters.subs);
 }
 
-void hg_modules_init(void) {
-    ssize_t length = readlink("/proc/self/exe", hg_exe_path, sizeof hg_exe_path - 1);
-    hg_exe_path[length > 0 ? length : 0] = '\0';
-    hg_loader_lock_find();
+/* The loader's list lock first, then hg_modules_lock: the order of a program's dl_iterate_phdr
+ * callback that allocates from a new call site (hg_loader_lock.c). */
+static void hg_rescan_locked(void) {
     hg_loader_lock_hold();
     pthread_mutex_lock(&hg_modules_lock);
     hg_rescan();
     pthread_mutex_unlock(&hg_modules_lock);
     hg_loader_lock_release();
+}
+
+void hg_modules_init(void) {
+    ssize_t length = readlink("/proc/self/exe", hg_exe_path, sizeof hg_exe_path - 1);
+    hg_exe_path[length > 0 ? length : 0] = '\0';
+    hg_loader_lock_find();
+    hg_rescan_locked();
     hg_bypass_init(); /* after the start-up modules, which see the shim's entry points first */
 }
 
@@ -239,11 +245,7 @@ void hg_modules_refresh_if_changed(void) {
     hg_dl_counters_t now = {0, 0};
     dl_iterate_phdr(hg_read_counters, &now);
     if (now.adds != atomic_load(&hg_known_adds) || now.subs != atomic_load(&hg_known_subs)) {
-        hg_loader_lock_hold(); /* before hg_modules_lock, as in a program's callback (hg_loader_lock.c) */
-        pthread_mutex_lock(&hg_modules_lock);
-        hg_rescan();
-        pthread_mutex_unlock(&hg_modules_lock);
-        hg_loader_lock_release();
+        hg_rescan_locked();
     }
 }
 
