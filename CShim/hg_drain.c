@@ -266,6 +266,80 @@ static void hg_tally_elided(uint64_t pairs, uint64_t bytes) {
     hg_writer_uv(bytes);
 }
 
+/* What the fork cut short on the parent's other threads (hg_in_flight.c): frees glibc had not
+ * made, whose blocks the fork child still has, and allocations on their way to the ring. */
+#define HG_CUT_MAX 64
+static hg_in_flight_t hg_cut[HG_CUT_MAX];
+static hg_event_t hg_cut_free_event[HG_CUT_MAX];
+static bool hg_cut_free_waiting[HG_CUT_MAX], hg_cut_push_seen[HG_CUT_MAX];
+static size_t hg_cut_count;
+
+static bool hg_is_about_a_block(const hg_event_t *event) {
+    return event->kind == HG_EV_ALLOC || event->kind == HG_EV_FREE || event->kind == HG_EV_REALLOC_FREE ||
+           event->kind == HG_EV_REALLOC;
+}
+
+/* The fork child's replay of what the parent's threads left in the ring. The FREE of a block
+ * whose free was cut waits, and is applied only if another event about its address follows
+ * (then it was an earlier life's); one still waiting at the end is dropped. */
+static void hg_apply_in_child(const hg_event_t *event) {
+    for (size_t i = 0; hg_is_about_a_block(event) && i < hg_cut_count; i++) {
+        const hg_in_flight_t *cut = &hg_cut[i];
+        /* Pushed if it is the last event about its block: an earlier life's may look the same. */
+        if (cut->pushing.kind != 0 && (event->ptr == cut->pushing.ptr || event->old_ptr == cut->pushing.ptr))
+            hg_cut_push_seen[i] = event->kind == cut->pushing.kind && event->ptr == cut->pushing.ptr &&
+                                  event->old_ptr == cut->pushing.old_ptr;
+        if (cut->how != HG_IN_FLIGHT_PUSHED) continue;
+        if (event->ptr != cut->freeing && !(event->kind == HG_EV_REALLOC && event->old_ptr == cut->freeing)) continue;
+        if (hg_cut_free_waiting[i]) hg_apply_alone(&hg_cut_free_event[i]);
+        hg_cut_free_waiting[i] = false;
+        if ((event->kind == HG_EV_FREE || event->kind == HG_EV_REALLOC_FREE) && event->ptr == cut->freeing) {
+            hg_cut_free_event[i] = *event;
+            hg_cut_free_waiting[i] = true;
+            return;
+        }
+    }
+    hg_apply_alone(event);
+}
+
+static bool hg_liveset_has(uint64_t ptr) {
+    hg_block_t block;
+    if (!hg_liveset_remove(ptr, &block, HG_LIVESET_NO_HOME)) return false;
+    hg_liveset_insert(block.ptr, block.size, block.stack, HG_LIVESET_NO_HOME);
+    return true;
+}
+
+/* After the replay: allocations cut short before they reached the ring or the table, then the
+ * frees cut short that the parent's drain had applied already. */
+static void hg_undo_cuts(void) {
+    for (size_t i = 0; i < hg_cut_count; i++) {
+        const hg_event_t *pushing = &hg_cut[i].pushing;
+        if (pushing->kind != 0 && !hg_cut_push_seen[i] && !hg_liveset_has(pushing->ptr) &&
+            !hg_holdback_holds(pushing->ptr))
+            hg_apply_alone(pushing);
+    }
+    for (size_t i = 0; i < hg_cut_count; i++) {
+        const hg_in_flight_t *cut = &hg_cut[i];
+        if (hg_cut_free_waiting[i]) { /* its FREE was never applied */
+        } else if (cut->how == HG_IN_FLIGHT_PUSHED) {
+            hg_block_t old; /* a realloc's old half is kept for its other half; a free's block is gone */
+            if (hg_pending_take(cut->freeing, &old)) {
+                hg_liveset_insert(old.ptr, old.size, old.stack, HG_LIVESET_NO_HOME);
+                hg_tally.frees--;
+            }
+        } else if (cut->how == HG_IN_FLIGHT_CANCELLED) { /* a held block, its pair counted */
+            if (hg_holdback_uncount(cut->freeing, cut->size)) {
+                hg_apply_held(cut->freeing, cut->size, cut->stack);
+            } else { /* the pair is in the tally already */
+                hg_tally.frees--;
+                hg_liveset_insert(cut->freeing, cut->size, cut->stack, HG_LIVESET_NO_HOME);
+            }
+        }
+        hg_cut_free_waiting[i] = hg_cut_push_seen[i] = false;
+    }
+    hg_cut_count = 0;
+}
+
 /* The drain's visit to the blocks held back, every HG_HOLDBACK_VISIT_MS. */
 #define HG_HOLDBACK_VISIT_MS 50
 static uint64_t hg_holdback_visited_ms;
@@ -918,7 +992,9 @@ void hg_drain_fork_child(void) {
     hg_writer_forget_in_child();
     /* What the parent's other threads published before the fork is the child's history too. */
     hg_writing = false;
-    hg_ring_reset_in_child(hg_apply_alone);
+    hg_cut_count = hg_in_flight_cut_at_fork(hg_cut, HG_CUT_MAX);
+    hg_ring_reset_in_child(hg_apply_in_child);
+    hg_undo_cuts();
     hg_writing = true;
     hg_is_fork_child = true;
     hg_generation++;

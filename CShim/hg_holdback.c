@@ -27,7 +27,7 @@
  * still here is applied before the snapshot and the scan.
  *
  * A slot is taken (its state odd: the taker's thread pointer | 1) for a few stores at a time
- * (a free needs no taking: one compare-and-swap empties the slot, one add counts the pair);
+ * (a free takes it, counts the pair with one add and empties it);
  * a thread that finds it taken waits, and one whose taker no longer exists (a fork child's
  * copy of a slot a parent's thread had) takes it over. The drain never waits on a slot.
  */
@@ -195,28 +195,51 @@ static void hg_count_pair(hg_holdback_slot_t *slot, uint64_t size) {
     }
 }
 
-/* One compare-and-swap empties the slot: its size is the block's while the state names it. */
+/* The slot is taken while the pair is counted, not emptied at once: an exit that took every
+ * slot and counted them while this thread was between the two (descheduled there) lost the
+ * pair, counted after the exit's last look (reviewed; one store more a free). */
 bool hg_holdback_cancel(uintptr_t ptr) {
-    if (!atomic_load_explicit(&hg_holdback_used, memory_order_relaxed)) return false;
+    hg_holdback_slot_t *slot = hg_take_held(ptr);
+    if (slot == NULL) return false;
+    hg_count_pair(slot, slot->size);
+    /* Counted: a fork child, where glibc has not freed the block, counts it back (hg_in_flight.c).
+     * Held blocks exist only while the shared ring's route is taken, so the free said it began. */
+    hg_in_flight.size = slot->size;
+    hg_in_flight.stack = slot->stack;
+    atomic_signal_fence(memory_order_seq_cst);
+    hg_in_flight.how = HG_IN_FLIGHT_CANCELLED;
+    hg_let_go(slot, 0);
+    hg_guard_depth--;
+    return true;
+}
+
+bool hg_holdback_holds(uintptr_t ptr) {
+    return atomic_load_explicit(&hg_slot_of(ptr)->state, memory_order_acquire) == ptr;
+}
+
+bool hg_holdback_uncount(uintptr_t ptr, uint64_t size) {
     hg_holdback_slot_t *slot = hg_slot_of(ptr);
-    uintptr_t state = atomic_load_explicit(&slot->state, memory_order_acquire);
-    for (;;) {
-        if (state & 1) state = hg_wait_while_taken(slot, state, NULL);
-        if (state != ptr) return false;
-        uint64_t size = slot->size;
-        if (atomic_compare_exchange_strong_explicit(&slot->state, &state, 0, memory_order_acq_rel,
-                                                    memory_order_acquire)) {
-            hg_count_pair(slot, size);
-            return true;
-        }
+    uint64_t pair = ((uint64_t)1 << HG_ELIDED_PAIR_SHIFT) + size;
+    uint64_t elided = atomic_load_explicit(&slot->elided, memory_order_relaxed);
+    if (size < HG_ELIDED_BIG_BLOCK && elided >> HG_ELIDED_PAIR_SHIFT != 0 && (elided & HG_ELIDED_BYTES_MASK) >= size) {
+        atomic_store_explicit(&slot->elided, elided - pair, memory_order_relaxed);
+        return true;
     }
+    if (atomic_load(&hg_elided_spilled.pairs) != 0 && atomic_load(&hg_elided_spilled.bytes) >= size) {
+        atomic_fetch_sub(&hg_elided_spilled.pairs, 1);
+        atomic_fetch_sub(&hg_elided_spilled.bytes, size);
+        return true;
+    }
+    return false;
 }
 
 void hg_holdback_release(uintptr_t ptr) {
     hg_holdback_slot_t *slot = hg_take_held(ptr);
     if (slot == NULL) return;
+    bool said = hg_in_flight_pushing(HG_EV_ALLOC, slot->stack, ptr, slot->size, 0);
     hg_ring_push(HG_EV_ALLOC, slot->stack, ptr, slot->size, 0);
     hg_let_go(slot, 0);
+    if (said) hg_in_flight_pushed();
     hg_guard_depth--;
 }
 

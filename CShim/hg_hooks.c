@@ -56,8 +56,11 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
         stack = hg_stacks_capture(&entry);
         errno = saved_errno;
     }
+    /* Said first: a fork may cut this thread short in between (hg_in_flight.c). */
+    bool said = hg_in_flight_pushing(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
     if (kind != HG_EV_ALLOC || !hg_holdback_hold((uintptr_t)ptr, size, stack))
         hg_ring_push(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
+    if (said) hg_in_flight_pushed();
     hg_guard_depth--;
 }
 
@@ -99,8 +102,14 @@ HG_ALWAYS_INLINE void hg_free_body(void *ptr) {
         return;
     }
     if (hg_bootstrap_owns(ptr) || hg_foreign_holds(ptr)) return;
-    if (hg_recording()) hg_record_free(HG_EV_FREE, ptr);
+    if (!hg_recording()) {
+        hg_real.free(ptr);
+        return;
+    }
+    hg_in_flight_free_begin((uintptr_t)ptr); /* until glibc has made it: a fork may come between */
+    hg_record_free(HG_EV_FREE, ptr);
     hg_real.free(ptr);
+    hg_in_flight_free_end();
 }
 
 /** Interposes free(3). */
@@ -151,9 +160,15 @@ HG_ALWAYS_INLINE void *hg_realloc_body(void *ptr, size_t size) {
         return fresh;
     }
     bool recording = hg_recording();
-    if (recording) hg_record_free(HG_EV_REALLOC_FREE, ptr);
+    if (recording) {
+        hg_in_flight_free_begin((uintptr_t)ptr);
+        hg_record_free(HG_EV_REALLOC_FREE, ptr);
+    }
     void *fresh = hg_real.realloc(ptr, size);
-    if (recording && (fresh != NULL || size != 0)) hg_record(HG_EV_REALLOC, fresh, size, ptr);
+    if (recording) {
+        hg_in_flight_free_end();
+        if (fresh != NULL || size != 0) hg_record(HG_EV_REALLOC, fresh, size, ptr);
+    }
     return fresh;
 }
 

@@ -203,6 +203,49 @@ uint64_t hg_ring_full_waits(void);
 uint64_t hg_ring_lost(void);
 void hg_ring_set_consumer_running(bool running);
 
+/* ---- hg_in_flight.c: what a fork may cut short on the parent's other threads ---- */
+typedef enum { HG_IN_FLIGHT_NONE, HG_IN_FLIGHT_PUSHED, HG_IN_FLIGHT_CANCELLED } hg_in_flight_how_t;
+typedef struct hg_in_flight {
+    struct hg_in_flight *self; /* set once registered: tells a record from other memory */
+    hg_event_t pushing;        /* an ALLOC or REALLOC on its way to the ring or the table (kind 0: none) */
+    uint64_t freeing;          /* a free recorded and not yet made by glibc */
+    uint64_t size;             /* CANCELLED: its held block's size and stack */
+    uint32_t stack;
+    uint32_t how;              /* hg_in_flight_how_t of `freeing`, stored after it */
+} hg_in_flight_t;
+extern __thread hg_in_flight_t hg_in_flight __attribute__((tls_model("initial-exec")));
+void hg_in_flight_register(void);
+/* Only while several threads record (the shared ring's route): a fork cuts short only other
+ * threads, and a single-threaded program pays nothing. */
+/** Before a free or a realloc's old half is recorded, until glibc has made it. */
+static inline void hg_in_flight_free_begin(uint64_t ptr) {
+    if (!hg_ring_routes_to_shared()) return;
+    if (HG_UNLIKELY(hg_in_flight.self == NULL)) hg_in_flight_register();
+    hg_in_flight.freeing = ptr;
+    atomic_signal_fence(memory_order_seq_cst);
+    hg_in_flight.how = HG_IN_FLIGHT_PUSHED;
+}
+static inline void hg_in_flight_free_end(void) { hg_in_flight.how = HG_IN_FLIGHT_NONE; }
+/** Before an ALLOC or REALLOC is pushed or held back; true if recorded (then call _pushed). */
+static inline bool hg_in_flight_pushing(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr) {
+    if (!hg_ring_routes_to_shared()) return false;
+    if (HG_UNLIKELY(hg_in_flight.self == NULL)) hg_in_flight_register();
+    hg_in_flight.pushing.stack = stack;
+    hg_in_flight.pushing.ptr = ptr;
+    hg_in_flight.pushing.size = size;
+    hg_in_flight.pushing.old_ptr = old_ptr;
+    atomic_signal_fence(memory_order_seq_cst);
+    hg_in_flight.pushing.kind = kind;
+    atomic_signal_fence(memory_order_seq_cst);
+    return true;
+}
+static inline void hg_in_flight_pushed(void) {
+    atomic_signal_fence(memory_order_seq_cst);
+    hg_in_flight.pushing.kind = 0;
+}
+/** In a fork child: the records of the parent's other threads that had something under way. */
+size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max);
+
 /* ---- hg_stacks.c: capture and deduplication ---- */
 typedef uint32_t hg_stack_ref_t; /* offset of the stack in the arena, in 8-byte units; 0 = none */
 
@@ -212,6 +255,11 @@ bool hg_holdback_hold(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack);
 /** Producer side, before a free: true when the block was held back (the pair is counted, and
  *  no FREE is pushed). */
 bool hg_holdback_cancel(uintptr_t ptr);
+/** In a fork child, alone: takes back a pair of `size` bytes counted by a free that glibc had
+ *  not made at the fork; false when no count holds it (the drain took it into its tally). */
+bool hg_holdback_uncount(uintptr_t ptr, uint64_t size);
+/** Whether the block is held back now. */
+bool hg_holdback_holds(uintptr_t ptr);
 /** Producer side, before a realloc's REALLOC_FREE: pushes the ALLOC of a block held back. */
 void hg_holdback_release(uintptr_t ptr);
 /** Producer side, once the event of a free or realloc is pushed: ends a wait for a taken slot. */

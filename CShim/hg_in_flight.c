@@ -1,0 +1,66 @@
+/*
+ * What a fork cuts short on the parent's other threads.
+ *
+ * A free (or a realloc's old half) is recorded before glibc makes it (hg_hooks.c), and glibc's
+ * fork holds every arena's lock: another thread of the parent that had recorded its free and
+ * then waited for an arena's lock is cut there. And a thread that writes to memory the fork has
+ * made copy-on-write waits in that page fault until the fork is done: one pushing an event has
+ * claimed its slot in the ring and not yet published it. In the child the first block is still
+ * allocated and the second's event is in no ring, and the child's trace lost both (fixture
+ * fork_mid_hold: a worker that mallocs, reallocs and frees in a loop while main forks;
+ * valgrind reports the worker's block of the moment in use in every child that has one,
+ * heapgate reported it in 3 of 133 such children, and 1 in 10 of them with the first cut alone
+ * undone).
+ *
+ * So each thread says, in a record of its own (TLS), which free it has recorded and not yet
+ * seen glibc make and which allocation it is pushing (or holding back); the records are found
+ * through a registry of their addresses. The fork child (hg_drain_fork_child) reads the other
+ * threads' records and undoes what they say: the FREE still in the ring is not applied, a
+ * realloc's old half already applied is taken back from the drain's pending blocks, a block
+ * held back (hg_holdback.c) whose pair was counted is counted back and applied, and an
+ * allocation that is neither in the ring nor in the live set nor held back is applied. Only
+ * while several threads record: a single-threaded program pays nothing.
+ */
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+
+__thread hg_in_flight_t hg_in_flight __attribute__((tls_model("initial-exec")));
+
+/* Threads live at once beyond this are not covered (their frees in flight stay cut). Threads
+ * that end leave their entry: a new thread on the same cached stack has its record at the
+ * same address, and the child reads the records with process_vm_readv, so an entry whose
+ * memory was unmapped cannot fault. */
+#define HG_IN_FLIGHT_THREADS 1024
+static _Atomic(hg_in_flight_t *) hg_in_flight_registry[HG_IN_FLIGHT_THREADS];
+
+void hg_in_flight_register(void) {
+    hg_in_flight_t *mine = &hg_in_flight;
+    mine->self = mine; /* registered or not, the thread does not come back here */
+    for (unsigned i = 0; i < HG_IN_FLIGHT_THREADS; i++) {
+        hg_in_flight_t *entry = atomic_load_explicit(&hg_in_flight_registry[i], memory_order_relaxed);
+        if (entry == mine) return;
+        if (entry == NULL) {
+            hg_in_flight_t *empty = NULL;
+            if (atomic_compare_exchange_strong(&hg_in_flight_registry[i], &empty, mine)) return;
+            if (empty == mine) return;
+        }
+    }
+}
+
+size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max) {
+    size_t found = 0;
+    for (unsigned i = 0; i < HG_IN_FLIGHT_THREADS && found < max; i++) {
+        hg_in_flight_t *entry = atomic_load_explicit(&hg_in_flight_registry[i], memory_order_relaxed);
+        if (entry == NULL) break; /* entries are claimed in order and never given back */
+        if (entry == &hg_in_flight) continue; /* the forking thread goes on in the child */
+        hg_in_flight_t copy;
+        struct iovec local = {&copy, sizeof copy}, remote = {entry, sizeof copy};
+        if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof copy) continue;
+        if (copy.self != entry) continue; /* not a record */
+        if (copy.how == HG_IN_FLIGHT_NONE && copy.pushing.kind == 0) continue; /* nothing under way */
+        out[found++] = copy;
+    }
+    return found;
+}
