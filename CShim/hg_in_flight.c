@@ -21,6 +21,7 @@
  * allocation that is neither in the ring nor in the live set nor held back is applied. Only
  * while several threads record: a single-threaded program pays nothing.
  */
+#include <errno.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@ void hg_in_flight_register(void) {
 
 size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max) {
     size_t found = 0;
+    int saved_errno = errno; /* a record unmapped fails with EFAULT: the program's errno stays */
     for (unsigned i = 0; i < HG_IN_FLIGHT_THREADS && found < max; i++) {
         hg_in_flight_t *entry = atomic_load_explicit(&hg_in_flight_registry[i], memory_order_relaxed);
         if (entry == NULL) break; /* entries are claimed in order and never given back */
@@ -62,5 +64,6 @@ size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max) {
         if (copy.how == HG_IN_FLIGHT_NONE && copy.pushing.kind == 0) continue; /* nothing under way */
         out[found++] = copy;
     }
+    errno = saved_errno;
     return found;
 }
