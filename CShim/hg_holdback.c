@@ -70,7 +70,7 @@ static hg_holdback_slot_t hg_holdback[HG_HOLDBACK_SLOTS];
 static uint32_t hg_holds_seen[HG_HOLDBACK_SLOTS];
 /* The exit's: the block it took each slot from (hg_holdback_take_all). */
 static uintptr_t hg_held_at_exit[HG_HOLDBACK_SLOTS];
-static _Atomic bool hg_holdback_used;
+_Atomic bool hg_holdback_used;
 /* Cancelled pairs counted outside the slots: slots' counts moved here before they could
  * overflow, and the pairs of blocks too big for a slot's word. */
 static struct {

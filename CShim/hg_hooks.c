@@ -37,6 +37,17 @@ HG_ALWAYS_INLINE bool hg_recording(void) {
     return state == HG_RECORDING;
 }
 
+/* An allocation's event once several threads record: held back if it can be, and said first,
+ * since a fork may cut this thread short in between (hg_in_flight.c). Out of line, so that a
+ * single-threaded program's allocations pay one test for all of this. */
+HG_ALWAYS_INLINE void hg_record_among_threads(hg_event_kind_t kind, hg_stack_ref_t stack, void *ptr, size_t size,
+                                                void *old_ptr) {
+    bool said = hg_in_flight_pushing(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
+    if (kind != HG_EV_ALLOC || !hg_holdback_hold((uintptr_t)ptr, size, stack))
+        hg_ring_push(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
+    if (said) hg_in_flight_pushed();
+}
+
 /* Records an allocation (ALLOC or REALLOC) with its stack, unwound from this function's
  * caller (see the top of the file). errno is the program's: the unwinder and dl_iterate_phdr
  * may change it, so it is put back around them (a stack seen before and the ring push make
@@ -56,20 +67,22 @@ static HG_NOINLINE void hg_record(hg_event_kind_t kind, void *ptr, size_t size, 
         stack = hg_stacks_capture(&entry);
         errno = saved_errno;
     }
-    /* Said first: a fork may cut this thread short in between (hg_in_flight.c). */
-    bool said = hg_in_flight_pushing(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
-    if (kind != HG_EV_ALLOC || !hg_holdback_hold((uintptr_t)ptr, size, stack))
+    if (HG_LIKELY(!hg_ring_routes_to_shared()))
         hg_ring_push(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
-    if (said) hg_in_flight_pushed();
+    else
+        hg_record_among_threads(kind, stack, ptr, size, old_ptr);
     hg_guard_depth--;
 }
 
 /* Records a FREE or REALLOC_FREE: no stack, and the ring push neither allocates nor touches
  * errno (on a full ring it only yields), so neither the guard nor errno needs saving. Half of
- * all events are frees: this path is a third of hg_record's. A block held back from the ring
- * (hg_holdback.c) is taken out instead of freed in the trace, or, for a realloc, its ALLOC is
- * pushed first. */
-HG_ALWAYS_INLINE void hg_record_free(hg_event_kind_t kind, void *ptr) {
+ * all events are frees: this path is a third of hg_record's. */
+HG_ALWAYS_INLINE void hg_record_free(hg_event_kind_t kind, void *ptr) { hg_ring_push(kind, 0, (uintptr_t)ptr, 0, 0); }
+
+/* What frees do once several threads have recorded (or blocks are held back: a fork child's
+ * inherited table): a block held back from the ring (hg_holdback.c) is taken out instead of
+ * freed in the trace, or, for a realloc, its ALLOC is pushed first. */
+HG_ALWAYS_INLINE void hg_record_free_among_threads(hg_event_kind_t kind, void *ptr) {
     if (kind == HG_EV_FREE) {
         if (hg_holdback_cancel((uintptr_t)ptr)) {
             hg_holdback_waited();
@@ -96,20 +109,31 @@ HG_EXPORT void *malloc(size_t size) { return hg_malloc_body(size); }
  * malloc wrapper (which goes on to the shim) from an allocator (which does not). */
 __thread unsigned hg_null_frees __attribute__((tls_model("initial-exec")));
 
+/* Whether a free must look for its block among those held back, and say what it does while a
+ * fork may cut it short: once several threads record, or blocks are held back. */
+HG_ALWAYS_INLINE bool hg_frees_need_care(void) { return hg_holdback_in_use() || hg_ring_routes_to_shared(); }
+
+HG_ALWAYS_INLINE void hg_free_among_threads(void *ptr) {
+    hg_in_flight_free_begin((uintptr_t)ptr); /* until glibc has made it: a fork may come between */
+    hg_record_free_among_threads(HG_EV_FREE, ptr);
+    hg_real.free(ptr);
+    hg_in_flight_free_end();
+}
+
 HG_ALWAYS_INLINE void hg_free_body(void *ptr) {
     if (HG_UNLIKELY(ptr == NULL)) {
         hg_null_frees++;
         return;
     }
     if (hg_bootstrap_owns(ptr) || hg_foreign_holds(ptr)) return;
-    if (!hg_recording()) {
-        hg_real.free(ptr);
-        return;
+    if (hg_recording()) {
+        if (HG_UNLIKELY(hg_frees_need_care())) {
+            hg_free_among_threads(ptr);
+            return;
+        }
+        hg_record_free(HG_EV_FREE, ptr);
     }
-    hg_in_flight_free_begin((uintptr_t)ptr); /* until glibc has made it: a fork may come between */
-    hg_record_free(HG_EV_FREE, ptr);
     hg_real.free(ptr);
-    hg_in_flight_free_end();
 }
 
 /** Interposes free(3). */
@@ -160,8 +184,10 @@ HG_ALWAYS_INLINE void *hg_realloc_body(void *ptr, size_t size) {
         return fresh;
     }
     bool recording = hg_recording();
-    if (recording) {
+    if (recording && HG_UNLIKELY(hg_frees_need_care())) {
         hg_in_flight_free_begin((uintptr_t)ptr);
+        hg_record_free_among_threads(HG_EV_REALLOC_FREE, ptr);
+    } else if (recording) {
         hg_record_free(HG_EV_REALLOC_FREE, ptr);
     }
     void *fresh = hg_real.realloc(ptr, size);

@@ -22,7 +22,6 @@
  * while several threads record: a single-threaded program pays nothing.
  */
 #include <errno.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "hg_internal.h"
@@ -31,7 +30,7 @@ __thread hg_in_flight_t hg_in_flight __attribute__((tls_model("initial-exec")));
 
 /* Threads live at once beyond this are not covered (their frees in flight stay cut). Threads
  * that end leave their entry: a new thread on the same cached stack has its record at the
- * same address, and the child reads the records with process_vm_readv, so an entry whose
+ * same address, and the child reads the records with process_vm_readv (hg_read_own), so an entry whose
  * memory was unmapped cannot fault. */
 #define HG_IN_FLIGHT_THREADS 1024
 static _Atomic(hg_in_flight_t *) hg_in_flight_registry[HG_IN_FLIGHT_THREADS];
@@ -58,10 +57,12 @@ size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max) {
         if (entry == NULL) break; /* entries are claimed in order and never given back */
         if (entry == &hg_in_flight) continue; /* the forking thread goes on in the child */
         hg_in_flight_t copy;
-        struct iovec local = {&copy, sizeof copy}, remote = {entry, sizeof copy};
-        if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof copy) continue;
+        if (!hg_read_own(&copy, (uintptr_t)entry, sizeof copy)) continue;
         if (copy.self != entry) continue; /* not a record */
         if (copy.how == HG_IN_FLIGHT_NONE && copy.pushing.kind == 0) continue; /* nothing under way */
+        copy.pushing.ptr = ~copy.pushing.ptr; /* stored complemented (hg_internal.h) */
+        copy.pushing.old_ptr = ~copy.pushing.old_ptr;
+        copy.freeing = ~copy.freeing;
         out[found++] = copy;
     }
     errno = saved_errno;

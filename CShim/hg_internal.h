@@ -205,10 +205,14 @@ void hg_ring_set_consumer_running(bool running);
 
 /* ---- hg_in_flight.c: what a fork may cut short on the parent's other threads ---- */
 typedef enum { HG_IN_FLIGHT_NONE, HG_IN_FLIGHT_PUSHED, HG_IN_FLIGHT_CANCELLED } hg_in_flight_how_t;
+/* The record's block addresses are kept complemented (the top bits set), as the unwinder keeps
+ * its words: the exit-time scan reads threads' TLS as roots, and a block's address left there
+ * made it still reachable (a thread's DTV in `threads`, memcheck's possibly lost). */
 typedef struct hg_in_flight {
     struct hg_in_flight *self; /* set once registered: tells a record from other memory */
-    hg_event_t pushing;        /* an ALLOC or REALLOC on its way to the ring or the table (kind 0: none) */
-    uint64_t freeing;          /* a free recorded and not yet made by glibc */
+    hg_event_t pushing;        /* an ALLOC or REALLOC on its way to the ring or the table (kind 0: none);
+                                * ptr and old_ptr complemented */
+    uint64_t freeing;          /* a free recorded and not yet made by glibc, complemented */
     uint64_t size;             /* CANCELLED: its held block's size and stack */
     uint32_t stack;
     uint32_t how;              /* hg_in_flight_how_t of `freeing`, stored after it */
@@ -221,7 +225,7 @@ void hg_in_flight_register(void);
 static inline void hg_in_flight_free_begin(uint64_t ptr) {
     if (!hg_ring_routes_to_shared()) return;
     if (HG_UNLIKELY(hg_in_flight.self == NULL)) hg_in_flight_register();
-    hg_in_flight.freeing = ptr;
+    hg_in_flight.freeing = ~ptr;
     atomic_signal_fence(memory_order_seq_cst);
     hg_in_flight.how = HG_IN_FLIGHT_PUSHED;
 }
@@ -231,9 +235,9 @@ static inline bool hg_in_flight_pushing(uint32_t kind, uint32_t stack, uint64_t 
     if (!hg_ring_routes_to_shared()) return false;
     if (HG_UNLIKELY(hg_in_flight.self == NULL)) hg_in_flight_register();
     hg_in_flight.pushing.stack = stack;
-    hg_in_flight.pushing.ptr = ptr;
+    hg_in_flight.pushing.ptr = ~ptr;
     hg_in_flight.pushing.size = size;
-    hg_in_flight.pushing.old_ptr = old_ptr;
+    hg_in_flight.pushing.old_ptr = ~old_ptr;
     atomic_signal_fence(memory_order_seq_cst);
     hg_in_flight.pushing.kind = kind;
     atomic_signal_fence(memory_order_seq_cst);
@@ -250,6 +254,9 @@ size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max);
 typedef uint32_t hg_stack_ref_t; /* offset of the stack in the arena, in 8-byte units; 0 = none */
 
 /* ---- hg_holdback.c: allocations held back from the ring while several threads record ---- */
+/* Set at the first hold, for good (a fork child inherits it with the table). */
+extern _Atomic bool hg_holdback_used;
+static inline bool hg_holdback_in_use(void) { return atomic_load_explicit(&hg_holdback_used, memory_order_relaxed); }
 /** Producer side, for an ALLOC: true when the block is held back instead of pushed. */
 bool hg_holdback_hold(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack);
 /** Producer side, before a free: true when the block was held back (the pair is counted, and
