@@ -195,6 +195,9 @@ struct ReportSettings: Equatable {
         let builder = ReportBuilder(options: options, symbolizer: symbolizer)
         let reports = heaps.map { builder.report(for: $0, exitStatus: exitStatuses[$0.header.pid]) }
         for file in symbolizer.changedFiles { StandardError.write("heapgate: warning: \(file.warning)\n") }
+        for path in symbolizer.missingFiles {
+            StandardError.write("heapgate: warning: \(Symbolizer.missingFileWarning(path))\n")
+        }
         let texts = reports.map { report in
             TextReport.render(report, options: options) { record in
                 record.kind.leakKind.map { valgrindSuppression(for: record.suppressionFrames, kind: $0) }

@@ -215,6 +215,41 @@ struct SummaryInputTests {
         }
     }
 
+    /// A program deleted since its trace was recorded (a test binary in a build directory that
+    /// `make clean` emptied): its frames were shown as ??? with no word of why. Now a warning
+    /// says the file is gone, and frames an earlier report kept for its build id still name it.
+    @Test func programDeletedSinceTheTraceIsSaidOrNamedFromKeptFrames() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let binary = directory + "/leak_basic"
+            try FileManager.default.copyItem(atPath: Harness.fixture("leak_basic"), toPath: binary)
+            let traces = directory + "/traces"
+            try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
+            #expect(try Harness.trace([binary], into: traces).status == 0)
+            let summary = { (cache: String) throws -> (Harness.Outcome, [String]) in
+                let json = directory + "/report.json"
+                let outcome = try Harness.execute(Harness.heapgate, ["summary", "--json=\(json)", traces],
+                                                  environment: ["HEAPGATE_CACHE": cache])
+                let record = try Harness.decodeReport(atPath: json)?.processes.first?.records.first { $0.bytes == 4 }
+                return (outcome, record?.frames.dropFirst().prefix(2).map { "\($0.function ?? "???") \($0.line ?? 0)" } ?? [])
+            }
+            let cache = directory + "/cache"
+            let (before, framesBefore) = try summary(cache)
+            #expect(before.status == 0 && before.stderrLines.allSatisfy { !$0.hasPrefix("heapgate:") }, "\(before.stderr)")
+            #expect(framesBefore == ["leak_calloc 38", "main 66"], "\(before.stderr)")
+
+            try FileManager.default.removeItem(atPath: binary)
+            let (unnamed, framesUnnamed) = try summary("off")
+            #expect(unnamed.status == 0)
+            #expect(unnamed.stderrLines.first == "heapgate: warning: \(Harness.realPath(directory))/leak_basic is gone"
+                + " (deleted or moved since the trace was recorded), so its frames are shown as ???", "\(unnamed.stderr)")
+            #expect(framesUnnamed == ["??? 0", "??? 0"], "\(unnamed.stderr)")
+
+            let (kept, framesKept) = try summary(cache)
+            #expect(kept.status == 0 && kept.stderrLines.allSatisfy { !$0.hasPrefix("heapgate:") }, "\(kept.stderr)")
+            #expect(framesKept == ["leak_calloc 38", "main 66"], "\(kept.stderr)")
+        }
+    }
+
     /// The same without a build id (clang's default link where it was not configured to ask
     /// for one): the trace could not tell the rebuild from the program it ran, and named the
     /// leak's frames `mix_in`, `mix_in`, the rebuild's function at both addresses, with no

@@ -128,6 +128,7 @@ public final class Symbolizer {
     /// Whether each file was found changed, by its path and the build id a trace recorded.
     private var changedVerdicts: [RecordedFile: Bool] = [:]
     private var changed: [ChangedFile] = []
+    private var missing: [String] = []
     private let lock = Lock()
     private let debugCache: DebugInfoCache
     private let frameCache: FrameCache
@@ -199,7 +200,9 @@ public final class Symbolizer {
         let session = session(for: file)
         let buildID = session?.buildID
         let frames: [SourceFrame]
-        if let session, let buildID, let kept = frameCache.entry(buildID: buildID, address: relative),
+        if session == nil {
+            frames = framesOfUnreadableFile(module, address: relative)
+        } else if let session, let buildID, let kept = frameCache.entry(buildID: buildID, address: relative),
            kept.fromDWARF || LibDW.dwflModuleGetDwarf(session.module) == nil {
             frames = kept.frames
         } else {
@@ -228,6 +231,21 @@ public final class Symbolizer {
         lock.lock()
         defer { lock.unlock() }
         return changed
+    }
+
+    /// The files a trace names that are gone (deleted or moved since the process ran) and whose
+    /// frames are shown unnamed, in the order they were met: no earlier report kept frames
+    /// for their recorded build id (`FrameCache`).
+    public var missingFiles: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return missing
+    }
+
+    /// Why a missing file's frames have no names, for a warning line.
+    public static func missingFileWarning(_ path: String) -> String {
+        "\(CommandLineText.controlsReplaced(path)) is gone (deleted or moved since the trace was recorded),"
+            + " so its frames are shown as ???"
     }
 
     /// True when the trace recorded a build id for the module's file and the file at its path
@@ -270,6 +288,20 @@ public final class Symbolizer {
         return ModuleImage.isShim(module.path) ? Array(kept.frames.suffix(1)) : kept.frames
     }
 
+    /// What is known of an address in a file that cannot be opened: the frames an earlier report
+    /// kept for the build id the trace recorded, else one unnamed frame (and a file that is gone
+    /// joins `missingFiles`). Called with the lock held.
+    private func framesOfUnreadableFile(_ module: ModuleImage, address relative: UInt64) -> [SourceFrame] {
+        if let recorded = module.buildID, let kept = frameCache.entry(buildID: recorded, address: relative) {
+            return kept.frames
+        }
+        let path = canonical(module.path)
+        if path.hasPrefix("/"), !missing.contains(path), !FileManager.default.fileExists(atPath: path) {
+            missing.append(path)
+        }
+        return [Self.unknownFrame]
+    }
+
     /// The ELF symbol covering `address`, demangled, without reading DWARF: no source line and
     /// no inlined frames. For frames a report never shows (those under `main`), where reading a
     /// large library's debug info (libc's, say: tens of megabytes to decompress) would be wasted.
@@ -289,6 +321,7 @@ public final class Symbolizer {
         // sorting the module's symbol table (libc's: 6.8 M instructions, a sixth of a short
         // report), which the names of the two or three frames under main would otherwise take.
         if let buildID, let kept = named(frameCache.entry(buildID: buildID, address: relative)?.frames) { return kept }
+        if session == nil { return named(framesOfUnreadableFile(module, address: relative)) ?? Self.unknownFrame }
         let symbol = session.flatMap { $0.symbol(at: relative) }
         let frame = SourceFrame(function: symbol.map(Demangler.demangle), file: nil, line: nil, isInlined: false, linkageName: symbol)
         if let buildID, symbol != nil {
