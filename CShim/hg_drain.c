@@ -318,6 +318,7 @@ static void hg_undo_cuts(void) {
             !hg_holdback_holds(pushing->ptr))
             hg_apply_alone(pushing);
     }
+    bool counted = false;
     for (size_t i = 0; i < hg_cut_count; i++) {
         const hg_in_flight_t *cut = &hg_cut[i];
         if (hg_cut_free_waiting[i]) { /* its FREE was never applied */
@@ -328,12 +329,14 @@ static void hg_undo_cuts(void) {
                 hg_tally.frees--;
             }
         } else if (cut->how == HG_IN_FLIGHT_CANCELLED) { /* a held block, its pair counted */
-            if (hg_holdback_uncount(cut->freeing, cut->size)) {
-                hg_apply_held(cut->freeing, cut->size, cut->stack);
-            } else { /* the pair is in the tally already */
-                hg_tally.frees--;
-                hg_liveset_insert(cut->freeing, cut->size, cut->stack, HG_LIVESET_NO_HOME);
+            if (!counted) { /* into the tally, so that its free can be taken back there */
+                uint64_t pairs = 0, bytes = 0;
+                hg_holdback_count_all(&pairs, &bytes);
+                hg_tally_elided(pairs, bytes);
+                counted = true;
             }
+            hg_tally.frees--;
+            hg_liveset_insert(cut->freeing, cut->size, cut->stack, HG_LIVESET_NO_HOME);
         }
         hg_cut_free_waiting[i] = hg_cut_push_seen[i] = false;
     }
@@ -884,6 +887,19 @@ static void hg_consume_claimed_before(uint64_t claimed) {
     while (hg_drain_pass(hg_exit_batch) > 0) {}
 }
 
+/* Frees that other threads have said under way and whose FREE the exit has not applied
+ * (hg_in_flight.c): their blocks are being freed, and would stay in the live set with nothing
+ * pointing at them. A FREE that comes later stays in the ring. */
+static void hg_apply_frees_under_way(void) {
+    hg_in_flight_t others[HG_CUT_MAX];
+    size_t count = hg_in_flight_of_others(others, HG_CUT_MAX);
+    for (size_t i = 0; i < count; i++) {
+        if (others[i].how == HG_IN_FLIGHT_NONE) continue;
+        hg_event_t event = {.kind = HG_EV_FREE, .ptr = others[i].freeing};
+        if (hg_liveset_has(event.ptr)) hg_apply_alone(&event);
+    }
+}
+
 static void hg_drain_take_over(void) {
     uint64_t claimed = hg_ring_claimed();
     for (;;) {
@@ -908,6 +924,7 @@ static void hg_drain_take_over(void) {
     }
     hg_consume_claimed_before(hg_ring_claimed());
     hg_tally_elided(pairs, bytes);
+    hg_apply_frees_under_way();
     atomic_store(&hg_drain_exists, false);
     hg_ring_set_consumer_running(false);
 }
@@ -992,7 +1009,8 @@ void hg_drain_fork_child(void) {
     hg_writer_forget_in_child();
     /* What the parent's other threads published before the fork is the child's history too. */
     hg_writing = false;
-    hg_cut_count = hg_in_flight_cut_at_fork(hg_cut, HG_CUT_MAX);
+    hg_cut_count = hg_in_flight_of_others(hg_cut, HG_CUT_MAX);
+    hg_in_flight_forget_others();
     hg_ring_reset_in_child(hg_apply_in_child);
     hg_undo_cuts();
     hg_writing = true;

@@ -27,7 +27,7 @@
  * still here is applied before the snapshot and the scan.
  *
  * A slot is taken (its state odd: the taker's thread pointer | 1) for a few stores at a time
- * (a free takes it, counts the pair with one add and empties it);
+ * (a free takes it, counts the pair and empties it);
  * a thread that finds it taken waits, and one whose taker no longer exists (a fork child's
  * copy of a slot a parent's thread had) takes it over. The drain never waits on a slot.
  */
@@ -40,30 +40,25 @@
 
 #include "hg_internal.h"
 
-#define HG_HOLDBACK_SHIFT 16 /* 65,536 slots of 32 bytes: 2 MiB, touched only by threaded programs */
+#define HG_HOLDBACK_SHIFT 16 /* 65,536 slots of a cache line: 4 MiB, touched only by threaded programs */
 #define HG_HOLDBACK_SLOTS (1u << HG_HOLDBACK_SHIFT)
-/* A slot's count of cancelled pairs: the pairs above this bit (20 bits), their bytes below (44).
- * One word, so that a free counts its pair with one atomic add. Neither field may carry into
- * the other or wrap: a thread malloc/free loop cancels a million pairs of one slot in 50 ms
- * (the drain's visit), and 2,048 pairs of 8 GiB fill the 44 bits of bytes (both seen: 30 M
- * pairs counted as 14.3 M, and 20,000 pairs of 8 GiB as 20,006 pairs of a third of the bytes).
- * So a free that finds a field half full moves the slot's count to hg_elided_spilled, and a
- * block too big for the word is counted there at once (hg_count_pair). */
-#define HG_ELIDED_PAIR_SHIFT 44
-#define HG_ELIDED_BYTES_MASK (((uint64_t)1 << HG_ELIDED_PAIR_SHIFT) - 1)
-#define HG_ELIDED_PAIRS_HALF ((uint64_t)1 << 63)
-#define HG_ELIDED_BYTES_HALF ((uint64_t)1 << (HG_ELIDED_PAIR_SHIFT - 1))
-/* Blocks from this size on are counted in hg_elided_spilled: the half of a field left above the
- * spilling point takes 2^19 pairs, or 2^11 such blocks, added between a free's add and its spill. */
-#define HG_ELIDED_BIG_BLOCK ((uint64_t)1 << 32)
 
+/* A slot's pairs and bytes cancelled only grow, written by the thread that has the slot taken,
+ * with plain stores: the one locked instruction of a free is the take. The consumer (the drain,
+ * then the exit) reads them without taking the slot and counts what grew since it last counted,
+ * kept in the slot, which it alone writes. (They were one word that a free added to with a
+ * locked add and the drain emptied: a fifth of the 8-thread churn's samples were that add;
+ * packed into one word, its fields had to be moved aside before they overflowed.) */
 typedef struct {
     _Atomic uintptr_t state;    /* 0: empty; odd: taken; else the address of the block held back */
     uint64_t size;
-    _Atomic uint64_t elided;    /* pairs cancelled here since the drain last counted, and their bytes */
+    _Atomic uint64_t pairs;     /* pairs cancelled here so far, and their bytes */
+    _Atomic uint64_t bytes;
+    uint64_t pairs_counted;     /* the consumer's: how many of them it has counted */
+    uint64_t bytes_counted;
     hg_stack_ref_t stack;
     _Atomic uint32_t holds;     /* blocks held here so far */
-} __attribute__((aligned(32))) hg_holdback_slot_t;
+} __attribute__((aligned(64))) hg_holdback_slot_t;
 
 static hg_holdback_slot_t hg_holdback[HG_HOLDBACK_SLOTS];
 /* The drain's: `holds` of the block it saw held in each slot at its last visit. */
@@ -71,12 +66,6 @@ static uint32_t hg_holds_seen[HG_HOLDBACK_SLOTS];
 /* The exit's: the block it took each slot from (hg_holdback_take_all). */
 static uintptr_t hg_held_at_exit[HG_HOLDBACK_SLOTS];
 _Atomic bool hg_holdback_used;
-/* Cancelled pairs counted outside the slots: slots' counts moved here before they could
- * overflow, and the pairs of blocks too big for a slot's word. */
-static struct {
-    _Alignas(64) _Atomic uint64_t pairs;
-    _Atomic uint64_t bytes;
-} hg_elided_spilled;
 /* The ring's positions claimed when the drain last looked at the table (hg_holdback_tend). */
 static hg_ring_mark_t hg_mark_at_last_visit;
 static bool hg_visited;
@@ -176,23 +165,12 @@ static void hg_let_go(hg_holdback_slot_t *slot, uintptr_t state) {
     atomic_store_explicit(&slot->state, state, memory_order_release);
 }
 
-static void hg_spill(uint64_t pairs, uint64_t bytes) {
-    atomic_fetch_add_explicit(&hg_elided_spilled.pairs, pairs, memory_order_relaxed);
-    atomic_fetch_add_explicit(&hg_elided_spilled.bytes, bytes, memory_order_relaxed);
-}
-
-/* Counts a cancelled pair of `size` bytes in the slot's word, or past it (see HG_ELIDED_PAIR_SHIFT). */
+/* Counts a cancelled pair in its slot, which this thread has taken. */
 static void hg_count_pair(hg_holdback_slot_t *slot, uint64_t size) {
-    if (HG_UNLIKELY(size >= HG_ELIDED_BIG_BLOCK)) {
-        hg_spill(1, size);
-        return;
-    }
-    uint64_t before = atomic_fetch_add_explicit(&slot->elided, ((uint64_t)1 << HG_ELIDED_PAIR_SHIFT) + size,
-                                                memory_order_relaxed);
-    if (HG_UNLIKELY(before & (HG_ELIDED_PAIRS_HALF | HG_ELIDED_BYTES_HALF))) {
-        uint64_t count = atomic_exchange_explicit(&slot->elided, 0, memory_order_relaxed);
-        hg_spill(count >> HG_ELIDED_PAIR_SHIFT, count & HG_ELIDED_BYTES_MASK);
-    }
+    atomic_store_explicit(&slot->pairs, atomic_load_explicit(&slot->pairs, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&slot->bytes, atomic_load_explicit(&slot->bytes, memory_order_relaxed) + size,
+                          memory_order_relaxed);
 }
 
 /* The slot is taken while the pair is counted, not emptied at once: an exit that took every
@@ -217,22 +195,6 @@ bool hg_holdback_holds(uintptr_t ptr) {
     return atomic_load_explicit(&hg_slot_of(ptr)->state, memory_order_acquire) == ptr;
 }
 
-bool hg_holdback_uncount(uintptr_t ptr, uint64_t size) {
-    hg_holdback_slot_t *slot = hg_slot_of(ptr);
-    uint64_t pair = ((uint64_t)1 << HG_ELIDED_PAIR_SHIFT) + size;
-    uint64_t elided = atomic_load_explicit(&slot->elided, memory_order_relaxed);
-    if (size < HG_ELIDED_BIG_BLOCK && elided >> HG_ELIDED_PAIR_SHIFT != 0 && (elided & HG_ELIDED_BYTES_MASK) >= size) {
-        atomic_store_explicit(&slot->elided, elided - pair, memory_order_relaxed);
-        return true;
-    }
-    if (atomic_load(&hg_elided_spilled.pairs) != 0 && atomic_load(&hg_elided_spilled.bytes) >= size) {
-        atomic_fetch_sub(&hg_elided_spilled.pairs, 1);
-        atomic_fetch_sub(&hg_elided_spilled.bytes, size);
-        return true;
-    }
-    return false;
-}
-
 void hg_holdback_release(uintptr_t ptr) {
     hg_holdback_slot_t *slot = hg_take_held(ptr);
     if (slot == NULL) return;
@@ -243,23 +205,25 @@ void hg_holdback_release(uintptr_t ptr) {
     hg_guard_depth--;
 }
 
+/* The consumer's count of the pairs cancelled in the slot since it last counted. A pair's two
+ * words may be read between their stores: its bytes are then counted at the next count. */
 static void hg_count_elided(hg_holdback_slot_t *slot, uint64_t *pairs, uint64_t *bytes) {
-    if (atomic_load_explicit(&slot->elided, memory_order_relaxed) == 0) return;
-    uint64_t elided = atomic_exchange_explicit(&slot->elided, 0, memory_order_relaxed);
-    *pairs += elided >> HG_ELIDED_PAIR_SHIFT;
-    *bytes += elided & HG_ELIDED_BYTES_MASK;
+    uint64_t pairs_now = atomic_load_explicit(&slot->pairs, memory_order_relaxed);
+    uint64_t bytes_now = atomic_load_explicit(&slot->bytes, memory_order_relaxed);
+    *pairs += pairs_now - slot->pairs_counted;
+    *bytes += bytes_now - slot->bytes_counted;
+    slot->pairs_counted = pairs_now;
+    slot->bytes_counted = bytes_now;
 }
 
-static void hg_count_spilled(uint64_t *pairs, uint64_t *bytes) {
-    if (atomic_load_explicit(&hg_elided_spilled.pairs, memory_order_relaxed) == 0) return;
-    *pairs += atomic_exchange_explicit(&hg_elided_spilled.pairs, 0, memory_order_relaxed);
-    *bytes += atomic_exchange_explicit(&hg_elided_spilled.bytes, 0, memory_order_relaxed);
+void hg_holdback_count_all(uint64_t *pairs, uint64_t *bytes) {
+    if (!atomic_load_explicit(&hg_holdback_used, memory_order_acquire)) return;
+    for (uint32_t i = 0; i < HG_HOLDBACK_SLOTS; i++) hg_count_elided(&hg_holdback[i], pairs, bytes);
 }
 
 void hg_holdback_tend(hg_holdback_apply_t apply, uint64_t *pairs, uint64_t *bytes) {
     if (!atomic_load_explicit(&hg_holdback_used, memory_order_acquire)) return;
     bool past_last_visit = hg_visited && hg_ring_consumed_past(&hg_mark_at_last_visit);
-    hg_count_spilled(pairs, bytes);
     for (uint32_t i = 0; i < HG_HOLDBACK_SLOTS; i++) {
         hg_holdback_slot_t *slot = &hg_holdback[i];
         hg_count_elided(slot, pairs, bytes);
@@ -310,7 +274,6 @@ void hg_holdback_take_all(void (*consume)(void), uint64_t *pairs, uint64_t *byte
         hg_count_elided(slot, pairs, bytes);
         hg_held_at_exit[i] = state; /* the slot stays taken: no thread can cancel it now */
     }
-    hg_count_spilled(pairs, bytes);
 }
 
 void hg_holdback_apply_taken(hg_holdback_apply_t apply, uint64_t *pairs_late, uint64_t *bytes_late) {
@@ -322,5 +285,4 @@ void hg_holdback_apply_taken(hg_holdback_apply_t apply, uint64_t *pairs_late, ui
         hg_count_elided(slot, pairs_late, bytes_late);
         hg_let_go(slot, 0);
     }
-    hg_count_spilled(pairs_late, bytes_late);
 }

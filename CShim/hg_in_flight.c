@@ -49,13 +49,13 @@ void hg_in_flight_register(void) {
     }
 }
 
-size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max) {
+size_t hg_in_flight_of_others(hg_in_flight_t *out, size_t max) {
     size_t found = 0;
     int saved_errno = errno; /* a record unmapped fails with EFAULT: the program's errno stays */
     for (unsigned i = 0; i < HG_IN_FLIGHT_THREADS && found < max; i++) {
         hg_in_flight_t *entry = atomic_load_explicit(&hg_in_flight_registry[i], memory_order_relaxed);
         if (entry == NULL) break; /* entries are claimed in order and never given back */
-        if (entry == &hg_in_flight) continue; /* the forking thread goes on in the child */
+        if (entry == &hg_in_flight) continue; /* the caller's own: the forking or the exiting thread */
         hg_in_flight_t copy;
         if (!hg_read_own(&copy, (uintptr_t)entry, sizeof copy)) continue;
         if (copy.self != entry) continue; /* not a record */
@@ -67,4 +67,9 @@ size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max) {
     }
     errno = saved_errno;
     return found;
+}
+
+void hg_in_flight_forget_others(void) {
+    for (unsigned i = 0; i < HG_IN_FLIGHT_THREADS; i++) atomic_store_explicit(&hg_in_flight_registry[i], NULL, memory_order_relaxed);
+    if (hg_in_flight.self != NULL) atomic_store_explicit(&hg_in_flight_registry[0], &hg_in_flight, memory_order_relaxed);
 }

@@ -247,8 +247,12 @@ static inline void hg_in_flight_pushed(void) {
     atomic_signal_fence(memory_order_seq_cst);
     hg_in_flight.pushing.kind = 0;
 }
-/** In a fork child: the records of the parent's other threads that had something under way. */
-size_t hg_in_flight_cut_at_fork(hg_in_flight_t *out, size_t max);
+/** The records of the other threads that have something under way: in a fork child, the
+ *  parent's, which the fork cut short; at exit, those still running. */
+size_t hg_in_flight_of_others(hg_in_flight_t *out, size_t max);
+/** In a fork child, once their records are read: the parent's other threads are not here (the
+ *  exit would take their frees, still under way in the copy, for the child's). */
+void hg_in_flight_forget_others(void);
 
 /* ---- hg_stacks.c: capture and deduplication ---- */
 typedef uint32_t hg_stack_ref_t; /* offset of the stack in the arena, in 8-byte units; 0 = none */
@@ -262,9 +266,9 @@ bool hg_holdback_hold(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack);
 /** Producer side, before a free: true when the block was held back (the pair is counted, and
  *  no FREE is pushed). */
 bool hg_holdback_cancel(uintptr_t ptr);
-/** In a fork child, alone: takes back a pair of `size` bytes counted by a free that glibc had
- *  not made at the fork; false when no count holds it (the drain took it into its tally). */
-bool hg_holdback_uncount(uintptr_t ptr, uint64_t size);
+/** The consumer's count of every slot's pairs cancelled since it last counted (the drain's
+ *  visits count them too), added to *pairs and *bytes. */
+void hg_holdback_count_all(uint64_t *pairs, uint64_t *bytes);
 /** Whether the block is held back now. */
 bool hg_holdback_holds(uintptr_t ptr);
 /** Producer side, before a realloc's REALLOC_FREE: pushes the ALLOC of a block held back. */
