@@ -38,8 +38,9 @@ HG_ALWAYS_INLINE bool hg_recording(void) {
 }
 
 /* An allocation's event once several threads record: held back if it can be, and said first,
- * since a fork may cut this thread short in between (hg_in_flight.c). Out of line, so that a
- * single-threaded program's allocations pay one test for all of this. */
+ * since a fork may cut this thread short in between (hg_in_flight.c). Behind one test, so that
+ * a single-threaded program's allocations pay that test for all of this (inlined: out of line,
+ * with the free's, the 8-thread churn took 1.118 of the build before instead of 1.016). */
 HG_ALWAYS_INLINE void hg_record_among_threads(hg_event_kind_t kind, hg_stack_ref_t stack, void *ptr, size_t size,
                                                 void *old_ptr) {
     bool said = hg_in_flight_pushing(kind, stack, (uintptr_t)ptr, size, (uintptr_t)old_ptr);
