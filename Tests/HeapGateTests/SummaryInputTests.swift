@@ -215,16 +215,23 @@ struct SummaryInputTests {
         }
     }
 
+    /// Copies a fixture into `directory` and traces the copy into `directory`/traces, so that a
+    /// test may change the program afterwards.
+    static func traceACopy(of fixture: String, in directory: String) throws -> (binary: String, traces: String) {
+        let binary = directory + "/" + fixture
+        try FileManager.default.copyItem(atPath: Harness.fixture(fixture), toPath: binary)
+        let traces = directory + "/traces"
+        try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
+        #expect(try Harness.trace([binary], into: traces).status == 0)
+        return (binary, traces)
+    }
+
     /// A program deleted since its trace was recorded (a test binary in a build directory that
     /// `make clean` emptied): its frames were shown as ??? with no word of why. Now a warning
     /// says the file is gone, and frames an earlier report kept for its build id still name it.
     @Test func programDeletedSinceTheTraceIsSaidOrNamedFromKeptFrames() throws {
         try Harness.withTemporaryDirectory { directory in
-            let binary = directory + "/leak_basic"
-            try FileManager.default.copyItem(atPath: Harness.fixture("leak_basic"), toPath: binary)
-            let traces = directory + "/traces"
-            try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
-            #expect(try Harness.trace([binary], into: traces).status == 0)
+            let (binary, traces) = try Self.traceACopy(of: "leak_basic", in: directory)
             let summary = { (cache: String) throws -> (Harness.Outcome, [String]) in
                 let json = directory + "/report.json"
                 let outcome = try Harness.execute(Harness.heapgate, ["summary", "--json=\(json)", traces],
@@ -257,11 +264,7 @@ struct SummaryInputTests {
     /// stripped since the run is still the same program, and still named.
     @Test func programWithoutBuildIDRebuiltSinceTheTraceIsNotMisnamed() throws {
         try Harness.withTemporaryDirectory { directory in
-            let binary = directory + "/no_build_id"
-            try FileManager.default.copyItem(atPath: Harness.fixture("no_build_id"), toPath: binary)
-            let traces = directory + "/traces"
-            try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
-            #expect(try Harness.trace([binary], into: traces).status == 0)
+            let (binary, traces) = try Self.traceACopy(of: "no_build_id", in: directory)
             let summary = { () throws -> (Harness.Outcome, [String]) in
                 let json = directory + "/report.json"
                 let outcome = try Harness.execute(Harness.heapgate, ["summary", "--json=\(json)", traces],
