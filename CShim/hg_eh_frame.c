@@ -116,10 +116,11 @@ static bool hg_open_entry(const uint8_t *entry, hg_reader_t *r) {
     return true;
 }
 
-static bool hg_parse_cie(const uint8_t *cie, hg_cie_t *out) {
+/* A CIE's id is 0 in .eh_frame, 0xffffffff in .debug_frame. */
+static bool hg_parse_cie(const uint8_t *cie, hg_cie_t *out, uint32_t cie_id) {
     hg_reader_t r;
     if (!hg_open_entry(cie, &r)) return false;
-    if (hg_fixed(&r, 4) != 0) return false; /* CIE id */
+    if (hg_fixed(&r, 4) != cie_id) return false;
     uint8_t version = hg_u8(&r);
     if (version != 1 && version != 3 && version != 4) return false;
     const char *augmentation = (const char *)r.p;
@@ -308,22 +309,29 @@ static const uint8_t *hg_find_fde(uintptr_t pc) {
     return hdr + table[2 * low + 1];
 }
 
-/* The rule for the frame whose (return) address is ip: the row at ip - 1, inside the call. */
-uint64_t hg_rule_derive(uintptr_t ip) {
+/* The rule from an FDE: `pc` in the FDE's own addresses (run time for .eh_frame, whose
+ * pointers the CIE encodes, mostly pc-relative; link time for .debug_frame, absolute).
+ * HG_NOT_COVERED when the FDE does not cover pc. */
+#define HG_NOT_COVERED 0
+static uint64_t hg_rule_from_fde(const uint8_t *fde, const uint8_t *debug_frame, size_t debug_frame_size, uint64_t pc) {
     uint64_t fallback = hg_rule_make(HG_RULE_FALLBACK, 0, false, 0);
-    uintptr_t pc = ip - 1;
-    const uint8_t *fde = hg_find_fde(pc);
-    if (fde == NULL) return fallback;
     hg_reader_t r;
     if (!hg_open_entry(fde, &r)) return fallback;
     const uint8_t *cie_field = r.p;
-    uint32_t cie_delta = (uint32_t)hg_fixed(&r, 4);
-    if (!r.ok || cie_delta == 0) return fallback;
+    uint32_t cie_pointer = (uint32_t)hg_fixed(&r, 4);
+    if (!r.ok) return fallback;
     hg_cie_t cie;
-    if (!hg_parse_cie(cie_field - cie_delta, &cie)) return fallback;
+    if (debug_frame) { /* the CIE's offset in the section */
+        if (cie_pointer >= debug_frame_size || debug_frame_size - cie_pointer < 8 ||
+            !hg_parse_cie(debug_frame + cie_pointer, &cie, 0xffffffffu) || cie.fde_encoding != 0)
+            return fallback;
+    } else { /* the distance back to the CIE */
+        if (cie_pointer == 0 || !hg_parse_cie(cie_field - cie_pointer, &cie, 0)) return fallback;
+    }
     uint64_t start = hg_encoded(&r, cie.fde_encoding);
     uint64_t range = hg_encoded(&r, cie.fde_encoding & 0x0f);
-    if (!r.ok || pc < start || pc - start >= range) return fallback;
+    if (!r.ok) return fallback;
+    if (pc < start || pc - start >= range) return HG_NOT_COVERED;
     if (cie.has_z) {
         uint64_t skip = hg_uleb(&r);
         if (!r.ok || skip > (uint64_t)(r.end - r.p)) return fallback;
@@ -352,4 +360,20 @@ uint64_t hg_rule_derive(uintptr_t ip) {
     }
     return hg_rule_make(row.cfa_reg == HG_REG_RSP ? HG_RULE_CFA_RSP : HG_RULE_CFA_RBP, (int32_t)row.cfa_off, rbp_saved,
                         rbp_saved ? (int16_t)row.offset[HG_REG_RBP] : 0);
+}
+
+/* The rule for the frame whose (return) address is ip: the row at ip - 1, inside the call.
+ * From .eh_frame, or, where that does not cover it, from the object's .debug_frame. */
+uint64_t hg_rule_derive(uintptr_t ip) {
+    uintptr_t pc = ip - 1;
+    uint64_t fallback = hg_rule_make(HG_RULE_FALLBACK, 0, false, 0);
+    const uint8_t *fde = hg_find_fde(pc);
+    uint64_t rule = fde ? hg_rule_from_fde(fde, NULL, 0, pc) : HG_NOT_COVERED;
+    if (rule != HG_NOT_COVERED) return rule;
+    const uint8_t *section;
+    size_t size;
+    uintptr_t bias;
+    fde = hg_debug_frame_fde(pc, &section, &size, &bias);
+    rule = fde ? hg_rule_from_fde(fde, section, size, pc - bias) : HG_NOT_COVERED;
+    return rule != HG_NOT_COVERED ? rule : fallback;
 }

@@ -380,6 +380,10 @@ static inline int16_t hg_rule_rbp_off(uint64_t rule) { return (int16_t)(uint16_t
 /** The rule of the frame whose return address is ip (the row of ip - 1, inside the call):
  *  HG_RULE_FALLBACK for anything but a standard frame, or when the unwind info is missing. */
 uint64_t hg_rule_derive(uintptr_t ip);
+/** hg_debug_frame.c: the FDE in its object's .debug_frame section that may cover pc (the last
+ *  one starting at or before it), the section, and the object's load bias; NULL when the
+ *  object has no such section. */
+const uint8_t *hg_debug_frame_fde(uintptr_t pc, const uint8_t **section, size_t *size, uintptr_t *bias);
 
 /* ---- hg_seen.c: stacks a thread captured before, found again by their first frame ---- */
 /* A complete frame list as the unwinder keeps it: frame i's IP, SP and RBP check (the word at

@@ -118,6 +118,7 @@ fixture c fork_under_program_locks fork_under_program_locks.c -pthread -L"$out" 
 fixture c held_back held_back.c -pthread
 fixture c held_back_counts held_back_counts.c -pthread
 fixture c fork_mid_hold fork_mid_hold.c -pthread
+fixture c debug_frame_only debug_frame_only.c -O2 -fno-asynchronous-unwind-tables -fno-unwind-tables
 fixture c libdeep.so libdeep.c -fPIC -shared
 fixture c libdeep_relro.so libdeep.c -fPIC -shared -Wl,-z,now -Wl,-z,relro
 fixture c deepbind deepbind.c -ldl

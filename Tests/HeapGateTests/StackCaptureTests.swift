@@ -31,6 +31,21 @@ struct StackCaptureTests {
                                  caller: ("thread_main", "thread_churn.c", 43))
     }
 
+    /// Code built without unwind tables (`-fno-asynchronous-unwind-tables`) is described only in
+    /// its file's `.debug_frame`, which memcheck reads: its stack was cut at the first such frame
+    /// (`inner` alone: libunwind on x86-64 does not read it). The shim now reads it from the file.
+    @Test func debugFrameOnlyCodeHasItsWholeStack() throws {
+        let (outcome, report) = try Harness.run([Harness.fixture("debug_frame_only")])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let process = try #require(report.processes.first)
+        let record = try #require(process.records.first { $0.bytes == 41 }, "\(outcome.stderr)")
+        #expect(record.frames.first?.function == "malloc")
+        #expect(record.frames.dropFirst().prefix(4).map { "\($0.function ?? "???") \($0.file ?? "?"):\($0.line ?? 0)" } == [
+            "inner debug_frame_only.c:15", "middle debug_frame_only.c:22", "outer debug_frame_only.c:29",
+            "main debug_frame_only.c:35",
+        ], "\(outcome.stderr)")
+    }
+
     /// Runs a fixture under `heapgate run` with HEAPGATE_UNWIND=verify: it must exit 0 with no
     /// capture where the fast unwinder and unw_backtrace differ.
     private static func runVerifyingEveryCapture(_ fixture: String,

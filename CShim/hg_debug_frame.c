@@ -1,0 +1,176 @@
+/*
+ * Unwind information from .debug_frame, for code that has none in .eh_frame: C built with
+ * -fno-asynchronous-unwind-tables (smaller binaries, some projects' default) and -g. Only the
+ * non-allocated .debug_frame section describes such code, so it is not in memory: the
+ * object's file is mapped (read-only, once) and its FDEs indexed by start address. memcheck
+ * reads .debug_frame; libunwind as Debian builds it for x86-64 does not, so a stack through
+ * such code ended at its first frame (test StackCaptureTests.debugFrameOnlyCode).
+ *
+ * Called from hg_rule_derive (hg_eh_frame.c), once per return address that .eh_frame does not
+ * cover, with the recursion guard raised. A module is loaded by the first thread that needs
+ * it; another that needs it meanwhile waits (yielding, bounded: a fork child may inherit a
+ * load its parent's thread was making).
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hg_internal.h"
+
+#define HG_DEBUG_FRAME_MODULES 64
+
+typedef struct {
+    uint64_t start; /* link-time address */
+    uint64_t offset; /* of the FDE in the section */
+} hg_fde_index_t;
+
+typedef struct {
+    _Atomic uintptr_t key;  /* the module's first mapped address; 0: a free entry */
+    _Atomic int state;      /* HG_LOADING, then HG_READY */
+    const uint8_t *section; /* NULL when the module has no usable .debug_frame */
+    size_t size;
+    hg_fde_index_t *index;
+    size_t count;
+} hg_debug_frame_module_t;
+
+enum { HG_LOADING = 1, HG_READY = 2 };
+
+static hg_debug_frame_module_t hg_debug_frame_modules[HG_DEBUG_FRAME_MODULES];
+
+/* The section [*start, *start + *size) named `wanted` in the mapped ELF file, or false. */
+static bool hg_find_section(const uint8_t *file, size_t file_size, const char *wanted, const uint8_t **start,
+                            size_t *size) {
+    if (file_size < sizeof(Elf64_Ehdr) || memcmp(file, ELFMAG, SELFMAG) != 0 || file[EI_CLASS] != ELFCLASS64)
+        return false;
+    const Elf64_Ehdr *header = (const Elf64_Ehdr *)(const void *)file;
+    if (header->e_shentsize != sizeof(Elf64_Shdr) || header->e_shoff > file_size ||
+        (uint64_t)header->e_shnum * sizeof(Elf64_Shdr) > file_size - header->e_shoff || header->e_shstrndx >= header->e_shnum)
+        return false;
+    const Elf64_Shdr *sections = (const Elf64_Shdr *)(const void *)(file + header->e_shoff);
+    const Elf64_Shdr *names = &sections[header->e_shstrndx];
+    if (names->sh_offset > file_size || names->sh_size > file_size - names->sh_offset) return false;
+    size_t wanted_length = strlen(wanted);
+    for (unsigned i = 0; i < header->e_shnum; i++) {
+        const Elf64_Shdr *section = &sections[i];
+        if (section->sh_name >= names->sh_size || names->sh_size - section->sh_name <= wanted_length) continue;
+        if (memcmp(file + names->sh_offset + section->sh_name, wanted, wanted_length + 1) != 0) continue;
+        if (section->sh_type != SHT_PROGBITS || (section->sh_flags & SHF_COMPRESSED)) return false;
+        if (section->sh_offset > file_size || section->sh_size > file_size - section->sh_offset) return false;
+        *start = file + section->sh_offset;
+        *size = section->sh_size;
+        return true;
+    }
+    return false;
+}
+
+static int hg_by_start(const void *a, const void *b) {
+    uint64_t x = ((const hg_fde_index_t *)a)->start, y = ((const hg_fde_index_t *)b)->start;
+    return x < y ? -1 : x > y;
+}
+
+/* Indexes the FDEs of a .debug_frame section (32-bit lengths; an entry is a CIE when its id is
+ * 0xffffffff, else an FDE whose id is its CIE's offset, followed by its 8-byte start). */
+static void hg_index_fdes(hg_debug_frame_module_t *module) {
+    size_t count = 0;
+    for (size_t at = 0; module->size - at >= 12;) {
+        uint32_t length, id;
+        memcpy(&length, module->section + at, 4);
+        if (length == 0 || length >= 0xfffffff0u || length > module->size - at - 4) break;
+        memcpy(&id, module->section + at + 4, 4);
+        if (id != 0xffffffffu && length >= 20) count++;
+        at += 4 + (size_t)length;
+    }
+    if (count == 0) return;
+    void *table = mmap(NULL, count * sizeof(hg_fde_index_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (table == MAP_FAILED) return;
+    hg_fde_index_t *index = table;
+    size_t filled = 0;
+    for (size_t at = 0; module->size - at >= 12 && filled < count;) {
+        uint32_t length, id;
+        memcpy(&length, module->section + at, 4);
+        if (length == 0 || length >= 0xfffffff0u || length > module->size - at - 4) break;
+        memcpy(&id, module->section + at + 4, 4);
+        if (id != 0xffffffffu && length >= 20) {
+            index[filled].offset = at;
+            memcpy(&index[filled].start, module->section + at + 8, 8);
+            filled++;
+        }
+        at += 4 + (size_t)length;
+    }
+    qsort(index, filled, sizeof *index, hg_by_start);
+    module->index = index;
+    module->count = filled;
+}
+
+/* Maps the object's file and finds its .debug_frame; the module is READY either way. */
+static void hg_load(hg_debug_frame_module_t *module, const struct link_map *map) {
+    char exe[4096];
+    const char *path = map->l_name;
+    if (path == NULL || path[0] == '\0') { /* the program itself */
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0) return;
+        exe[n] = '\0';
+        path = exe;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat status;
+    void *file = MAP_FAILED;
+    if (fstat(fd, &status) == 0 && S_ISREG(status.st_mode) && status.st_size > 0)
+        file = mmap(NULL, (size_t)status.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (file == MAP_FAILED) return;
+    if (!hg_find_section(file, (size_t)status.st_size, ".debug_frame", &module->section, &module->size)) {
+        munmap(file, (size_t)status.st_size);
+        module->section = NULL;
+        return;
+    }
+    hg_index_fdes(module); /* the file stays mapped: the section lies in it */
+}
+
+static hg_debug_frame_module_t *hg_module_for(uintptr_t key, const struct link_map *map) {
+    for (unsigned i = 0; i < HG_DEBUG_FRAME_MODULES; i++) {
+        hg_debug_frame_module_t *module = &hg_debug_frame_modules[i];
+        uintptr_t seen = atomic_load_explicit(&module->key, memory_order_acquire);
+        if (seen == 0 && atomic_compare_exchange_strong(&module->key, &seen, key)) {
+            int saved_errno = errno;
+            hg_load(module, map);
+            errno = saved_errno;
+            atomic_store_explicit(&module->state, HG_READY, memory_order_release);
+            return module;
+        }
+        if (seen != key) continue;
+        for (unsigned turn = 0; atomic_load_explicit(&module->state, memory_order_acquire) != HG_READY; turn++) {
+            if (turn == 100000) return NULL; /* loaded by a thread a fork left behind */
+            sched_yield();
+        }
+        return module;
+    }
+    return NULL;
+}
+
+const uint8_t *hg_debug_frame_fde(uintptr_t pc, const uint8_t **section, size_t *size, uintptr_t *bias) {
+    struct dl_find_object object;
+    if (_dl_find_object((void *)pc, &object) != 0 || object.dlfo_link_map == NULL) return NULL;
+    hg_debug_frame_module_t *module = hg_module_for((uintptr_t)object.dlfo_map_start, object.dlfo_link_map);
+    if (module == NULL || module->index == NULL) return NULL;
+    uint64_t target = pc - object.dlfo_link_map->l_addr;
+    size_t low = 0, high = module->count;
+    if (module->index[0].start > target) return NULL;
+    while (high - low > 1) { /* the last FDE that starts at or before the target */
+        size_t mid = low + (high - low) / 2;
+        if (module->index[mid].start <= target) low = mid;
+        else high = mid;
+    }
+    *section = module->section;
+    *size = module->size;
+    *bias = object.dlfo_link_map->l_addr;
+    return module->section + module->index[low].offset;
+}
