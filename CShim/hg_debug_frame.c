@@ -34,6 +34,8 @@ typedef struct {
 typedef struct {
     _Atomic uintptr_t key;  /* the module's first mapped address; 0: a free entry */
     _Atomic int state;      /* HG_LOADING, then HG_READY */
+    uintptr_t end;          /* with the name's hash, tells a library loaded later at the same */
+    uint64_t name_hash;     /* address (a plugin closed and another opened) from this one */
     const uint8_t *section; /* NULL when the module has no usable .debug_frame */
     size_t size;
     hg_fde_index_t *index;
@@ -135,13 +137,23 @@ static void hg_load(hg_debug_frame_module_t *module, const struct link_map *map)
     hg_index_fdes(module); /* the file stays mapped: the section lies in it */
 }
 
-static hg_debug_frame_module_t *hg_module_for(uintptr_t key, const struct link_map *map) {
+static uint64_t hg_name_hash(const char *name) {
+    uint64_t hash = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; name && *name; name++) hash = (hash ^ (uint8_t)*name) * 0x100000001b3ull;
+    return hash;
+}
+
+static hg_debug_frame_module_t *hg_module_for(const struct dl_find_object *object) {
+    uintptr_t key = (uintptr_t)object->dlfo_map_start, end = (uintptr_t)object->dlfo_map_end;
+    uint64_t name_hash = hg_name_hash(object->dlfo_link_map->l_name);
     for (unsigned i = 0; i < HG_DEBUG_FRAME_MODULES; i++) {
         hg_debug_frame_module_t *module = &hg_debug_frame_modules[i];
         uintptr_t seen = atomic_load_explicit(&module->key, memory_order_acquire);
         if (seen == 0 && atomic_compare_exchange_strong(&module->key, &seen, key)) {
+            module->end = end;
+            module->name_hash = name_hash;
             int saved_errno = errno;
-            hg_load(module, map);
+            hg_load(module, object->dlfo_link_map);
             errno = saved_errno;
             atomic_store_explicit(&module->state, HG_READY, memory_order_release);
             return module;
@@ -151,7 +163,7 @@ static hg_debug_frame_module_t *hg_module_for(uintptr_t key, const struct link_m
             if (turn == 100000) return NULL; /* loaded by a thread a fork left behind */
             sched_yield();
         }
-        return module;
+        if (module->end == end && module->name_hash == name_hash) return module;
     }
     return NULL;
 }
@@ -159,7 +171,7 @@ static hg_debug_frame_module_t *hg_module_for(uintptr_t key, const struct link_m
 const uint8_t *hg_debug_frame_fde(uintptr_t pc, const uint8_t **section, size_t *size, uintptr_t *bias) {
     struct dl_find_object object;
     if (_dl_find_object((void *)pc, &object) != 0 || object.dlfo_link_map == NULL) return NULL;
-    hg_debug_frame_module_t *module = hg_module_for((uintptr_t)object.dlfo_map_start, object.dlfo_link_map);
+    hg_debug_frame_module_t *module = hg_module_for(&object);
     if (module == NULL || module->index == NULL) return NULL;
     uint64_t target = pc - object.dlfo_link_map->l_addr;
     size_t low = 0, high = module->count;
