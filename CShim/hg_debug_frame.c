@@ -6,6 +6,10 @@
  * reads .debug_frame; libunwind as Debian builds it for x86-64 does not, so a stack through
  * such code ended at its first frame (test StackCaptureTests.debugFrameOnlyCode).
  *
+ * A library's file is read by the path the loader opened; it must still be the object loaded
+ * (its build id, checked against the one in memory), else it is not read. The program's is
+ * opened through /proc/self/exe, the very file it was started from.
+ *
  * Called from hg_rule_derive (hg_eh_frame.c), once per return address that .eh_frame does not
  * cover, with the recursion guard raised. A module is loaded by the first thread that needs
  * it; another that needs it meanwhile waits (yielding, bounded: a fork child may inherit a
@@ -72,6 +76,38 @@ static bool hg_find_section(const uint8_t *file, size_t file_size, const char *w
     return false;
 }
 
+/* Whether the file is the object loaded: its build-id note, as the file has it, holds the same
+ * bytes in memory where the file's program headers place it. A file rebuilt or replaced since
+ * the program started (`make` while it runs) would describe other code. A file without a
+ * build id is taken as it is. */
+static bool hg_is_the_loaded_object(const uint8_t *file, size_t file_size, uintptr_t bias) {
+    const Elf64_Ehdr *header = (const Elf64_Ehdr *)(const void *)file;
+    if (header->e_phentsize != sizeof(Elf64_Phdr) || header->e_phoff > file_size ||
+        (uint64_t)header->e_phnum * sizeof(Elf64_Phdr) > file_size - header->e_phoff)
+        return false;
+    const Elf64_Phdr *segments = (const Elf64_Phdr *)(const void *)(file + header->e_phoff);
+    for (unsigned i = 0; i < header->e_phnum; i++) {
+        const Elf64_Phdr *segment = &segments[i];
+        if (segment->p_type != PT_NOTE || segment->p_offset > file_size || segment->p_filesz > file_size - segment->p_offset)
+            continue;
+        for (uint64_t at = 0; segment->p_filesz - at >= sizeof(Elf64_Nhdr);) {
+            const Elf64_Nhdr *note = (const Elf64_Nhdr *)(const void *)(file + segment->p_offset + at);
+            uint64_t desc = at + sizeof *note + ((note->n_namesz + 3) & ~3ull);
+            uint64_t next = desc + ((note->n_descsz + 3) & ~3ull);
+            if (next > segment->p_filesz) break;
+            if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
+                memcmp(file + segment->p_offset + at + sizeof *note, "GNU", 4) == 0) {
+                uint8_t loaded[64];
+                if (note->n_descsz > sizeof loaded) return true;
+                return hg_read_own(loaded, bias + segment->p_vaddr + desc, note->n_descsz) &&
+                       memcmp(loaded, file + segment->p_offset + desc, note->n_descsz) == 0;
+            }
+            at = next;
+        }
+    }
+    return true;
+}
+
 static int hg_by_start(const void *a, const void *b) {
     uint64_t x = ((const hg_fde_index_t *)a)->start, y = ((const hg_fde_index_t *)b)->start;
     return x < y ? -1 : x > y;
@@ -113,14 +149,9 @@ static void hg_index_fdes(hg_debug_frame_module_t *module) {
 
 /* Maps the object's file and finds its .debug_frame; the module is READY either way. */
 static void hg_load(hg_debug_frame_module_t *module, const struct link_map *map) {
-    char exe[4096];
-    const char *path = map->l_name;
-    if (path == NULL || path[0] == '\0') { /* the program itself */
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n <= 0) return;
-        exe[n] = '\0';
-        path = exe;
-    }
+    /* The program itself through /proc/self/exe, which opens the file it was started from
+     * even when its path now names another (rebuilt since) or none. */
+    const char *path = map->l_name != NULL && map->l_name[0] != '\0' ? map->l_name : "/proc/self/exe";
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     struct stat status;
@@ -129,7 +160,8 @@ static void hg_load(hg_debug_frame_module_t *module, const struct link_map *map)
         file = mmap(NULL, (size_t)status.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (file == MAP_FAILED) return;
-    if (!hg_find_section(file, (size_t)status.st_size, ".debug_frame", &module->section, &module->size)) {
+    if (!hg_find_section(file, (size_t)status.st_size, ".debug_frame", &module->section, &module->size) ||
+        !hg_is_the_loaded_object(file, (size_t)status.st_size, map->l_addr)) {
         munmap(file, (size_t)status.st_size);
         module->section = NULL;
         return;

@@ -41,9 +41,41 @@ struct StackCaptureTests {
         let record = try #require(process.records.first { $0.bytes == 41 }, "\(outcome.stderr)")
         #expect(record.frames.first?.function == "malloc")
         #expect(record.frames.dropFirst().prefix(4).map { "\($0.function ?? "???") \($0.file ?? "?"):\($0.line ?? 0)" } == [
-            "inner debug_frame_only.c:15", "middle debug_frame_only.c:22", "outer debug_frame_only.c:29",
-            "main debug_frame_only.c:35",
+            "inner debug_frame_only.c:19", "middle debug_frame_only.c:26", "outer debug_frame_only.c:33",
+            "main debug_frame_only.c:45",
         ], "\(outcome.stderr)")
+    }
+
+    /// The `.debug_frame` is read when the first stack needs it, from the file the program was
+    /// started from: its path may name another file by then (rebuilt while it runs; here the
+    /// same program with one byte of its build id changed). Read by its path (the link
+    /// `/proc/self/exe` names, " (deleted)" appended), that stack ended after `inner`.
+    @Test func debugFrameIsReadFromTheFileTheProgramStartedFrom() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let program = directory + "/debug_frame_only"
+            try FileManager.default.copyItem(atPath: Harness.fixture("debug_frame_only"), toPath: program)
+            let traces = directory + "/traces"
+            try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
+            let running = try BackgroundProcess(program, [directory + "/go"],
+                                                environment: ["LD_PRELOAD": Harness.shim, "HEAPGATE_OUT": traces])
+            try running.waitForLine("ready")
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: program))
+            let id = try SummaryInputTests.buildID(ofFileAt: program)
+            let idBytes = Data(stride(from: 0, to: id.count, by: 2).map {
+                UInt8(id[id.index(id.startIndex, offsetBy: $0)..<id.index(id.startIndex, offsetBy: $0 + 2)], radix: 16)!
+            })
+            let at = try #require(bytes.range(of: idBytes), "build id \(id) not found in the file")
+            bytes[at.upperBound - 1] ^= 0xff
+            try FileManager.default.removeItem(atPath: program)
+            try bytes.write(to: URL(fileURLWithPath: program))
+            #expect(try SummaryInputTests.buildID(ofFileAt: program) != id)
+            FileManager.default.createFile(atPath: directory + "/go", contents: nil)
+            #expect(running.terminate(with: 0) == 0)
+            let (summary, report) = try Harness.summary(Harness.traceFiles(in: traces), flags: ["--show-leak-kinds=all"])
+            #expect(summary.status == 0, "\(summary.stderr)")
+            let record = try #require(report?.processes.first?.records.first { $0.bytes == 41 }, "\(summary.stderr)")
+            #expect(record.frames.count >= 5, "\(record.frames.map(\.address)): \(summary.stderr)")
+        }
     }
 
     /// Runs a fixture under `heapgate run` with HEAPGATE_UNWIND=verify: it must exit 0 with no
