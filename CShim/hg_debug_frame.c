@@ -6,9 +6,14 @@
  * reads .debug_frame; libunwind as Debian builds it for x86-64 does not, so a stack through
  * such code ended at its first frame (test StackCaptureTests.debugFrameOnlyCode).
  *
- * A library's file is read by the path the loader opened; it must still be the object loaded
- * (its build id, checked against the one in memory), else it is not read. The program's is
- * opened through /proc/self/exe, the very file it was started from.
+ * A library's file is read by the path the loader opened (by the kernel's name for its mapping
+ * when that path is relative: the program may have changed directory since); it must still be
+ * the object loaded (its build id, checked against the one in memory), else it is not read.
+ * The program's is opened through /proc/self/exe, the very file it was started from.
+ *
+ * A module is known by its first address, its end and its name, and by its build id as memory
+ * holds it: a plugin rebuilt and loaded again at the addresses its earlier version left, by the
+ * same path, has all but the last in common with that version, whose FDEs would be wrong for it.
  *
  * Called from hg_rule_derive (hg_eh_frame.c), once per return address that .eh_frame does not
  * cover, with the recursion guard raised. A module is loaded by the first thread that needs
@@ -18,6 +23,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -35,11 +41,20 @@ typedef struct {
     uint64_t offset; /* of the FDE in the section */
 } hg_fde_index_t;
 
+/* The build id where the object's notes put it in memory (size 0: it has none, or a longer
+ * one than is kept here). */
+typedef struct {
+    uintptr_t at;
+    uint32_t size;
+    uint8_t bytes[32];
+} hg_loaded_build_id_t;
+
 typedef struct {
     _Atomic uintptr_t key;  /* the module's first mapped address; 0: a free entry */
     _Atomic int state;      /* HG_LOADING, then HG_READY */
     uintptr_t end;          /* with the name's hash, tells a library loaded later at the same */
-    uint64_t name_hash;     /* address (a plugin closed and another opened) from this one */
+    uint64_t name_hash;     /* address (a plugin closed and another opened) from this one, */
+    hg_loaded_build_id_t build_id; /* and this one a rebuilt plugin loaded by the same path */
     const uint8_t *section; /* NULL when the module has no usable .debug_frame */
     size_t size;
     hg_fde_index_t *index;
@@ -108,6 +123,46 @@ static bool hg_is_the_loaded_object(const uint8_t *file, size_t file_size, uintp
     return true;
 }
 
+/* The loaded object's build id, read from memory: its ELF header at its first mapped address
+ * (the first segment maps the file from offset 0), its program headers, its notes. Read with
+ * hg_read_own: an object not laid out so leaves the id empty instead of faulting. */
+static void hg_read_loaded_build_id(uintptr_t map_start, uintptr_t bias, hg_loaded_build_id_t *id) {
+    id->size = 0;
+    Elf64_Ehdr header;
+    if (!hg_read_own(&header, map_start, sizeof header) || memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 ||
+        header.e_phentsize != sizeof(Elf64_Phdr) || header.e_phnum > 64)
+        return;
+    Elf64_Phdr segments[64];
+    if (!hg_read_own(segments, map_start + header.e_phoff, header.e_phnum * sizeof(Elf64_Phdr))) return;
+    for (unsigned i = 0; i < header.e_phnum; i++) {
+        uint8_t notes[512];
+        if (segments[i].p_type != PT_NOTE || segments[i].p_memsz > sizeof notes ||
+            !hg_read_own(notes, bias + segments[i].p_vaddr, segments[i].p_memsz))
+            continue;
+        for (uint64_t at = 0; segments[i].p_memsz - at >= sizeof(Elf64_Nhdr);) {
+            const Elf64_Nhdr *note = (const Elf64_Nhdr *)(const void *)(notes + at);
+            uint64_t desc = at + sizeof *note + ((note->n_namesz + 3) & ~3ull);
+            uint64_t next = desc + ((note->n_descsz + 3) & ~3ull);
+            if (next > segments[i].p_memsz) break;
+            if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && memcmp(notes + at + sizeof *note, "GNU", 4) == 0) {
+                if (note->n_descsz > sizeof id->bytes) return;
+                id->at = bias + segments[i].p_vaddr + desc;
+                id->size = note->n_descsz;
+                memcpy(id->bytes, notes + desc, note->n_descsz);
+                return;
+            }
+            at = next;
+        }
+    }
+}
+
+/* Whether the object loaded now has the build id the module was loaded with (one without a
+ * build id is taken for the same). */
+static bool hg_same_build_id(const hg_loaded_build_id_t *id) {
+    uint8_t loaded[sizeof id->bytes];
+    return id->size == 0 || (hg_read_own(loaded, id->at, id->size) && memcmp(loaded, id->bytes, id->size) == 0);
+}
+
 static int hg_by_start(const void *a, const void *b) {
     uint64_t x = ((const hg_fde_index_t *)a)->start, y = ((const hg_fde_index_t *)b)->start;
     return x < y ? -1 : x > y;
@@ -147,11 +202,44 @@ static void hg_index_fdes(hg_debug_frame_module_t *module) {
     module->count = filled;
 }
 
+/* The kernel's name for the file mapped at `start` (/proc maps), into path; false when it has
+ * none, or the file was deleted. */
+static bool hg_mapped_file_name(uintptr_t start, char *path, size_t room) {
+    size_t length, capacity;
+    char *maps = hg_read_maps(&length, &capacity);
+    if (maps == NULL) return false;
+    static const char deleted[] = " (deleted)";
+    const size_t suffix = sizeof deleted - 1;
+    bool found = false;
+    for (const char *line = maps; line != NULL;) {
+        hg_maps_line_t entry;
+        line = hg_parse_maps_line(line, &entry);
+        if (entry.start != start) continue;
+        found = entry.path_length > 0 && entry.path[0] == '/' && entry.path_length < room &&
+                !(entry.path_length >= suffix && memcmp(entry.path + entry.path_length - suffix, deleted, suffix) == 0);
+        if (found) {
+            memcpy(path, entry.path, entry.path_length);
+            path[entry.path_length] = '\0';
+        }
+        break;
+    }
+    munmap(maps, capacity);
+    return found;
+}
+
 /* Maps the object's file and finds its .debug_frame; the module is READY either way. */
-static void hg_load(hg_debug_frame_module_t *module, const struct link_map *map) {
+static void hg_load(hg_debug_frame_module_t *module, const struct link_map *map, uintptr_t map_start) {
     /* The program itself through /proc/self/exe, which opens the file it was started from
-     * even when its path now names another (rebuilt since) or none. */
+     * even when its path now names another (rebuilt since) or none. A library loaded by a
+     * relative path (dlopen("./x.so"), LD_LIBRARY_PATH=.) keeps that path as its name, which
+     * names nothing once the program changes directory: the kernel's name for the mapping is
+     * absolute (memcheck reads the file when it is mapped). */
     const char *path = map->l_name != NULL && map->l_name[0] != '\0' ? map->l_name : "/proc/self/exe";
+    char absolute[PATH_MAX];
+    if (path[0] != '/') {
+        if (!hg_mapped_file_name(map_start, absolute, sizeof absolute)) return;
+        path = absolute;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     struct stat status;
@@ -185,7 +273,8 @@ static hg_debug_frame_module_t *hg_module_for(const struct dl_find_object *objec
             module->end = end;
             module->name_hash = name_hash;
             int saved_errno = errno;
-            hg_load(module, object->dlfo_link_map);
+            hg_read_loaded_build_id(key, object->dlfo_link_map->l_addr, &module->build_id);
+            hg_load(module, object->dlfo_link_map, key);
             errno = saved_errno;
             atomic_store_explicit(&module->state, HG_READY, memory_order_release);
             return module;
@@ -195,7 +284,7 @@ static hg_debug_frame_module_t *hg_module_for(const struct dl_find_object *objec
             if (turn == 100000) return NULL; /* loaded by a thread a fork left behind */
             sched_yield();
         }
-        if (module->end == end && module->name_hash == name_hash) return module;
+        if (module->end == end && module->name_hash == name_hash && hg_same_build_id(&module->build_id)) return module;
     }
     return NULL;
 }

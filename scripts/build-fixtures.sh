@@ -119,6 +119,11 @@ fixture c held_back held_back.c -pthread
 fixture c held_back_counts held_back_counts.c -pthread
 fixture c fork_mid_hold fork_mid_hold.c -pthread
 fixture c debug_frame_only debug_frame_only.c -O2 -fno-asynchronous-unwind-tables -fno-unwind-tables
+for version in 1 2; do
+    fixture c "libdebug_frame_plugin$version.so" libdebug_frame_plugin.c -fPIC -shared -DVERSION="$version" \
+        -O2 -fno-asynchronous-unwind-tables -fno-unwind-tables
+done
+fixture c debug_frame_plugins debug_frame_plugins.c -ldl
 fixture c libdeep.so libdeep.c -fPIC -shared
 fixture c libdeep_relro.so libdeep.c -fPIC -shared -Wl,-z,now -Wl,-z,relro
 fixture c deepbind deepbind.c -ldl

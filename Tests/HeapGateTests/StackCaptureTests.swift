@@ -78,6 +78,43 @@ struct StackCaptureTests {
         }
     }
 
+    /// A plugin rebuilt and loaded again by the same path, where its earlier version was (other
+    /// code, other frame sizes, the same first address, end and name): its `.debug_frame` was
+    /// taken to be the earlier version's, already read, and the stack ended after
+    /// `plugin_inner`. memcheck shows the whole stack.
+    @Test func aReloadedPluginsDebugFrameIsItsOwn() throws {
+        try Harness.withTemporaryDirectory { directory in
+            let (outcome, report) = try Harness.run([
+                Harness.fixture("debug_frame_plugins"), "reload", directory + "/plugin.so",
+                Harness.fixture("libdebug_frame_plugin1.so"), Harness.fixture("libdebug_frame_plugin2.so"),
+            ])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(outcome.stdoutText == "same address\n", "the test needs the second plugin where the first was")
+            let process = try #require(report.processes.first)
+            let record = try #require(process.records.first { $0.bytes == 42 }, "\(outcome.stderr)")
+            #expect(record.frames.count == 6, "\(record.frames.map(\.address)): \(outcome.stderr)")
+            #expect(record.frames.dropFirst(4).map { "\($0.function ?? "???") \($0.file ?? "?"):\($0.line ?? 0)" } == [
+                "load_and_leak debug_frame_plugins.c:50", "main debug_frame_plugins.c:64",
+            ], "\(outcome.stderr)")
+        }
+    }
+
+    /// A library loaded by a relative path keeps that path as its name; once the program had
+    /// changed directory the name found no file, and the stack ended after the first function
+    /// described only in `.debug_frame`. The kernel's name for the mapping is used instead.
+    @Test func debugFrameOfALibraryLoadedByARelativePathAfterChdir() throws {
+        let (outcome, report) = try Harness.run([
+            Harness.fixture("debug_frame_plugins"), "chdir", Harness.build + "/fixtures",
+        ])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let process = try #require(report.processes.first)
+        let record = try #require(process.records.first { $0.bytes == 31 }, "\(outcome.stderr)")
+        #expect(record.frames.dropFirst().prefix(4).map { "\($0.function ?? "???") \($0.file ?? "?"):\($0.line ?? 0)" } == [
+            "plugin_inner libdebug_frame_plugin.c:23", "plugin_middle libdebug_frame_plugin.c:31",
+            "plugin_leak libdebug_frame_plugin.c:39", "main debug_frame_plugins.c:75",
+        ], "\(outcome.stderr)")
+    }
+
     /// Runs a fixture under `heapgate run` with HEAPGATE_UNWIND=verify: it must exit 0 with no
     /// capture where the fast unwinder and unw_backtrace differ.
     private static func runVerifyingEveryCapture(_ fixture: String,
