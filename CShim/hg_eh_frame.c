@@ -321,8 +321,11 @@ static uint64_t hg_rule_from_fde(const uint8_t *fde, const uint8_t *debug_frame,
     uint32_t cie_pointer = (uint32_t)hg_fixed(&r, 4);
     if (!r.ok) return fallback;
     hg_cie_t cie;
-    if (debug_frame) { /* the CIE's offset in the section */
-        if (cie_pointer >= debug_frame_size || debug_frame_size - cie_pointer < 8 ||
+    if (debug_frame) { /* the CIE's offset in the section, its length within the section */
+        uint32_t cie_length = 0;
+        if (cie_pointer >= debug_frame_size || debug_frame_size - cie_pointer < 8) return fallback;
+        memcpy(&cie_length, debug_frame + cie_pointer, 4);
+        if (cie_length > debug_frame_size - cie_pointer - 4 ||
             !hg_parse_cie(debug_frame + cie_pointer, &cie, 0xffffffffu) || cie.fde_encoding != 0)
             return fallback;
     } else { /* the distance back to the CIE */
