@@ -17,8 +17,8 @@
  *
  * Called from hg_rule_derive (hg_eh_frame.c), once per return address that .eh_frame does not
  * cover, with the recursion guard raised. A module is loaded by the first thread that needs
- * it; another that needs it meanwhile waits (yielding, bounded: a fork child may inherit a
- * load its parent's thread was making).
+ * it; another that needs it meanwhile waits (yielding, bounded). A fork child forgets a load
+ * its parent's thread was making (hg_debug_frame_fork_child), and makes it again.
  */
 #include <elf.h>
 #include <errno.h>
@@ -306,4 +306,14 @@ const uint8_t *hg_debug_frame_fde(uintptr_t pc, const uint8_t **section, size_t 
     *size = module->size;
     *bias = object.dlfo_link_map->l_addr;
     return module->section + module->index[low].offset;
+}
+
+void hg_debug_frame_fork_child(void) {
+    for (unsigned i = 0; i < HG_DEBUG_FRAME_MODULES; i++) {
+        hg_debug_frame_module_t *module = &hg_debug_frame_modules[i];
+        if (atomic_load(&module->key) != 0 && atomic_load(&module->state) != HG_READY) {
+            atomic_store(&module->state, 0); /* a load the parent's thread was making: loaded again */
+            atomic_store(&module->key, 0);
+        }
+    }
 }

@@ -384,6 +384,8 @@ uint64_t hg_rule_derive(uintptr_t ip);
  *  one starting at or before it), the section, and the object's load bias; NULL when the
  *  object has no such section. */
 const uint8_t *hg_debug_frame_fde(uintptr_t pc, const uint8_t **section, size_t *size, uintptr_t *bias);
+/** In a fork child: a module's load that a parent's thread was making is forgotten. */
+void hg_debug_frame_fork_child(void);
 
 /* ---- hg_seen.c: stacks a thread captured before, found again by their first frame ---- */
 /* A complete frame list as the unwinder keeps it: frame i's IP, SP and RBP check (the word at

@@ -41,6 +41,7 @@ void hg_fork_parent(void) {
 
 void hg_fork_child(void) {
     hg_descriptors_fork_child();
+    hg_debug_frame_fork_child();
     hg_modules_fork_child();
     hg_drain_fork_child();
     hg_guard_depth--;
