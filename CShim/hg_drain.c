@@ -267,12 +267,43 @@ static void hg_tally_elided(uint64_t pairs, uint64_t bytes) {
 }
 
 /* What the fork cut short on the parent's other threads (hg_in_flight.c): frees glibc had not
- * made, whose blocks the fork child still has, and allocations on their way to the ring. */
-#define HG_CUT_MAX 64
+ * made, whose blocks the fork child still has, and allocations on their way to the ring. As
+ * many as the registry has records: with 64, as before, a child forked while 150 threads
+ * allocated and freed lost the blocks of all but 64 of them (about 80 of ~145 it held;
+ * fixture fork_among_many_threads). */
+#define HG_CUT_MAX HG_IN_FLIGHT_THREADS
 static hg_in_flight_t hg_cut[HG_CUT_MAX];
 static hg_event_t hg_cut_free_event[HG_CUT_MAX];
 static bool hg_cut_free_waiting[HG_CUT_MAX], hg_cut_push_seen[HG_CUT_MAX];
 static size_t hg_cut_count;
+
+/* The addresses the cuts are about, hashed into bits: the replay looks through the cuts only
+ * for an event about one of them, not for each of the ring's events (up to 131,072) times
+ * each cut. */
+#define HG_CUT_FILTER_BITS 16384
+static uint64_t hg_cut_filter[HG_CUT_FILTER_BITS / 64];
+
+static unsigned hg_cut_filter_bit(uint64_t ptr) {
+    return (unsigned)((ptr * 0x9e3779b97f4a7c15ull) >> 50) % HG_CUT_FILTER_BITS;
+}
+
+static void hg_cut_filter_add(uint64_t ptr) {
+    unsigned bit = hg_cut_filter_bit(ptr);
+    hg_cut_filter[bit / 64] |= 1ull << (bit % 64);
+}
+
+static bool hg_cut_filter_may_hold(uint64_t ptr) {
+    unsigned bit = hg_cut_filter_bit(ptr);
+    return (hg_cut_filter[bit / 64] >> (bit % 64)) & 1;
+}
+
+static void hg_cut_filter_fill(void) {
+    memset(hg_cut_filter, 0, sizeof hg_cut_filter);
+    for (size_t i = 0; i < hg_cut_count; i++) {
+        if (hg_cut[i].pushing.kind != 0) hg_cut_filter_add(hg_cut[i].pushing.ptr);
+        if (hg_cut[i].how == HG_IN_FLIGHT_PUSHED) hg_cut_filter_add(hg_cut[i].freeing);
+    }
+}
 
 static bool hg_is_about_a_block(const hg_event_t *event) {
     return event->kind == HG_EV_ALLOC || event->kind == HG_EV_FREE || event->kind == HG_EV_REALLOC_FREE ||
@@ -283,7 +314,9 @@ static bool hg_is_about_a_block(const hg_event_t *event) {
  * whose free was cut waits, and is applied only if another event about its address follows
  * (then it was an earlier life's); one still waiting at the end is dropped. */
 static void hg_apply_in_child(const hg_event_t *event) {
-    for (size_t i = 0; hg_is_about_a_block(event) && i < hg_cut_count; i++) {
+    bool may_be_cut = hg_is_about_a_block(event) &&
+                      (hg_cut_filter_may_hold(event->ptr) || hg_cut_filter_may_hold(event->old_ptr));
+    for (size_t i = 0; may_be_cut && i < hg_cut_count; i++) {
         const hg_in_flight_t *cut = &hg_cut[i];
         /* Pushed if it is the last event about its block: an earlier life's may look the same. */
         if (cut->pushing.kind != 0 && (event->ptr == cut->pushing.ptr || event->old_ptr == cut->pushing.ptr))
@@ -889,9 +922,10 @@ static void hg_consume_claimed_before(uint64_t claimed) {
 
 /* Frees that other threads have said under way and whose FREE the exit has not applied
  * (hg_in_flight.c): their blocks are being freed, and would stay in the live set with nothing
- * pointing at them. A FREE that comes later stays in the ring. */
+ * pointing at them. A FREE that comes later stays in the ring. Static: the exiting thread's
+ * stack may be small, and there is one finisher. */
 static void hg_apply_frees_under_way(void) {
-    hg_in_flight_t others[HG_CUT_MAX];
+    static hg_in_flight_t others[HG_CUT_MAX];
     size_t count = hg_in_flight_of_others(others, HG_CUT_MAX);
     for (size_t i = 0; i < count; i++) {
         if (others[i].how == HG_IN_FLIGHT_NONE) continue;
@@ -1010,6 +1044,7 @@ void hg_drain_fork_child(void) {
     /* What the parent's other threads published before the fork is the child's history too. */
     hg_writing = false;
     hg_cut_count = hg_in_flight_of_others(hg_cut, HG_CUT_MAX);
+    hg_cut_filter_fill();
     hg_in_flight_forget_others();
     hg_ring_reset_in_child(hg_apply_in_child);
     hg_undo_cuts();

@@ -28,11 +28,10 @@
 
 __thread hg_in_flight_t hg_in_flight __attribute__((tls_model("initial-exec")));
 
-/* Threads live at once beyond this are not covered (their frees in flight stay cut). Threads
- * that end leave their entry: a new thread on the same cached stack has its record at the
- * same address, and the child reads the records with process_vm_readv (hg_read_own), so an entry whose
- * memory was unmapped cannot fault. */
-#define HG_IN_FLIGHT_THREADS 1024
+/* Threads live at once beyond HG_IN_FLIGHT_THREADS are not covered (their frees in flight stay
+ * cut). Threads that end leave their entry: a new thread on the same cached stack has its record
+ * at the same address, and the child reads the records with process_vm_readv (hg_read_own), so
+ * an entry whose memory was unmapped cannot fault. */
 static _Atomic(hg_in_flight_t *) hg_in_flight_registry[HG_IN_FLIGHT_THREADS];
 
 void hg_in_flight_register(void) {

@@ -218,6 +218,8 @@ typedef struct hg_in_flight {
     uint32_t how;              /* hg_in_flight_how_t of `freeing`, stored after it */
 } hg_in_flight_t;
 extern __thread hg_in_flight_t hg_in_flight __attribute__((tls_model("initial-exec")));
+/** The records the registry finds: one a thread, of threads alive at once. */
+#define HG_IN_FLIGHT_THREADS 1024
 void hg_in_flight_register(void);
 /* Only while several threads record (the shared ring's route): a fork cuts short only other
  * threads, and a single-threaded program pays nothing. */
