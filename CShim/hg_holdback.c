@@ -108,7 +108,10 @@ void hg_holdback_waited(void) {
 bool hg_holdback_producers_waiting(void) { return atomic_load(&hg_waiting_producers) != 0; }
 
 /* Waits while another thread has the slot taken; `consume` (the exit's) empties the ring
- * meanwhile, since that thread may be waiting for room to push. Returns the state after. */
+ * meanwhile, since that thread may be waiting for room to push. Returns the state after. The
+ * taker is asked after at once, then every 64 turns: a fork child's exit meets every slot its
+ * parent's threads had taken, and with 1,100 busy threads each yield cost so much that the
+ * child took minutes to end (a helper's probe, fork_among_many_threads 1100). */
 static uintptr_t hg_wait_while_taken(hg_holdback_slot_t *slot, uintptr_t state, void (*consume)(void)) {
     if (consume == NULL && !hg_producer_waited) {
         hg_producer_waited = true;
@@ -116,7 +119,7 @@ static uintptr_t hg_wait_while_taken(hg_holdback_slot_t *slot, uintptr_t state, 
     }
     for (unsigned turn = 1; state & 1; turn++) {
         pthread_t taker = (pthread_t)(state & ~(uintptr_t)1);
-        if (turn % 64 == 0 && !hg_thread_exists(taker)) {
+        if ((turn == 1 || turn % 64 == 0) && !hg_thread_exists(taker)) {
             atomic_compare_exchange_strong(&slot->state, &state, 0); /* the taker is gone */
         } else if (consume) {
             consume();
