@@ -270,7 +270,7 @@ static void hg_tally_elided(uint64_t pairs, uint64_t bytes) {
  * made, whose blocks the fork child still has, and allocations on their way to the ring. As
  * many as the registry has records: with 64, as before, a child forked while 150 threads
  * allocated and freed lost the blocks of all but 64 of them (about 80 of ~145 it held;
- * fixture fork_among_many_threads). */
+ * fixture fork_mid_hold with 150 workers). */
 #define HG_CUT_MAX HG_IN_FLIGHT_THREADS
 static hg_in_flight_t hg_cut[HG_CUT_MAX];
 static hg_event_t hg_cut_free_event[HG_CUT_MAX];

@@ -111,7 +111,7 @@ bool hg_holdback_producers_waiting(void) { return atomic_load(&hg_waiting_produc
  * meanwhile, since that thread may be waiting for room to push. Returns the state after. The
  * taker is asked after at once, then every 64 turns: a fork child's exit meets every slot its
  * parent's threads had taken, and with 1,100 busy threads each yield cost so much that the
- * child took minutes to end (a helper's probe, fork_among_many_threads 1100). */
+ * child took minutes to end (a helper's probe, fork_mid_hold with 1,100 workers). */
 static uintptr_t hg_wait_while_taken(hg_holdback_slot_t *slot, uintptr_t state, void (*consume)(void)) {
     if (consume == NULL && !hg_producer_waited) {
         hg_producer_waited = true;

@@ -118,7 +118,6 @@ fixture c fork_under_program_locks fork_under_program_locks.c -pthread -L"$out" 
 fixture c held_back held_back.c -pthread
 fixture c held_back_counts held_back_counts.c -pthread
 fixture c fork_mid_hold fork_mid_hold.c -pthread
-fixture c fork_among_many_threads fork_among_many_threads.c -pthread
 fixture c debug_frame_only debug_frame_only.c -O2 -fno-asynchronous-unwind-tables -fno-unwind-tables
 for version in 1 2; do
     fixture c "libdebug_frame_plugin$version.so" libdebug_frame_plugin.c -fPIC -shared -DVERSION="$version" \

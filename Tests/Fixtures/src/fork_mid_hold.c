@@ -1,19 +1,21 @@
 /*
- * fork_mid_hold.c - main forks children while a worker thread allocates, grows and frees one
- * block after another, so that some forks land while the worker is inside heapgate's handling of
- * a block held back from its ring (CShim/hg_holdback.c): holding it, or taking it out again for
- * its realloc.
+ * fork_mid_hold.c - main forks children while worker threads each allocate, grow and free one
+ * block after another, so that forks land while workers are inside heapgate's handling of a
+ * free or an allocation (CShim/hg_in_flight.c), or of a block held back from its ring
+ * (CShim/hg_holdback.c): a fork cuts every one of them short.
  *
- * Usage: fork_mid_hold [CHILDREN]   (default 200)
- *   The worker loops: begin_block() mallocs 48 bytes and publishes the pointer in `current`;
- *   it is grown by realloc to 4,000 bytes (published again); then `current` is cleared and the
- *   block freed. Main forks CHILDREN children one after another. Each child finds the worker's
- *   block of the moment in `current` (a global: still reachable), writes
- *   "child PID holds a block" if there is one and "child PID holds none" if not, and _exit()s 0.
- *   The worker is not in the child, so that block is in use at the child's exit: a child that
- *   holds one must report exactly one block allocated from worker(). (A child that holds none may
- *   have one too: forked between the worker's malloc and its store to `current`.)
- *   Prints "fork_mid_hold: N children" and exits 0.
+ * Usage: fork_mid_hold [CHILDREN [WORKERS]]   (defaults 200 and 1; WORKERS <= 2000)
+ *   Worker i loops: begin_block() mallocs 48 bytes and publishes the pointer in `current[i]`;
+ *   it is grown by realloc to 4,000 bytes (published again); then `current[i]` is cleared and
+ *   the block freed; with several workers, every 8th round a worker sleeps 0.2 ms (so that main
+ *   gets to fork). Main forks CHILDREN children one after another (0.5 ms apart, 2 ms with
+ *   several workers). Each child counts the blocks published in `current` (globals: still
+ *   reachable), writes "child PID holds N blocks" and _exit()s 0. The workers are not in the
+ *   child, so those blocks are in use at the child's exit: a child that holds N blocks must
+ *   report at least N blocks allocated from worker() (more if a fork found workers between
+ *   their malloc and their store, or between clearing `current[i]` and their free: those
+ *   blocks are definitely lost in the child, as memcheck says too).
+ *   Prints "fork_mid_hold: N children" and exits 0 (2 if a thread cannot be made).
  *   Output only via write(2).
  */
 #include <pthread.h>
@@ -24,22 +26,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void *_Atomic current;
+#define MAX_WORKERS 2000
+
+static void *_Atomic current[MAX_WORKERS];
 static atomic_bool stop;
+static bool several;
 
 static __attribute__((noinline)) void *begin_block(void) {
     return malloc(48);
 }
 
-static void *worker(void *unused) {
-    (void)unused;
-    while (!atomic_load(&stop)) {
+static void *worker(void *index) {
+    void *_Atomic *mine = &current[(long)index];
+    for (unsigned round = 1; !atomic_load(&stop); round++) {
         void *block = begin_block();
-        atomic_store(&current, block);
+        atomic_store(mine, block);
         void *grown = realloc(block, 4000);
-        atomic_store(&current, grown);
-        atomic_store(&current, NULL);
+        atomic_store(mine, grown);
+        atomic_store(mine, NULL);
         free(grown);
+        if (several && round % 8 == 0)
+            usleep(200);
     }
     return NULL;
 }
@@ -51,18 +58,28 @@ static void say(const char *line, int length) {
 
 int main(int argc, char **argv) {
     int children = argc > 1 ? atoi(argv[1]) : 200;
-    free(malloc(8)); /* main records too: from the worker's first event on, two threads have */
-    pthread_t thread;
-    if (pthread_create(&thread, NULL, worker, NULL) != 0)
+    int workers = argc > 2 ? atoi(argv[2]) : 1;
+    if (workers < 1 || workers > MAX_WORKERS)
         return 2;
+    several = workers > 1;
+    free(malloc(8)); /* main records too: from the first worker's first event on, two threads have */
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    static pthread_t threads[MAX_WORKERS];
+    for (long i = 0; i < workers; i++)
+        if (pthread_create(&threads[i], &attributes, worker, (void *)i) != 0)
+            return 2;
     char line[80];
     int started = 0;
     for (int i = 0; i < children; i++) {
-        usleep(500); /* the worker runs on meanwhile */
+        usleep(several ? 2000 : 500); /* the workers run on meanwhile */
         pid_t child = fork();
         if (child == 0) {
-            bool holds = atomic_load(&current) != NULL;
-            int length = snprintf(line, sizeof line, "child %d holds %s\n", (int)getpid(), holds ? "a block" : "none");
+            int holds = 0;
+            for (int w = 0; w < workers; w++)
+                holds += atomic_load(&current[w]) != NULL;
+            int length = snprintf(line, sizeof line, "child %d holds %d blocks\n", (int)getpid(), holds);
             say(line, length);
             _exit(0);
         }
@@ -74,7 +91,8 @@ int main(int argc, char **argv) {
             return 1;
     }
     atomic_store(&stop, true);
-    pthread_join(thread, NULL);
+    for (int i = 0; i < workers; i++)
+        pthread_join(threads[i], NULL);
     int length = snprintf(line, sizeof line, "fork_mid_hold: %d children\n", started);
     say(line, length);
     return 0;
