@@ -22,6 +22,7 @@
  * while several threads record: a single-threaded program pays nothing.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "hg_internal.h"
@@ -29,10 +30,38 @@
 __thread hg_in_flight_t hg_in_flight __attribute__((tls_model("initial-exec")));
 
 /* Threads live at once beyond HG_IN_FLIGHT_THREADS are not covered (their frees in flight stay
- * cut). Threads that end leave their entry: a new thread on the same cached stack has its record
- * at the same address, and the child reads the records with process_vm_readv (hg_read_own), so
- * an entry whose memory was unmapped cannot fault. */
+ * cut). A thread's entry is given back at its exit (a thread-specific key's destructor): kept,
+ * entries of ended threads filled the registry once 1,024 threads had ended whose TLS lay at
+ * addresses of their own (stacks of other sizes, or the program's own), and every thread started
+ * later had no record (ProcessTreeTests.childKeepsTheBlockOfAThreadStartedAfterManyEnded). Frees
+ * a thread makes after its destructor (later destructors, glibc's own at its end) are not covered.
+ * The child reads the records with process_vm_readv (hg_read_own), so an entry whose memory was
+ * unmapped meanwhile cannot fault. */
 static _Atomic(hg_in_flight_t *) hg_in_flight_registry[HG_IN_FLIGHT_THREADS];
+static pthread_key_t hg_in_flight_key;
+static bool hg_in_flight_key_ok;
+
+static void hg_in_flight_unregister(void *record) {
+    for (unsigned i = 0; i < HG_IN_FLIGHT_THREADS; i++) {
+        hg_in_flight_t *expected = record;
+        if (atomic_load_explicit(&hg_in_flight_registry[i], memory_order_relaxed) == expected &&
+            atomic_compare_exchange_strong(&hg_in_flight_registry[i], &expected, NULL))
+            return;
+    }
+}
+
+void hg_in_flight_init(void) { hg_in_flight_key_ok = pthread_key_create(&hg_in_flight_key, hg_in_flight_unregister) == 0; }
+
+/* The entry's destructor is set under the guard: for a key past glibc's first block of keys,
+ * pthread_setspecific allocates. */
+static void hg_in_flight_registered(hg_in_flight_t *mine) {
+    if (!hg_in_flight_key_ok) return;
+    hg_guard_depth++;
+    int saved_errno = errno;
+    (void)pthread_setspecific(hg_in_flight_key, mine);
+    errno = saved_errno;
+    hg_guard_depth--;
+}
 
 void hg_in_flight_register(void) {
     hg_in_flight_t *mine = &hg_in_flight;
@@ -42,7 +71,10 @@ void hg_in_flight_register(void) {
         if (entry == mine) return;
         if (entry == NULL) {
             hg_in_flight_t *empty = NULL;
-            if (atomic_compare_exchange_strong(&hg_in_flight_registry[i], &empty, mine)) return;
+            if (atomic_compare_exchange_strong(&hg_in_flight_registry[i], &empty, mine)) {
+                hg_in_flight_registered(mine);
+                return;
+            }
             if (empty == mine) return;
         }
     }
@@ -53,7 +85,7 @@ size_t hg_in_flight_of_others(hg_in_flight_t *out, size_t max) {
     int saved_errno = errno; /* a record unmapped fails with EFAULT: the program's errno stays */
     for (unsigned i = 0; i < HG_IN_FLIGHT_THREADS && found < max; i++) {
         hg_in_flight_t *entry = atomic_load_explicit(&hg_in_flight_registry[i], memory_order_relaxed);
-        if (entry == NULL) break; /* entries are claimed in order and never given back */
+        if (entry == NULL) continue; /* free, or given back by a thread that ended */
         if (entry == &hg_in_flight) continue; /* the caller's own: the forking or the exiting thread */
         hg_in_flight_t copy;
         if (!hg_read_own(&copy, (uintptr_t)entry, sizeof copy)) continue;

@@ -220,6 +220,8 @@ typedef struct hg_in_flight {
 extern __thread hg_in_flight_t hg_in_flight __attribute__((tls_model("initial-exec")));
 /** The records the registry finds: one a thread, of threads alive at once. */
 #define HG_IN_FLIGHT_THREADS 1024
+/** At start: the key whose destructor gives a thread's entry back at its exit. */
+void hg_in_flight_init(void);
 void hg_in_flight_register(void);
 /* Only while several threads record (the shared ring's route): a fork cuts short only other
  * threads, and a single-threaded program pays nothing. */

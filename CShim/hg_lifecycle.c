@@ -75,6 +75,7 @@ void hg_lifecycle_start(void) {
         atomic_store(&hg_state, HG_FINISHED); /* never asks again: the hooks only forward */
     } else {
         hg_stacks_init();
+        hg_in_flight_init();
         hg_modules_init();
         hg_finishes_after_destructors = on_exit(hg_finish_at_exit, NULL) == 0;
         (void)__cxa_at_quick_exit(hg_finish_at_quick_exit, NULL);

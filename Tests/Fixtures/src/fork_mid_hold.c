@@ -4,7 +4,11 @@
  * free or an allocation (CShim/hg_in_flight.c), or of a block held back from its ring
  * (CShim/hg_holdback.c): a fork cuts every one of them short.
  *
- * Usage: fork_mid_hold [CHILDREN [WORKERS]]   (defaults 200 and 1; WORKERS <= 2000)
+ * Usage: fork_mid_hold [CHILDREN [WORKERS [ENDED]]]   (defaults 200, 1 and 0; WORKERS <= 2000)
+ *   First, ENDED threads are made and joined one after another, each with a stack larger than
+ *   the one before (so that no thread reuses an ended one's stack, and with it the address of
+ *   its TLS), each freeing a block it mallocs; worker 0 then runs on a stack of the fixture's
+ *   own (a global array), so that its TLS lies where no ended thread's did.
  *   Worker i loops: begin_block() mallocs 48 bytes and publishes the pointer in `current[i]`;
  *   it is grown by realloc to 4,000 bytes (published again); then `current[i]` is cleared and
  *   the block freed; with several workers, every 8th round a worker sleeps 0.2 ms (so that main
@@ -51,6 +55,15 @@ static void *worker(void *index) {
     return NULL;
 }
 
+static void *short_lived(void *unused) {
+    (void)unused;
+    void *volatile block = malloc(8); /* volatile: the compiler may drop free(malloc(8)) */
+    free(block);
+    return NULL;
+}
+
+static char worker_stack[1 << 20] __attribute__((aligned(4096)));
+
 static void say(const char *line, int length) {
     if (write(1, line, (size_t)length) < 0)
         _exit(3);
@@ -59,16 +72,28 @@ static void say(const char *line, int length) {
 int main(int argc, char **argv) {
     int children = argc > 1 ? atoi(argv[1]) : 200;
     int workers = argc > 2 ? atoi(argv[2]) : 1;
+    int ended = argc > 3 ? atoi(argv[3]) : 0;
     if (workers < 1 || workers > MAX_WORKERS)
         return 2;
     several = workers > 1;
-    free(malloc(8)); /* main records too: from the first worker's first event on, two threads have */
-    pthread_attr_t attributes;
+    for (int i = 0; i < ended; i++) {
+        pthread_attr_t growing;
+        pthread_t short_thread;
+        pthread_attr_init(&growing);
+        pthread_attr_setstacksize(&growing, 65536 + (size_t)i * 4096);
+        if (pthread_create(&short_thread, &growing, short_lived, NULL) != 0)
+            return 2;
+        pthread_join(short_thread, NULL);
+        pthread_attr_destroy(&growing);
+    }
+    pthread_attr_t attributes, own_stack;
     pthread_attr_init(&attributes);
     pthread_attr_setstacksize(&attributes, 64 * 1024);
+    pthread_attr_init(&own_stack);
+    pthread_attr_setstack(&own_stack, worker_stack, sizeof worker_stack);
     static pthread_t threads[MAX_WORKERS];
     for (long i = 0; i < workers; i++)
-        if (pthread_create(&threads[i], &attributes, worker, (void *)i) != 0)
+        if (pthread_create(&threads[i], i == 0 && ended > 0 ? &own_stack : &attributes, worker, (void *)i) != 0)
             return 2;
     char line[80];
     int started = 0;
