@@ -190,13 +190,16 @@ HG_ALWAYS_INLINE void *hg_realloc_body(void *ptr, size_t size) {
     bool care = HG_UNLIKELY(hg_frees_need_care());
     if (care) hg_in_flight_free_begin((uintptr_t)ptr); /* as hg_free_among_threads */
     bool recording = hg_recording();
-    if (recording && care)
+    if (recording && care) {
+        hg_in_flight_realloc_begin((uintptr_t)ptr); /* for an exit meanwhile */
         hg_record_free_among_threads(HG_EV_REALLOC_FREE, ptr);
-    else if (recording)
+    } else if (recording) {
         hg_record_free(HG_EV_REALLOC_FREE, ptr);
+    }
     void *fresh = hg_real.realloc(ptr, size);
     if (care) hg_in_flight_free_end();
     if (recording && (fresh != NULL || size != 0)) hg_record(HG_EV_REALLOC, fresh, size, ptr);
+    if (recording && care) hg_in_flight_realloc_end();
     return fresh;
 }
 

@@ -90,7 +90,9 @@ size_t hg_in_flight_of_others(hg_in_flight_t *out, size_t max) {
         hg_in_flight_t copy;
         if (!hg_read_own(&copy, (uintptr_t)entry, sizeof copy)) continue;
         if (copy.self != entry) continue; /* not a record */
-        if (copy.how == HG_IN_FLIGHT_NONE && copy.pushing.kind == 0) continue; /* nothing under way */
+        if (copy.how == HG_IN_FLIGHT_NONE && copy.pushing.kind == 0 && copy.reallocating == 0)
+            continue; /* nothing under way */
+        if (copy.reallocating != 0) copy.reallocating = ~copy.reallocating;
         copy.pushing.ptr = ~copy.pushing.ptr; /* stored complemented (hg_internal.h) */
         copy.pushing.old_ptr = ~copy.pushing.old_ptr;
         copy.freeing = ~copy.freeing;

@@ -216,6 +216,8 @@ typedef struct hg_in_flight {
     uint64_t size;             /* CANCELLED: its held block's size and stack */
     uint32_t stack;
     uint32_t how;              /* hg_in_flight_how_t of `freeing`, stored after it */
+    uint64_t reallocating;     /* a realloc's old block from before its REALLOC_FREE is pushed until
+                                * its REALLOC is, complemented (0: none) */
 } hg_in_flight_t;
 extern __thread hg_in_flight_t hg_in_flight __attribute__((tls_model("initial-exec")));
 /** The records the registry finds: one a thread, of threads alive at once. */
@@ -234,6 +236,17 @@ static inline void hg_in_flight_free_begin(uint64_t ptr) {
     hg_in_flight.how = HG_IN_FLIGHT_PUSHED;
 }
 static inline void hg_in_flight_free_end(void) { hg_in_flight.how = HG_IN_FLIGHT_NONE; }
+/** A realloc between its two halves, for the exit (hg_apply_frees_under_way): from before its
+ *  REALLOC_FREE is pushed until its REALLOC is; after _free_begin, which registers the thread. */
+static inline void hg_in_flight_realloc_begin(uint64_t ptr) {
+    if (hg_in_flight.self == NULL) return;
+    hg_in_flight.reallocating = ~ptr;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+static inline void hg_in_flight_realloc_end(void) {
+    atomic_signal_fence(memory_order_seq_cst);
+    hg_in_flight.reallocating = 0;
+}
 /** Before an ALLOC or REALLOC is pushed or held back; true if recorded (then call _pushed). */
 static inline bool hg_in_flight_pushing(uint32_t kind, uint32_t stack, uint64_t ptr, uint64_t size, uint64_t old_ptr) {
     if (!hg_ring_routes_to_shared()) return false;

@@ -621,6 +621,25 @@ struct LeakClassificationTests {
         }
     }
 
+    /// A process that exits while its other threads reallocate has each thread's one block in
+    /// use (memcheck: one per thread, still reachable). heapgate had none of them in any run:
+    /// a thread held at the exit in its realloc (CShim/hg_exit_hold.c) had said its free under
+    /// way (hg_in_flight.c) before being held, and the exit took the block out as if freed; and
+    /// a realloc between its halves (its REALLOC_FREE applied, its REALLOC after the exit's last
+    /// look) lost its block, also when the drain's pending blocks had overwritten it (1 block
+    /// in 6 runs, once the holds were fixed; more under load).
+    @Test func exitWhileOtherThreadsReallocate() throws {
+        for run in 1...3 {
+            let (outcome, report) = try Harness.run([Harness.fixture("exit_while_reallocating"), "4"],
+                                                    flags: ["--show-leak-kinds=all"])
+            #expect(outcome.status == 0)
+            #expect(outcome.stdoutText == "exiting\n")
+            try #require(report.processes.count == 1)
+            let blocks = report.processes[0].records(allocatedIn: "reallocate").reduce(0) { $0 + $1.blocks }
+            #expect(blocks == 4, "run \(run): \(blocks) blocks from reallocate()")
+        }
+    }
+
     /// Zeroed memory reached only 48 bytes before its end looks like a Rust HashMap's control
     /// bytes to a check of their values alone (zero is FULL), and was taken for one: "still
     /// reachable", where memcheck says possibly lost (Tcl's buffers did this). The rule now
