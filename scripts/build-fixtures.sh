@@ -154,7 +154,6 @@ fixture c high_descriptors high_descriptors.c
 fixture c descriptor_race descriptor_race.c -pthread
 fixture c rotating_pointers rotating_pointers.c -pthread
 fixture c exit_while_allocating exit_while_allocating.c -pthread
-fixture c exit_while_reallocating exit_while_reallocating.c -pthread
 fixture c seccomp_launcher seccomp_launcher.c
 fixture c clone_dup2 clone_dup2.c -pthread
 fixture c clone_allocates clone_allocates.c

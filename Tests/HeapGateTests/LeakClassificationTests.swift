@@ -630,7 +630,7 @@ struct LeakClassificationTests {
     /// in 6 runs, once the holds were fixed; more under load).
     @Test func exitWhileOtherThreadsReallocate() throws {
         for run in 1...3 {
-            let (outcome, report) = try Harness.run([Harness.fixture("exit_while_reallocating"), "4"],
+            let (outcome, report) = try Harness.run([Harness.fixture("exit_while_allocating"), "4", "realloc"],
                                                     flags: ["--show-leak-kinds=all"])
             #expect(outcome.status == 0)
             #expect(outcome.stdoutText == "exiting\n")
