@@ -91,34 +91,24 @@ static bool hg_find_section(const uint8_t *file, size_t file_size, const char *w
     return false;
 }
 
-/* Whether the file is the object loaded: its build-id note, as the file has it, holds the same
- * bytes in memory where the file's program headers place it. A file rebuilt or replaced since
- * the program started (`make` while it runs) would describe other code. A file without a
- * build id is taken as it is. */
-static bool hg_is_the_loaded_object(const uint8_t *file, size_t file_size, uintptr_t bias) {
+/* Whether the file is the object loaded: its build id is the one memory holds. A file rebuilt
+ * or replaced since the program started (`make` while it runs) would describe other code. A
+ * file or an object without a build id is taken as it is. */
+static bool hg_is_the_loaded_object(const uint8_t *file, size_t file_size, const hg_loaded_build_id_t *loaded) {
     const Elf64_Ehdr *header = (const Elf64_Ehdr *)(const void *)file;
     if (header->e_phentsize != sizeof(Elf64_Phdr) || header->e_phoff > file_size ||
         (uint64_t)header->e_phnum * sizeof(Elf64_Phdr) > file_size - header->e_phoff)
         return false;
+    if (loaded->size == 0) return true;
     const Elf64_Phdr *segments = (const Elf64_Phdr *)(const void *)(file + header->e_phoff);
     for (unsigned i = 0; i < header->e_phnum; i++) {
         const Elf64_Phdr *segment = &segments[i];
-        if (segment->p_type != PT_NOTE || segment->p_offset > file_size || segment->p_filesz > file_size - segment->p_offset)
+        uint64_t desc;
+        uint32_t desc_size;
+        if (segment->p_type != PT_NOTE || segment->p_offset > file_size || segment->p_filesz > file_size - segment->p_offset ||
+            !hg_build_id_in_notes(file + segment->p_offset, segment->p_filesz, &desc, &desc_size))
             continue;
-        for (uint64_t at = 0; segment->p_filesz - at >= sizeof(Elf64_Nhdr);) {
-            const Elf64_Nhdr *note = (const Elf64_Nhdr *)(const void *)(file + segment->p_offset + at);
-            uint64_t desc = at + sizeof *note + ((note->n_namesz + 3) & ~3ull);
-            uint64_t next = desc + ((note->n_descsz + 3) & ~3ull);
-            if (next > segment->p_filesz) break;
-            if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
-                memcmp(file + segment->p_offset + at + sizeof *note, "GNU", 4) == 0) {
-                uint8_t loaded[64];
-                if (note->n_descsz > sizeof loaded) return true;
-                return hg_read_own(loaded, bias + segment->p_vaddr + desc, note->n_descsz) &&
-                       memcmp(loaded, file + segment->p_offset + desc, note->n_descsz) == 0;
-            }
-            at = next;
-        }
+        return desc_size == loaded->size && memcmp(file + segment->p_offset + desc, loaded->bytes, desc_size) == 0;
     }
     return true;
 }
@@ -136,23 +126,17 @@ static void hg_read_loaded_build_id(uintptr_t map_start, uintptr_t bias, hg_load
     if (!hg_read_own(segments, map_start + header.e_phoff, header.e_phnum * sizeof(Elf64_Phdr))) return;
     for (unsigned i = 0; i < header.e_phnum; i++) {
         uint8_t notes[512];
+        uint64_t desc;
+        uint32_t desc_size;
         if (segments[i].p_type != PT_NOTE || segments[i].p_memsz > sizeof notes ||
-            !hg_read_own(notes, bias + segments[i].p_vaddr, segments[i].p_memsz))
+            !hg_read_own(notes, bias + segments[i].p_vaddr, segments[i].p_memsz) ||
+            !hg_build_id_in_notes(notes, segments[i].p_memsz, &desc, &desc_size))
             continue;
-        for (uint64_t at = 0; segments[i].p_memsz - at >= sizeof(Elf64_Nhdr);) {
-            const Elf64_Nhdr *note = (const Elf64_Nhdr *)(const void *)(notes + at);
-            uint64_t desc = at + sizeof *note + ((note->n_namesz + 3) & ~3ull);
-            uint64_t next = desc + ((note->n_descsz + 3) & ~3ull);
-            if (next > segments[i].p_memsz) break;
-            if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && memcmp(notes + at + sizeof *note, "GNU", 4) == 0) {
-                if (note->n_descsz > sizeof id->bytes) return;
-                id->at = bias + segments[i].p_vaddr + desc;
-                id->size = note->n_descsz;
-                memcpy(id->bytes, notes + desc, note->n_descsz);
-                return;
-            }
-            at = next;
-        }
+        if (desc_size > sizeof id->bytes) return;
+        id->at = bias + segments[i].p_vaddr + desc;
+        id->size = desc_size;
+        memcpy(id->bytes, notes + desc, desc_size);
+        return;
     }
 }
 
@@ -249,7 +233,7 @@ static void hg_load(hg_debug_frame_module_t *module, const struct link_map *map,
     close(fd);
     if (file == MAP_FAILED) return;
     if (!hg_find_section(file, (size_t)status.st_size, ".debug_frame", &module->section, &module->size) ||
-        !hg_is_the_loaded_object(file, (size_t)status.st_size, map->l_addr)) {
+        !hg_is_the_loaded_object(file, (size_t)status.st_size, &module->build_id)) {
         munmap(file, (size_t)status.st_size);
         module->section = NULL;
         return;

@@ -132,7 +132,6 @@ static uintptr_t hg_wait_while_taken(hg_holdback_slot_t *slot, uintptr_t state, 
 }
 
 bool hg_holdback_hold(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack) {
-    if (!hg_ring_routes_to_shared()) return false;
     hg_holdback_slot_t *slot = hg_slot_of(ptr);
     uintptr_t state = atomic_load_explicit(&slot->state, memory_order_relaxed);
     if (state != 0 || !atomic_compare_exchange_strong_explicit(&slot->state, &state, hg_taken_by_me(),

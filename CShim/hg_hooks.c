@@ -92,7 +92,7 @@ HG_ALWAYS_INLINE void hg_record_free_among_threads(hg_event_kind_t kind, void *p
     } else {
         hg_holdback_release((uintptr_t)ptr);
     }
-    hg_ring_push(kind, 0, (uintptr_t)ptr, 0, 0);
+    hg_record_free(kind, ptr);
     hg_holdback_waited();
 }
 

@@ -278,7 +278,8 @@ typedef uint32_t hg_stack_ref_t; /* offset of the stack in the arena, in 8-byte 
 /* Set at the first hold, for good (a fork child inherits it with the table). */
 extern _Atomic bool hg_holdback_used;
 static inline bool hg_holdback_in_use(void) { return atomic_load_explicit(&hg_holdback_used, memory_order_relaxed); }
-/** Producer side, for an ALLOC: true when the block is held back instead of pushed. */
+/** Producer side, for an ALLOC once events go to the shared ring (the caller has asked):
+ *  true when the block is held back instead of pushed. */
 bool hg_holdback_hold(uintptr_t ptr, uint64_t size, hg_stack_ref_t stack);
 /** Producer side, before a free: true when the block was held back (the pair is counted, and
  *  no FREE is pushed). */
@@ -397,6 +398,9 @@ static inline int16_t hg_rule_rbp_off(uint64_t rule) { return (int16_t)(uint16_t
 /** The rule of the frame whose return address is ip (the row of ip - 1, inside the call):
  *  HG_RULE_FALLBACK for anything but a standard frame, or when the unwind info is missing. */
 uint64_t hg_rule_derive(uintptr_t ip);
+/** hg_modules.c: the GNU build-id note among `size` bytes of ELF notes: its descriptor's
+ *  offset and size; false when there is none (or the notes end early). */
+bool hg_build_id_in_notes(const uint8_t *notes, uint64_t size, uint64_t *desc, uint32_t *desc_size);
 /** hg_debug_frame.c: the FDE in its object's .debug_frame section that may cover pc (the last
  *  one starting at or before it), the section, and the object's load bias; NULL when the
  *  object has no such section. */

@@ -99,23 +99,33 @@ static const char *hg_intern_path(const char *path) {
     return copy;
 }
 
+bool hg_build_id_in_notes(const uint8_t *notes, uint64_t size, uint64_t *desc, uint32_t *desc_size) {
+    for (uint64_t at = 0; size - at >= sizeof(ElfW(Nhdr));) {
+        const ElfW(Nhdr) *note = (const ElfW(Nhdr) *)(const void *)(notes + at);
+        uint64_t start = at + sizeof *note + ((note->n_namesz + 3) & ~3ull);
+        uint64_t next = start + ((note->n_descsz + 3) & ~3ull);
+        if (next > size) return false;
+        if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && memcmp(notes + at + sizeof *note, "GNU", 4) == 0) {
+            *desc = start;
+            *desc_size = note->n_descsz;
+            return true;
+        }
+        at = next;
+    }
+    return false;
+}
+
 static void hg_read_build_id(hg_module_t *module, const struct dl_phdr_info *info) {
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
         if (phdr->p_type != PT_NOTE) continue;
-        const unsigned char *note = (const unsigned char *)(info->dlpi_addr + phdr->p_vaddr);
-        const unsigned char *end = note + phdr->p_memsz;
-        while (note + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *header = (const ElfW(Nhdr) *)note;
-            const unsigned char *name = note + sizeof *header;
-            const unsigned char *desc = name + ((header->n_namesz + 3) & ~3u);
-            if (header->n_type == NT_GNU_BUILD_ID && header->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
-                header->n_descsz <= sizeof module->build_id && desc + header->n_descsz <= end) {
-                memcpy(module->build_id, desc, header->n_descsz);
-                module->build_id_len = header->n_descsz;
-                return;
-            }
-            note = desc + ((header->n_descsz + 3) & ~3u);
+        const uint8_t *notes = (const uint8_t *)(info->dlpi_addr + phdr->p_vaddr);
+        uint64_t desc;
+        uint32_t desc_size;
+        if (hg_build_id_in_notes(notes, phdr->p_memsz, &desc, &desc_size) && desc_size <= sizeof module->build_id) {
+            memcpy(module->build_id, notes + desc, desc_size);
+            module->build_id_len = desc_size;
+            return;
         }
     }
 }
